@@ -1,0 +1,35 @@
+"""The shop's Job record, run by one actor that dispatches on the job's type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from shop.errors import PermanentError
+from shop.queues import Queue
+from shop.services import jobs as job_service
+from shop.services import reports  # noqa: F401  (registers the report job types)
+from shop.validate import text
+
+
+@dramatiq.actor(
+    actor_name="jobs.process_job",
+    queue_name=Queue.REPORTS.value,
+    throws=(PermanentError,),
+    max_retries=3,
+    on_retry_exhausted="jobs.job_retries_exhausted",
+    time_limit=30 * 60 * 1000,
+)
+def process_job(job_id: str) -> None:
+    message = CurrentMessage.get_current_message()
+    job_service.run_job(text(job_id, "job_id", max_len=64), message.message_id if message else None)
+
+
+@dramatiq.actor(actor_name="jobs.job_retries_exhausted", queue_name=Queue.REPORTS.value, max_retries=5)
+def job_retries_exhausted(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
+    """Retries ran out: the Job record says failed instead of staying 'running'."""
+    job_id = (message_data.get("args") or [None])[0]
+    if isinstance(job_id, str):
+        job_service.mark_failed(job_id, f"gave up after {retry_info.get('retries')} retries")

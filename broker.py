@@ -1,0 +1,122 @@
+"""The broker and the whole middleware stack, assembled in one place.
+
+``dramatiq actors`` imports the actor modules, which import this module first, so every actor
+binds to the broker built here. This is the one module with an import-time side effect: it
+reads the settings and sets Dramatiq's global broker, as Dramatiq's guide prescribes.
+"""
+
+from __future__ import annotations
+
+import atexit
+
+import dramatiq
+from dramatiq import Broker, Middleware
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+from sqlalchemy import select
+
+from middleware.db_sessions import DbSessions
+from middleware.job_status import JobStatus
+from middleware.log_context import LogContext
+from shop import db
+from shop.deferred_acks import LedgerAckedRabbitmqBroker
+from shop.ledger import LedgerWriter, connect_psycopg
+from shop.models import FINAL_STATES, LedgerEntry
+from shop.settings import Settings
+
+DEFAULT_TIME_LIMIT_MS = 10 * 60 * 1000
+
+
+def _already_finished(message_id: str) -> bool:
+    with db.get_engine().connect() as conn:
+        state = conn.scalar(select(LedgerEntry.state).where(LedgerEntry.message_id == message_id))
+    return state in FINAL_STATES
+
+
+def build_middleware(
+    settings: Settings, ledger: LedgerWriter | None, *, acks_deferred: bool = False
+) -> list[Middleware]:
+    """The stack, in order. ``before_*`` hooks run top to bottom, ``after_*`` bottom to top.
+
+    - LogContext first: its context is bound before anything logs and cleared last.
+    - DbSessions next: the process's engine exists before any hook touches the database.
+    - JobStatus above Retries: its ``after_process_message`` runs after Retries has decided
+      between retrying and failing, so the ledger records that decision.
+    """
+    stack: list[Middleware] = [
+        LogContext(settings),
+        DbSessions(settings),
+        AgeLimit(),
+        TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+    ]
+    if ledger is not None:
+        stack.append(
+            JobStatus(
+                ledger,
+                args_max_bytes=settings.ledger_args_max_bytes,
+                already_finished=_already_finished,
+                acks_deferred=acks_deferred,
+                prefetch_per_thread=settings.prefetch_per_thread,
+            )
+        )
+    stack += [
+        Retries(
+            max_retries=settings.default_max_retries,
+            min_backoff=settings.min_backoff_ms,
+            max_backoff=settings.max_backoff_ms,
+        ),
+        CurrentMessage(),
+    ]
+    return stack
+
+
+def build_broker(settings: Settings) -> Broker:
+    """RabbitMQ with publisher confirms, heartbeats and ledger-deferred acks, or a StubBroker."""
+    db.configure(settings)
+    ledger = None
+    if settings.ledger_enabled:
+        ledger = LedgerWriter(
+            connect_psycopg(settings.psycopg_dsn),
+            flush_ms=settings.ledger_flush_ms,
+            gather_ms=settings.ledger_gather_ms,
+            max_batch=settings.ledger_max_batch,
+        )
+    if settings.broker == "stub":
+        return StubBroker(middleware=build_middleware(settings, ledger))
+    return LedgerAckedRabbitmqBroker(
+        ledger=ledger,
+        url=settings.amqp_url_with_heartbeat,
+        confirm_delivery=True,
+        middleware=build_middleware(settings, ledger, acks_deferred=True),
+    )
+
+
+def ledger_writer(broker: Broker) -> LedgerWriter | None:
+    """The ledger writer of a broker's stack (producers flush it before they exit)."""
+    for middleware in broker.middleware:
+        if isinstance(middleware, JobStatus):
+            return middleware.writer
+    return None
+
+
+def flush_ledger(timeout: float = 30.0) -> bool:
+    """Write this process's buffered ledger rows now (producers call it, and it runs at exit)."""
+    writer = ledger_writer(dramatiq.get_broker())
+    return writer.flush(timeout) if writer is not None else True
+
+
+settings = Settings.from_env()
+broker = build_broker(settings)
+dramatiq.set_broker(broker)
+atexit.register(flush_ledger)

@@ -1,0 +1,26 @@
+"""DbSessions: the worker process's engine is made after fork and disposed at shutdown."""
+
+from __future__ import annotations
+
+from dramatiq import Broker, Middleware
+
+from shop import db
+from shop.settings import Settings
+
+
+class DbSessions(Middleware):
+    """One engine per worker process; actors open one session per message with ``session_scope``.
+
+    Parameters:
+      settings: the database URL and pool size come from here.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def after_process_boot(self, broker: Broker) -> None:
+        db.configure(self.settings)
+        db.get_engine()
+
+    def before_process_stop(self, broker: Broker) -> None:
+        db.dispose_engine()

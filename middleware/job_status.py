@@ -1,0 +1,165 @@
+"""JobStatus: records every message's life in the PostgreSQL job ledger.
+
+Non-final states (enqueued, running) are buffered and written within ``flush_ms``. A final
+state (succeeded, retrying, failed, skipped, dead) is committed before the message is acked
+or rejected, so a crash leaves either a redelivery or a recorded outcome, never a finished
+job shown as running. With ``LedgerAckedRabbitmqBroker`` the consumer defers the ack until
+the commit; with any other broker the worker thread waits for it in ``before_ack``.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+from dramatiq import Broker, Middleware
+from dramatiq.broker import MessageProxy
+from dramatiq.errors import ActorNotFound
+from dramatiq.middleware import SkipMessage
+
+from shop.deferred_acks import TICKET_ATTRIBUTE
+from shop.ledger import Change, LedgerWriter, now
+from shop.ledger_args import ledger_fields
+from shop.outbox import LEDGER_RECORDED_OPTION
+
+MAX_ERROR_CHARS = 2000
+MAX_TRACEBACK_CHARS = 16000
+
+
+def describe_error(exception: BaseException | None) -> str:
+    if exception is None:
+        return "rejected"
+    return f"{type(exception).__name__}: {exception}"[:MAX_ERROR_CHARS]
+
+
+class JobStatus(Middleware):
+    """Job-status tracking in PostgreSQL, keyed by Dramatiq's message_id.
+
+    Parameters:
+      writer: the process's ledger writer (batched, group-committed).
+      args_max_bytes: size cap of the arguments kept per job.
+      already_finished: tells whether a redelivered message already finished; such a
+        duplicate is skipped (and counted in the ledger) instead of run again.
+      acks_deferred: the broker's consumers defer acks until the ledger commits (else the
+        worker thread waits in ``before_ack``).
+      prefetch_per_thread: unacked messages per worker thread when acks are deferred
+        (``dramatiq_queue_prefetch`` in the environment still wins).
+    """
+
+    def __init__(
+        self,
+        writer: LedgerWriter,
+        *,
+        args_max_bytes: int = 2048,
+        already_finished: Callable[[str], bool] | None = None,
+        acks_deferred: bool = False,
+        prefetch_per_thread: int = 4,
+    ) -> None:
+        self.prefetch_per_thread = prefetch_per_thread
+        self.writer = writer
+        self.args_max_bytes = args_max_bytes
+        self.already_finished = already_finished
+        self.acks_deferred = acks_deferred
+
+    def before_worker_boot(self, broker: Broker, worker: dramatiq.Worker) -> None:
+        if self.acks_deferred and not os.getenv("dramatiq_queue_prefetch"):
+            # an ack now trails its job by one ledger commit: widen the unacked window so
+            # threads never idle waiting for it (Dramatiq's default is 2 per thread)
+            worker.queue_prefetch = max(worker.queue_prefetch, worker.worker_threads * self.prefetch_per_thread)
+
+    @staticmethod
+    def _change(message: Any, state: str, at: float, **extra: Any) -> Change:
+        return Change(
+            message_id=message.message_id,
+            actor=message.actor_name,
+            queue=message.queue_name.removesuffix(".DQ"),
+            state=state,
+            state_ts=at,
+            **extra,
+        )
+
+    def _described(self, broker: Broker, message: Any) -> dict[str, Any]:
+        """Redacted args and business ids, computed once per delivery."""
+        try:
+            actor = broker.get_actor(message.actor_name)
+        except ActorNotFound:
+            actor = None
+        return ledger_fields(actor, message, self.args_max_bytes)
+
+    def _final(self, message: MessageProxy, change: Change) -> None:
+        setattr(message, TICKET_ATTRIBUTE, self.writer.record(change, urgent=True))
+
+    def after_enqueue(self, broker: Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
+        options = message.options
+        if options.get(LEDGER_RECORDED_OPTION) or options.get("retries"):
+            return  # written in the business transaction, or a retry (recorded as retrying)
+        if delay is None and "eta" in options:
+            return  # a delayed message moving to its queue: not a new job
+        at = now()
+        eta = at + delay / 1000 if delay else None
+        described = self._described(broker, message)
+        self.writer.record(self._change(message, "enqueued", at, enqueued_at=at, eta=eta, **described))
+
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
+        if getattr(message, "redelivered", False) and self.already_finished is not None:
+            if self.already_finished(message.message_id):
+                raise SkipMessage("duplicate delivery of a finished job")
+        at = now()
+        described = self._described(broker, message)
+        self.writer.record(self._change(message, "running", at, started_at=at, attempts=1, **described))
+
+    def after_process_message(
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        at = now()
+        if exception is None:
+            self._final(message, self._change(message, "succeeded", at, finished_at=at))
+            return
+        self._final(
+            message,
+            self._change(
+                message,
+                "failed" if message.failed else "retrying",
+                at,
+                finished_at=at,
+                error=describe_error(exception),
+                traceback="".join(traceback.format_exception(exception))[-MAX_TRACEBACK_CHARS:],
+            ),
+        )
+
+    def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
+        self._final(message, self._change(message, "skipped", now(), duplicates=1))
+
+    def before_ack(self, broker: Broker, message: MessageProxy) -> None:
+        self._wait(message)
+
+    def before_nack(self, broker: Broker, message: MessageProxy) -> None:
+        if getattr(message, TICKET_ATTRIBUTE, None) is None:
+            # rejected without running (an unknown actor): record why before it leaves
+            at = now()
+            exception = getattr(message, "_exception", None)
+            self._final(
+                message,
+                self._change(
+                    message,
+                    "dead",
+                    at,
+                    finished_at=at,
+                    error=describe_error(exception),
+                    **self._described(broker, message),
+                ),
+            )
+        self._wait(message)
+
+    def _wait(self, message: MessageProxy) -> None:
+        ticket = getattr(message, TICKET_ATTRIBUTE, None)
+        if ticket is not None and not self.acks_deferred:
+            self.writer.wait_durable(ticket)

@@ -1,0 +1,52 @@
+"""LogContext: binds the job's identity to every log line written while it runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from dramatiq import Broker, Middleware
+from dramatiq.broker import MessageProxy
+from dramatiq.errors import ActorNotFound
+
+from shop import logs
+from shop.ledger_args import named_args
+from shop.settings import Settings
+
+BOUND_IDS = ("order_id", "user_id", "job_id", "payment_id", "product_id", "subscription_id")
+
+
+class LogContext(Middleware):
+    """Configures logging in each worker process and binds message_id, actor, attempt, ids.
+
+    Parameters:
+      settings: log format and level come from here.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def after_process_boot(self, broker: Broker) -> None:
+        logs.configure(self.settings.log_format, self.settings.log_level)
+
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
+        try:
+            actor = broker.get_actor(message.actor_name)
+        except ActorNotFound:
+            actor = None
+        named = named_args(actor, message)
+        context: dict[str, Any] = {
+            "message_id": message.message_id,
+            "actor": message.actor_name,
+            "attempt": message.options.get("retries", 0) + 1,
+        }
+        context.update({k: named[k] for k in BOUND_IDS if isinstance(named.get(k), int | str)})
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(**context)
+
+    def after_process_message(
+        self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
+        structlog.contextvars.clear_contextvars()
+
+    after_skip_message = after_process_message  # type: ignore[assignment]

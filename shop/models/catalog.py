@@ -1,0 +1,45 @@
+"""Products and their stock. Stock can never go negative: the database refuses it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Integer, String, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shop.models.base import Base, Timestamped
+
+
+class Product(Timestamped, Base):
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    price_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False, server_default="EUR")
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
+    low_stock_threshold: Mapped[int] = mapped_column(Integer, nullable=False, server_default="5")
+
+    __table_args__ = (CheckConstraint("price_cents >= 0", name="price_not_negative"),)
+
+
+class Inventory(Base):
+    """On-hand stock split into what is free (available) and what orders hold (reserved)."""
+
+    __tablename__ = "inventory"
+
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True
+    )
+    available: Mapped[int] = mapped_column(Integer, nullable=False)
+    reserved: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    low_stock_alerted: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (
+        CheckConstraint("available >= 0", name="available_not_negative"),
+        CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+    )

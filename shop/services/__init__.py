@@ -1,0 +1,1 @@
+"""Domain services: plain functions on a session, runnable without a broker."""
