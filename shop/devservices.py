@@ -1,0 +1,92 @@
+"""Local services for development, tests and the main job: start them if stopped, make vhosts.
+
+The start commands are the machine's own (Debian packages); on a machine where RabbitMQ or
+PostgreSQL run elsewhere, nothing is started and only reachability is checked.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+START_COMMANDS = {
+    "postgresql": lambda: [
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"]
+        for version in sorted(os.listdir("/etc/postgresql"))
+    ] if os.path.isdir("/etc/postgresql") else [],
+    "rabbitmq": lambda: [["rabbitmq-server", "-detached"]] if shutil.which("rabbitmq-server") else [],
+}
+PORTS = {"postgresql": ("127.0.0.1", 5432), "rabbitmq": ("127.0.0.1", 5672)}
+
+
+def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_reachable(host: str, port: int, deadline_s: float) -> bool:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if reachable(host, port):
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def ensure(service: str, deadline_s: float = 90.0) -> None:
+    """Start ``service`` with the machine's command if its port does not answer."""
+    host, port = PORTS[service]
+    if reachable(host, port):
+        return
+    commands = START_COMMANDS[service]()
+    if not commands:
+        raise SystemExit(f"{service} is not reachable on {host}:{port} and cannot be started here")
+    for command in commands:
+        print(f"starting {service}: {' '.join(command)}", file=sys.stderr)
+        subprocess.run(command, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    if not wait_reachable(host, port, deadline_s):
+        raise SystemExit(f"{service} did not come up on {host}:{port} within {deadline_s:.0f}s")
+    if service == "rabbitmq" and shutil.which("rabbitmqctl"):
+        # the port may answer before the broker accepts logins
+        subprocess.run(["rabbitmqctl", "await_startup"], check=False, capture_output=True, timeout=120)
+
+
+def rabbitmqctl(*args: str) -> None:
+    if not shutil.which("rabbitmqctl"):
+        raise RuntimeError("rabbitmqctl is not installed: cannot manage vhosts on this machine")
+    out = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {out.stderr.strip() or out.stdout.strip()}")
+
+
+def create_vhost(vhost: str, user: str = "guest") -> None:
+    rabbitmqctl("add_vhost", vhost) if vhost not in list_vhosts() else None
+    rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+
+
+def delete_vhost(vhost: str) -> None:
+    if vhost in list_vhosts():
+        rabbitmqctl("delete_vhost", vhost)
+
+
+def list_vhosts() -> list[str]:
+    out = subprocess.run(["rabbitmqctl", "-q", "list_vhosts", "name"], capture_output=True, text=True, timeout=60)
+    return [line.strip() for line in out.stdout.splitlines() if line.strip() and line.strip() != "name"]
+
+
+def main() -> None:
+    for service in ("postgresql", "rabbitmq"):
+        ensure(service)
+    print("services ready: postgresql 127.0.0.1:5432, rabbitmq 127.0.0.1:5672", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Direct AMQP access for tests: queue depths, raw publishing, purging (pika, the test vhost)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pika
+
+from shop.queues import Queue
+
+
+@contextmanager
+def channel() -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    conn = pika.BlockingConnection(pika.URLParameters(os.environ["SHOPJOBS_AMQP_URL"]))
+    try:
+        yield conn.channel()
+    finally:
+        conn.close()
+
+
+def depth(queue: str) -> int:
+    """Ready messages in ``queue`` (-1 when it does not exist)."""
+    with channel() as ch:
+        try:
+            return ch.queue_declare(queue, passive=True).method.message_count
+        except pika.exceptions.ChannelClosedByBroker:
+            return -1
+
+
+def publish_raw(queue: str, body: bytes) -> None:
+    with channel() as ch:
+        ch.confirm_delivery()
+        ch.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
+
+
+def declare(queue: str) -> None:
+    """Declare a queue the way Dramatiq does (with its dead-letter queue)."""
+    with channel() as ch:
+        ch.queue_declare(f"{queue}.XQ", durable=True, arguments={"x-message-ttl": 7 * 86400 * 1000})
+        ch.queue_declare(queue, durable=True, arguments={
+            "x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"{queue}.XQ"})
+
+
+def purge_all(extra: tuple[str, ...] = ("tests",)) -> None:
+    names = [q.value for q in Queue] + list(extra)
+    for name in names:
+        for suffix in ("", ".DQ", ".XQ"):
+            with channel() as ch:
+                try:
+                    ch.queue_purge(name + suffix)
+                except pika.exceptions.ChannelClosedByBroker:
+                    pass

@@ -1,0 +1,32 @@
+"""Actors that misbehave on purpose, on the real stack, for worker integration tests."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import dramatiq
+
+import broker  # noqa: F401  (the project's broker and middleware stack)
+
+QUEUE = "tests"
+
+
+@dramatiq.actor(actor_name="tests.always_fails", queue_name=QUEUE, max_retries=2, min_backoff=400, max_backoff=800)
+def always_fails(order_id: int) -> None:
+    raise RuntimeError(f"boom for order {order_id}")
+
+
+@dramatiq.actor(actor_name="tests.hang_first_time", queue_name=QUEUE, max_retries=0)
+def hang_first_time(marker_path: str) -> None:
+    """The first delivery hangs (until the test kills the worker); a redelivery finishes."""
+    if os.path.exists(marker_path):
+        return
+    with open(marker_path, "w") as fh:
+        fh.write(str(os.getpid()))
+    threading.Event().wait(120)
+
+
+@dramatiq.actor(actor_name="tests.noop", queue_name=QUEUE, max_retries=0)
+def noop(order_id: int) -> None:
+    """Does nothing: shows that a worker still consumes."""

@@ -1,0 +1,76 @@
+"""Fixtures: this run's vhost and database, clean state per test, real workers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from shop import db, dbadmin, devservices
+from shop.models import Base
+from tests.support import amqp
+from tests.support.workers import Worker
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+def _require(service: str) -> None:
+    host, port = devservices.PORTS[service]
+    if devservices.reachable(host, port):
+        return
+    message = f"{service} is not reachable on {host}:{port}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true: integration tests must run)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def infrastructure() -> Iterator[None]:
+    """Create this run's vhost and database (migrated to head); drop both at the end."""
+    _require("postgresql")
+    _require("rabbitmq")
+    from tests import conftest
+
+    url = os.environ["SHOPJOBS_DATABASE_URL"]
+    devservices.create_vhost(conftest.VHOST)
+    dbadmin.create_database(url, recreate=True)
+    dbadmin.migrate(url)
+    yield
+    db.dispose_engine()
+    import broker
+
+    broker.flush_ledger(5)
+    broker.broker.close()
+    dbadmin.drop_database(url)
+    devservices.delete_vhost(conftest.VHOST)
+
+
+@pytest.fixture()
+def clean(infrastructure: None) -> None:
+    """Empty tables and queues before a test, so tests do not see each other's work."""
+    tables = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
+    with db.get_engine().begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    amqp.purge_all()
+
+
+@pytest.fixture()
+def start_worker(clean: None) -> Iterator[Callable[..., Worker]]:
+    """Start real ``dramatiq`` workers; every one is stopped at the end of the test."""
+    started: list[Worker] = []
+
+    def start(*modules: str, **kwargs: Any) -> Worker:
+        worker = Worker(modules or ("actors",), **kwargs)
+        started.append(worker)
+        return worker.wait_ready()
+
+    yield start
+    for worker in started:
+        worker.stop()
