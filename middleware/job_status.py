@@ -109,7 +109,12 @@ class JobStatus(Middleware):
                 raise SkipMessage("duplicate delivery of a finished job")
         at = now()
         described = self._described(broker, message)
-        self.writer.record(self._change(message, "running", at, started_at=at, attempts=1, **described))
+        enqueued_at = message.message_timestamp / 1000 if message.message_timestamp else None
+        self.writer.record(
+            self._change(
+                message, "running", at, started_at=at, attempts=1, enqueued_at=enqueued_at, **described
+            )
+        )
 
     def after_process_message(
         self,

@@ -40,16 +40,18 @@ def infrastructure() -> Iterator[None]:
 
     url = os.environ["SHOPJOBS_DATABASE_URL"]
     devservices.create_vhost(conftest.VHOST)
-    dbadmin.create_database(url, recreate=True)
-    dbadmin.migrate(url)
-    yield
-    db.dispose_engine()
-    import broker
+    try:
+        dbadmin.create_database(url, recreate=True)
+        dbadmin.migrate(url)
+        yield
+    finally:
+        import broker
 
-    broker.flush_ledger(5)
-    broker.broker.close()
-    dbadmin.drop_database(url)
-    devservices.delete_vhost(conftest.VHOST)
+        broker.flush_ledger(5)
+        broker.broker.close()
+        db.dispose_engine()
+        dbadmin.drop_database(url)
+        devservices.delete_vhost(conftest.VHOST)
 
 
 @pytest.fixture()
