@@ -12,7 +12,7 @@ from sqlalchemy import text
 from shop import db, dbadmin, devservices
 from shop.models import Base
 from tests.support import amqp
-from tests.support.workers import Worker
+from shop.processes import Worker
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,4 +1,4 @@
-"""Real ``dramatiq`` worker processes for integration tests, started and stopped by PID."""
+"""Real ``dramatiq`` worker processes, started and stopped by PID (tests and the main job)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
-from tests.support.waiting import wait_until
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_pause = threading.Event()
 DRAMATIQ = os.path.join(os.path.dirname(sys.executable), "dramatiq")
 
 
@@ -24,8 +26,9 @@ class Worker:
         threads: int = 4,
         queues: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        log_path: str | None = None,
     ) -> None:
-        self.log_path = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False).name
+        self.log_path = log_path or tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False).name
         command = [DRAMATIQ, *modules, "--processes", str(processes), "--threads", str(threads),
                    "--worker-shutdown-timeout", "10000"]
         if queues:
@@ -46,12 +49,14 @@ class Worker:
             return fh.read()
 
     def wait_ready(self, timeout: float = 60) -> Worker:
-        def ready() -> bool:
+        """Return once every worker process logged that it is ready; raise if it died or hung."""
+        deadline = time.monotonic() + timeout
+        while self.log().count("is ready for action") < self.processes:
             if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
-            return self.log().count("is ready for action") >= self.processes
-
-        wait_until(ready, timeout, what="worker ready")
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()[-3000:]}")
+            _pause.wait(0.05)
         return self
 
     def alive(self) -> bool:

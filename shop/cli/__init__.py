@@ -1,0 +1,44 @@
+"""The operator's CLI: ``shopjobs <group> <command>``; tables for people, ``--json`` for scripts.
+
+Exit codes: 0 done, 1 not found, 2 bad arguments, 3 a service could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from shop.cli import jobs, settings_cmd
+
+EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shopjobs", description=__doc__.splitlines()[0])
+    groups = parser.add_subparsers(dest="group", required=True)
+    jobs.register(groups)
+    settings_cmd.register(groups)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from sqlalchemy.exc import OperationalError
+
+    from shop.errors import InvalidInput
+    from shop.settings import SettingsError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except (InvalidInput, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OperationalError as exc:
+        print(f"error: the database could not be reached: {exc.orig}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

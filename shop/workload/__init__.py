@@ -1,0 +1,1 @@
+"""The main job: a realistic shop workload through real workers, RabbitMQ and PostgreSQL."""

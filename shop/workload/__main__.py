@@ -1,0 +1,117 @@
+"""``python -m shop.workload``: the main job.
+
+Makes a fresh vhost and database, migrates, starts real ``dramatiq actors`` workers, seeds the
+shop, sends every scenario's jobs, shows progress, prints a summary from the ledger, stops what
+it started, and exits 1 if any job was lost (not finished by the deadline) or failed unexpectedly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import threading
+import time
+
+VHOST = os.environ.get("SHOPJOBS_MAIN_VHOST", "shopjobs_main")
+DATABASE_URL = os.environ.get(
+    "SHOPJOBS_MAIN_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/shopjobs_main"
+)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--deadline", type=float, default=300, help="seconds for every job to finish")
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+
+    from shop import dbadmin, devservices
+
+    print(f"== setting up: vhost {VHOST}, database {DATABASE_URL.rsplit('/', 1)[1]}", flush=True)
+    devservices.create_vhost(VHOST)
+    os.environ["SHOPJOBS_AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
+    os.environ["SHOPJOBS_DATABASE_URL"] = DATABASE_URL
+    os.environ.setdefault("SHOPJOBS_LOG_FORMAT", "json")
+    dbadmin.create_database(DATABASE_URL, recreate=True)
+    dbadmin.migrate(DATABASE_URL)
+    _purge_queues()
+
+    import broker
+    from shop.processes import Worker
+    from shop.workload import scenarios, summary
+    from shop.workload.seed import seed
+
+    rng = random.Random(args.seed)
+    os.makedirs(".run", exist_ok=True)
+    worker = Worker(("actors",), processes=args.processes, threads=args.threads, log_path=".run/workers.log")
+    started = time.monotonic()
+    try:
+        worker.wait_ready()
+        print(f"== workers ready: {args.processes} processes x {args.threads} threads (log: .run/workers.log)", flush=True)
+        seeded = seed(rng)
+        print(f"== seeded {len(seeded.user_ids)} customers, {len(seeded.product_ids)} products, "
+              f"{len(seeded.order_ids)} orders", flush=True)
+        sent = [scenario(rng, seeded) for scenario in scenarios.SCENARIOS]
+        broker.flush_ledger()
+        ids = [m for s in sent for m in s.message_ids]
+        for s in sent:
+            print(f"   sent {len(s.message_ids):5d}  {s.name}", flush=True)
+        snap = _wait(ids, args.deadline, started)
+    finally:
+        worker.stop()
+    print("== summary")
+    for line in summary.report(ids):
+        print(line)
+    expected = sum(s.expected_failures for s in sent)
+    failed = snap.states.get("failed", 0) + snap.states.get("dead", 0)
+    lost = snap.total - snap.finished
+    print(f"lost jobs: {lost}; failures: {failed} (expected from deliberate bad input: {expected})")
+    if lost or failed != expected:
+        print("MAIN JOB FAILED", file=sys.stderr)
+        return 1
+    print("MAIN JOB OK")
+    return 0
+
+
+def _wait(ids: list[str], deadline_s: float, started: float):  # type: ignore[no-untyped-def]
+    from shop.workload import summary
+
+    pause = threading.Event()
+    deadline = time.monotonic() + deadline_s
+    last_print = 0.0
+    while True:
+        snap = summary.snapshot(ids)
+        now = time.monotonic()
+        done = snap.finished == snap.total
+        if done or now - last_print >= 1.0 or now > deadline:
+            print(summary.progress_line(snap, now - started), flush=True)
+            last_print = now
+        if done or now > deadline:
+            return snap
+        pause.wait(0.2)
+
+
+def _purge_queues() -> None:
+    import pika
+
+    from shop.queues import Queue
+
+    conn = pika.BlockingConnection(pika.URLParameters(os.environ["SHOPJOBS_AMQP_URL"]))
+    try:
+        for q in Queue:
+            for name in (q.value, f"{q.value}.DQ", f"{q.value}.XQ"):
+                ch = conn.channel()
+                try:
+                    ch.queue_purge(name)
+                    ch.close()
+                except pika.exceptions.ChannelClosedByBroker:
+                    pass
+    finally:
+        conn.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

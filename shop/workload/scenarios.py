@@ -1,0 +1,66 @@
+"""What the main job sends. Each scenario enqueues its jobs and says which failures it expects.
+
+Later capabilities add a scenario here, so the main job always exercises everything the system
+can do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shop import outbox
+from shop.db import session_scope
+from shop.services.jobs import create_job
+from shop.workload.seed import Seeded
+
+
+@dataclass
+class Sent:
+    """Message ids a scenario sent, and how many of them are meant to fail (bad input)."""
+
+    name: str
+    message_ids: list[str] = field(default_factory=list)
+    expected_failures: int = 0
+
+
+def availability_updates(rng: random.Random, seeded: Seeded) -> Sent:
+    """Stock changed: every product's availability is recomputed, many of them several times."""
+    from actors.inventory import update_product_availability
+
+    sent = Sent("inventory: availability updates")
+    for _ in range(250):
+        sent.message_ids.append(update_product_availability.send(rng.choice(seeded.product_ids)).message_id)
+    # a client bug: an id that does not exist (a permanent error, not retried)
+    for missing in (999_999, 888_888):
+        sent.message_ids.append(update_product_availability.send(missing).message_id)
+        sent.expected_failures += 1
+    return sent
+
+
+def report_jobs(rng: random.Random, seeded: Seeded) -> Sent:
+    """Back-office staff request order reports (the shop's Job record), enqueued with the write."""
+    from actors.jobs import process_job
+
+    sent = Sent("jobs: order reports")
+    today = dt.date.today()
+    with session_scope() as s:
+        for days in range(1, 25):
+            params = {"from": (today - dt.timedelta(days=days)).isoformat(), "to": today.isoformat()}
+            job = create_job(s, "order_stats", params, requested_by=rng.choice(seeded.user_ids))
+            sent.message_ids.append(outbox.enqueue(s, process_job, job.id))
+        bad = create_job(s, "order_stats", {"from": "last tuesday", "to": today.isoformat()})
+        sent.message_ids.append(outbox.enqueue(s, process_job, bad.id))
+        sent.expected_failures += 1
+    return sent
+
+
+def housekeeping(rng: random.Random, seeded: Seeded) -> Sent:
+    from actors.maintenance import prune_job_ledger, relay_outbox
+
+    return Sent("maintenance", [relay_outbox.send().message_id, prune_job_ledger.send(30).message_id])
+
+
+SCENARIOS: list[Callable[[random.Random, Seeded], Sent]] = [availability_updates, report_jobs, housekeeping]
