@@ -23,12 +23,13 @@ from dramatiq.middleware import (
 )
 from sqlalchemy import select
 
+from middleware.compensation import Compensation
 from middleware.db_sessions import DbSessions
 from middleware.job_status import JobStatus
 from middleware.log_context import LogContext
 from shop import db
 from shop.deferred_acks import LedgerAckedRabbitmqBroker
-from shop.ledger import LedgerWriter, connect_psycopg
+from shop.ledger import Change, LedgerWriter, claim_delivery, connect_psycopg
 from shop.models import FINAL_STATES, LedgerEntry
 from shop.settings import Settings
 
@@ -41,6 +42,14 @@ def _already_finished(message_id: str) -> bool:
     return state in FINAL_STATES
 
 
+def _claim(change: Change, attempt: int, redelivered: bool) -> bool:
+    conn = db.get_engine().raw_connection()
+    try:
+        return claim_delivery(conn, change, attempt, redelivered)
+    finally:
+        conn.close()
+
+
 def build_middleware(
     settings: Settings, ledger: LedgerWriter | None, *, acks_deferred: bool = False
 ) -> list[Middleware]:
@@ -48,6 +57,7 @@ def build_middleware(
 
     - LogContext first: its context is bound before anything logs and cleared last.
     - DbSessions next: the process's engine exists before any hook touches the database.
+    - Compensation above Retries: it compensates only once Retries has marked a step failed.
     - JobStatus above Retries: its ``after_process_message`` runs after Retries has decided
       between retrying and failing, so the ledger records that decision.
     """
@@ -60,6 +70,7 @@ def build_middleware(
         Callbacks(),
         Pipelines(),
     ]
+    stack.append(Compensation())
     if ledger is not None:
         stack.append(
             JobStatus(
@@ -68,6 +79,7 @@ def build_middleware(
                 already_finished=_already_finished,
                 acks_deferred=acks_deferred,
                 prefetch_per_thread=settings.prefetch_per_thread,
+                claim=_claim,
             )
         )
     stack += [

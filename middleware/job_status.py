@@ -18,7 +18,7 @@ import dramatiq
 from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 from dramatiq.errors import ActorNotFound
-from dramatiq.middleware import SkipMessage
+from dramatiq.middleware import MiddlewareError, SkipMessage
 
 from shop.deferred_acks import TICKET_ATTRIBUTE
 from shop.ledger import Change, LedgerWriter, now
@@ -27,6 +27,10 @@ from shop.outbox import LEDGER_RECORDED_OPTION
 
 MAX_ERROR_CHARS = 2000
 MAX_TRACEBACK_CHARS = 16000
+
+
+class LedgerUnavailable(MiddlewareError):
+    """The ledger could not record a dedupe claim; the job is retried later, not run blind."""
 
 
 def describe_error(exception: BaseException | None) -> str:
@@ -47,7 +51,13 @@ class JobStatus(Middleware):
         worker thread waits in ``before_ack``).
       prefetch_per_thread: unacked messages per worker thread when acks are deferred
         (``dramatiq_queue_prefetch`` in the environment still wins).
+      claim: records 'running' synchronously and says whether this delivery may run; used for
+        actors with ``dedupe=True`` (money and stock), whose duplicate copies are skipped.
     """
+
+    @property
+    def actor_options(self) -> set[str]:
+        return {"dedupe"}
 
     def __init__(
         self,
@@ -57,7 +67,9 @@ class JobStatus(Middleware):
         already_finished: Callable[[str], bool] | None = None,
         acks_deferred: bool = False,
         prefetch_per_thread: int = 4,
+        claim: Callable[[Change, int, bool], bool] | None = None,
     ) -> None:
+        self.claim = claim
         self.prefetch_per_thread = prefetch_per_thread
         self.writer = writer
         self.args_max_bytes = args_max_bytes
@@ -104,17 +116,36 @@ class JobStatus(Middleware):
         self.writer.record(self._change(message, "enqueued", at, enqueued_at=at, eta=eta, **described))
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
-        if getattr(message, "redelivered", False) and self.already_finished is not None:
+        redelivered = bool(getattr(message, "redelivered", False))
+        at = now()
+        enqueued_at = message.message_timestamp / 1000 if message.message_timestamp else None
+        described = self._described(broker, message)
+        running = self._change(
+            message, "running", at, started_at=at, attempts=1, enqueued_at=enqueued_at, **described
+        )
+        if self.claim is not None and self._dedupe(broker, message):
+            attempt = message.options.get("retries", 0) + 1
+            try:
+                claimed = self.claim(running, attempt, redelivered)
+            except Exception as exc:
+                # unlike other hook errors this one must stop the job: it may be a duplicate
+                raise LedgerUnavailable(f"could not claim {message.message_id!r}: {exc}") from exc
+            if not claimed:
+                raise SkipMessage("duplicate delivery, or a cancelled job")
+            return
+        if redelivered and self.already_finished is not None:
             if self.already_finished(message.message_id):
                 raise SkipMessage("duplicate delivery of a finished job")
-        at = now()
-        described = self._described(broker, message)
-        enqueued_at = message.message_timestamp / 1000 if message.message_timestamp else None
-        self.writer.record(
-            self._change(
-                message, "running", at, started_at=at, attempts=1, enqueued_at=enqueued_at, **described
-            )
-        )
+        self.writer.record(running)
+
+    @staticmethod
+    def _dedupe(broker: Broker, message: MessageProxy) -> bool:
+        if "dedupe" in message.options:
+            return bool(message.options["dedupe"])
+        try:
+            return bool(broker.get_actor(message.actor_name).options.get("dedupe", False))
+        except ActorNotFound:
+            return False
 
     def after_process_message(
         self,

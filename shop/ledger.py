@@ -46,11 +46,11 @@ FROM json_to_recordset(%s::json) AS v(message_id text, actor text, queue text, s
     worker text, duplicates int)
 ON CONFLICT (message_id) DO UPDATE SET
   state = CASE WHEN EXCLUDED.state <> 'enqueued' AND j.state <> 'cancelled'
-               AND NOT (EXCLUDED.state = 'skipped' AND j.state IN ('succeeded', 'failed', 'dead'))
+               AND NOT (EXCLUDED.state = 'skipped' AND j.state <> 'enqueued')
                AND EXCLUDED.state_changed_at >= j.state_changed_at
           THEN EXCLUDED.state ELSE j.state END,
   state_changed_at = CASE WHEN EXCLUDED.state <> 'enqueued' AND j.state <> 'cancelled'
-               AND NOT (EXCLUDED.state = 'skipped' AND j.state IN ('succeeded', 'failed', 'dead'))
+               AND NOT (EXCLUDED.state = 'skipped' AND j.state <> 'enqueued')
                AND EXCLUDED.state_changed_at >= j.state_changed_at
           THEN EXCLUDED.state_changed_at ELSE j.state_changed_at END,
   args = COALESCE(j.args, EXCLUDED.args),
@@ -94,8 +94,7 @@ class Change:
 
     def absorb(self, newer: Change) -> None:
         """Fold a later change for the same message into this one, as the upsert would."""
-        final = self.state in ("succeeded", "failed", "dead")
-        if newer.state != "enqueued" and not (newer.state == "skipped" and final) and (
+        if newer.state != "enqueued" and not (newer.state == "skipped" and self.state != "enqueued") and (
             self.state == "enqueued" or newer.state_ts >= self.state_ts
         ):
             self.state, self.state_ts = newer.state, newer.state_ts
@@ -324,6 +323,43 @@ class LedgerWriter:
         with conn.cursor() as cur:
             cur.execute(_UPSERT, (json.dumps(rows, separators=(",", ":")),))
         conn.commit()
+
+
+_CLAIM = """
+INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, args, attempts,
+    enqueued_at, started_at, order_id, user_id, job_id, worker)
+VALUES (%(message_id)s, %(actor)s, %(queue)s, 'running', to_timestamp(%(state_ts)s), %(args)s::jsonb, 1,
+    to_timestamp(%(enqueued_at)s), to_timestamp(%(state_ts)s), %(order_id)s, %(user_id)s, %(job_id)s,
+    %(worker)s)
+ON CONFLICT (message_id) DO UPDATE SET
+  state = 'running', state_changed_at = EXCLUDED.state_changed_at, attempts = j.attempts + 1,
+  started_at = EXCLUDED.started_at, worker = EXCLUDED.worker, args = COALESCE(j.args, EXCLUDED.args),
+  enqueued_at = LEAST(j.enqueued_at, EXCLUDED.enqueued_at),
+  order_id = COALESCE(j.order_id, EXCLUDED.order_id), user_id = COALESCE(j.user_id, EXCLUDED.user_id),
+  job_id = COALESCE(j.job_id, EXCLUDED.job_id)
+WHERE j.state <> 'cancelled'
+  AND (j.attempts < %(attempt)s
+       OR (%(redelivered)s AND j.state NOT IN ('succeeded', 'failed', 'dead', 'skipped')))
+RETURNING 1
+"""
+
+
+def claim_delivery(conn: Any, change: Change, attempt: int, redelivered: bool) -> bool:
+    """Record 'running' synchronously, unless this delivery duplicates one already started.
+
+    A delivery may run when the ledger has seen fewer attempts than this one's number (a first
+    run, or a retry), or when the broker redelivered it after a crash before it finished. A
+    second copy of the same message (published twice) finds its attempt taken and is skipped,
+    as is a cancelled job.
+    """
+    params = {name: getattr(change, name) for name in _COLUMNS}
+    params.update(attempt=attempt, redelivered=redelivered)
+    params["worker"] = params["worker"] or WORKER_NAME.format(pid=os.getpid())
+    with conn.cursor() as cur:
+        cur.execute(_CLAIM, params)
+        claimed = cur.fetchone() is not None
+    conn.commit()
+    return claimed
 
 
 def _is_data_error(exc: BaseException) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import re
 from typing import Any
 
@@ -38,6 +39,8 @@ def redact(value: Any, depth: int = 0) -> Any:
         }
     if isinstance(value, list | tuple):
         return [redact(v, depth + 1) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # NaN and Infinity are not JSON; keep them visible as text
     return value
 
 

@@ -101,6 +101,12 @@ class Settings:
     smtp_password: str | None = _field(None, _optional_str, "SMTP password")
     smtp_starttls: bool = _field(False, _bool, "use STARTTLS")
     mail_from: str = _field("shop@example.test", str, "From address of shop e-mail")
+    payment_url: str = _field("http://127.0.0.1:8101", _url(("http", "https")), "payment provider API")
+    payment_webhook_secret: str = _field("whsec_dev_only", str, "secret of the provider's webhook signatures")
+    warehouse_url: str = _field("http://127.0.0.1:8102", _url(("http", "https")), "warehouse system API")
+    carrier_url: str = _field("http://127.0.0.1:8103", _url(("http", "https")), "carrier tracking API")
+    http_timeout_s: int = _field(5, _int(1, 60), "read timeout of every outbound HTTP call")
+    delivery_check_delay_s: int = _field(21600, _int(1, 7 * 86400), "delay of the delivery check after shipping")
     metrics_bind: str = _field("127.0.0.1", _ip, "address the metrics endpoint binds to")
     metrics_port: int = _field(9191, _int(0, 65535), "metrics port (0 disables)")
     log_format: str = _field("console", _choice("console", "json"), "console or json")
@@ -130,7 +136,7 @@ class Settings:
             try:
                 values[field.name] = field.metadata["parse"](raw)
             except ValueError as exc:
-                shown = "<hidden>" if "password" in field.name else repr(raw)
+                shown = "<hidden>" if "password" in field.name or "secret" in field.name else repr(raw)
                 raise SettingsError(f"{name}={shown} is invalid: {exc}") from None
         settings = cls(**values)
         if settings.min_backoff_ms > settings.max_backoff_ms:

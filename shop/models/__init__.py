@@ -7,12 +7,12 @@ from shop.models.carts import Cart, CartItem
 from shop.models.catalog import Inventory, Product
 from shop.models.jobs import FINAL_STATES, LEDGER_STATES, Job, LedgerEntry, OutboxMessage
 from shop.models.notifications import EmailLog, Notification
-from shop.models.orders import InventoryReservation, Order, OrderLine, Payment, Refund
+from shop.models.orders import InventoryReservation, Order, OrderLine, Payment, PaymentEvent, Refund
 from shop.models.subscriptions import Subscription
 
 __all__ = [
     "AuditLog", "Base", "Cart", "CartItem", "EmailLog", "FINAL_STATES", "Inventory",
     "InventoryReservation", "Job", "LEDGER_STATES", "LedgerEntry", "Notification", "Order",
-    "OrderLine", "OutboxMessage", "Payment", "Product", "Refund", "Subscription", "Token",
+    "OrderLine", "OutboxMessage", "Payment", "PaymentEvent", "Product", "Refund", "Subscription", "Token",
     "User", "UserSession",
 ]

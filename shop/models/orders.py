@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shop.models.base import Base, Timestamped
@@ -32,6 +34,9 @@ class Order(Timestamped, Base):
     currency: Mapped[str] = mapped_column(String(3), nullable=False, server_default="EUR")
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     tracking_number: Mapped[str | None] = mapped_column(String(64))
+    tracking_status: Mapped[str | None] = mapped_column(String(32))
+    payment_token: Mapped[str] = mapped_column(String(64), nullable=False, server_default="tok_visa")
+    fulfilment_ref: Mapped[str | None] = mapped_column(String(64))
     placed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (
@@ -77,6 +82,23 @@ class Payment(Timestamped, Base):
         CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
         CheckConstraint("refunded_cents >= 0 AND refunded_cents <= amount_cents", name="refunds_within_amount"),
     )
+
+
+class PaymentEvent(Base):
+    """A verified webhook event from the payment provider, stored once per provider event id."""
+
+    __tablename__ = "payment_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32), nullable=False)
+    event_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    event_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    processed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("provider", "event_id", name="uq_payment_events_provider_event"),)
 
 
 class Refund(Base):

@@ -1,4 +1,4 @@
-"""Webhook signatures: the payment stand-in signs with these, the shop's endpoint verifies with them.
+"""Webhook signatures: the payment stand-in signs with these, the shop's endpoint verifies them.
 
 The scheme is Stripe's: header ``Shop-Signature: t=<unix>,v1=<hex>`` where ``<hex>`` is
 HMAC-SHA256 of ``f"{t}.{raw_body}"`` keyed by the shared secret. Signing the timestamp with the
@@ -56,7 +56,9 @@ def _parse(header: str) -> tuple[int, list[str]]:
             try:
                 timestamp = int(value)
             except ValueError:
-                raise SignatureError("malformed_header", "the t= timestamp is not an integer") from None
+                raise SignatureError(
+                    "malformed_header", "the t= timestamp is not an integer"
+                ) from None
         elif key == SCHEME:
             signatures.append(value)
     if timestamp is None:
@@ -93,7 +95,8 @@ def verify(
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance_s:
         raise SignatureError(
-            "stale_timestamp", f"signed {int(current - timestamp)}s from now, tolerance is {tolerance_s}s"
+            "stale_timestamp",
+            f"signed {int(current - timestamp)}s from now, tolerance is {tolerance_s}s",
         )
     try:
         event = json.loads(body)

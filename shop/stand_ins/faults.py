@@ -47,7 +47,7 @@ class FaultSpec:
 
     @classmethod
     def parse(cls, data: Any, modes: frozenset[str]) -> FaultSpec:
-        """Validate the admin JSON; unknown keys are refused so a typo never silently does nothing."""
+        """Validate the admin JSON; unknown keys are refused: a typo never quietly does nothing."""
         if not isinstance(data, dict):
             raise FaultConfigError("faults must be a JSON object")
         unknown = sorted(set(data) - set(FIELDS))
@@ -79,9 +79,12 @@ class FaultSpec:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "mode": self.mode, "rate": self.rate, "delay_s": self.delay_s,
+            "mode": self.mode,
+            "rate": self.rate,
+            "delay_s": self.delay_s,
             "retry_after_s": self.retry_after_s,
-            "paths": list(self.paths) if self.paths is not None else None, "times": self.times,
+            "paths": list(self.paths) if self.paths is not None else None,
+            "times": self.times,
         }
 
     @property
@@ -146,7 +149,9 @@ class FaultController:
         with self._lock:
             return {**self._spec.to_json(), "matched": self._matched, "injected": self._injected}
 
-    def decide(self, method: str, path: str, applies: Callable[[FaultSpec], bool]) -> FaultSpec | None:
+    def decide(
+        self, method: str, path: str, applies: Callable[[FaultSpec], bool]
+    ) -> FaultSpec | None:
         """Return the rule if this request is to be faulted, else ``None``."""
         with self._lock:
             spec = self._spec

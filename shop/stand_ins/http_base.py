@@ -16,8 +16,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -57,7 +58,7 @@ class Request:
     method: str
     path: str
     query: dict[str, str]
-    headers: Mapping[str, str]
+    headers: Message[str, str]
     body: bytes
     fault: FaultSpec | None = None
 
@@ -82,8 +83,8 @@ Handler = Callable[[Request, "re.Match[str]"], Reply]
 class App:
     """A stand-in's behaviour: routes and in-memory state behind one lock, plus faults.
 
-    Subclasses set ``name`` and ``extra_fault_modes``, register routes in ``__init__`` and
-    clear their state in ``reset_state`` (called under the lock).
+    Subclasses set ``name`` and ``extra_fault_modes``, make their state and register routes in
+    ``__init__``, and clear that state in ``reset_state`` (called under the lock).
     """
 
     name = "stand-in"
@@ -99,8 +100,6 @@ class App:
         self.route("GET", "/_admin/faults", lambda r, m: Reply(200, self.faults.snapshot()))
         self.route("POST", "/_admin/faults", self._set_faults)
         self.route("POST", "/_admin/reset", self._reset)
-        with self.lock:
-            self.reset_state()
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         self._routes.append((method, re.compile(pattern), handler))
@@ -117,8 +116,15 @@ class App:
         self.stopping.set()
 
     def _health(self, request: Request, match: re.Match[str]) -> Reply:
-        return Reply(200, {"status": "ok", "name": self.name, "pid": os.getpid(),
-                           "uptime_s": round(time.time() - self.started, 3)})
+        return Reply(
+            200,
+            {
+                "status": "ok",
+                "name": self.name,
+                "pid": os.getpid(),
+                "uptime_s": round(time.time() - self.started, 3),
+            },
+        )
 
     def _set_faults(self, request: Request, match: re.Match[str]) -> Reply:
         try:
@@ -146,9 +152,13 @@ class App:
             if fault.mode == "slow":
                 self.stopping.wait(fault.slow_s)
             elif fault.mode in ("http_500", "http_503"):
-                return Reply(int(fault.mode[-3:]), {"error": "injected_fault", "detail": fault.mode})
+                return Reply(
+                    int(fault.mode[-3:]), {"error": "injected_fault", "detail": fault.mode}
+                )
             elif fault.mode == "rate_limit":
-                return Reply(429, {"error": "rate_limited"}, {"Retry-After": str(fault.retry_after_s)})
+                return Reply(
+                    429, {"error": "rate_limited"}, {"Retry-After": str(fault.retry_after_s)}
+                )
         reply = self._dispatch(request)
         if fault is not None and fault.mode.startswith("timeout_after"):
             # the effect is recorded; only the answer is lost, as when a network drops it
@@ -200,9 +210,18 @@ class _RequestHandler(BaseHTTPRequestHandler):
         elapsed_ms = (time.monotonic() - started) * 1000
         if reply is None:
             self.close_connection = True
-            log.info("%s %s dropped fault=%s %.0fms", request.method, request.path, fault, elapsed_ms)
+            log.info(
+                "%s %s dropped fault=%s %.0fms", request.method, request.path, fault, elapsed_ms
+            )
             return
-        log.info("%s %s %d fault=%s %.0fms", request.method, request.path, reply.status, fault, elapsed_ms)
+        log.info(
+            "%s %s %d fault=%s %.0fms",
+            request.method,
+            request.path,
+            reply.status,
+            fault,
+            elapsed_ms,
+        )
         self._write(reply)
 
     def _write(self, reply: Reply) -> None:
@@ -236,6 +255,8 @@ class Server(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        if isinstance(host, bytes):
+            host = host.decode("ascii")
         return f"http://{host}:{port}"
 
     def stop(self) -> None:
@@ -248,8 +269,12 @@ class Server(ThreadingHTTPServer):
 def start_in_thread(app: App, port: int = 0, host: str = "127.0.0.1") -> Server:
     """Serve ``app`` on a background thread of this process (for quick local experiments)."""
     server = Server(app, host, port)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                     name=f"stand-in-{app.name}", daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.1},
+        name=f"stand-in-{app.name}",
+        daemon=True,
+    ).start()
     return server
 
 
@@ -288,14 +313,23 @@ def _watch_parent(parent_pid: int, app: App, stop: Callable[[], None]) -> None:
 def main(app_factory: Callable[[], App], argv: list[str] | None = None) -> None:
     """``python -m shop.stand_ins.<name> --port N``: the command-line entry of every stand-in."""
     app = app_factory()
-    parser = argparse.ArgumentParser(prog=f"python -m shop.stand_ins.{app.name}",
-                                     description=f"Local {app.name} stand-in with fault injection.")
+    parser = argparse.ArgumentParser(
+        prog=f"python -m shop.stand_ins.{app.name}",
+        description=f"Local {app.name} stand-in with fault injection.",
+    )
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--log-level", default="INFO")
-    parser.add_argument("--parent-pid", type=int, default=None,
-                        help="stop when this process is no longer our parent")
+    parser.add_argument(
+        "--parent-pid",
+        type=int,
+        default=None,
+        help="stop when this process is no longer our parent",
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
-                        format=f"%(asctime)s %(levelname)s {app.name}[%(process)d] %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=args.log_level.upper(),
+        format=f"%(asctime)s %(levelname)s {app.name}[%(process)d] %(message)s",
+    )
     serve(app, args.port, args.host, args.parent_pid)

@@ -38,6 +38,15 @@ def main() -> int:
     dbadmin.create_database(DATABASE_URL, recreate=True)
     dbadmin.migrate(DATABASE_URL)
     _purge_queues()
+    os.makedirs(".run", exist_ok=True)
+
+    from shop.stand_ins.process import start_stand_in
+
+    parties = {name: start_stand_in(name, log_path=f".run/{name}.log") for name in ("payments", "warehouse", "carrier")}
+    os.environ["SHOPJOBS_PAYMENT_URL"] = parties["payments"].url
+    os.environ["SHOPJOBS_WAREHOUSE_URL"] = parties["warehouse"].url
+    os.environ["SHOPJOBS_CARRIER_URL"] = parties["carrier"].url
+    parties["payments"].set_faults(mode="http_503", rate=0.05, paths=["/v1/charges"])
 
     import broker
     from shop.processes import Worker
@@ -45,30 +54,37 @@ def main() -> int:
     from shop.workload.seed import seed
 
     rng = random.Random(args.seed)
-    os.makedirs(".run", exist_ok=True)
     worker = Worker(("actors",), processes=args.processes, threads=args.threads, log_path=".run/workers.log")
     started = time.monotonic()
+    sent: list[scenarios.Sent] = []
+    ids: list[str] = []
     try:
         worker.wait_ready()
-        print(f"== workers ready: {args.processes} processes x {args.threads} threads (log: .run/workers.log)", flush=True)
+        print(f"== workers ready: {args.processes} processes x {args.threads} threads (log: .run/workers.log); "
+              f"stand-ins: " + ", ".join(f"{n} {p.url}" for n, p in parties.items()), flush=True)
         seeded = seed(rng)
         print(f"== seeded {len(seeded.user_ids)} customers, {len(seeded.product_ids)} products, "
-              f"{len(seeded.order_ids)} orders", flush=True)
-        sent = [scenario(rng, seeded) for scenario in scenarios.SCENARIOS]
-        broker.flush_ledger()
-        ids = [m for s in sent for m in s.message_ids]
-        for s in sent:
-            print(f"   sent {len(s.message_ids):5d}  {s.name}", flush=True)
-        snap = _wait(ids, args.deadline, started)
+              f"{len(seeded.order_ids)} past orders", flush=True)
+        for number, phase in enumerate(scenarios.phases(), 1):
+            print(f"== phase {number}", flush=True)
+            for scenario in phase:
+                batch = scenario(rng, seeded)
+                sent.append(batch)
+                ids.extend(batch.message_ids)
+                print(f"   sent {len(batch.message_ids):5d}  {batch.name}", flush=True)
+            broker.flush_ledger()
+            snap = _wait(ids, args.deadline, started)
     finally:
         worker.stop()
+        for party in parties.values():
+            party.stop()
     print("== summary")
-    for line in summary.report(ids):
+    for line in summary.report():
         print(line)
-    expected = sum(s.expected_failures for s in sent)
+    expected = sum(s.expected_failures + s.expected_failures_later for s in sent)
     failed = snap.states.get("failed", 0) + snap.states.get("dead", 0)
     lost = snap.total - snap.finished
-    print(f"lost jobs: {lost}; failures: {failed} (expected from deliberate bad input: {expected})")
+    print(f"lost jobs: {lost}; failures: {failed} (expected from deliberate bad input, declines, sold-out stock: {expected})")
     if lost or failed != expected:
         print("MAIN JOB FAILED", file=sys.stderr)
         return 1

@@ -24,6 +24,8 @@ class Sent:
     name: str
     message_ids: list[str] = field(default_factory=list)
     expected_failures: int = 0
+    # failures in jobs this scenario's jobs start (a pipeline's later steps)
+    expected_failures_later: int = 0
 
 
 def availability_updates(rng: random.Random, seeded: Seeded) -> Sent:
@@ -63,4 +65,14 @@ def housekeeping(rng: random.Random, seeded: Seeded) -> Sent:
     return Sent("maintenance", [relay_outbox.send().message_id, prune_job_ledger.send(30).message_id])
 
 
-SCENARIOS: list[Callable[[random.Random, Seeded], Sent]] = [availability_updates, report_jobs, housekeeping]
+Scenario = Callable[[random.Random, Seeded], Sent]
+
+
+def phases() -> list[list[Scenario]]:
+    """Scenarios in phases: a phase starts once every job of the one before has finished."""
+    from shop.workload import order_scenarios
+
+    return [
+        [availability_updates, report_jobs, housekeeping, order_scenarios.order_pipeline],
+        [order_scenarios.order_follow_ups],
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 
 from shop.db import session_scope
 from shop.models import FINAL_STATES, Job, LedgerEntry
@@ -14,23 +14,27 @@ from shop.models import FINAL_STATES, Job, LedgerEntry
 @dataclass
 class Snapshot:
     states: Counter[str]
-    total: int
+    missing: int  # sent, but not in the ledger yet
+
+    @property
+    def total(self) -> int:
+        return sum(self.states.values()) + self.missing
 
     @property
     def finished(self) -> int:
-        return sum(n for s, n in self.states.items() if s in FINAL_STATES)
+        return sum(n for s, n in self.states.items() if s in FINAL_STATES or s == "scheduled")
 
 
-def snapshot(message_ids: list[str]) -> Snapshot:
+def snapshot(sent_ids: list[str]) -> Snapshot:
+    """Every job of the run (the run's database is its own); 'scheduled' = delayed to the future."""
     with session_scope() as s:
-        rows = s.execute(
-            select(LedgerEntry.state, func.count()).where(LedgerEntry.message_id.in_(message_ids)).group_by(LedgerEntry.state)
-        ).all()
-    states = Counter({state: n for state, n in rows})
-    recorded = sum(states.values())
-    if recorded < len(message_ids):
-        states["not yet recorded"] = len(message_ids) - recorded
-    return Snapshot(states, len(message_ids))
+        state = case(
+            (and_(LedgerEntry.state == "enqueued", LedgerEntry.eta > func.now()), "scheduled"),
+            else_=LedgerEntry.state,
+        )
+        rows = s.execute(select(state, func.count()).group_by(state)).all()
+        recorded = s.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.message_id.in_(sent_ids)))
+    return Snapshot(Counter({st: n for st, n in rows}), len(sent_ids) - recorded)
 
 
 def progress_line(snap: Snapshot, elapsed: float) -> str:
@@ -38,23 +42,22 @@ def progress_line(snap: Snapshot, elapsed: float) -> str:
     return f"[{elapsed:6.1f}s] {snap.finished}/{snap.total} finished ({parts})"
 
 
-def report(message_ids: list[str]) -> list[str]:
+def report() -> list[str]:
     """Jobs by actor and state, throughput, failures with their reasons, Job records."""
     lines: list[str] = []
     with session_scope() as s:
         by_actor = s.execute(
             select(LedgerEntry.actor, LedgerEntry.state, func.count())
-            .where(LedgerEntry.message_id.in_(message_ids))
             .group_by(LedgerEntry.actor, LedgerEntry.state)
             .order_by(LedgerEntry.actor, LedgerEntry.state)
         ).all()
         first, last, attempts = s.execute(
             select(func.min(LedgerEntry.started_at), func.max(LedgerEntry.finished_at), func.sum(LedgerEntry.attempts))
-            .where(LedgerEntry.message_id.in_(message_ids))
         ).one()
+        total = s.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.finished_at.is_not(None)))
         failures = s.execute(
             select(LedgerEntry.actor, LedgerEntry.error, func.count())
-            .where(LedgerEntry.message_id.in_(message_ids), LedgerEntry.state.in_(("failed", "dead")))
+            .where(LedgerEntry.state.in_(("failed", "dead")))
             .group_by(LedgerEntry.actor, LedgerEntry.error)
             .order_by(func.count().desc())
         ).all()
@@ -64,10 +67,35 @@ def report(message_ids: list[str]) -> list[str]:
         lines.append(f"  {actor:45s} {state:10s} {n:6d}")
     if first and last:
         seconds = max((last - first).total_seconds(), 1e-3)
-        lines.append(f"throughput: {len(message_ids)} jobs in {seconds:.2f}s = {len(message_ids) / seconds:.0f} jobs/s "
+        lines.append(f"throughput: {total} jobs finished in {seconds:.2f}s = {total / seconds:.0f} jobs/s "
                      f"({attempts} attempts)")
     lines.append("failures with their reasons:" if failures else "failures: none")
     for actor, error, n in failures:
         lines.append(f"  {n:4d} x {actor}: {error}")
     lines.append("shop Job records: " + ", ".join(f"{status} {n}" for status, n in jobs))
+    lines.extend(shop_outcomes())
     return lines
+
+
+def shop_outcomes() -> list[str]:
+    """Orders by outcome, payments, refunds and notifications: what the jobs did."""
+    from shop.models import Notification, Order, Payment, Refund
+
+    with session_scope() as s:
+        orders = s.execute(select(Order.status, func.count()).where(Order.payment_token != "seed")
+                           .group_by(Order.status).order_by(Order.status)).all()
+        reasons = s.execute(select(func.split_part(Order.cancel_reason, ":", 2), func.count())
+                            .where(Order.status == "cancelled", Order.cancel_reason.is_not(None))
+                            .group_by(1).order_by(func.count().desc())).all()
+        pays = s.execute(select(Payment.status, func.count()).group_by(Payment.status).order_by(Payment.status)).all()
+        refunds = s.execute(select(func.count(), func.coalesce(func.sum(Refund.amount_cents), 0))
+                            .where(Refund.status == "completed")).one()
+        notes = s.execute(select(Notification.template, func.count()).group_by(Notification.template)
+                          .order_by(Notification.template)).all()
+    return [
+        "orders by outcome: " + ", ".join(f"{st} {n}" for st, n in orders),
+        "cancellation reasons: " + (", ".join(f"{r.strip() or '?'} {n}" for r, n in reasons) or "none"),
+        "payments: " + ", ".join(f"{st} {n}" for st, n in pays),
+        f"refunds completed: {refunds[0]} ({refunds[1] / 100:.2f} EUR)",
+        "notifications queued: " + ", ".join(f"{t} {n}" for t, n in notes),
+    ]
