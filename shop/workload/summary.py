@@ -84,9 +84,10 @@ def shop_outcomes() -> list[str]:
     with session_scope() as s:
         orders = s.execute(select(Order.status, func.count()).where(Order.payment_token != "seed")
                            .group_by(Order.status).order_by(Order.status)).all()
-        reasons = s.execute(select(func.split_part(Order.cancel_reason, ":", 2), func.count())
+        cause = func.split_part(Order.cancel_reason, ":", 2).label("cause")
+        reasons = s.execute(select(cause, func.count())
                             .where(Order.status == "cancelled", Order.cancel_reason.is_not(None))
-                            .group_by(1).order_by(func.count().desc())).all()
+                            .group_by(cause).order_by(func.count().desc())).all()
         pays = s.execute(select(Payment.status, func.count()).group_by(Payment.status).order_by(Payment.status)).all()
         refunds = s.execute(select(func.count(), func.coalesce(func.sum(Refund.amount_cents), 0))
                             .where(Refund.status == "completed")).one()
