@@ -8,6 +8,7 @@ reads the settings and sets Dramatiq's global broker, as Dramatiq's guide prescr
 from __future__ import annotations
 
 import atexit
+import logging
 
 import dramatiq
 from dramatiq import Broker, Middleware
@@ -24,6 +25,8 @@ from dramatiq.middleware import (
 from sqlalchemy import select
 
 from middleware.compensation import Compensation
+from middleware.crash_guard import CrashGuard
+from middleware.dead_letters import DeadLetters
 from middleware.db_sessions import DbSessions
 from middleware.job_status import JobStatus
 from middleware.log_context import LogContext
@@ -50,6 +53,54 @@ def _claim(change: Change, attempt: int, redelivered: bool) -> bool:
         conn.close()
 
 
+_COUNT_REDELIVERY = """
+WITH marker AS (DELETE FROM requeued_messages WHERE message_id = %(id)s RETURNING 1)
+INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, attempts, redeliveries)
+VALUES (%(id)s, %(actor)s, %(queue)s, 'running', now(), 0, 0)
+ON CONFLICT (message_id) DO UPDATE SET
+  redeliveries = j.redeliveries
+      + CASE WHEN j.state = 'running' AND NOT EXISTS (SELECT 1 FROM marker) THEN 1 ELSE 0 END,
+  state = CASE WHEN j.state IN ('enqueued', 'retrying') THEN 'running' ELSE j.state END,
+  state_changed_at = CASE WHEN j.state IN ('enqueued', 'retrying') THEN now() ELSE j.state_changed_at END
+RETURNING redeliveries
+"""
+
+
+def _count_redelivery(message_id: str, actor: str, queue: str) -> int:
+    """Counts a redelivery as a crash when the ledger shows the last delivery started and never
+    finished; records this delivery's start at once, so the next crash is seen for sure."""
+    conn = db.get_engine().raw_connection()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(_COUNT_REDELIVERY, {"id": message_id, "actor": actor, "queue": queue.removesuffix(".DQ")})
+            count = int(cur.fetchone()[0])
+        conn.commit()
+        return count
+    finally:
+        conn.close()
+
+
+def _mark_requeued(message_ids: list[str]) -> None:
+    conn = db.get_engine().raw_connection()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO requeued_messages (message_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                (message_ids,),
+            )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _store_undecodable(queue: str, body: bytes) -> None:
+    from shop import dead_letters
+
+    logging.getLogger("shopjobs.dead_letters").warning(
+        "undecodable message in %s (%d bytes): %s", queue, len(body), dead_letters.preview(body))
+    dead_letters.record(queue=queue, body=body, reason="undecodable", error="not a Dramatiq message")
+
+
 def build_middleware(
     settings: Settings, ledger: LedgerWriter | None, *, acks_deferred: bool = False
 ) -> list[Middleware]:
@@ -58,6 +109,8 @@ def build_middleware(
     - LogContext first: its context is bound before anything logs and cleared last.
     - DbSessions next: the process's engine exists before any hook touches the database.
     - Compensation above Retries: it compensates only once Retries has marked a step failed.
+    - DeadLetters stores what is rejected; CrashGuard parks crash loops before JobStatus
+      claims or records a run.
     - JobStatus above Retries: its ``after_process_message`` runs after Retries has decided
       between retrying and failing, so the ledger records that decision.
     """
@@ -72,6 +125,7 @@ def build_middleware(
     ]
     stack.append(Compensation())
     if ledger is not None:
+        stack += [DeadLetters(), CrashGuard(_count_redelivery)]
         stack.append(
             JobStatus(
                 ledger,
@@ -108,6 +162,8 @@ def build_broker(settings: Settings) -> Broker:
         return StubBroker(middleware=build_middleware(settings, ledger))
     return LedgerAckedRabbitmqBroker(
         ledger=ledger,
+        on_undecodable=_store_undecodable if ledger is not None else None,
+        on_requeue=_mark_requeued if ledger is not None else None,
         url=settings.amqp_url_with_heartbeat,
         confirm_delivery=True,
         middleware=build_middleware(settings, ledger, acks_deferred=True),

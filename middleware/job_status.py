@@ -172,7 +172,14 @@ class JobStatus(Middleware):
         )
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
-        self._final(message, self._change(message, "skipped", now(), duplicates=1))
+        at = now()
+        if message.failed:  # parked (a crash loop, the age limit): it goes to the dead letters
+            exception = getattr(message, "_exception", None)
+            change = self._change(message, "dead", at, finished_at=at, error=describe_error(exception),
+                                  **self._described(broker, message))
+        else:
+            change = self._change(message, "skipped", at, duplicates=1)
+        self._final(message, change)
 
     def before_ack(self, broker: Broker, message: MessageProxy) -> None:
         self._wait(message)

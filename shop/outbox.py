@@ -36,12 +36,19 @@ def enqueue(
     *args: Any,
     delay_ms: int | None = None,
     options: dict[str, Any] | None = None,
+    message_id: str | None = None,
     **kwargs: Any,
 ) -> str:
-    """Send ``actor(*args, **kwargs)`` once the session's transaction commits; returns the message id."""
+    """Send ``actor(*args, **kwargs)`` once the session's transaction commits; returns the message id.
+
+    ``message_id`` replaces Dramatiq's random id with a derived one (the scheduler's
+    ``(schedule, fire time)`` id), since ``message_with_options`` has no way to set it.
+    """
     opts = dict(options or {})
     opts[LEDGER_RECORDED_OPTION] = True
     message = actor.message_with_options(args=args, kwargs=kwargs, **opts)
+    if message_id is not None:
+        message = message.copy(message_id=message_id)
     now = dt.datetime.now(dt.timezone.utc)
     fields = ledger_fields(actor, message)
     fields["args"] = json.loads(fields["args"])

@@ -114,14 +114,18 @@ class Settings:
     timezone: str = _field("Europe/Berlin", _zone, "the shop's time zone")
     ledger_enabled: bool = _field(True, _bool, "record every job in the PostgreSQL ledger")
     ledger_flush_ms: int = _field(50, _int(1, 5000), "longest a non-final ledger write waits")
-    ledger_gather_ms: int = _field(2, _int(0, 1000), "how long an ack-bound ledger flush gathers rows")
-    prefetch_per_thread: int = _field(8, _int(1, 1000), "unacked messages per worker thread")
+    ledger_gather_ms: int = _field(5, _int(0, 1000), "how long an ack-bound ledger flush gathers rows")
+    prefetch_per_thread: int = _field(16, _int(1, 1000), "unacked messages per worker thread")
     ledger_max_batch: int = _field(500, _int(1, 100000), "rows per ledger flush at most")
     ledger_args_max_bytes: int = _field(2048, _int(64, 1_000_000), "size cap of args kept per job")
     default_max_retries: int = _field(5, _int(0, 100), "retries of an actor that sets none")
     min_backoff_ms: int = _field(1000, _int(1, 3_600_000), "first retry delay")
     max_backoff_ms: int = _field(600_000, _int(1, 86_400_000), "longest retry delay (reference: 10 min)")
     outbox_relay_after_s: int = _field(30, _int(1, 86400), "age after which the relay publishes an outbox row")
+    scheduler_tick_s: float = _field(1.0, float, "seconds between the scheduler's leadership checks (0.05-60)")
+    schedule_module: str = _field(
+        "shop.scheduling.schedule", str, "dotted module whose ENTRIES the scheduler runs (tests swap it)"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

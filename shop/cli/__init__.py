@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shop.cli import jobs, settings_cmd
+from shop.cli import dlq, jobs, queues, settings_cmd
 
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -18,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopjobs", description=__doc__.splitlines()[0])
     groups = parser.add_subparsers(dest="group", required=True)
     jobs.register(groups)
+    dlq.register(groups)
+    queues.register(groups)
     settings_cmd.register(groups)
     return parser
 
@@ -25,13 +27,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from sqlalchemy.exc import OperationalError
 
-    from shop.errors import InvalidInput
+    from shop.errors import InvalidInput, NotFound
     from shop.settings import SettingsError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)
+    except NotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
     except (InvalidInput, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

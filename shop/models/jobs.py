@@ -42,6 +42,7 @@ class LedgerEntry(Base):
     replay_of: Mapped[str | None] = mapped_column(String(64))
     worker: Mapped[str | None] = mapped_column(String(120))
     duplicates: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    redeliveries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
     __table_args__ = (
         CheckConstraint(

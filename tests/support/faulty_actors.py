@@ -30,3 +30,18 @@ def hang_first_time(marker_path: str) -> None:
 @dramatiq.actor(actor_name="tests.noop", queue_name=QUEUE, max_retries=0)
 def noop(order_id: int) -> None:
     """Does nothing: shows that a worker still consumes."""
+
+
+@dramatiq.actor(actor_name="tests.fails_until_fixed", queue_name=QUEUE, max_retries=1, min_backoff=100, max_backoff=200)
+def fails_until_fixed(fix_path: str) -> None:
+    """Fails while ``fix_path`` does not exist: the operator 'fixes the cause' by creating it."""
+    if not os.path.exists(fix_path):
+        raise RuntimeError("the cause is not fixed yet")
+
+
+@dramatiq.actor(actor_name="tests.kills_its_worker", queue_name=QUEUE, max_retries=0)
+def kills_its_worker(deliveries_path: str) -> None:
+    """Each delivery appends a line (the fault's evidence), then the worker process dies."""
+    with open(deliveries_path, "a") as fh:
+        fh.write("delivery\n")
+    os._exit(3)

@@ -23,7 +23,7 @@ def test_the_stack_is_in_its_documented_order():
     names = _names(build_middleware(Settings.from_env({}), writer))
     assert names == [
         "LogContext", "DbSessions", "AgeLimit", "TimeLimit", "ShutdownNotifications", "Callbacks",
-        "Pipelines", "Compensation", "JobStatus", "Retries", "CurrentMessage",
+        "Pipelines", "Compensation", "DeadLetters", "CrashGuard", "JobStatus", "Retries", "CurrentMessage",
     ]
 
 

@@ -1,0 +1,59 @@
+"""DeadLetters: a message that fails for good is stored, with its error, before it is rejected.
+
+Dramatiq moves such a message to its queue's .XQ, which expires and keeps neither the
+exception nor the traceback. ``before_nack`` runs for every rejection (retries exhausted, a
+permanent error, an unknown actor, the age limit, a crash loop), so the row is written before
+the message leaves; bodies that cannot even be decoded are stored by the consumer
+(``shop.deferred_acks``), which sees them first.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from dramatiq import Broker, Middleware
+from dramatiq.broker import MessageProxy
+from dramatiq.errors import ActorNotFound
+from dramatiq.middleware import SkipMessage
+
+from shop import dead_letters
+from middleware.crash_guard import CrashLoop
+
+
+def reason_for(broker: Broker, message: MessageProxy, exception: BaseException | None) -> str:
+    if isinstance(exception, ActorNotFound):
+        return "unknown_actor"
+    if isinstance(exception, CrashLoop):
+        return "crashed_worker"
+    if isinstance(exception, SkipMessage):
+        return "age_limit"
+    if exception is None:
+        return "rejected"
+    try:
+        throws = message.options.get("throws") or broker.get_actor(message.actor_name).options.get("throws")
+    except ActorNotFound:
+        throws = None
+    if throws and isinstance(exception, throws):
+        return "permanent_error"
+    return "failed"
+
+
+class DeadLetters(Middleware):
+    """Stores every rejected message in ``dead_letters`` (body, reason, error, traceback, attempts)."""
+
+    def before_nack(self, broker: Broker, message: MessageProxy) -> None:
+        exception: Any = getattr(message, "_exception", None)
+        reason = reason_for(broker, message, exception)
+        retries = message.options.get("retries", 0)
+        dead_letters.record(
+            queue=message.queue_name,
+            body=message.encode(),
+            reason=reason,
+            message_id=message.message_id,
+            actor=message.actor_name,
+            error=f"{type(exception).__name__}: {exception}"[:2000] if exception is not None else None,
+            traceback="".join(traceback.format_exception(exception))[-16000:] if exception is not None else None,
+            # Retries counts the failed run itself; a permanent error returns before counting
+            attempts=retries + 1 if reason == "permanent_error" else retries,
+        )
