@@ -363,10 +363,12 @@ def claim_delivery(conn: Any, change: Change, attempt: int, redelivered: bool) -
 
 
 def _is_data_error(exc: BaseException) -> bool:
-    """True for errors in the rows themselves (retrying the same rows cannot help)."""
+    """True for errors in the rows themselves (retrying the same rows cannot help). A broken
+    statement (ProgrammingError) is not one: it is retried, holding acks, rather than dropping
+    every outcome."""
     import psycopg2
 
-    return isinstance(exc, psycopg2.DataError | psycopg2.IntegrityError | psycopg2.ProgrammingError)
+    return isinstance(exc, psycopg2.DataError | psycopg2.IntegrityError)
 
 
 def connect_psycopg(dsn: str) -> Callable[[], Any]:

@@ -9,11 +9,13 @@ from shop.models.dead_letters import DeadLetter, RequeuedMessage
 from shop.models.jobs import FINAL_STATES, LEDGER_STATES, Job, LedgerEntry, OutboxMessage
 from shop.models.notifications import EmailLog, Notification
 from shop.models.orders import InventoryReservation, Order, OrderLine, Payment, PaymentEvent, Refund
+from shop.models.scheduling import ScheduleFire, SchedulerLeader, ScheduleState
 from shop.models.subscriptions import Subscription
 
 __all__ = [
     "AuditLog", "Base", "DeadLetter", "RequeuedMessage", "Cart", "CartItem", "EmailLog", "FINAL_STATES", "Inventory",
     "InventoryReservation", "Job", "LEDGER_STATES", "LedgerEntry", "Notification", "Order",
-    "OrderLine", "OutboxMessage", "Payment", "PaymentEvent", "Product", "Refund", "Subscription", "Token",
+    "OrderLine", "OutboxMessage", "Payment", "PaymentEvent", "Product", "Refund", "ScheduleFire",
+    "ScheduleState", "SchedulerLeader", "Subscription", "Token",
     "User", "UserSession",
 ]

@@ -54,7 +54,11 @@ def main() -> int:
     from shop.workload.seed import seed
 
     rng = random.Random(args.seed)
+    from shop.scheduling.process import start_scheduler
+    from shop.scheduling.summary import fires_summary
+
     worker = Worker(("actors",), processes=args.processes, threads=args.threads, log_path=".run/workers.log")
+    scheduler = None
     started = time.monotonic()
     sent: list[scenarios.Sent] = []
     ids: list[str] = []
@@ -62,6 +66,10 @@ def main() -> int:
         worker.wait_ready()
         print(f"== workers ready: {args.processes} processes x {args.threads} threads (log: .run/workers.log); "
               f"stand-ins: " + ", ".join(f"{n} {p.url}" for n, p in parties.items()), flush=True)
+        scheduler = start_scheduler(
+            extra_env={"SHOPJOBS_SCHEDULE_MODULE": "shop.workload.schedule"}, log_path=".run/scheduler.log"
+        )
+        print(f"== scheduler running (pid {scheduler.pid}, log: .run/scheduler.log)", flush=True)
         seeded = seed(rng)
         print(f"== seeded {len(seeded.user_ids)} customers, {len(seeded.product_ids)} products, "
               f"{len(seeded.order_ids)} past orders", flush=True)
@@ -74,13 +82,21 @@ def main() -> int:
                 print(f"   sent {len(batch.message_ids):5d}  {batch.name}", flush=True)
             broker.flush_ledger()
             snap = _wait(ids, args.deadline, started)
+        scheduler.stop()
+        scheduler = None
+        snap = _wait(ids, args.deadline, started)  # the last fires' jobs
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         worker.stop()
         for party in parties.values():
             party.stop()
     print("== summary")
     for line in summary.report():
         print(line)
+    print("scheduler:")
+    for line in fires_summary():
+        print(f"  {line}")
     expected = sum(s.expected_failures + s.expected_failures_later for s in sent)
     failed = snap.states.get("failed", 0) + snap.states.get("dead", 0)
     lost = snap.total - snap.finished

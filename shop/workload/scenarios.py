@@ -59,6 +59,29 @@ def report_jobs(rng: random.Random, seeded: Seeded) -> Sent:
     return sent
 
 
+def malformed_input(rng: random.Random, seeded: Seeded) -> Sent:
+    """A buggy client publishes straight into a queue: not JSON, wrong types, an unknown actor.
+    Workers survive; each body lands in dead_letters (reason undecodable / unknown_actor)."""
+    import json
+    import os
+
+    import pika
+
+    bodies = [b"\x00 not json", b"[1, 2, 3]",
+              json.dumps({"queue_name": "inventory", "actor_name": "inventory.nope", "args": [], "kwargs": {},
+                          "options": {}, "message_id": f"bad-{rng.random()}", "message_timestamp": 0}).encode()]
+    conn = pika.BlockingConnection(pika.URLParameters(os.environ["SHOPJOBS_AMQP_URL"]))
+    try:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        for body in bodies:
+            channel.basic_publish("", "inventory", body, pika.BasicProperties(delivery_mode=2))
+    finally:
+        conn.close()
+    # the unknown actor is recorded in the ledger as dead; the other two never were jobs
+    return Sent("malformed bodies published straight into a queue", expected_failures_later=1)
+
+
 def housekeeping(rng: random.Random, seeded: Seeded) -> Sent:
     from actors.maintenance import prune_job_ledger, relay_outbox
 
@@ -73,6 +96,6 @@ def phases() -> list[list[Scenario]]:
     from shop.workload import order_scenarios
 
     return [
-        [availability_updates, report_jobs, housekeeping, order_scenarios.order_pipeline],
+        [availability_updates, report_jobs, housekeeping, malformed_input, order_scenarios.order_pipeline],
         [order_scenarios.order_follow_ups],
     ]

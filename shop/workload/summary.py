@@ -79,7 +79,7 @@ def report() -> list[str]:
 
 def shop_outcomes() -> list[str]:
     """Orders by outcome, payments, refunds and notifications: what the jobs did."""
-    from shop.models import Notification, Order, Payment, Refund
+    from shop.models import DeadLetter, Notification, Order, Payment, Refund
 
     with session_scope() as s:
         orders = s.execute(select(Order.status, func.count()).where(Order.payment_token != "seed")
@@ -91,6 +91,8 @@ def shop_outcomes() -> list[str]:
         pays = s.execute(select(Payment.status, func.count()).group_by(Payment.status).order_by(Payment.status)).all()
         refunds = s.execute(select(func.count(), func.coalesce(func.sum(Refund.amount_cents), 0))
                             .where(Refund.status == "completed")).one()
+        dead = s.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)
+                         .order_by(DeadLetter.reason)).all()
         notes = s.execute(select(Notification.template, func.count()).group_by(Notification.template)
                           .order_by(Notification.template)).all()
     return [
@@ -99,4 +101,5 @@ def shop_outcomes() -> list[str]:
         "payments: " + ", ".join(f"{st} {n}" for st, n in pays),
         f"refunds completed: {refunds[0]} ({refunds[1] / 100:.2f} EUR)",
         "notifications queued: " + ", ".join(f"{t} {n}" for t, n in notes),
+        "dead letters stored (shopjobs dlq list): " + (", ".join(f"{r} {n}" for r, n in dead) or "none"),
     ]
