@@ -60,7 +60,7 @@ VALUES (%(id)s, %(actor)s, %(queue)s, 'running', now(), 0, 0)
 ON CONFLICT (message_id) DO UPDATE SET
   redeliveries = j.redeliveries
       + CASE WHEN j.state = 'running' AND NOT EXISTS (SELECT 1 FROM marker) THEN 1 ELSE 0 END,
-  state = CASE WHEN j.state IN ('enqueued', 'retrying') THEN 'running' ELSE j.state END,
+  state = CASE WHEN j.state IN ('enqueued', 'retrying', 'running') THEN 'running' ELSE j.state END,
   state_changed_at = CASE WHEN j.state IN ('enqueued', 'retrying') THEN now() ELSE j.state_changed_at END
 RETURNING redeliveries
 """

@@ -48,12 +48,6 @@ def test_a_replayed_dead_letter_succeeds_once_fixed_and_the_ledger_links_both(st
     assert cli(["dlq", "replay", str(row.id)]) == 2  # a second replay is refused
 
 
-def _count_succeeded(ids: list[str]) -> int:
-    with session_scope() as s:
-        return s.scalar(select(func.count()).select_from(LedgerEntry).where(
-            LedgerEntry.message_id.in_(ids), LedgerEntry.state == "succeeded"))
-
-
 MALFORMED_KINDS = {
     "not json": lambda i: b"\x00\xff not json %d" % i,
     "json but not an object": lambda i: b"[1, 2, 3]",

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import dramatiq
+import pytest
 from dramatiq.middleware import CurrentMessage, Retries
 
 from broker import build_broker, build_middleware
 from middleware.db_sessions import DbSessions
 from middleware.job_status import JobStatus
 from middleware.log_context import LogContext
+from shop import db
 from shop.deferred_acks import LedgerAckedRabbitmqBroker
 from shop.ledger import LedgerWriter
 from shop.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def _restore_process_settings():
+    """build_broker points the process's engine at its settings: give the run's back after."""
+    yield
+    db.configure(Settings.from_env())
 
 
 def _names(stack):
