@@ -6,7 +6,6 @@ PostgreSQL run elsewhere, nothing is started and only reachability is checked.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import socket

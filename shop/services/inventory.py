@@ -7,6 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shop.db import session_scope
+from shop.services.order_lookup import open_order
 from shop.errors import InvalidInput, NotFound, PermanentError
 from shop.models import Inventory, InventoryReservation, Order, OrderLine, Product
 
@@ -37,11 +38,7 @@ def reserve_order(order_id: int) -> int:
     A redelivered step finds its reservations and takes nothing twice.
     """
     with session_scope() as s:
-        order = s.get(Order, order_id)
-        if order is None:
-            raise NotFound(f"order {order_id} does not exist")
-        if order.status == "cancelled":
-            raise InvalidInput(f"order {order_id} is cancelled: {order.cancel_reason}")
+        open_order(s, order_id)
         lines = s.execute(
             select(OrderLine.product_id, OrderLine.quantity).where(OrderLine.order_id == order_id).order_by(OrderLine.product_id)
         ).all()

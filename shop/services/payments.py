@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shop.db import session_scope
+from shop.services.order_lookup import open_order
 from shop.errors import InvalidInput, NotFound, PermanentError
 from shop.models import Order, Payment, Refund
 from shop.services import providers
@@ -32,11 +33,7 @@ def charge_key(order_id: int) -> str:
 def charge_order(order_id: int) -> str:
     """Take the order's payment; returns the payment status ('captured')."""
     with session_scope() as s:
-        order = s.get(Order, order_id)
-        if order is None:
-            raise NotFound(f"order {order_id} does not exist")
-        if order.status == "cancelled":
-            raise InvalidInput(f"order {order_id} is cancelled: {order.cancel_reason}")
+        order = open_order(s, order_id)
         s.execute(
             insert(Payment)
             .values(order_id=order_id, idempotency_key=charge_key(order_id), amount_cents=order.total_cents,
