@@ -89,3 +89,21 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def purge_queues(amqp_url: str, names: list[str]) -> None:
+    """Empty each named queue with its .DQ and .XQ; queues not declared yet are passed over."""
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        for name in names:
+            for queue in (name, f"{name}.DQ", f"{name}.XQ"):
+                channel = conn.channel()
+                try:
+                    channel.queue_purge(queue)
+                    channel.close()
+                except pika.exceptions.ChannelClosedByBroker:
+                    pass  # 404: not declared yet
+    finally:
+        conn.close()

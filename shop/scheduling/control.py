@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import select
 
 from shop.db import session_scope
+from shop.scheduling.outcomes import last_fire_outcomes
 from shop.errors import InvalidInput, NotFound
-from shop.models import LedgerEntry, ScheduleState
+from shop.models import ScheduleState
 from shop.scheduling import firing, leader, triggers
 from shop.scheduling.entries import Entry, find
 
@@ -38,15 +39,7 @@ def listing(entries: Sequence[Entry], now: dt.datetime | None = None) -> dict[st
                 select(ScheduleState).where(ScheduleState.name.in_([e.name for e in entries]))
             )
         }
-        last_ids = [st.last_message_id for st in states.values() if st.last_message_id]
-        outcomes = {
-            mid: state
-            for mid, state in s.execute(
-                select(LedgerEntry.message_id, LedgerEntry.state).where(
-                    LedgerEntry.message_id.in_(last_ids)
-                )
-            )
-        }
+        outcomes = last_fire_outcomes(s, states.values())
         current = leader.current_leader(s.connection())
     rows = []
     for entry in entries:

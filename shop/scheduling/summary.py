@@ -8,7 +8,8 @@ from collections import Counter, defaultdict
 from sqlalchemy import func, select
 
 from shop.db import session_scope
-from shop.models import LedgerEntry, ScheduleFire, ScheduleState
+from shop.scheduling.outcomes import last_fire_outcomes
+from shop.models import ScheduleFire, ScheduleState
 from shop.scheduling.leader import current_leader
 
 
@@ -25,15 +26,7 @@ def fires_summary() -> list[str]:
             )
         ).all()
         states = {row.name: row for row in s.scalars(select(ScheduleState))}
-        last_ids = [st.last_message_id for st in states.values() if st.last_message_id]
-        outcomes = {
-            mid: state
-            for mid, state in s.execute(
-                select(LedgerEntry.message_id, LedgerEntry.state).where(
-                    LedgerEntry.message_id.in_(last_ids)
-                )
-            )
-        }
+        outcomes = last_fire_outcomes(s, states.values())
         holder = current_leader(s.connection())
     by_schedule: dict[str, Counter[str]] = defaultdict(Counter)
     for schedule, reason, n in counts:

@@ -37,7 +37,9 @@ def main() -> int:
     os.environ.setdefault("SHOPJOBS_LOG_FORMAT", "json")
     dbadmin.create_database(DATABASE_URL, recreate=True)
     dbadmin.migrate(DATABASE_URL)
-    _purge_queues()
+    from shop.queues import Queue
+
+    devservices.purge_queues(os.environ["SHOPJOBS_AMQP_URL"], [q.value for q in Queue])
     os.makedirs(".run", exist_ok=True)
 
     from shop.stand_ins.process import start_stand_in
@@ -124,25 +126,6 @@ def _wait(ids: list[str], deadline_s: float, started: float):  # type: ignore[no
         if done or now > deadline:
             return snap
         pause.wait(0.2)
-
-
-def _purge_queues() -> None:
-    import pika
-
-    from shop.queues import Queue
-
-    conn = pika.BlockingConnection(pika.URLParameters(os.environ["SHOPJOBS_AMQP_URL"]))
-    try:
-        for q in Queue:
-            for name in (q.value, f"{q.value}.DQ", f"{q.value}.XQ"):
-                ch = conn.channel()
-                try:
-                    ch.queue_purge(name)
-                    ch.close()
-                except pika.exceptions.ChannelClosedByBroker:
-                    pass
-    finally:
-        conn.close()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from shop.cli import main as cli
 from shop.db import session_scope
-from shop.models import DeadLetter, LedgerEntry
+from shop.models import DeadLetter
 from tests.support import amqp
 from tests.support.faulty_actors import always_fails, fails_until_fixed, noop
 from tests.support.ledger import entry, state

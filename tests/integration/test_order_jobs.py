@@ -59,7 +59,7 @@ def test_partial_refunds_never_add_up_to_more_than_was_captured(stand_ins, start
     assert (first.state, too_much.state, rest.state) == ("succeeded", "failed", "succeeded")
     assert too_much.attempts == 1 and "RefundNotAllowed" in too_much.error
     assert _payment(order_id).refunded_cents == 10000 and _payment(order_id).status == "refunded"
-    ledger = httpx.get(stand_ins["payments"].url + "/_admin/ledger", timeout=10).json()
+    ledger = stand_ins["payments"].ledger()
     assert sorted(r["amount_cents"] for r in ledger["refunds"]) == [4000, 6000]
 
 

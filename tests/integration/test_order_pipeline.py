@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import httpx
 from sqlalchemy import func, select
 
 from actors.orders import process_order_async
@@ -41,7 +40,7 @@ def _wait_final(ids: list[int], timeout: float = 180) -> Counter[str]:
 
 
 def _provider_ledger(stand_ins) -> dict:
-    return httpx.get(stand_ins["payments"].url + "/_admin/ledger", timeout=10).json()
+    return stand_ins["payments"].ledger()
 
 
 def _captures_per_order(ledger: dict) -> Counter[int]:

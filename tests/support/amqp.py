@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import pika
 
+from shop import devservices
 from shop.queues import Queue
 
 
@@ -44,11 +45,4 @@ def declare(queue: str) -> None:
 
 
 def purge_all(extra: tuple[str, ...] = ("tests",)) -> None:
-    names = [q.value for q in Queue] + list(extra)
-    for name in names:
-        for suffix in ("", ".DQ", ".XQ"):
-            with channel() as ch:
-                try:
-                    ch.queue_purge(name + suffix)
-                except pika.exceptions.ChannelClosedByBroker:
-                    pass
+    devservices.purge_queues(os.environ["SHOPJOBS_AMQP_URL"], [q.value for q in Queue] + list(extra))
