@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 
 from shop.db import session_scope
 from shop.errors import InvalidInput, NotFound
-from shop.models import Notification, Order, OrderLine, Product
+from shop.models import Order, OrderLine, Product
 from shop.services import inventory, payments, providers
+from shop.services.notifications import request_notification
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +55,8 @@ def notify(order_id: int, template: str, channel: str = "email") -> bool:
     """Queue one notification per (template, order, channel); False when it already exists."""
     order = _order(order_id)
     with session_scope() as s:
-        created = s.execute(
-            insert(Notification)
-            .values(user_id=order.user_id, channel=channel, template=template, entity_key=f"order:{order_id}")
-            .on_conflict_do_nothing(constraint="uq_notifications_template_entity")
-            .returning(Notification.id)
-        ).first()
+        created = request_notification(s, template=template, entity_key=f"order:{order_id}",
+                                       user_id=order.user_id, channel=channel)
     return created is not None
 
 
