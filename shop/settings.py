@@ -105,6 +105,9 @@ class Settings:
     payment_webhook_secret: str = _field("whsec_dev_only", str, "secret of the provider's webhook signatures")
     warehouse_url: str = _field("http://127.0.0.1:8102", _url(("http", "https")), "warehouse system API")
     carrier_url: str = _field("http://127.0.0.1:8103", _url(("http", "https")), "carrier tracking API")
+    storage_url: str = _field(
+        "file:///var/tmp/shopjobs/storage", str, "where exports, images and backups are kept (file:// or s3://)"
+    )
     http_timeout_s: int = _field(5, _int(1, 60), "read timeout of every outbound HTTP call")
     delivery_check_delay_s: int = _field(21600, _int(1, 7 * 86400), "delay of the delivery check after shipping")
     metrics_bind: str = _field("127.0.0.1", _ip, "address the metrics endpoint binds to")
