@@ -8,7 +8,6 @@ reads the settings and sets Dramatiq's global broker, as Dramatiq's guide prescr
 from __future__ import annotations
 
 import atexit
-import logging
 
 import dramatiq
 from dramatiq import Broker, Middleware
@@ -22,83 +21,19 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
-from sqlalchemy import select
 
 from middleware.compensation import Compensation
 from middleware.crash_guard import CrashGuard
-from middleware.dead_letters import DeadLetters
 from middleware.db_sessions import DbSessions
+from middleware.dead_letters import DeadLetters
 from middleware.job_status import JobStatus
 from middleware.log_context import LogContext
-from shop import db
+from shop import db, ledger_store
 from shop.deferred_acks import LedgerAckedRabbitmqBroker
-from shop.ledger import Change, LedgerWriter, claim_delivery, connect_psycopg
-from shop.models import FINAL_STATES, LedgerEntry
+from shop.ledger import LedgerWriter, connect_psycopg
 from shop.settings import Settings
 
 DEFAULT_TIME_LIMIT_MS = 10 * 60 * 1000
-
-
-def _already_finished(message_id: str) -> bool:
-    with db.get_engine().connect() as conn:
-        state = conn.scalar(select(LedgerEntry.state).where(LedgerEntry.message_id == message_id))
-    return state in FINAL_STATES
-
-
-def _claim(change: Change, attempt: int, redelivered: bool) -> bool:
-    conn = db.get_engine().raw_connection()
-    try:
-        return claim_delivery(conn, change, attempt, redelivered)
-    finally:
-        conn.close()
-
-
-_COUNT_REDELIVERY = """
-WITH marker AS (DELETE FROM requeued_messages WHERE message_id = %(id)s RETURNING 1)
-INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, attempts, redeliveries)
-VALUES (%(id)s, %(actor)s, %(queue)s, 'running', now(), 0, 0)
-ON CONFLICT (message_id) DO UPDATE SET
-  redeliveries = j.redeliveries
-      + CASE WHEN j.state = 'running' AND NOT EXISTS (SELECT 1 FROM marker) THEN 1 ELSE 0 END,
-  state = CASE WHEN j.state IN ('enqueued', 'retrying', 'running') THEN 'running' ELSE j.state END,
-  state_changed_at = CASE WHEN j.state IN ('enqueued', 'retrying') THEN now() ELSE j.state_changed_at END
-RETURNING redeliveries
-"""
-
-
-def _count_redelivery(message_id: str, actor: str, queue: str) -> int:
-    """Counts a redelivery as a crash when the ledger shows the last delivery started and never
-    finished; records this delivery's start at once, so the next crash is seen for sure."""
-    conn = db.get_engine().raw_connection()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(_COUNT_REDELIVERY, {"id": message_id, "actor": actor, "queue": queue.removesuffix(".DQ")})
-            count = int(cur.fetchone()[0])
-        conn.commit()
-        return count
-    finally:
-        conn.close()
-
-
-def _mark_requeued(message_ids: list[str]) -> None:
-    conn = db.get_engine().raw_connection()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "INSERT INTO requeued_messages (message_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
-                (message_ids,),
-            )
-        conn.commit()
-    finally:
-        conn.close()
-
-
-def _store_undecodable(queue: str, body: bytes) -> None:
-    from shop import dead_letters
-
-    logging.getLogger("shopjobs.dead_letters").warning(
-        "undecodable message in %s (%d bytes): %s", queue, len(body), dead_letters.preview(body))
-    dead_letters.record(queue=queue, body=body, reason="undecodable", error="not a Dramatiq message")
 
 
 def build_middleware(
@@ -125,15 +60,15 @@ def build_middleware(
     ]
     stack.append(Compensation())
     if ledger is not None:
-        stack += [DeadLetters(), CrashGuard(_count_redelivery)]
+        stack += [DeadLetters(), CrashGuard(ledger_store.classify_redelivery, ledger_store.start_lone_run, ledger_store.end_lone_run)]
         stack.append(
             JobStatus(
                 ledger,
                 args_max_bytes=settings.ledger_args_max_bytes,
-                already_finished=_already_finished,
+                already_finished=ledger_store.already_finished,
                 acks_deferred=acks_deferred,
                 prefetch_per_thread=settings.prefetch_per_thread,
-                claim=_claim,
+                claim=ledger_store.claim,
             )
         )
     stack += [
@@ -162,8 +97,8 @@ def build_broker(settings: Settings) -> Broker:
         return StubBroker(middleware=build_middleware(settings, ledger))
     return LedgerAckedRabbitmqBroker(
         ledger=ledger,
-        on_undecodable=_store_undecodable if ledger is not None else None,
-        on_requeue=_mark_requeued if ledger is not None else None,
+        on_undecodable=ledger_store.store_undecodable if ledger is not None else None,
+        on_requeue=ledger_store.mark_handed_back if ledger is not None else None,
         url=settings.amqp_url_with_heartbeat,
         confirm_delivery=True,
         middleware=build_middleware(settings, ledger, acks_deferred=True),

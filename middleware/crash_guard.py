@@ -1,25 +1,23 @@
 """CrashGuard: a message that keeps killing its worker is parked as dead, not redelivered forever.
 
 Stock Dramatiq redelivers a message whose worker died (os._exit, SIGKILL, out of memory) again
-and again. Here a redelivered message counts as a crash suspect when the ledger shows its
-previous delivery started (state running) and never finished; messages prefetched but never
-started are redelivered too, but do not count.
+and again. A worker that dies takes down every job running beside the culprit, and the broker
+cannot say which one did it. So every message that comes back after a crash (the broker's
+redelivered flag, minus the ones a worker handed back unstarted) is a suspect and runs *alone*
+in its process: the other threads finish what they run and wait. Its lone start is committed
+before it runs; if the process dies during that lone run, nothing else was running, so it is
+the culprit, and its next delivery is failed and rejected to the dead letters with reason
+"crashed worker".
 
-A worker that dies takes down every job running beside the culprit, so the guard does not
-park a suspect on its first crash: it re-runs it later (after a delay), and suspects run one
-at a time in a worker process (a lock), so the neighbours and the culprit part ways. A suspect whose start is then
-recorded (synchronously) and which crashes again is the culprit: it is failed and rejected to
-the dead-letter queue with reason "crashed worker", without running a third time.
-
-Bounds: the culprit runs twice (three times if it kills its worker within the ledger's 50 ms
-flush of its very first start) and is parked on its 4th delivery (5th); a neighbour is
-parked only if it dies beside the culprit twice, which the one-suspect-at-a-time rule rules
-out within a process.
+Bounds: a culprit is delivered three times (its crash among others, its lone crash, the
+delivery that parks it) and runs twice; a bystander is never parked, whatever ran beside it.
+A suspect that cannot get its process alone within ``alone_within_s`` (a neighbour runs a long
+job) runs beside the others, unrecorded, and stays a suspect.
 """
 
 from __future__ import annotations
 
-import random
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -28,67 +26,117 @@ from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import SkipMessage
 
-SUSPECT_OPTION = "crash_suspect"
-DEFERRED_ATTRIBUTE = "crash_deferred_ms"
-_HOLDS_LOCK = "crash_suspect_lock_held"
+from shop.ledger_store import Redelivery
+
+logger = logging.getLogger("shopjobs.crash_guard")
+
+_SHARED, _ALONE = "crash_guard_shared", "crash_guard_alone"
 
 
 class CrashLoop(SkipMessage):
-    """Parked: the message crashed its worker again when re-run on its own."""
+    """Parked: the message killed its worker while it ran alone."""
 
 
-class CrashSuspect(SkipMessage):
-    """Deferred: its worker died while running it; it runs again later, apart from the others."""
+class _Solitude:
+    """A readers-writer lock: jobs share the process; a suspect waits for it to empty and runs alone.
+
+    Waiting suspects go first, so a busy process still empties for them.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._running = 0
+        self._alone = False
+        self._waiting = 0
+
+    def share(self) -> None:
+        with self._cond:
+            while self._alone or self._waiting:
+                self._cond.wait()
+            self._running += 1
+
+    def unshare(self) -> None:
+        with self._cond:
+            self._running -= 1
+            if self._running == 0:
+                self._cond.notify_all()
+
+    def be_alone(self, timeout: float) -> bool:
+        with self._cond:
+            self._waiting += 1
+            got = False
+            try:
+                got = self._cond.wait_for(lambda: not self._alone and self._running == 0, timeout)
+                if got:
+                    self._alone = True
+            finally:
+                self._waiting -= 1
+                if not got:
+                    self._cond.notify_all()
+            return got
+
+    def end_alone(self) -> None:
+        with self._cond:
+            self._alone = False
+            self._cond.notify_all()
 
 
 class CrashGuard(Middleware):
     """Parameters:
-      count_redelivery: records a (re)start of (message_id, actor, queue) in the ledger and
-        returns how many deliveries crashed.
-      max_crashes: crashes after which a message is parked.
-      isolation_ms, spread_ms: a suspect re-runs after isolation_ms x crashes plus a random
-        0..spread_ms.
+      classify: (message_id, actor, queue) -> why a redelivered message came back; records its start.
+      start_lone_run, end_lone_run: commit that a suspect runs alone now, and that it ended.
+      alone_within_s: how long a suspect waits for its process to empty.
     """
 
     def __init__(
         self,
-        count_redelivery: Callable[[str, str, str], int],
-        max_crashes: int = 2,
-        isolation_ms: int = 1000,
-        spread_ms: int = 5000,
+        classify: Callable[[str, str, str], Redelivery],
+        start_lone_run: Callable[[str, str], None],
+        end_lone_run: Callable[[str], None],
+        alone_within_s: float = 30.0,
     ) -> None:
-        self.count_redelivery = count_redelivery
-        self.max_crashes = max_crashes
-        self.isolation_ms = isolation_ms
-        self.spread_ms = spread_ms
-        self._suspects = threading.Lock()
+        self.classify = classify
+        self.start_lone_run = start_lone_run
+        self.end_lone_run = end_lone_run
+        self.alone_within_s = alone_within_s
+        self._solitude = _Solitude()
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
-        redelivered = bool(getattr(message, "redelivered", False))
-        if not redelivered and SUSPECT_OPTION not in message.options:
-            return
-        if SUSPECT_OPTION in message.options and not redelivered:
-            # suspects run one at a time in this process; wait before the start is recorded,
-            # so a suspect still waiting is not counted as running when the culprit kills us
-            self._suspects.acquire()
-            setattr(message, _HOLDS_LOCK, True)
-        crashes = self.count_redelivery(message.message_id, message.actor_name, message.queue_name)
-        if crashes >= self.max_crashes:
-            message.fail()
-            raise CrashLoop(f"crashed worker: its worker died {crashes} times while running it")
-        if crashes > 0 and redelivered:
-            delay = self.isolation_ms * crashes + random.randint(0, self.spread_ms)
-            options: dict[str, Any] = {**message.options, SUSPECT_OPTION: crashes}
-            options.pop("eta", None)
-            broker.enqueue(message._message.copy(options=options), delay=delay)
-            setattr(message, DEFERRED_ATTRIBUTE, delay)
-            raise CrashSuspect(f"its worker died while running it; re-run alone in {delay} ms")
+        if getattr(message, "redelivered", False):
+            verdict = self.classify(message.message_id, message.actor_name, message.queue_name)
+            if verdict is Redelivery.CULPRIT:
+                message.fail()
+                raise CrashLoop("crashed worker: its worker died while it ran alone")
+            if verdict is Redelivery.SUSPECT and self._run_alone(message):
+                return
+        self._solitude.share()
+        setattr(message, _SHARED, True)
+
+    def _run_alone(self, message: MessageProxy) -> bool:
+        if not self._solitude.be_alone(self.alone_within_s):
+            logger.warning("crash suspect %r runs beside others: its process did not empty in %.0f s",
+                           message.message_id, self.alone_within_s)
+            return False
+        try:
+            self.start_lone_run(message.message_id, message.actor_name)
+        except BaseException:
+            self._solitude.end_alone()
+            raise
+        setattr(message, _ALONE, True)
+        logger.warning("crash suspect %r (%s) runs alone in this process", message.message_id, message.actor_name)
+        return True
 
     def after_process_message(
         self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
     ) -> None:
-        if getattr(message, _HOLDS_LOCK, False):
-            setattr(message, _HOLDS_LOCK, False)
-            self._suspects.release()
+        if getattr(message, _SHARED, False):
+            setattr(message, _SHARED, False)
+            self._solitude.unshare()
+        elif getattr(message, _ALONE, False):
+            setattr(message, _ALONE, False)
+            try:
+                self.end_lone_run(message.message_id)
+            finally:
+                self._solitude.end_alone()
 
     after_skip_message = after_process_message  # type: ignore[assignment]

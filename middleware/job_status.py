@@ -20,7 +20,6 @@ from dramatiq.broker import MessageProxy
 from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import MiddlewareError, SkipMessage
 
-from middleware.crash_guard import DEFERRED_ATTRIBUTE
 from shop.deferred_acks import TICKET_ATTRIBUTE
 from shop.ledger import Change, LedgerWriter, now
 from shop.ledger_args import ledger_fields
@@ -174,11 +173,7 @@ class JobStatus(Middleware):
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         at = now()
-        deferred = getattr(message, DEFERRED_ATTRIBUTE, None)
-        if deferred is not None:  # a crash suspect, re-run later on its own
-            change = self._change(message, "retrying", at, finished_at=at,
-                                  error=f"its worker died while running it; re-run alone in {deferred} ms")
-        elif message.failed:  # parked (a crash loop, the age limit): it goes to the dead letters
+        if message.failed:  # parked (a crash loop, the age limit): it goes to the dead letters
             exception = getattr(message, "_exception", None)
             change = self._change(message, "dead", at, finished_at=at, error=describe_error(exception),
                                   **self._described(broker, message))

@@ -43,3 +43,17 @@ class RequeuedMessage(Base):
 
     message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CrashSuspect(Base):
+    """A redelivered message whose worker died: it runs alone in its process, and if its worker
+    dies again during that lone run (``running_since`` still set), it is the culprit."""
+
+    __tablename__ = "crash_suspects"
+
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(120), nullable=False)
+    lone_runs: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    running_since: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    worker: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

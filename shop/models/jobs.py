@@ -52,6 +52,7 @@ class LedgerEntry(Base):
         Index("ix_job_ledger_user_id", "user_id", postgresql_where="user_id IS NOT NULL"),
         Index("ix_job_ledger_state_changed", "state", "state_changed_at"),
         Index("ix_job_ledger_actor_enqueued", "actor", "enqueued_at"),
+        Index("ix_job_ledger_changed", "state_changed_at"),
     )
 
 
