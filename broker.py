@@ -22,12 +22,14 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from middleware.cancellations import Cancellations
 from middleware.compensation import Compensation
 from middleware.crash_guard import CrashGuard
 from middleware.db_sessions import DbSessions
 from middleware.dead_letters import DeadLetters
 from middleware.job_status import JobStatus
 from middleware.log_context import LogContext
+from middleware.worker_registry import WorkerRegistry
 from shop import db, ledger_store
 from shop.deferred_acks import LedgerAckedRabbitmqBroker
 from shop.ledger import LedgerWriter, connect_psycopg
@@ -44,8 +46,8 @@ def build_middleware(
     - LogContext first: its context is bound before anything logs and cleared last.
     - DbSessions next: the process's engine exists before any hook touches the database.
     - Compensation above Retries: it compensates only once Retries has marked a step failed.
-    - DeadLetters stores what is rejected; CrashGuard parks crash loops before JobStatus
-      claims or records a run.
+    - DeadLetters stores what is rejected; Cancellations skips cancelled jobs and CrashGuard
+      parks crash loops before JobStatus claims or records a run.
     - JobStatus above Retries: its ``after_process_message`` runs after Retries has decided
       between retrying and failing, so the ledger records that decision.
     """
@@ -60,7 +62,12 @@ def build_middleware(
     ]
     stack.append(Compensation())
     if ledger is not None:
-        stack += [DeadLetters(), CrashGuard(ledger_store.classify_redelivery, ledger_store.start_lone_run, ledger_store.end_lone_run)]
+        stack += [
+            WorkerRegistry(),
+            DeadLetters(),
+            Cancellations(connect_psycopg(settings.psycopg_dsn)),
+            CrashGuard(ledger_store.classify_redelivery, ledger_store.start_lone_run, ledger_store.end_lone_run),
+        ]
         stack.append(
             JobStatus(
                 ledger,

@@ -17,8 +17,8 @@ from dramatiq.broker import MessageProxy
 from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import SkipMessage
 
-from shop import dead_letters
 from middleware.crash_guard import CrashLoop
+from shop import dead_letters
 
 
 def reason_for(broker: Broker, message: MessageProxy, exception: BaseException | None) -> str:

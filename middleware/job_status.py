@@ -20,6 +20,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import MiddlewareError, SkipMessage
 
+from middleware.cancellations import CANCELLED_ATTRIBUTE
 from shop.deferred_acks import TICKET_ATTRIBUTE
 from shop.ledger import Change, LedgerWriter, now
 from shop.ledger_args import ledger_fields
@@ -133,9 +134,8 @@ class JobStatus(Middleware):
             if not claimed:
                 raise SkipMessage("duplicate delivery, or a cancelled job")
             return
-        if redelivered and self.already_finished is not None:
-            if self.already_finished(message.message_id):
-                raise SkipMessage("duplicate delivery of a finished job")
+        if redelivered and self.already_finished is not None and self.already_finished(message.message_id):
+            raise SkipMessage("duplicate delivery of a finished job")
         self.writer.record(running)
 
     @staticmethod
@@ -173,7 +173,9 @@ class JobStatus(Middleware):
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         at = now()
-        if message.failed:  # parked (a crash loop, the age limit): it goes to the dead letters
+        if getattr(message, CANCELLED_ATTRIBUTE, False):
+            change = self._change(message, "cancelled", at, finished_at=at)
+        elif message.failed:  # parked (a crash loop, the age limit): it goes to the dead letters
             exception = getattr(message, "_exception", None)
             change = self._change(message, "dead", at, finished_at=at, error=describe_error(exception),
                                   **self._described(broker, message))

@@ -45,11 +45,13 @@ FROM json_to_recordset(%s::json) AS v(message_id text, actor text, queue text, s
     finished_at float8, error text, traceback text, order_id bigint, user_id bigint, job_id text,
     worker text, duplicates int)
 ON CONFLICT (message_id) DO UPDATE SET
-  state = CASE WHEN EXCLUDED.state <> 'enqueued' AND j.state <> 'cancelled'
+  state = CASE WHEN EXCLUDED.state <> 'enqueued'
+               AND (j.state <> 'cancelled' OR EXCLUDED.state IN ('succeeded', 'failed', 'dead', 'retrying'))
                AND NOT (EXCLUDED.state = 'skipped' AND j.state <> 'enqueued')
                AND EXCLUDED.state_changed_at >= j.state_changed_at
           THEN EXCLUDED.state ELSE j.state END,
-  state_changed_at = CASE WHEN EXCLUDED.state <> 'enqueued' AND j.state <> 'cancelled'
+  state_changed_at = CASE WHEN EXCLUDED.state <> 'enqueued'
+               AND (j.state <> 'cancelled' OR EXCLUDED.state IN ('succeeded', 'failed', 'dead', 'retrying'))
                AND NOT (EXCLUDED.state = 'skipped' AND j.state <> 'enqueued')
                AND EXCLUDED.state_changed_at >= j.state_changed_at
           THEN EXCLUDED.state_changed_at ELSE j.state_changed_at END,

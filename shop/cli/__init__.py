@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shop.cli import dlq, jobs, queues, schedules, settings_cmd
+from shop.cli import dlq, jobs, queues, schedules, settings_cmd, workers
 
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     queues.register(groups)
     schedules.register(groups)
     settings_cmd.register(groups)
+    workers.register(groups)
     return parser
 
 

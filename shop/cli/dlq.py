@@ -75,8 +75,8 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    import broker  # noqa: F401  (replays publish through the project's broker)
     import actors  # noqa: F401  (so actor names resolve)
+    import broker
 
     replayed = []
     with session_scope() as s:

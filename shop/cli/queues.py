@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     names = [q.value for q in Queue]
     depths = _depths(settings.amqp_url, [n + sfx for n in names for sfx in ("", ".DQ", ".XQ")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with session_scope() as s:
         oldest = dict(s.execute(
             select(LedgerEntry.queue, func.min(LedgerEntry.enqueued_at))

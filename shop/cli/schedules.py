@@ -76,7 +76,7 @@ def _entries() -> tuple[Entry, ...]:
 
 
 def _time(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.timezone.utc).isoformat(timespec="seconds") if value else None
+    return value.astimezone(dt.UTC).isoformat(timespec="seconds") if value else None
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shop.models import LEDGER_STATES, LedgerEntry
 from shop.errors import InvalidInput
+from shop.models import LEDGER_STATES, LedgerEntry
 
 SUMMARY_FIELDS = ("message_id", "actor", "queue", "state", "attempts", "order_id", "enqueued_at",
                   "started_at", "finished_at", "error")
@@ -60,4 +60,27 @@ def history_of_order(session: Session, order_id: int) -> list[LedgerEntry]:
         .where(LedgerEntry.order_id == order_id)
         .order_by(LedgerEntry.enqueued_at.asc().nulls_last(), LedgerEntry.state_changed_at)
     )
+    return list(session.scalars(query))
+
+
+def changed_after(
+    session: Session,
+    after: dt.datetime,
+    *,
+    state: str | None = None,
+    actor: str | None = None,
+    order_id: int | None = None,
+    limit: int = 500,
+) -> list[LedgerEntry]:
+    """Jobs whose state changed after ``after``, oldest change first (what ``jobs tail`` follows)."""
+    if state is not None and state not in LEDGER_STATES:
+        raise InvalidInput(f"unknown state {state!r}; one of: {', '.join(LEDGER_STATES)}")
+    query = select(LedgerEntry).where(LedgerEntry.state_changed_at > after)
+    if state:
+        query = query.where(LedgerEntry.state == state)
+    if actor:
+        query = query.where(LedgerEntry.actor == actor)
+    if order_id is not None:
+        query = query.where(LedgerEntry.order_id == order_id)
+    query = query.order_by(LedgerEntry.state_changed_at, LedgerEntry.message_id).limit(limit)
     return list(session.scalars(query))

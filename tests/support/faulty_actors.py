@@ -45,3 +45,10 @@ def kills_its_worker(deliveries_path: str) -> None:
     with open(deliveries_path, "a") as fh:
         fh.write("delivery\n")
     os._exit(3)
+
+
+@dramatiq.actor(actor_name="tests.touch", queue_name=QUEUE, max_retries=0)
+def touch(path: str, order_id: int | None = None) -> None:
+    """Creates ``path``: the visible effect of a job that ran (or, when cancelled, did not)."""
+    with open(path, "a") as fh:
+        fh.write("ran\n")

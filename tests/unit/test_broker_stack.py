@@ -32,7 +32,7 @@ def test_the_stack_is_in_its_documented_order():
     names = _names(build_middleware(Settings.from_env({}), writer))
     assert names == [
         "LogContext", "DbSessions", "AgeLimit", "TimeLimit", "ShutdownNotifications", "Callbacks",
-        "Pipelines", "Compensation", "DeadLetters", "CrashGuard", "JobStatus", "Retries", "CurrentMessage",
+        "Pipelines", "Compensation", "WorkerRegistry", "DeadLetters", "Cancellations", "CrashGuard", "JobStatus", "Retries", "CurrentMessage",
     ]
 
 

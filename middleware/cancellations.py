@@ -1,0 +1,44 @@
+"""Cancellations: a job cancelled before it started is skipped when it arrives, and recorded so."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from dramatiq import Broker, Middleware
+from dramatiq.broker import MessageProxy
+from dramatiq.middleware import SkipMessage
+
+from shop.cancellations import CancellationWatch
+
+CANCELLED_ATTRIBUTE = "cancelled_by_operator"
+logger = logging.getLogger("shopjobs.cancellations")
+
+
+class JobCancelled(SkipMessage):
+    """An operator cancelled this job before it started."""
+
+
+class Cancellations(Middleware):
+    """Parameters:
+      connect: opens a dedicated psycopg2 connection for this process's LISTEN.
+    """
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        self.connect = connect
+        self.watch: CancellationWatch | None = None
+
+    def after_process_boot(self, broker: Broker) -> None:
+        self.watch = CancellationWatch(self.connect)
+        self.watch.start()
+
+    def before_process_stop(self, broker: Broker) -> None:
+        if self.watch is not None:
+            self.watch.stop()
+
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
+        if self.watch is not None and message.message_id in self.watch:
+            setattr(message, CANCELLED_ATTRIBUTE, True)
+            logger.info("job %r (%s) was cancelled; skipped", message.message_id, message.actor_name)
+            raise JobCancelled("cancelled by an operator")
