@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import psycopg2
 from psycopg2 import sql
@@ -39,6 +40,22 @@ def create_database(url: str, *, recreate: bool = False) -> None:
             cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(make_url(url).database)))
     finally:
         conn.close()
+
+
+def hold_exclusive_use(url: str, purpose: str) -> Any:
+    """An open admin connection holding an advisory lock named after ``url``'s database: a
+    second holder is refused at once (two main jobs recreating one database would wreck each
+    other). The lock lasts as long as the returned connection stays open."""
+    conn = _admin_connection(url)
+    name = make_url(url).database
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"{purpose}:{name}",))
+        (got,) = cur.fetchone()
+    if not got:
+        conn.close()
+        raise RuntimeError(f"another {purpose} is using database {name!r}; wait for it, or give this one "
+                           "its own names (SHOPJOBS_MAIN_VHOST, SHOPJOBS_MAIN_DATABASE_URL)")
+    return conn
 
 
 def drop_database(url: str) -> None:

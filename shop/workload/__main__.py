@@ -30,6 +30,11 @@ def main() -> int:
 
     from shop import dbadmin, devservices
 
+    try:
+        lock = dbadmin.hold_exclusive_use(DATABASE_URL, "main job")  # noqa: F841  (held until exit)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"== setting up: vhost {VHOST}, database {DATABASE_URL.rsplit('/', 1)[1]}", flush=True)
     devservices.create_vhost(VHOST)
     os.environ["SHOPJOBS_AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
@@ -87,6 +92,7 @@ def main() -> int:
         scheduler.stop()
         scheduler = None
         snap = _wait(ids, args.deadline, started)  # the last fires' jobs
+        print(summary.workers_line(), flush=True)
     finally:
         if scheduler is not None:
             scheduler.stop()

@@ -103,3 +103,14 @@ def shop_outcomes() -> list[str]:
         "notifications queued: " + ", ".join(f"{t} {n}" for t, n in notes),
         "dead letters stored (shopjobs dlq list): " + (", ".join(f"{r} {n}" for r, n in dead) or "none"),
     ]
+
+
+def workers_line() -> str:
+    """The live worker processes as ``shopjobs workers`` sees them (read before they stop)."""
+    from shop.worker_registry import workers
+
+    with session_scope() as s:
+        views = workers(s)
+    busy = sum(v.running for v in views)
+    return (f"== workers (shopjobs workers): {len(views)} processes alive, "
+            f"{sum(v.threads for v in views)} threads, {busy} jobs running")
