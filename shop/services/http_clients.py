@@ -279,6 +279,15 @@ class PaymentClient(_Client):
             "POST", "/v1/refunds", refund_from_json, json=body, idempotency_key=idempotency_key
         )
 
+    def find_charge(self, idempotency_key: str) -> Charge | None:
+        """The charge a request with this key made, if any: the answer to a charge that timed out."""
+        found = self._request("GET", "/v1/charges", lambda body, _replayed: body,
+                              params={"idempotency_key": idempotency_key})
+        data = found.get("data")
+        if not isinstance(data, list):
+            raise ProviderUnavailable("payments GET /v1/charges answered without a data list")
+        return charge_from_json(data[0], False) if data else None
+
     def get_charge(self, charge_id: str) -> Charge:
         return self._request(
             "GET", f"/v1/charges/{_safe_id(charge_id, 'charge id')}", charge_from_json

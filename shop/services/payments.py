@@ -14,10 +14,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shop.db import session_scope
-from shop.services.order_lookup import open_order
 from shop.errors import InvalidInput, NotFound, PermanentError
 from shop.models import Order, Payment, Refund
 from shop.services import providers
+from shop.services.order_lookup import open_order
 
 logger = logging.getLogger(__name__)
 
@@ -115,14 +115,20 @@ def _refund_status(payment: Payment) -> str:
 
 
 def give_back_order_payment(order_id: int, reason: str) -> str:
-    """Compensation: refund what the order's payment captured (or void an authorisation)."""
+    """Compensation: refund what the order's payment captured (or void an authorisation).
+
+    A payment still ``pending`` may hide a charge whose answer timed out: the provider is asked
+    by the charge's idempotency key first, and what it took is given back like any other.
+    """
     with session_scope() as s:
         payment = s.scalars(select(Payment).where(Payment.order_id == order_id)).first()
-        if payment is None or payment.status in ("pending", "declined", "voided"):
-            if payment is not None and payment.status == "pending":
-                s.execute(update(Payment).where(Payment.id == payment.id, Payment.status == "pending")
-                          .values(status="voided", failure_reason=reason[:500]))
+        if payment is None or payment.status in ("declined", "voided"):
             return "nothing taken"
+        pending_key = payment.idempotency_key if payment.status == "pending" else None
+    if pending_key is not None and not _settle_pending(order_id, pending_key, reason):
+        return "nothing taken"
+    with session_scope() as s:
+        payment = s.scalars(select(Payment).where(Payment.order_id == order_id)).one()
         payment_id, status, left = payment.id, payment.status, payment.amount_cents - payment.refunded_cents
         charge_id = payment.provider_charge_id
     if status == "authorized":
@@ -134,6 +140,20 @@ def give_back_order_payment(order_id: int, reason: str) -> str:
         return "already refunded"
     refund_payment(payment_id, left, reason, request_key=f"compensate-order-{order_id}")
     return "refunded"
+
+
+def _settle_pending(order_id: int, key: str, reason: str) -> bool:
+    """Record what a pending payment really is at the provider; True when money was taken."""
+    charge = providers.payments().find_charge(key)
+    with session_scope() as s:
+        if charge is None:
+            s.execute(update(Payment).where(Payment.order_id == order_id, Payment.status == "pending")
+                      .values(status="voided", failure_reason=reason[:500]))
+            return False
+        s.execute(update(Payment).where(Payment.order_id == order_id, Payment.status == "pending")
+                  .values(status=charge["status"], provider_charge_id=charge["id"]))
+    logger.warning("order %r: a charge that timed out had gone through (%s); giving it back", order_id, charge["id"])
+    return True
 
 
 def apply_webhook_event(provider: str, event_id: str) -> tuple[str, int | None]:

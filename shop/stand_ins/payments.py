@@ -55,9 +55,11 @@ class PaymentsApp(App):
         super().__init__()
         self.charges: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
+        self.charge_by_key: dict[str, str] = {}
         self.idempotency = IdempotencyStore()
         self.webhooks = WebhookSender(self.stopping)
         self.route("POST", "/v1/charges", self._create_charge)
+        self.route("GET", "/v1/charges", self._find_charges)
         self.route("GET", f"/v1/charges/{CHARGE_ID}", self._get_charge)
         self.route("POST", f"/v1/charges/{CHARGE_ID}/capture", self._capture)
         self.route("POST", f"/v1/charges/{CHARGE_ID}/void", self._void)
@@ -69,6 +71,7 @@ class PaymentsApp(App):
     def reset_state(self) -> None:
         self.charges.clear()
         self.refunds.clear()
+        self.charge_by_key.clear()
         self.idempotency.clear()
         self.webhooks.reset()
 
@@ -122,8 +125,20 @@ class PaymentsApp(App):
                 "created": int(time.time()),
             }
             self.charges[charge["id"]] = charge
+            self.charge_by_key[key] = charge["id"]
             self.webhooks.emit("charge.succeeded", dict(charge))
             return self.idempotency.remember("charges", key, body, Reply(201, dict(charge)))
+
+    def _find_charges(self, request: Request, match: Any) -> Reply:
+        """Charges made with one idempotency key: how a client learns whether a request that
+        timed out took effect (``GET /v1/charges?idempotency_key=...``)."""
+        key = request.query.get("idempotency_key", "")
+        if not key:
+            raise HttpError(400, "invalid_request", "give idempotency_key")
+        with self.lock:
+            charge_id = self.charge_by_key.get(key)
+            found = [dict(self.charges[charge_id])] if charge_id in self.charges else []
+        return Reply(200, {"data": found})
 
     def _get_charge(self, request: Request, match: Any) -> Reply:
         with self.lock:

@@ -150,3 +150,28 @@ def test_a_declined_card_cancels_the_order_and_its_history_shows_where_it_stoppe
 def _history(order_id: int) -> dict[str, str]:
     with session_scope() as s:
         return {row.actor: row.state for row in ledger_queries.history_of_order(s, order_id)}
+
+
+def test_a_charge_that_always_timed_out_is_found_by_its_key_and_refunded_on_compensation(stand_ins, start_worker):
+    # Given a provider that takes every charge but never answers in time
+    stand_ins["payments"].set_faults(mode="timeout_after_charge", rate=1.0, paths=["/v1/charges$"])
+    ids, product_id = _orders(3, stock=10)
+    start_worker("actors", env={"SHOPJOBS_HTTP_TIMEOUT_S": "1"}, **WORKER)
+    for order_id in ids:
+        process_order_async.send(order_id)
+
+    # When payment validation gives up and the pipeline compensates
+    assert _wait_final(ids, timeout=120) == Counter({"cancelled": 3})
+
+    # Then compensation asked the provider by key, found each charge, and refunded it in full
+    ledger = _provider_ledger(stand_ins)
+    charges = {c["order_id"]: c for c in ledger["charges"]}
+    assert sorted(charges) == sorted(ids)
+    refunded = ledger["refunds"]  # compensation refunds before it marks the order cancelled
+    assert sorted((r["charge_id"], r["amount_cents"]) for r in refunded) == sorted(
+        (c["id"], c["amount_cents"]) for c in charges.values())
+    with session_scope() as s:
+        assert set(s.scalars(select(Payment.status).where(Payment.order_id.in_(ids)))) == {"refunded"}
+        attempts = s.scalars(select(LedgerEntry.attempts).where(LedgerEntry.actor == "payments.validate_payment"))
+        assert all(a == 7 for a in attempts)  # the fault really happened: every attempt timed out
+    _stock_is_conserved(product_id, 10)
