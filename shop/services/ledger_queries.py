@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from shop.errors import InvalidInput
@@ -38,15 +38,7 @@ def jobs(
     limit: int = 50,
 ) -> list[LedgerEntry]:
     """Newest first, filtered; ``state`` must be a ledger state."""
-    if state is not None and state not in LEDGER_STATES:
-        raise InvalidInput(f"unknown state {state!r}; one of: {', '.join(LEDGER_STATES)}")
-    query = select(LedgerEntry)
-    if state:
-        query = query.where(LedgerEntry.state == state)
-    if actor:
-        query = query.where(LedgerEntry.actor == actor)
-    if order_id is not None:
-        query = query.where(LedgerEntry.order_id == order_id)
+    query = _filtered(select(LedgerEntry), state=state, actor=actor, order_id=order_id)
     if since is not None:
         query = query.where(LedgerEntry.state_changed_at >= since)
     query = query.order_by(LedgerEntry.state_changed_at.desc()).limit(limit)
@@ -73,14 +65,20 @@ def changed_after(
     limit: int = 500,
 ) -> list[LedgerEntry]:
     """Jobs whose state changed after ``after``, oldest change first (what ``jobs tail`` follows)."""
+    query = _filtered(select(LedgerEntry).where(LedgerEntry.state_changed_at > after),
+                      state=state, actor=actor, order_id=order_id)
+    query = query.order_by(LedgerEntry.state_changed_at, LedgerEntry.message_id).limit(limit)
+    return list(session.scalars(query))
+
+
+def _filtered(query: Select[Any], *, state: str | None, actor: str | None, order_id: int | None) -> Select[Any]:
+    """The filters ``jobs list`` and ``jobs tail`` share; ``state`` must be a ledger state."""
     if state is not None and state not in LEDGER_STATES:
         raise InvalidInput(f"unknown state {state!r}; one of: {', '.join(LEDGER_STATES)}")
-    query = select(LedgerEntry).where(LedgerEntry.state_changed_at > after)
     if state:
         query = query.where(LedgerEntry.state == state)
     if actor:
         query = query.where(LedgerEntry.actor == actor)
     if order_id is not None:
         query = query.where(LedgerEntry.order_id == order_id)
-    query = query.order_by(LedgerEntry.state_changed_at, LedgerEntry.message_id).limit(limit)
-    return list(session.scalars(query))
+    return query
