@@ -44,7 +44,7 @@ class _Solitude:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._running = 0
         self._alone = False
         self._waiting = 0
