@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shop.cli import dlq, jobs, queues, schedules, settings_cmd
+from shop.cli import backups, dlq, health, jobs, queues, schedules, settings_cmd
 
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     queues.register(groups)
     schedules.register(groups)
     settings_cmd.register(groups)
+    health.register(groups)
+    backups.register(groups)
     return parser
 
 

@@ -8,9 +8,10 @@ from shop.models.catalog import Inventory, Product
 from shop.models.dead_letters import DeadLetter, RequeuedMessage
 from shop.models.jobs import FINAL_STATES, LEDGER_STATES, Job, LedgerEntry, OutboxMessage
 from shop.models.notifications import EmailLog, Notification
+from shop.models.ops import Backup, HealthCheck, OpsRun
 from shop.models.orders import InventoryReservation, Order, OrderLine, Payment, PaymentEvent, Refund
 from shop.models.scheduling import ScheduleFire, SchedulerLeader, ScheduleState
-from shop.models.subscriptions import Subscription
+from shop.models.subscriptions import Subscription, SubscriptionDelivery
 
 __all__ = [
     "AuditLog", "Base", "DeadLetter", "RequeuedMessage", "Cart", "CartItem", "EmailLog", "FINAL_STATES", "Inventory",
@@ -18,4 +19,5 @@ __all__ = [
     "OrderLine", "OutboxMessage", "Payment", "PaymentEvent", "Product", "Refund", "ScheduleFire",
     "ScheduleState", "SchedulerLeader", "Subscription", "Token",
     "User", "UserSession",
+    "Backup", "HealthCheck", "OpsRun", "SubscriptionDelivery",
 ]
