@@ -17,6 +17,7 @@ from sqlalchemy import select
 from actors import backups as backup_actors
 from shop.db import session_scope
 from shop.models import Backup, LedgerEntry, Notification, Token
+from shop.notification_contexts import backup as backup_context
 from shop.services import backups, pg_tools
 from shop.settings import Settings
 from tests.support.factories import make_order, make_product, make_user
@@ -126,6 +127,8 @@ def test_a_backup_file_with_changed_bytes_is_detected_by_verification(targets, s
         alerts = s.scalars(select(Notification).where(Notification.template == "backup_verification_failed")).all()
     assert attempts == 1
     assert [(a.entity_key, a.user_id) for a in alerts] == [(f"backup:{created['backup_id']}", None)]
+    with session_scope() as s:
+        assert backup_context.load(s, str(created["backup_id"]))["status"] == "corrupt"
 
 
 def _state(message_id: str) -> str | None:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from actors import health as health_actors
 from shop.db import session_scope
 from shop.models import HealthCheck, Notification
+from shop.notification_contexts import health as health_context
 from shop.processes import ROOT
 from shop.scheduling.process import start_scheduler
 from shop.services import health
@@ -84,6 +85,10 @@ def test_stopped_components_are_reported_down_with_the_reason_and_alert_once(sta
             alerts = sorted((n.entity_key.split("#")[0], n.user_id) for n in s.scalars(
                 select(Notification).where(Notification.template == "health_component_down")))
         assert alerts == [("health:scheduler", None), ("health:smtp", None), ("health:warehouse", None)]
+        # the alert's context (loaded at delivery) names the reason
+        with session_scope() as s:
+            context = health_context.load(s, "warehouse")
+        assert context["up_now"] is False and "ConnectError" in context["detail"]
     finally:
         scheduler.stop()
         smtp.stop()
