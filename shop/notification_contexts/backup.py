@@ -34,6 +34,6 @@ def load(session: Session, ident: str) -> dict[str, object]:
         "period": row.period_key,
         "status": row.status,
         "size_bytes": row.size_bytes or 0,
-        "started": row.started_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "started": row.started_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "error": row.error or "",
     }

@@ -24,7 +24,7 @@ SAMPLE: dict[str, object] = {
 
 
 def _stamp(value: dt.datetime) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def load(session: Session, ident: str) -> dict[str, object]:

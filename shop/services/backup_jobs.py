@@ -29,7 +29,7 @@ def snapshot_before(settings: Settings, label: str, request_key: str | None = No
 
     ``request_key`` makes a retried request reuse its snapshot; without one, every call makes one.
     """
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     return _run(settings, "snapshot", request_key or f"{label}@{stamp}", label)
 
 

@@ -63,7 +63,7 @@ def verify_backup(settings: Settings, backup_id: int) -> dict[str, Any]:
     with session_scope() as s:
         s.execute(update(Backup).where(Backup.id == backup_id).values(
             status=status, error=error, restore_seconds=round(restore_seconds, 3),
-            verified_at=dt.datetime.now(dt.timezone.utc)))
+            verified_at=dt.datetime.now(dt.UTC)))
         if problems:
             request_notification(s, template=ALERT_TEMPLATE, entity_key=f"backup:{backup_id}", user_id=None)
         row = s.get(Backup, backup_id)

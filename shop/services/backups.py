@@ -20,8 +20,8 @@ from sqlalchemy.dialects.postgresql import insert
 from shop.db import session_scope
 from shop.errors import InvalidInput, PermanentError
 from shop.models import Backup
-from shop.settings import Settings
 from shop.services import pg_tools
+from shop.settings import Settings
 from shop.storage import open_storage
 
 logger = logging.getLogger(__name__)
@@ -161,4 +161,4 @@ def _safe(period_key: str) -> str:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

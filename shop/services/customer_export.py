@@ -53,7 +53,7 @@ def collect(s: Session, user_id: int) -> dict[str, Any]:
     payment_ids = select(Payment.id).where(Payment.order_id.in_(order_ids))
     cart_ids = select(Cart.id).where(Cart.user_id == user_id)
     return {
-        "exported_at": dt.datetime.now(dt.timezone.utc),
+        "exported_at": dt.datetime.now(dt.UTC),
         "user": _row(user),
         "orders": _rows(s, Order, Order.user_id == user_id),
         "order_lines": _rows(s, OrderLine, OrderLine.order_id.in_(order_ids)),

@@ -29,10 +29,10 @@ class Down(Exception):
 
 
 def database(settings: Settings) -> str:
-    with contextlib.closing(psycopg2.connect(settings.psycopg_dsn, connect_timeout=settings.health_timeout_s)) as conn:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1")
-            cur.fetchone()
+    connection = psycopg2.connect(settings.psycopg_dsn, connect_timeout=settings.health_timeout_s)
+    with contextlib.closing(connection) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        cur.fetchone()
     return "SELECT 1 answered"
 
 
@@ -98,7 +98,7 @@ def scheduler(settings: Settings) -> str:
         raise Down("no scheduler leader recorded")
     if not leader["holds_lock"]:
         raise Down(f"leader {leader['holder']} no longer holds the advisory lock")
-    age = (dt.datetime.now(dt.timezone.utc) - leader["heartbeat_at"]).total_seconds()
+    age = (dt.datetime.now(dt.UTC) - leader["heartbeat_at"]).total_seconds()
     if age > settings.health_scheduler_stale_s:
         raise Down(f"leader {leader['holder']} last heartbeat {age:.0f} s ago")
     return f"leader {leader['holder']}, heartbeat {age:.1f} s ago"

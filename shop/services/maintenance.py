@@ -39,7 +39,7 @@ def _prune(days: int, batch: int, states: tuple[str, ...]) -> BatchStats:
     unknown = set(states) - set(FINAL_STATES)
     if unknown:
         raise ValueError(f"only finished jobs are pruned; not {sorted(unknown)}")
-    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
     return delete_in_batches(
         "job_ledger", "state = ANY(:states) AND state_changed_at < :cutoff",
         {"states": list(states), "cutoff": cutoff}, batch=batch, key="message_id", group="state",

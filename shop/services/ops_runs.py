@@ -16,4 +16,4 @@ def record_run(session: Session, task: str, started_at: dt.datetime, stats: dict
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

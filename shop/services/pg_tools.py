@@ -38,21 +38,21 @@ def check_versions(bin_dir: str, database_url: str) -> int:
     match = re.search(r"(\d+)\.\d+", out)
     if not match:
         raise PermanentError(f"cannot read pg_dump's version from {out.strip()!r}")
-    with contextlib.closing(psycopg2.connect(_libpq(database_url), connect_timeout=5)) as conn:
-        with conn.cursor() as cur:
-            cur.execute("SHOW server_version_num")
-            server = int(cur.fetchone()[0]) // 10000
+    with contextlib.closing(psycopg2.connect(_libpq(database_url), connect_timeout=5)) as conn, \
+            conn.cursor() as cur:
+        cur.execute("SHOW server_version_num")
+        server = int(cur.fetchone()[0]) // 10000
     if int(match.group(1)) != server:
         raise PermanentError(f"pg_dump {match.group(1)} cannot be trusted with a PostgreSQL {server} server")
     return server
 
 
 def existing_tables(database_url: str, wanted: Sequence[str]) -> list[str]:
-    with contextlib.closing(psycopg2.connect(_libpq(database_url), connect_timeout=5)) as conn:
-        with conn.cursor() as cur:
-            cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY(%s)",
-                        (list(wanted),))
-            found = {row[0] for row in cur}
+    with contextlib.closing(psycopg2.connect(_libpq(database_url), connect_timeout=5)) as conn, \
+            conn.cursor() as cur:
+        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY(%s)",
+                    (list(wanted),))
+        found = {row[0] for row in cur}
     return [t for t in wanted if t in found]
 
 
@@ -101,16 +101,16 @@ def restore(bin_dir: str, path: str, database_url: str, timeout_s: float) -> Non
 
 
 def restored_counts(database_url: str, tables: Sequence[str]) -> dict[str, int]:
-    with contextlib.closing(psycopg2.connect(_libpq(database_url), connect_timeout=5)) as conn:
-        with conn.cursor() as cur:
-            present = set(existing_tables(database_url, tables))
-            counts = count_rows(cur, [t for t in tables if t in present])
+    present = set(existing_tables(database_url, tables))
+    with contextlib.closing(psycopg2.connect(_libpq(database_url), connect_timeout=5)) as conn, \
+            conn.cursor() as cur:
+        counts = count_rows(cur, [t for t in tables if t in present])
     return counts
 
 
 def _run(command: list[str], timeout_s: float, what: str, error: type[Exception] = PermanentError) -> None:
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+        done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise TransientError(f"{what} did not finish within {timeout_s:.0f} s") from None
     if done.returncode != 0:
