@@ -18,7 +18,7 @@ from actors import backups as backup_actors
 from shop.db import session_scope
 from shop.models import Backup, LedgerEntry, Notification, Token
 from shop.notification_contexts import backup as backup_context
-from shop.services import backups, pg_tools
+from shop.services import backup_jobs, backups, pg_tools
 from shop.settings import Settings
 from tests.support.factories import make_order, make_product, make_user
 from tests.support.waiting import wait_until
@@ -174,3 +174,19 @@ def test_a_customers_data_export_is_one_json_document_without_secrets(targets, s
     assert len(document["orders"]) == 4 and len(document["order_lines"]) == 4
     assert "secret-hash-never-exported" not in path.read_text()
     assert all("payment_token" not in order for order in document["orders"])
+
+
+def test_a_snapshot_before_a_risky_operation_is_verified_and_reused_for_the_same_request(targets, clean):
+    # Given a shop, and an operator about to run a bulk price change
+    _shop(orders=5)
+    settings = _settings(targets)
+
+    # When the snapshot is asked for, and asked again with the same request key (a retry)
+    first = backup_jobs.snapshot_before(settings, "before bulk price change", request_key="price-change-17")
+    again = backup_jobs.snapshot_before(settings, "before bulk price change", request_key="price-change-17")
+
+    # Then one verified snapshot exists, and the retry returned it instead of dumping again
+    assert first["status"] == "verified" and first["kind"] == "snapshot"
+    assert again["backup_id"] == first["backup_id"]
+    with session_scope() as s:
+        assert s.scalars(select(Backup.label)).all() == ["before bulk price change"]
