@@ -1,6 +1,12 @@
-"""Housekeeping actors of the job system (cleanup jobs of the shop join in [08])."""
+"""Housekeeping actors: the outbox relay, ledger pruning and the shop's cleanups.
+
+Each cleanup deletes in bounded batches and returns (and stores) its statistics; ages and
+batch sizes default to the settings, and a message may override the age.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import dramatiq
 
@@ -8,8 +14,14 @@ import broker as shop_broker
 from shop import outbox
 from shop.errors import PermanentError
 from shop.queues import Queue
-from shop.services import maintenance
+from shop.services import cleanup, maintenance
 from shop.validate import positive_id
+
+HOUSEKEEPING = {"queue_name": Queue.MAINTENANCE.value, "throws": (PermanentError,), "max_retries": 3}
+
+
+def _age(value: int | None, default: int, name: str) -> int:
+    return default if value is None else positive_id(value, name)
 
 
 @dramatiq.actor(actor_name="maintenance.relay_outbox", queue_name=Queue.MAINTENANCE.value, max_retries=3)
@@ -18,12 +30,45 @@ def relay_outbox() -> None:
     outbox.relay_pending(shop_broker.settings.outbox_relay_after_s)
 
 
-@dramatiq.actor(
-    actor_name="maintenance.prune_job_ledger",
-    queue_name=Queue.MAINTENANCE.value,
-    throws=(PermanentError,),
-    max_retries=3,
-)
+@dramatiq.actor(actor_name="maintenance.prune_job_ledger", **HOUSEKEEPING)
 def prune_job_ledger(days: int = 30) -> None:
     """Delete finished ledger rows older than ``days`` days, in batches."""
     maintenance.prune_job_ledger(positive_id(days, "days"))
+
+
+@dramatiq.actor(actor_name="maintenance.prune_job_ledger_by_policy", **HOUSEKEEPING)
+def prune_job_ledger_by_policy() -> dict[str, Any]:
+    """Delete succeeded jobs after ``LEDGER_KEEP_DAYS_SUCCEEDED``, failed ones after ``..._FAILED``."""
+    s = shop_broker.settings
+    return maintenance.prune_job_ledger_by_policy(
+        s.ledger_keep_days_succeeded, s.ledger_keep_days_failed, s.cleanup_batch_size
+    )
+
+
+@dramatiq.actor(actor_name="maintenance.cleanup_expired_carts", **HOUSEKEEPING)
+def cleanup_expired_carts(days_old: int | None = None) -> dict[str, Any]:
+    s = shop_broker.settings
+    return cleanup.expired_carts(_age(days_old, s.cart_max_age_days, "days_old"), s.cleanup_batch_size)
+
+
+@dramatiq.actor(actor_name="maintenance.cleanup_expired_tokens", **HOUSEKEEPING)
+def cleanup_expired_tokens() -> dict[str, Any]:
+    s = shop_broker.settings
+    return cleanup.expired_tokens(s.token_used_keep_hours, s.cleanup_batch_size)
+
+
+@dramatiq.actor(actor_name="maintenance.cleanup_expired_sessions", **HOUSEKEEPING)
+def cleanup_expired_sessions() -> dict[str, Any]:
+    return cleanup.expired_sessions(shop_broker.settings.cleanup_batch_size)
+
+
+@dramatiq.actor(actor_name="maintenance.cleanup_abandoned_sessions", **HOUSEKEEPING)
+def cleanup_abandoned_sessions(idle_days: int | None = None) -> dict[str, Any]:
+    s = shop_broker.settings
+    return cleanup.abandoned_sessions(_age(idle_days, s.session_abandoned_days, "idle_days"), s.cleanup_batch_size)
+
+
+@dramatiq.actor(actor_name="maintenance.cleanup_old_audit_logs", **HOUSEKEEPING)
+def cleanup_old_audit_logs(days: int | None = None) -> dict[str, Any]:
+    s = shop_broker.settings
+    return cleanup.old_audit_logs(_age(days, s.audit_log_keep_days, "days"), s.cleanup_batch_size)

@@ -129,6 +129,23 @@ class Settings:
     schedule_module: str = _field(
         "shop.scheduling.schedule", str, "dotted module whose ENTRIES the scheduler runs (tests swap it)"
     )
+    # --- subscriptions, cleanup, backups and health ([08]) ---
+    cleanup_batch_size: int = _field(1000, _int(1, 100_000), "rows per cleanup transaction")
+    cart_max_age_days: int = _field(30, _int(1, 3650), "carts not updated for this long are deleted (empty ones first)")
+    token_used_keep_hours: int = _field(24, _int(0, 24 * 365), "used tokens are kept this long, then deleted")
+    audit_log_keep_days: int = _field(90, _int(1, 3650), "audit log rows older than this are deleted")
+    session_abandoned_days: int = _field(14, _int(1, 3650), "anonymous sessions idle this long are deleted")
+    ledger_keep_days_succeeded: int = _field(14, _int(1, 3650), "succeeded/skipped/cancelled ledger rows kept")
+    ledger_keep_days_failed: int = _field(60, _int(1, 3650), "failed/dead ledger rows kept")
+    backup_primary_url: str = _field("file:///var/tmp/shopjobs/backups-a", str, "first storage target of backups")
+    backup_secondary_url: str = _field("file:///var/tmp/shopjobs/backups-b", str, "second storage target of backups")
+    backup_keep_daily: int = _field(7, _int(1, 366), "daily backups kept")
+    backup_keep_weekly: int = _field(4, _int(1, 520), "weekly backups kept")
+    backup_keep_snapshots: int = _field(5, _int(1, 1000), "pre-operation snapshot backups kept")
+    pg_bin_dir: str = _field("/usr/bin", str, "where pg_dump, pg_restore live (major version must match the server)")
+    health_timeout_s: int = _field(3, _int(1, 60), "longest one health probe may take")
+    health_scheduler_stale_s: int = _field(120, _int(5, 86400), "scheduler heartbeat older than this counts as down")
+    health_alert_after_s: int = _field(300, _int(0, 86400), "a component down this long alerts the admins (once)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shop.cli import dlq, jobs, queues, schedules, settings_cmd, workers
+from shop.cli import backups, dlq, health, jobs, queues, schedules, settings_cmd, workers
 
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     schedules.register(groups)
     settings_cmd.register(groups)
     workers.register(groups)
+    health.register(groups)
+    backups.register(groups)
     return parser
 
 

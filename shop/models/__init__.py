@@ -8,15 +8,45 @@ from shop.models.catalog import Inventory, Product
 from shop.models.dead_letters import CrashSuspect, DeadLetter, RequeuedMessage
 from shop.models.jobs import FINAL_STATES, LEDGER_STATES, Job, LedgerEntry, OutboxMessage
 from shop.models.notifications import EmailLog, Notification
+from shop.models.ops import Backup, HealthCheck, OpsRun
 from shop.models.orders import InventoryReservation, Order, OrderLine, Payment, PaymentEvent, Refund
 from shop.models.scheduling import ScheduleFire, SchedulerLeader, ScheduleState
-from shop.models.subscriptions import Subscription
+from shop.models.subscriptions import Subscription, SubscriptionDelivery
 from shop.models.workers import WorkerProcess
 
 __all__ = [
-    "AuditLog", "Base", "DeadLetter", "RequeuedMessage", "Cart", "CartItem", "EmailLog", "FINAL_STATES", "Inventory",
-    "InventoryReservation", "Job", "LEDGER_STATES", "LedgerEntry", "Notification", "Order",
-    "OrderLine", "OutboxMessage", "Payment", "PaymentEvent", "Product", "Refund", "ScheduleFire",
-    "ScheduleState", "SchedulerLeader", "Subscription", "Token",
-    "User", "UserSession", "CrashSuspect", "WorkerProcess",
+    "FINAL_STATES",
+    "LEDGER_STATES",
+    "AuditLog",
+    "Backup",
+    "Base",
+    "Cart",
+    "CartItem",
+    "CrashSuspect",
+    "DeadLetter",
+    "EmailLog",
+    "HealthCheck",
+    "Inventory",
+    "InventoryReservation",
+    "Job",
+    "LedgerEntry",
+    "Notification",
+    "OpsRun",
+    "Order",
+    "OrderLine",
+    "OutboxMessage",
+    "Payment",
+    "PaymentEvent",
+    "Product",
+    "Refund",
+    "RequeuedMessage",
+    "ScheduleFire",
+    "ScheduleState",
+    "SchedulerLeader",
+    "Subscription",
+    "SubscriptionDelivery",
+    "Token",
+    "User",
+    "UserSession",
+    "WorkerProcess",
 ]

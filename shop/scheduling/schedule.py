@@ -4,18 +4,12 @@ Names are stable (they are part of every fire's message id). Cron entries run on
 clock of their ``tz``; frequent ones are intervals, which DST does not touch.
 
 Still to come, with the issues that add their actors (reference documents):
-- subscriptions renewal ........ cron "0 0 * * *"   Europe/Berlin, catch_up (grace 6 h)
-- expired carts cleanup ........ cron "0 2 * * *"   Europe/Berlin, catch_up (grace 6 h)
-- expired tokens/sessions ...... cron "0 3 * * *"   Europe/Berlin, catch_up (grace 6 h)
 - daily sales report ........... cron "0 6 * * *"   Europe/Berlin, catch_up (grace 12 h)
 - low-stock alerts ............. cron "0 * * * *"   Europe/Berlin, skip
 - inventory sync with warehouse  every_s=900, skip
 - price feed ................... cron "*/5 9-17 * * mon-fri" Europe/Berlin (market hours), skip
 - scheduled notifications ...... every_s=60, catch_up (grace 10 min)
 - payment reminders ............ cron "0 9 * * *"   Europe/Berlin, catch_up (grace 3 h)
-- database backup daily ........ cron "30 1 * * *"  Europe/Berlin, catch_up (grace 6 h)
-- database backup weekly ....... cron "0 5 * * sun" Europe/Berlin, catch_up (grace 24 h)
-- health check ................. every_s=60, skip
 """
 
 from __future__ import annotations
@@ -35,12 +29,36 @@ ENTRIES: list[Entry] = [
     ),
     Entry(
         name="prune-job-ledger",
-        actor="maintenance.prune_job_ledger",
+        actor="maintenance.prune_job_ledger_by_policy",
         cron="0 4 * * *",
         tz="Europe/Berlin",
-        args=(30,),
         misfire="catch_up",
         grace_s=3 * 3600,
-        description="delete finished ledger rows older than 30 days",
+        description="delete succeeded ledger rows after 14 days, failed ones after 60 (settings)",
     ),
+    # --- subscriptions, cleanup, backups and health ([08]) ---
+    *(
+        Entry(name=name, actor=actor, cron=cron, tz="Europe/Berlin", misfire="catch_up", grace_s=grace_h * 3600,
+              description=description)
+        for name, actor, cron, grace_h, description in (
+            # renewals and reminders at local midnight: reminders are then 24 h ahead of a renewal
+            ("subscriptions-renewal", "subscriptions.process_due", "0 0 * * *", 6, "renew subscriptions due today"),
+            ("subscription-reminders", "subscriptions.send_renewal_reminders", "0 0 * * *", 6,
+             "remind customers whose subscription renews tomorrow"),
+            ("cleanup-expired-carts", "maintenance.cleanup_expired_carts", "0 2 * * *", 6,
+             "delete carts idle for 30 days, empty ones first"),
+            ("cleanup-expired-tokens", "maintenance.cleanup_expired_tokens", "0 3 * * *", 6,
+             "delete expired and long-used tokens"),
+            ("cleanup-expired-sessions", "maintenance.cleanup_expired_sessions", "10 3 * * *", 6,
+             "delete expired sessions"),
+            ("cleanup-abandoned-sessions", "maintenance.cleanup_abandoned_sessions", "20 3 * * *", 6,
+             "delete sessions idle for 14 days"),
+            ("cleanup-old-audit-logs", "maintenance.cleanup_old_audit_logs", "30 3 * * *", 6,
+             "delete audit rows older than 90 days"),
+            ("backup-daily", "backups.daily", "30 1 * * *", 6, "daily backup, verified, retention applied"),
+            ("backup-weekly", "backups.weekly", "0 5 * * sun", 24, "weekly backup, verified, retention applied"),
+        )
+    ),
+    Entry(name="health-check", actor="health.check", every_s=60, tz="Europe/Berlin", misfire="skip",
+          description="probe every component; a late check is worthless, the next one comes in a minute"),
 ]

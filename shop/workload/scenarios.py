@@ -93,10 +93,11 @@ Scenario = Callable[[random.Random, Seeded], Sent]
 
 def phases() -> list[list[Scenario]]:
     """Scenarios in phases: a phase starts once every job of the one before has finished."""
-    from shop.workload import operator_scenarios, order_scenarios
+    from shop.workload import operator_scenarios, ops_scenarios, order_scenarios
 
     return [
         [availability_updates, report_jobs, housekeeping, malformed_input, order_scenarios.order_pipeline,
          operator_scenarios.cancel_delayed_jobs],
         [order_scenarios.order_follow_ups],
+        *ops_scenarios.PHASES,
     ]
