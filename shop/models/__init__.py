@@ -7,7 +7,9 @@ from shop.models.carts import Cart, CartItem
 from shop.models.catalog import Inventory, Product
 from shop.models.dead_letters import DeadLetter, RequeuedMessage
 from shop.models.jobs import FINAL_STATES, LEDGER_STATES, Job, LedgerEntry, OutboxMessage
-from shop.models.notifications import EmailLog, Notification
+from shop.models.notifications import (
+    CampaignChunk, CampaignCompletion, EmailLog, Notification, NotificationCampaign, NotificationSchedule,
+)
 from shop.models.orders import InventoryReservation, Order, OrderLine, Payment, PaymentEvent, Refund
 from shop.models.scheduling import ScheduleFire, SchedulerLeader, ScheduleState
 from shop.models.subscriptions import Subscription
@@ -18,4 +20,5 @@ __all__ = [
     "OrderLine", "OutboxMessage", "Payment", "PaymentEvent", "Product", "Refund", "ScheduleFire",
     "ScheduleState", "SchedulerLeader", "Subscription", "Token",
     "User", "UserSession",
+    "CampaignChunk", "CampaignCompletion", "NotificationCampaign", "NotificationSchedule",
 ]
