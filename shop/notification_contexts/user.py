@@ -28,7 +28,7 @@ def load(session: Session, ident: str) -> dict[str, Any]:
     if user is None:
         raise NotFound(f"user {user_id} does not exist")
     s = providers.settings()
-    expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=s.verification_ttl_s)
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=s.verification_ttl_s)
     return {
         "user": {
             "id": user.id,

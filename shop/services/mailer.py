@@ -10,7 +10,6 @@ never the server's words, which often echo the recipient's address.
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 from email.message import EmailMessage
 
@@ -60,7 +59,7 @@ def send(settings: Settings, message: EmailMessage, recipients: list[str]) -> No
         raise SmtpPermanent("the SMTP server does not offer STARTTLS/AUTH as configured") from None
     except ssl.SSLError as exc:
         raise SmtpPermanent(f"STARTTLS failed: {exc.reason}") from None
-    except (smtplib.SMTPServerDisconnected, socket.timeout, TimeoutError) as exc:
+    except (smtplib.SMTPServerDisconnected, TimeoutError) as exc:
         raise SmtpTransient(f"SMTP connection lost or timed out ({type(exc).__name__})") from None
     except OSError as exc:  # refused, unreachable, reset
         raise SmtpTransient(f"SMTP connection failed ({type(exc).__name__})") from None
