@@ -17,7 +17,7 @@ from shop.services import jobs as job_service
 from shop.services import orders, providers
 from shop.services.notifications import request_notification
 from tests.support.factories import make_order, make_product, make_user
-from tests.support.notify import body, mail, notification, notify_parties, parsed, settled, sms, to_address  # noqa: F401
+from tests.support.notify import body, notification, settled, to_address
 from tests.support.waiting import wait_until
 
 WORKER = {"processes": 1, "threads": 8}
@@ -59,7 +59,7 @@ def test_each_named_email_job_delivers_its_content_to_the_customers_address(mail
     assert confirmation["message_id"] == message_id("order_confirmation", f"order:{ids['order']}",
                                                     providers.settings().mail_from)
     shipped = body(got[f"Order #{ids['order']} is on its way"], "html")
-    assert f'href="https://shop.example.test/track/TRK42"' in shipped
+    assert 'href="https://shop.example.test/track/TRK42"' in shipped
     assert "Pay with another card" in body(got[f"Payment for order #{ids['order']} failed"], "html")
     renewal = got["Your Linen shirt subscription renews on 2026-12-01"]
     assert "monthly subscription to 1 x Linen shirt" in body(renewal)
