@@ -26,7 +26,7 @@ from shop import outbox
 from shop.db import session_scope
 from shop.errors import InvalidInput, NotFound
 from shop.models import CampaignChunk, CampaignCompletion, Notification, NotificationCampaign
-from shop.notify.dispatch import actor, enqueue_delivery
+from shop.notify.dispatch import DELIVERY_ACTORS, actor
 
 logger = logging.getLogger(__name__)
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "campaigns.shopjobs")
@@ -97,7 +97,8 @@ def fan_out_chunk(campaign_id: int, chunk: int) -> int:
             .order_by(Notification.id).offset(chunk * campaign.chunk_size).limit(campaign.chunk_size)
         ).all()
         for row in rows:
-            enqueue_delivery(s, row.id, row.channel)
+            outbox.enqueue(s, actor(DELIVERY_ACTORS[row.channel]), row.id)
+        s.execute(update(Notification).where(Notification.id.in_([r.id for r in rows])).values(enqueued_at=func.now()))
         s.execute(update(CampaignChunk).where(CampaignChunk.campaign_id == campaign_id, CampaignChunk.chunk == chunk)
                   .values(queued=len(rows)))
         s.execute(update(NotificationCampaign).where(NotificationCampaign.id == campaign_id)

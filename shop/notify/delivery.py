@@ -79,11 +79,27 @@ def claim(notification_id: int, lease_s: int) -> Claimed | str:
                        Notification.user_id, Notification.attempts, Notification.created_at)
         ).first()
         if row is not None:
-            return Claimed(*row)
+            claimed = Claimed(*row)
+            if claimed.channel == "email":
+                _log_attempt(s, claimed)
+            return claimed
         status = s.scalar(select(Notification.status).where(Notification.id == notification_id))
     if status is None:
         raise NotFound(f"notification {notification_id} does not exist")
     return status
+
+
+def _log_attempt(session: Session, claimed: Claimed) -> None:
+    """The e-mail log row (one per template and entity) counts hand-offs to SMTP."""
+    header = message_id(claimed.template, claimed.entity_key, providers.settings().mail_from)
+    session.execute(
+        insert(EmailLog)
+        .values(dedupe_key=dedupe_key(claimed.template, claimed.entity_key), message_id_header=header,
+                user_id=claimed.user_id, template=claimed.template, notification_id=claimed.id,
+                status="sending", attempts=1)
+        .on_conflict_do_update(index_elements=["dedupe_key"],
+                               set_={"attempts": EmailLog.attempts + 1, "status": "sending"})
+    )
 
 
 def recipient(session: Session, user_id: int | None, channel: str) -> Recipient | None:
@@ -145,15 +161,6 @@ def _send_email(claimed: Claimed, to: Recipient, context: dict[str, Any]) -> str
     message = build_email(rendered=rendered, mail_from=settings.mail_from, recipients=to.addresses,
                           message_id_header=header, created_at=claimed.created_at,
                           template=claimed.template, notification_id=claimed.id)
-    with session_scope() as s:
-        s.execute(
-            insert(EmailLog)
-            .values(dedupe_key=dedupe_key(claimed.template, claimed.entity_key), message_id_header=header,
-                    user_id=claimed.user_id, template=claimed.template, notification_id=claimed.id,
-                    status="sending", attempts=1)
-            .on_conflict_do_update(index_elements=["dedupe_key"],
-                                   set_={"attempts": EmailLog.attempts + 1, "status": "sending"})
-        )
     mailer.send(settings, message, to.addresses)
     return header
 
@@ -191,7 +198,7 @@ def settle(notification_id: int, status: str, *, error: str | None = None, provi
         ).first()
         if row is None:
             return False
-        if row.channel == "email" and status in ("sent", "failed"):
+        if row.channel == "email":
             s.execute(
                 update(EmailLog).where(EmailLog.notification_id == notification_id)
                 .values(status=status, sent_at=now if status == "sent" else None, error=error[:1000] if error else None)
