@@ -133,7 +133,7 @@ class Settings:
     smtp_timeout_s: int = _field(10, _int(1, 10), "SMTP connect/read timeout, seconds (at most 10)")
     smtp_ca_file: str | None = _field(None, _optional_str, "CA bundle trusted for STARTTLS (default: the system's)")
     sms_url: str = _field("http://127.0.0.1:8104", _url(("http", "https")), "SMS gateway API")
-    sms_api_key: str = _field("sms_dev_only", str, "SMS gateway API key (Bearer)")
+    sms_api_secret: str = _field("sms_dev_only", str, "SMS gateway API key, sent as a Bearer token")
     shop_base_url: str = _field("https://shop.example.test", _url(("http", "https")), "base of links in messages")
     verification_secret: str = _field("verify_dev_only", str, "HMAC secret of e-mail verification links")
     verification_ttl_s: int = _field(172800, _int(60, 30 * 86400), "lifetime of a verification link, seconds")
