@@ -18,14 +18,12 @@ CHANNELS = tuple(DELIVERY_ACTORS)
 
 
 def actor(name: str) -> dramatiq.Actor[Any, Any]:
-    """The declared actor ``name``; imports the actor modules if this process has not yet."""
-    broker = dramatiq.get_broker()
-    try:
-        return broker.get_actor(name)
-    except dramatiq.errors.ActorNotFound:
-        importlib.import_module("actors.email")
-        importlib.import_module("actors.notifications")
-        return broker.get_actor(name)
+    """The declared actor ``name``. Importing the actor modules (cached after the first call)
+    sets up the project's broker first, so a producer that never imported ``actors`` still
+    publishes on it rather than on Dramatiq's default."""
+    importlib.import_module("actors.email")
+    importlib.import_module("actors.notifications")
+    return dramatiq.get_broker().get_actor(name)
 
 
 def enqueue_delivery(session: Session, notification_id: int, channel: str) -> str:
