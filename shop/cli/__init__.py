@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shop.cli import dlq, jobs, queues, schedules, settings_cmd
+from shop.cli import dlq, jobs, notifications, queues, schedules, settings_cmd
 
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.register(groups)
     queues.register(groups)
     schedules.register(groups)
+    notifications.register(groups)
     settings_cmd.register(groups)
     return parser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from actors import email as email_actors
+from shop import cli
 from shop.db import session_scope
 from shop.models import EmailLog
 from shop.services import orders
@@ -41,6 +42,15 @@ def test_a_550_is_permanent_recorded_and_never_retried(mail, start_worker):
     with session_scope() as s:
         log = s.query(EmailLog).one()
         assert (log.status, log.attempts) == ("failed", 1)
+
+    # When the operator fixes the cause and resends it from the CLI
+    mail.clear_faults()
+    assert cli.main(["notifications", "resend", str(row.id)]) == 0
+
+    # Then it is delivered, once
+    row = wait_until(lambda: _welcome(user_id), 30)
+    assert (row.status, row.attempts, len(mail.messages(raw=False))) == ("sent", 2, 1)
+    assert cli.main(["notifications", "resend", str(row.id)]) == 2  # only failed ones are resent
 
 
 def test_a_421_and_a_451_are_retried_with_backoff_then_delivered_once(mail, start_worker):
