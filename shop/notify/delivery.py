@@ -38,6 +38,13 @@ ACTIVE = ("pending", "sending", "retrying")
 
 
 @dataclasses.dataclass(frozen=True)
+class Recipient:
+    addresses: list[str]
+    locale: str
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Claimed:
     id: int
     template: str
@@ -46,13 +53,10 @@ class Claimed:
     user_id: int | None
     attempts: int
     created_at: dt.datetime
-
-
-@dataclasses.dataclass(frozen=True)
-class Recipient:
-    addresses: list[str]
-    locale: str
-    name: str
+    # loaded in the claim's transaction (one round of BEGIN/COMMIT less per message)
+    to: Recipient | None = None
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)
+    load_error: PermanentError | None = None
 
 
 def _now() -> dt.datetime:
@@ -82,7 +86,12 @@ def claim(notification_id: int, lease_s: int) -> Claimed | str:
             claimed = Claimed(*row)
             if claimed.channel == "email":
                 _log_attempt(s, claimed)
-            return claimed
+            try:
+                to = recipient(s, claimed.user_id, claimed.channel)
+                context = load_context(s, claimed.template, claimed.entity_key) if to else {}
+            except PermanentError as exc:  # the claim still commits; the caller records the failure
+                return dataclasses.replace(claimed, load_error=exc)
+            return dataclasses.replace(claimed, to=to, context=context)
         status = s.scalar(select(Notification.status).where(Notification.id == notification_id))
     if status is None:
         raise NotFound(f"notification {notification_id} does not exist")
@@ -126,9 +135,9 @@ def deliver(notification_id: int) -> str:
         logger.info("notification %r is %s; nothing to do", notification_id, claimed)
         return claimed
     try:
-        with session_scope() as s:
-            to = recipient(s, claimed.user_id, claimed.channel)
-            context = load_context(s, claimed.template, claimed.entity_key) if to else {}
+        if claimed.load_error is not None:
+            raise claimed.load_error
+        to, context = claimed.to, claimed.context
         if to is None:
             settle(claimed.id, "skipped", error=f"no {claimed.channel} address")
             logger.info("notification %r skipped: the recipient has no %s address", claimed.id, claimed.channel)
