@@ -5,6 +5,15 @@ Names are explicit and stable (``domain.verb``) so renaming a function orphans n
 """
 
 import broker  # noqa: F401  (sets the global broker before any actor is declared)
-
-from actors import email, inventory, jobs, maintenance, orders, payments  # noqa: F401,E402
-from actors import backups, health, subscriptions  # noqa: F401,E402
+from actors import (  # noqa: F401  # noqa: F401,E402
+    backups,
+    email,
+    health,
+    inventory,
+    jobs,
+    maintenance,
+    notifications,
+    orders,
+    payments,
+    subscriptions,
+)

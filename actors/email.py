@@ -1,3 +1,100 @@
-"""E-mail actors (SMTP delivery comes with [03]). Absolute imports keep the stdlib ``email`` visible."""
+"""E-mail actors: SMTP delivery of one notification, and the catalogue's named e-mail jobs.
+
+Absolute imports keep the stdlib ``email`` visible. The named jobs only record a notification
+(ids in, ids out); ``email.send_email`` delivers it, retried with backoff on 4xx/timeouts.
+"""
 
 from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+import broker as shop_broker
+from shop.errors import PermanentError
+from shop.notify import delivery, requests
+from shop.queues import Queue
+from shop.services import jobs as job_service
+from shop.validate import positive_id, text
+
+REQUEST = {"queue_name": Queue.NOTIFICATIONS.value, "throws": (PermanentError,), "max_retries": 5}
+DELIVER = {
+    "queue_name": Queue.NOTIFICATIONS.value,
+    "throws": (PermanentError,),
+    "max_retries": shop_broker.settings.notify_max_retries,
+    "on_retry_exhausted": "notifications.delivery_gave_up",
+}
+
+
+@dramatiq.actor(actor_name="email.send_email", **DELIVER)
+def send_email(notification_id: int) -> str:
+    """Deliver one notification row by SMTP (stable Message-ID, once per template and entity)."""
+    return delivery.deliver(positive_id(notification_id, "notification_id"))
+
+
+@dramatiq.actor(
+    actor_name="email.send_email_async",
+    queue_name=Queue.NOTIFICATIONS.value,
+    throws=(PermanentError,),
+    max_retries=shop_broker.settings.notify_max_retries,
+    on_retry_exhausted="email.send_email_async_gave_up",
+)
+def send_email_async(job_id: str) -> str:
+    """Send the e-mail a Job record describes (params: template, entity_key, user_id)."""
+    message = CurrentMessage.get_current_message()
+    return job_service.run_job(text(job_id, "job_id", max_len=64), message.message_id if message else None)
+
+
+@dramatiq.actor(actor_name="email.send_email_async_gave_up", queue_name=Queue.NOTIFICATIONS.value, max_retries=5)
+def send_email_async_gave_up(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
+    """Retries ran out: the Job record and its notification both say failed."""
+    from shop.db import session_scope
+    from shop.models import Job
+
+    job_id = (message_data.get("args") or [None])[0]
+    if not isinstance(job_id, str):
+        return
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        params = dict(job.params) if job else {}
+    error = f"gave up after {retry_info.get('retries')} retries"
+    job_service.mark_failed(job_id, error)
+    notification_id = requests.notification_of_job(params)
+    if notification_id is not None:
+        delivery.give_up(notification_id, error)
+
+
+@dramatiq.actor(actor_name="email.send_order_confirmation_email", **REQUEST)
+def send_order_confirmation_email(order_id: int) -> dict[str, Any]:
+    return requests.order_confirmation(positive_id(order_id, "order_id"))
+
+
+@dramatiq.actor(actor_name="email.send_shipping_notification_email", **REQUEST)
+def send_shipping_notification_email(order_id: int) -> dict[str, Any]:
+    """The shipped e-mail, with the tracking link."""
+    return requests.shipping_notification(positive_id(order_id, "order_id"))
+
+
+@dramatiq.actor(actor_name="email.send_welcome_email", **REQUEST)
+def send_welcome_email(user_id: int) -> dict[str, Any]:
+    """Welcome, with a signed verification link that expires (``SHOPJOBS_VERIFICATION_TTL_S``)."""
+    return requests.welcome(positive_id(user_id, "user_id"))
+
+
+@dramatiq.actor(actor_name="email.send_payment_failed", **REQUEST)
+def send_payment_failed(order_id: int) -> dict[str, Any]:
+    return requests.payment_failed(positive_id(order_id, "order_id"))
+
+
+@dramatiq.actor(actor_name="email.send_subscription_renewal_reminder", **REQUEST)
+def send_subscription_renewal_reminder(subscription_id: int) -> dict[str, Any]:
+    return requests.renewal_reminder(positive_id(subscription_id, "subscription_id"))
+
+
+@dramatiq.actor(actor_name="email.send_templated_email", **REQUEST)
+def send_templated_email(user_id: int | None, template: str, entity_key: str) -> dict[str, Any]:
+    """Any template to a user (or, with ``user_id=None``, to the administrators)."""
+    uid = None if user_id is None else positive_id(user_id, "user_id")
+    return requests.templated(uid, text(template, "template", max_len=64), text(entity_key, "entity_key", max_len=64),
+                              "email")

@@ -146,6 +146,19 @@ class Settings:
     health_timeout_s: int = _field(3, _int(1, 60), "longest one health probe may take")
     health_scheduler_stale_s: int = _field(120, _int(5, 86400), "scheduler heartbeat older than this counts as down")
     health_alert_after_s: int = _field(300, _int(0, 86400), "a component down this long alerts the admins (once)")
+    # --- notifications ([03]): e-mail, SMS, links in messages, retention ---
+    smtp_timeout_s: int = _field(10, _int(1, 10), "SMTP connect/read timeout, seconds (at most 10)")
+    smtp_ca_file: str | None = _field(None, _optional_str, "CA bundle trusted for STARTTLS (default: the system's)")
+    sms_url: str = _field("http://127.0.0.1:8104", _url(("http", "https")), "SMS gateway API")
+    sms_api_secret: str = _field("sms_dev_only", str, "SMS gateway API key, sent as a Bearer token")
+    shop_base_url: str = _field("https://shop.example.test", _url(("http", "https")), "base of links in messages")
+    verification_secret: str = _field("verify_dev_only", str, "HMAC secret of e-mail verification links")
+    verification_ttl_s: int = _field(172800, _int(60, 30 * 86400), "lifetime of a verification link, seconds")
+    notify_max_retries: int = _field(20, _int(0, 100), "retries of one e-mail/SMS delivery (backoff capped by MAX_BACKOFF_MS)")
+    notify_claim_s: int = _field(120, _int(15, 3600), "lease of a delivery attempt; after it the sweep may retry")
+    notify_retention_days: int = _field(90, _int(1, 3650), "settled notifications older than this are deleted")
+    payment_overdue_after_h: int = _field(24, _int(1, 24 * 90), "hours after which an unpaid order is reminded daily")
+    campaign_chunk_size: int = _field(200, _int(1, 10000), "users per fanned-out campaign chunk")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

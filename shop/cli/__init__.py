@@ -9,7 +9,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shop.cli import backups, dlq, health, jobs, queues, schedules, settings_cmd, workers
+from shop.cli import (
+    backups,
+    dlq,
+    health,
+    jobs,
+    notifications,
+    queues,
+    schedules,
+    settings_cmd,
+    workers,
+)
 
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -21,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.register(groups)
     queues.register(groups)
     schedules.register(groups)
+    notifications.register(groups)
     settings_cmd.register(groups)
     workers.register(groups)
     health.register(groups)

@@ -7,7 +7,14 @@ from shop.models.carts import Cart, CartItem
 from shop.models.catalog import Inventory, Product
 from shop.models.dead_letters import CrashSuspect, DeadLetter, RequeuedMessage
 from shop.models.jobs import FINAL_STATES, LEDGER_STATES, Job, LedgerEntry, OutboxMessage
-from shop.models.notifications import EmailLog, Notification
+from shop.models.notifications import (
+    CampaignChunk,
+    CampaignCompletion,
+    EmailLog,
+    Notification,
+    NotificationCampaign,
+    NotificationSchedule,
+)
 from shop.models.ops import Backup, HealthCheck, OpsRun
 from shop.models.orders import InventoryReservation, Order, OrderLine, Payment, PaymentEvent, Refund
 from shop.models.scheduling import ScheduleFire, SchedulerLeader, ScheduleState
@@ -20,6 +27,8 @@ __all__ = [
     "AuditLog",
     "Backup",
     "Base",
+    "CampaignChunk",
+    "CampaignCompletion",
     "Cart",
     "CartItem",
     "CrashSuspect",
@@ -31,6 +40,8 @@ __all__ = [
     "Job",
     "LedgerEntry",
     "Notification",
+    "NotificationCampaign",
+    "NotificationSchedule",
     "OpsRun",
     "Order",
     "OrderLine",

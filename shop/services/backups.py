@@ -33,6 +33,24 @@ CRITICAL_TABLES = (
     "notifications", "email_log", "audit_log", "jobs",
 )
 DONE = ("created", "verified", "corrupt", "deleted")
+
+
+def with_referenced_tables(tables: tuple[str, ...]) -> tuple[str, ...]:
+    """``tables`` plus every table their foreign keys reach, so a restore never lacks a target
+    (a new column pointing at a new table joins the backup without anyone editing this list)."""
+    from shop.models import Base
+
+    wanted, todo = set(tables), list(tables)
+    while todo:
+        table = Base.metadata.tables.get(todo.pop())
+        if table is None:
+            continue
+        for fk in table.foreign_keys:
+            target = fk.column.table.name
+            if target not in wanted:
+                wanted.add(target)
+                todo.append(target)
+    return tuple(sorted(wanted))
 STALE_RUNNING = dt.timedelta(hours=2)
 DUMP_TIMEOUT_S = 3000.0
 
@@ -88,7 +106,7 @@ def _claim(kind: str, period_key: str, label: str | None) -> int | None:
 
 def _dump_and_store(settings: Settings, backup_id: int, kind: str, period_key: str) -> dict[str, Any]:
     pg_tools.check_versions(settings.pg_bin_dir, settings.database_url)
-    tables = pg_tools.existing_tables(settings.database_url, CRITICAL_TABLES)
+    tables = pg_tools.existing_tables(settings.database_url, with_referenced_tables(CRITICAL_TABLES))
     key = f"backups/{kind}/{_safe(period_key)}-{backup_id}.dump"
     with tempfile.TemporaryDirectory(prefix="shopjobs-backup-") as tmp:
         path = os.path.join(tmp, "backup.dump")

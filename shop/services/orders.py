@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from shop.db import session_scope
 from shop.errors import InvalidInput, NotFound
-from shop.models import Order, OrderLine, Product
+from shop.models import Order, OrderLine, Product, User
 from shop.services import inventory, payments, providers
 from shop.services.notifications import request_notification
 
@@ -51,13 +51,28 @@ def send_to_warehouse(order_id: int) -> str:
     return reference
 
 
-def notify(order_id: int, template: str, channel: str = "email") -> bool:
-    """Queue one notification per (template, order, channel); False when it already exists."""
+SMS_TEMPLATES = ("order_confirmation", "order_shipped")  # the customer may ask for these by SMS too
+
+
+def notify(order_id: int, template: str, channel: str | None = None) -> bool:
+    """Queue the order's notification per (template, order, channel); False when none was new.
+
+    Without ``channel``, the customer's preferences decide: e-mail when ``notify_email``, and
+    SMS too for confirmation and shipping when ``notify_sms`` and a phone number is on file.
+    Only rows are written here: an SMTP outage never blocks or fails an order.
+    """
     order = _order(order_id)
     with session_scope() as s:
-        created = request_notification(s, template=template, entity_key=f"order:{order_id}",
-                                       user_id=order.user_id, channel=channel)
-    return created is not None
+        user = s.get(User, order.user_id)
+        if channel is not None:
+            channels = [channel]
+        else:
+            channels = ["email"] if user is None or user.notify_email else []
+            if user is not None and user.notify_sms and user.phone and template in SMS_TEMPLATES:
+                channels.append("sms")
+        created = [request_notification(s, template=template, entity_key=f"order:{order_id}",
+                                        user_id=order.user_id, channel=c) for c in channels]
+    return any(c is not None for c in created)
 
 
 def complete(order_id: int) -> None:

@@ -93,11 +93,12 @@ Scenario = Callable[[random.Random, Seeded], Sent]
 
 def phases() -> list[list[Scenario]]:
     """Scenarios in phases: a phase starts once every job of the one before has finished."""
+    from shop.workload import notification_scenarios as notify
     from shop.workload import operator_scenarios, ops_scenarios, order_scenarios
 
     return [
-        [availability_updates, report_jobs, housekeeping, malformed_input, order_scenarios.order_pipeline,
-         operator_scenarios.cancel_delayed_jobs],
-        [order_scenarios.order_follow_ups],
+        [notify.notifications, availability_updates, report_jobs, housekeeping, malformed_input,
+         order_scenarios.order_pipeline, operator_scenarios.cancel_delayed_jobs],
+        [order_scenarios.order_follow_ups, notify.refusals],
         *ops_scenarios.PHASES,
     ]

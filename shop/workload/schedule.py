@@ -13,4 +13,6 @@ ENTRIES: list[Entry] = [
     Entry(name="prune-job-ledger", actor="maintenance.prune_job_ledger", cron="*/3 * * * * *",
           tz="Europe/Berlin", args=(30,), misfire="catch_up", grace_s=60,
           description="delete finished ledger rows older than 30 days"),
+    Entry(name="notifications-due", actor="notifications.process_due", every_s=5, tz="Europe/Berlin",
+          misfire="skip", description="scheduled notifications now due, lost deliveries, recurring ones"),
 ]

@@ -118,7 +118,7 @@ def test_a_backup_file_with_changed_bytes_is_detected_by_verification(targets, s
     # Then the job fails for good (no retry), the backup is marked corrupt with both reasons
     wait_until(lambda: _state(message.message_id) in ("failed", "dead"), 90, what="the verify job failed")
     row = _backup(created["backup_id"])
-    assert row.status == "corrupt"
+    assert row.status == "corrupt", f"the job failed otherwise: {_error(message.message_id)}"
     assert "target 1: checksum mismatch" in row.error
     assert "target 1: restore failed" in row.error or "target 1: row counts differ" in row.error
     assert "target 2" not in row.error
@@ -129,6 +129,11 @@ def test_a_backup_file_with_changed_bytes_is_detected_by_verification(targets, s
     assert [(a.entity_key, a.user_id) for a in alerts] == [(f"backup:{created['backup_id']}", None)]
     with session_scope() as s:
         assert backup_context.load(s, str(created["backup_id"]))["status"] == "corrupt"
+
+
+def _error(message_id: str) -> str | None:
+    with session_scope() as s:
+        return s.scalar(select(LedgerEntry.error).where(LedgerEntry.message_id == message_id))
 
 
 def _state(message_id: str) -> str | None:

@@ -1,0 +1,1 @@
+"""One module per entity kind: ``TEMPLATES``, ``SAMPLE`` and ``load(session, ident)`` (see README)."""
