@@ -6,4 +6,4 @@ Names are explicit and stable (``domain.verb``) so renaming a function orphans n
 
 import broker  # noqa: F401  (sets the global broker before any actor is declared)
 
-from actors import email, inventory, jobs, maintenance, orders, payments  # noqa: F401,E402
+from actors import email, inventory, jobs, maintenance, media, orders, payments, prices, reports  # noqa: F401,E402

@@ -129,6 +129,18 @@ class Settings:
     schedule_module: str = _field(
         "shop.scheduling.schedule", str, "dotted module whose ENTRIES the scheduler runs (tests swap it)"
     )
+    # [07] catalog jobs: price feed, images, exports, rankings
+    price_feed_sources: str = _field(
+        "primary=http://127.0.0.1:8111,backup=http://127.0.0.1:8112",
+        str,
+        "price sources in fallback order, name=url comma-separated",
+    )
+    price_feeds: str = _field("EUR_USD", str, "feeds polled, BASE_QUOTE comma-separated")
+    price_feed_max_age_s: int = _field(900, _int(1, 7 * 86400), "a feed value older than this is stale (alert)")
+    image_max_bytes: int = _field(10_000_000, _int(1024, 200_000_000), "largest image download accepted")
+    image_max_pixels: int = _field(40_000_000, _int(1, 1_000_000_000), "largest image size (decompression-bomb guard)")
+    export_chunk_rows: int = _field(5000, _int(100, 1_000_000), "rows per chunk of a streamed export")
+    rankings_window_days: int = _field(7, _int(1, 365), "days of views and purchases that rank products")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -5,6 +5,10 @@ from shop.models.audit import AuditLog
 from shop.models.base import Base
 from shop.models.carts import Cart, CartItem
 from shop.models.catalog import Inventory, Product
+from shop.models.catalog_jobs import (
+    InventoryDiscrepancy, InventorySyncRun, PriceFeed, ProductImage, ProductRanking, ProductView, SalesReport,
+    WaitListEntry,
+)
 from shop.models.dead_letters import DeadLetter, RequeuedMessage
 from shop.models.jobs import FINAL_STATES, LEDGER_STATES, Job, LedgerEntry, OutboxMessage
 from shop.models.notifications import EmailLog, Notification
@@ -18,4 +22,6 @@ __all__ = [
     "OrderLine", "OutboxMessage", "Payment", "PaymentEvent", "Product", "Refund", "ScheduleFire",
     "ScheduleState", "SchedulerLeader", "Subscription", "Token",
     "User", "UserSession",
+    "InventoryDiscrepancy", "InventorySyncRun", "PriceFeed", "ProductImage", "ProductRanking", "ProductView",
+    "SalesReport", "WaitListEntry",
 ]

@@ -1,0 +1,1 @@
+"""Per-kind loaders of the context a notification template renders with (see the contract)."""
