@@ -103,7 +103,9 @@ def decode(url: str, data: bytes, max_pixels: int) -> Image.Image:
         image.load()
     except ImageRejected:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected(f"image {url!r}: over the {max_pixels}-pixel limit ({exc})") from None
+    except UnidentifiedImageError as exc:
         raise ImageRejected(f"image {url!r}: not a usable image ({exc})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageRejected(f"image {url!r}: corrupt image data ({exc})") from None

@@ -7,11 +7,14 @@ import json
 
 from sqlalchemy import select, update
 
-from actors.inventory import check_low_stock_alerts, sync_inventory_levels, update_product_availability
+from actors.inventory import (
+    check_low_stock_alerts,
+    sync_inventory_levels,
+    update_product_availability,
+)
 from shop.db import session_scope
 from shop.models import Inventory, InventoryDiscrepancy, InventorySyncRun, Product
 from shop.services import restock
-from tests.support.catalog import catalog, catalog_parties, catalog_storage_dir, catalog_worker  # noqa: F401
 from tests.support.catalog import count, finished, notifications
 from tests.support.factories import make_product, make_user
 

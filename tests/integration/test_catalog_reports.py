@@ -16,7 +16,6 @@ from shop import outbox
 from shop.db import session_scope
 from shop.models import Job, Payment, ProductRanking, ProductView, Refund, SalesReport
 from shop.services.jobs import create_job
-from tests.support.catalog import catalog, catalog_parties, catalog_storage_dir, catalog_worker  # noqa: F401
 from tests.support.catalog import count, finished, notifications
 from tests.support.factories import make_order, make_product, make_user
 from tests.support.waiting import wait_until
