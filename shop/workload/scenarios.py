@@ -93,9 +93,10 @@ Scenario = Callable[[random.Random, Seeded], Sent]
 
 def phases() -> list[list[Scenario]]:
     """Scenarios in phases: a phase starts once every job of the one before has finished."""
-    from shop.workload import order_scenarios
+    from shop.workload import catalog_scenarios, order_scenarios
 
     return [
-        [availability_updates, report_jobs, housekeeping, malformed_input, order_scenarios.order_pipeline],
+        [availability_updates, report_jobs, housekeeping, malformed_input, order_scenarios.order_pipeline,
+         catalog_scenarios.catalog_jobs],
         [order_scenarios.order_follow_ups],
     ]
