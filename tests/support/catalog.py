@@ -6,7 +6,7 @@ environment of other tests' workers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,10 @@ def catalog_storage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("catalog-storage")
 
 
-@pytest.fixture()
-def catalog(catalog_parties: dict[str, StandIn], stand_ins: dict[str, Any], catalog_storage_dir: Path) -> dict[str, Any]:
-    """Reset stand-ins; return them with the workers' env and the storage the workers write to."""
-    for stand_in in catalog_parties.values():
-        stand_in.reset()
-    env = {
+@pytest.fixture(scope="session")
+def catalog_env(catalog_parties: dict[str, StandIn], catalog_storage_dir: Path) -> dict[str, str]:
+    """The catalog workers' settings (given to them, not put in this process's environment)."""
+    return {
         "SHOPJOBS_STORAGE_URL": catalog_storage_dir.as_uri(),
         "SHOPJOBS_PRICE_FEED_SOURCES": f"primary={catalog_parties['primary'].url},backup={catalog_parties['backup'].url}",
         "SHOPJOBS_HTTP_TIMEOUT_S": "1",
@@ -51,13 +49,26 @@ def catalog(catalog_parties: dict[str, StandIn], stand_ins: dict[str, Any], cata
         "SHOPJOBS_IMAGE_MAX_PIXELS": "20000000",
         "SHOPJOBS_EXPORT_CHUNK_ROWS": "500",
     }
-    return {**catalog_parties, **stand_ins, "env": env, "storage": open_storage(catalog_storage_dir.as_uri())}
 
 
 @pytest.fixture()
-def catalog_worker(start_worker: Callable[..., Worker], catalog: dict[str, Any]) -> Worker:
-    """One worker process (4 threads) on every queue, with the catalog settings."""
-    return start_worker("actors", processes=1, threads=4, env=catalog["env"])
+def catalog(catalog_parties: dict[str, StandIn], stand_ins: dict[str, Any], catalog_env: dict[str, str],
+            catalog_storage_dir: Path) -> dict[str, Any]:
+    """Clean tables and queues, reset stand-ins; return them, the workers' env and their storage."""
+    for stand_in in catalog_parties.values():
+        stand_in.reset()
+    return {**catalog_parties, **stand_ins, "env": catalog_env, "storage": open_storage(catalog_storage_dir.as_uri())}
+
+
+@pytest.fixture(scope="module")
+def catalog_worker(parties: dict[str, Any], catalog_env: dict[str, str]) -> Iterator[Worker]:
+    """One worker process (4 threads) on every queue with the catalog settings, shared by a module's
+    tests (each test still starts from empty tables and queues): starting one costs seconds."""
+    worker = Worker(("actors",), processes=1, threads=4, env=catalog_env)
+    try:
+        yield worker.wait_ready()
+    finally:
+        worker.stop()
 
 
 def notifications(template: str) -> list[tuple[str, int | None]]:
