@@ -1,13 +1,16 @@
-"""Inventory actors: availability now; stock sync and low-stock alerts join in [07]."""
+"""Inventory actors: availability (with the wait-list), the warehouse stock sync, low-stock alerts."""
 
 from __future__ import annotations
 
+import uuid
+
 import dramatiq
+from dramatiq.middleware import CurrentMessage
 
 from shop.db import session_scope
 from shop.errors import PermanentError
 from shop.queues import Queue
-from shop.services import inventory
+from shop.services import inventory, inventory_sync, stock_alerts
 from shop.validate import positive_id
 
 
@@ -17,8 +20,34 @@ from shop.validate import positive_id
     throws=(PermanentError,),
     max_retries=2,
 )
-def update_product_availability(product_id: int) -> None:
-    """Active exactly when the product has free stock."""
+def update_product_availability(product_id: int) -> bool:
+    """Active exactly when the product has free stock; a comeback tells the wait-list once."""
     positive_id(product_id, "product_id")
     with session_scope() as s:
-        inventory.update_product_availability(s, product_id)
+        return inventory.update_product_availability(s, product_id)
+
+
+@dramatiq.actor(
+    actor_name="inventory.sync_inventory_levels",
+    queue_name=Queue.REPORTS.value,  # a long paged pull: never in front of availability updates
+    throws=(PermanentError,),
+    max_retries=5,
+    time_limit=15 * 60 * 1000,
+)
+def sync_inventory_levels() -> dict[str, object]:
+    """Make our stock agree with the warehouse's; the message id keys the run (retries resume it)."""
+    message = CurrentMessage.get_current_message()
+    run_key = message.message_id if message is not None else f"manual-{uuid.uuid4()}"
+    return inventory_sync.sync_inventory_levels(run_key)
+
+
+@dramatiq.actor(
+    actor_name="inventory.check_low_stock_alerts",
+    queue_name=Queue.INVENTORY.value,
+    max_retries=3,
+    time_limit=2 * 60 * 1000,
+)
+def check_low_stock_alerts() -> dict[str, int]:
+    """Alert the administrators once per product per crossing under its threshold."""
+    with session_scope() as s:
+        return stock_alerts.check_low_stock_alerts(s)

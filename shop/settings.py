@@ -159,6 +159,18 @@ class Settings:
     notify_retention_days: int = _field(90, _int(1, 3650), "settled notifications older than this are deleted")
     payment_overdue_after_h: int = _field(24, _int(1, 24 * 90), "hours after which an unpaid order is reminded daily")
     campaign_chunk_size: int = _field(200, _int(1, 10000), "users per fanned-out campaign chunk")
+    # [07] catalog jobs: price feed, images, exports, rankings
+    price_feed_sources: str = _field(
+        "primary=http://127.0.0.1:8111,backup=http://127.0.0.1:8112",
+        str,
+        "price sources in fallback order, name=url comma-separated",
+    )
+    price_feeds: str = _field("EUR_USD", str, "feeds polled, BASE_QUOTE comma-separated")
+    price_feed_max_age_s: int = _field(900, _int(1, 7 * 86400), "a feed value older than this is stale (alert)")
+    image_max_bytes: int = _field(10_000_000, _int(1024, 200_000_000), "largest image download accepted")
+    image_max_pixels: int = _field(40_000_000, _int(1, 1_000_000_000), "largest image size (decompression-bomb guard)")
+    export_chunk_rows: int = _field(5000, _int(100, 1_000_000), "rows per chunk of a streamed export")
+    rankings_window_days: int = _field(7, _int(1, 365), "days of views and purchases that rank products")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -21,4 +21,4 @@ os.environ["SHOPJOBS_METRICS_PORT"] = "0"
 # heartbeats while idle, so RabbitMQ would drop it between tests
 os.environ["SHOPJOBS_AMQP_HEARTBEAT"] = "0"
 
-pytest_plugins = ["tests.support.fixtures"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.catalog"]

@@ -5,6 +5,10 @@ from shop.models.audit import AuditLog
 from shop.models.base import Base
 from shop.models.carts import Cart, CartItem
 from shop.models.catalog import Inventory, Product
+from shop.models.catalog_jobs import (
+    InventoryDiscrepancy, InventorySyncRun, PriceFeed, ProductImage, ProductRanking, ProductView, SalesReport,
+    WaitListEntry,
+)
 from shop.models.dead_letters import CrashSuspect, DeadLetter, RequeuedMessage
 from shop.models.jobs import FINAL_STATES, LEDGER_STATES, Job, LedgerEntry, OutboxMessage
 from shop.models.notifications import (
@@ -36,7 +40,9 @@ __all__ = [
     "EmailLog",
     "HealthCheck",
     "Inventory",
+    "InventoryDiscrepancy",
     "InventoryReservation",
+    "InventorySyncRun",
     "Job",
     "LedgerEntry",
     "Notification",
@@ -48,9 +54,14 @@ __all__ = [
     "OutboxMessage",
     "Payment",
     "PaymentEvent",
+    "PriceFeed",
     "Product",
+    "ProductImage",
+    "ProductRanking",
+    "ProductView",
     "Refund",
     "RequeuedMessage",
+    "SalesReport",
     "ScheduleFire",
     "ScheduleState",
     "SchedulerLeader",
@@ -59,5 +70,6 @@ __all__ = [
     "Token",
     "User",
     "UserSession",
+    "WaitListEntry",
     "WorkerProcess",
 ]

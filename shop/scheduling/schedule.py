@@ -8,6 +8,9 @@ Still to come, with the issues that add their actors (reference documents):
 - low-stock alerts ............. cron "0 * * * *"   Europe/Berlin, skip
 - inventory sync with warehouse  every_s=900, skip
 - price feed ................... cron "*/5 9-17 * * mon-fri" Europe/Berlin (market hours), skip
+- subscriptions renewal ........ cron "0 0 * * *"   Europe/Berlin, catch_up (grace 6 h)
+- expired carts cleanup ........ cron "0 2 * * *"   Europe/Berlin, catch_up (grace 6 h)
+- expired tokens/sessions ...... cron "0 3 * * *"   Europe/Berlin, catch_up (grace 6 h)
 - scheduled notifications ...... every_s=60, catch_up (grace 10 min)
 - payment reminders ............ cron "0 9 * * *"   Europe/Berlin, catch_up (grace 3 h)
 """
@@ -97,5 +100,47 @@ ENTRIES: list[Entry] = [
         misfire="catch_up",
         grace_s=6 * 3600,
         description="delete settled notifications older than SHOPJOBS_NOTIFY_RETENTION_DAYS",
+    ),
+    # [07] catalog and inventory
+    Entry(
+        name="inventory-sync",
+        actor="inventory.sync_inventory_levels",
+        every_s=900,
+        tz="Europe/Berlin",
+        misfire="skip",  # the next pull, 15 min later, brings the same stock
+        description="pull stock levels from the warehouse, apply them, report discrepancies",
+    ),
+    Entry(
+        name="low-stock-alerts",
+        actor="inventory.check_low_stock_alerts",
+        cron="0 * * * *",
+        tz="Europe/Berlin",
+        misfire="skip",
+        description="alert the administrators once per product per crossing under its threshold",
+    ),
+    Entry(
+        name="daily-sales-report",
+        actor="reports.generate_daily_sales_report",
+        cron="0 6 * * *",
+        tz="Europe/Berlin",
+        misfire="catch_up",
+        grace_s=12 * 3600,
+        description="yesterday's revenue, orders, AOV, top products and refunds, e-mailed to admins",
+    ),
+    Entry(
+        name="product-rankings",
+        actor="reports.update_product_rankings",
+        cron="30 * * * *",
+        tz="Europe/Berlin",
+        misfire="skip",
+        description="rank products by views and purchases over the window; feature the best",
+    ),
+    Entry(
+        name="price-feed",
+        actor="prices.poll_price_feed",
+        cron="*/5 9-17 * * mon-fri",
+        tz="Europe/Berlin",
+        misfire="skip",  # a late quote is worth less than the next one
+        description="poll exchange rates from the sources in fallback order; alert when all fail",
     ),
 ]

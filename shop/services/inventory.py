@@ -7,22 +7,33 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shop.db import session_scope
+from shop.services import restock
 from shop.services.order_lookup import open_order
 from shop.errors import InvalidInput, NotFound, PermanentError
 from shop.models import Inventory, InventoryReservation, Order, OrderLine, Product
 
 
 def update_product_availability(session: Session, product_id: int) -> bool:
-    """Make a product active exactly when it has free stock; returns the new flag."""
+    """Make a product active exactly when it has free stock; returns the new flag.
+
+    The flip is a conditional UPDATE, so only the one call that sees a product come back
+    tells its wait-list (``restock.on_back_in_stock``); the search column follows the flag.
+    """
     available = session.scalar(select(Inventory.available).where(Inventory.product_id == product_id))
     if available is None:
         if session.get(Product, product_id) is None:
             raise NotFound(f"product {product_id} does not exist")
         available = 0
     active = available > 0
-    session.execute(
-        update(Product).where(Product.id == product_id, Product.is_active.is_not(active)).values(is_active=active)
-    )
+    flipped = session.execute(
+        update(Product)
+        .where(Product.id == product_id, Product.is_active.is_not(active))
+        .values(is_active=active)
+        .returning(Product.id)
+    ).first()
+    if flipped is not None and active:
+        restock.on_back_in_stock(session, product_id)
+    restock.refresh_search(session, product_id)
     return active
 
 

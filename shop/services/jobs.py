@@ -7,6 +7,7 @@ a handler only computes. A job that already finished is not run again (redeliver
 from __future__ import annotations
 
 import datetime as dt
+import contextvars
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,13 @@ from shop.models import Job
 Progress = Callable[[int], None]
 Handler = Callable[[dict[str, Any], Progress], Any]
 _HANDLERS: dict[str, Handler] = {}
+# the job a handler is computing, for handlers whose output is named after it (exports)
+_current_job: contextvars.ContextVar[str] = contextvars.ContextVar("current_job")
+
+
+def current_job_id() -> str:
+    """The id of the job whose handler is running (``LookupError`` outside a handler)."""
+    return _current_job.get()
 
 
 def job_handler(job_type: str) -> Callable[[Handler], Handler]:
@@ -72,11 +80,14 @@ def run_job(job_id: str, message_id: str | None = None) -> str:
     if handler is None:
         _finish(job_id, "failed", error=f"no handler for job type {job_type!r}")
         raise InvalidInput(f"no handler for job type {job_type!r}")
+    token = _current_job.set(job_id)
     try:
         result = handler(params, _set_progress(job_id))
     except InvalidInput as exc:
         _finish(job_id, "failed", error=str(exc))
         raise
+    finally:
+        _current_job.reset(token)
     _finish(job_id, "succeeded", result=result)
     return "succeeded"
 

@@ -225,12 +225,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._write(reply)
 
     def _write(self, reply: Reply) -> None:
-        payload = b"" if reply.body is None else json.dumps(reply.body).encode("utf-8")
+        raw = isinstance(reply.body, bytes)  # a file (an image), sent as is with its own type
+        payload = reply.body if raw else b"" if reply.body is None else json.dumps(reply.body).encode("utf-8")
+        headers = dict(reply.headers)
+        content_type = headers.pop("Content-Type", "application/octet-stream" if raw else "application/json")
         try:
             self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
-            for name, value in reply.headers.items():
+            for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)

@@ -19,7 +19,7 @@ from typing import IO, Any, Self
 
 import httpx
 
-NAMES = ("payments", "warehouse", "carrier")
+NAMES = ("payments", "warehouse", "carrier", "images", "prices")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ADMIN_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 

@@ -67,6 +67,8 @@ def _query_int(request: Request, name: str, default: int, low: int, high: int) -
 
 class WarehouseApp(App):
     name = "warehouse"
+    # garbage: the stock endpoint answers 200 with a body that breaks the contract
+    extra_fault_modes = frozenset({"garbage"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -145,6 +147,8 @@ class WarehouseApp(App):
             return Reply(200, fulfilment)
 
     def _stock_page(self, request: Request, match: Any) -> Reply:
+        if request.fault is not None and request.fault.mode == "garbage":
+            return Reply(200, {"items": [{"sku": None}], "page": "?"})
         page = _query_int(request, "page", 1, 1, 10**9)
         page_size = _query_int(request, "page_size", 100, 1, MAX_PAGE_SIZE)
         with self.lock:

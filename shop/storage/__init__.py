@@ -15,6 +15,15 @@ from shop.storage.local import LocalStorage
 BACKENDS: dict[str, Callable[[str], Storage]] = {"file": LocalStorage.from_url}
 
 
+def _s3(url: str) -> Storage:
+    from shop.storage.s3 import S3Storage  # boto3 is imported only by processes that use S3
+
+    return S3Storage.from_url(url)
+
+
+BACKENDS["s3"] = _s3
+
+
 def open_storage(url: str) -> Storage:
     """The backend for ``url``; a ``StorageError`` names an unknown scheme."""
     scheme = urlparse(url).scheme

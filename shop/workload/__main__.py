@@ -48,6 +48,9 @@ def main() -> int:
     os.makedirs(".run", exist_ok=True)
 
     from shop.stand_ins.process import start_stand_in
+    from shop.workload import catalog_scenarios
+
+    stop_catalog = catalog_scenarios.prepare()
 
     parties = {name: start_stand_in(name, log_path=f".run/{name}.log") for name in ("payments", "warehouse", "carrier")}
     os.environ["SHOPJOBS_PAYMENT_URL"] = parties["payments"].url
@@ -99,6 +102,7 @@ def main() -> int:
         worker.stop()
         for party in parties.values():
             party.stop()
+        stop_catalog()
     print("== summary")
     for line in summary.report():
         print(line)

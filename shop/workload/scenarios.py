@@ -93,12 +93,12 @@ Scenario = Callable[[random.Random, Seeded], Sent]
 
 def phases() -> list[list[Scenario]]:
     """Scenarios in phases: a phase starts once every job of the one before has finished."""
+    from shop.workload import catalog_scenarios, operator_scenarios, ops_scenarios, order_scenarios
     from shop.workload import notification_scenarios as notify
-    from shop.workload import operator_scenarios, ops_scenarios, order_scenarios
 
     return [
         [notify.notifications, availability_updates, report_jobs, housekeeping, malformed_input,
-         order_scenarios.order_pipeline, operator_scenarios.cancel_delayed_jobs],
+         order_scenarios.order_pipeline, operator_scenarios.cancel_delayed_jobs, catalog_scenarios.catalog_jobs],
         [order_scenarios.order_follow_ups, notify.refusals],
         *ops_scenarios.PHASES,
     ]

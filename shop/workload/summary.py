@@ -74,7 +74,10 @@ def report() -> list[str]:
         lines.append(f"  {n:4d} x {actor}: {error}")
     lines.append("shop Job records: " + ", ".join(f"{status} {n}" for status, n in jobs))
     lines.extend(shop_outcomes())
+    from shop.workload.catalog_scenarios import summary_lines as catalog_lines
     from shop.workload.notification_scenarios import summary_lines
+
+    lines.extend(catalog_lines())
     lines.extend(summary_lines())
     return lines
 

@@ -34,8 +34,9 @@ def test_every_production_entry_names_a_declared_actor():
 
 def test_the_production_schedule_loads_with_unique_names_and_a_zone_per_entry():
     entries = load()
-    assert [e.name for e in entries][:2] == ["relay-outbox", "prune-job-ledger"]
-    assert {"subscriptions-renewal", "backup-daily", "backup-weekly", "health-check"} <= {e.name for e in entries}
+    names = [e.name for e in entries]
+    assert names[:2] == ["relay-outbox", "prune-job-ledger"] and len(set(names)) == len(names)
+    assert {"subscriptions-renewal", "backup-daily", "backup-weekly", "health-check"} <= set(names)
     assert all(ZoneInfo(e.tz) for e in entries)
     by_name = {e.name: e for e in entries}
     assert by_name["relay-outbox"].every_s == 30

@@ -1,0 +1,36 @@
+"""Image actors on the ``media`` queue: slow downloads and Pillow work never delay orders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+
+from shop.errors import PermanentError
+from shop.queues import Queue
+from shop.services import product_images
+from shop.validate import positive_id
+
+
+@dramatiq.actor(
+    actor_name="media.process_product_images",
+    queue_name=Queue.MEDIA.value,
+    throws=(PermanentError,),
+    max_retries=4,
+    time_limit=5 * 60 * 1000,
+)
+def process_product_images(product_id: int, image_urls: list[str]) -> dict[str, Any]:
+    """Download, resize and store every image of a product; set its image URLs."""
+    return product_images.process_product_images(positive_id(product_id, "product_id"), image_urls)
+
+
+@dramatiq.actor(
+    actor_name="media.generate_image_variants",
+    queue_name=Queue.MEDIA.value,
+    throws=(PermanentError,),
+    max_retries=4,
+    time_limit=5 * 60 * 1000,
+)
+def generate_image_variants(image_url: str, variants: list[str]) -> dict[str, Any]:
+    """The named variants (thumb, medium, large) of one image, stored; returns their URLs."""
+    return product_images.generate_image_variants(image_url, variants)

@@ -1,0 +1,72 @@
+"""Report actors: the daily sales report, product rankings and data exports (``reports`` queue)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from shop.db import session_scope
+from shop.errors import InvalidInput, PermanentError
+from shop.models import Job
+from shop.queues import Queue
+from shop.services import (
+    exports,  # noqa: F401  (registers the export job type)
+    jobs,
+    providers,
+    rankings,
+    sales_report,
+)
+from shop.validate import text
+
+
+@dramatiq.actor(
+    actor_name="reports.generate_daily_sales_report",
+    queue_name=Queue.REPORTS.value,
+    throws=(PermanentError,),
+    max_retries=5,
+    time_limit=10 * 60 * 1000,
+)
+def generate_daily_sales_report(day: str | None = None) -> dict[str, Any]:
+    """Report ``day`` (YYYY-MM-DD; the schedule sends none: yesterday in the shop's time zone)."""
+    tz = providers.settings().timezone
+    if day is None:
+        parsed = dt.datetime.now(ZoneInfo(tz)).date() - dt.timedelta(days=1)
+    else:
+        parsed = sales_report.parse_day(day)
+    with session_scope() as s:
+        return sales_report.generate_daily_sales_report(s, parsed, tz)
+
+
+@dramatiq.actor(
+    actor_name="reports.update_product_rankings",
+    queue_name=Queue.REPORTS.value,
+    max_retries=3,
+    time_limit=10 * 60 * 1000,
+)
+def update_product_rankings() -> dict[str, Any]:
+    """Rank products by views and purchases over the configured window; the best are featured."""
+    with session_scope() as s:
+        return rankings.update_product_rankings(s, providers.settings().rankings_window_days)
+
+
+@dramatiq.actor(
+    actor_name="reports.export_data_async",
+    queue_name=Queue.REPORTS.value,
+    throws=(PermanentError,),
+    max_retries=3,
+    on_retry_exhausted="jobs.job_retries_exhausted",
+    time_limit=60 * 60 * 1000,
+)
+def export_data_async(job_id: str) -> str:
+    """Run an ``export`` Job record: the file goes to storage, the link to the requester."""
+    job_id = text(job_id, "job_id", max_len=64)
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        if job is not None and job.job_type != "export":
+            raise InvalidInput(f"job {job_id} is a {job.job_type!r} job, not an export")
+    message = CurrentMessage.get_current_message()
+    return jobs.run_job(job_id, message.message_id if message else None)
