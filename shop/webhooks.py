@@ -85,6 +85,7 @@ def main() -> None:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
+    sock.listen(2048)  # before READY: a client that connects while uvicorn starts waits, not refused
     print(f"READY webhooks http://{args.host}:{sock.getsockname()[1]}", flush=True)
     config = uvicorn.Config(build_app(shop_broker.settings.payment_webhook_secret), log_level="warning")
     uvicorn.Server(config).run(sockets=[sock])
