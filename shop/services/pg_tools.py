@@ -110,7 +110,9 @@ def restored_counts(database_url: str, tables: Sequence[str]) -> dict[str, int]:
 
 def _run(command: list[str], timeout_s: float, what: str, error: type[Exception] = PermanentError) -> None:
     try:
-        done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout_s)
+        # errors="replace": a damaged dump makes pg_restore echo its raw bytes in the error
+        done = subprocess.run(command, check=False, capture_output=True, text=True, errors="replace",
+                              timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise TransientError(f"{what} did not finish within {timeout_s:.0f} s") from None
     if done.returncode != 0:
