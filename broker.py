@@ -24,15 +24,19 @@ from dramatiq.middleware import (
 )
 from sqlalchemy import select
 
+import shop.metrics  # noqa: F401  (first: a worker process's metrics go to its instance's files)
 from middleware.compensation import Compensation
 from middleware.crash_guard import CrashGuard
 from middleware.dead_letters import DeadLetters
 from middleware.db_sessions import DbSessions
 from middleware.job_status import JobStatus
 from middleware.log_context import LogContext
+from middleware.metrics import Metrics
 from shop import db
 from shop.deferred_acks import LedgerAckedRabbitmqBroker
 from shop.ledger import Change, LedgerWriter, claim_delivery, connect_psycopg
+from shop.metrics.definitions import DEAD_LETTERS
+from shop.metrics.publishing import PublishMetrics
 from shop.models import FINAL_STATES, LedgerEntry
 from shop.settings import Settings
 
@@ -99,6 +103,7 @@ def _store_undecodable(queue: str, body: bytes) -> None:
     logging.getLogger("shopjobs.dead_letters").warning(
         "undecodable message in %s (%d bytes): %s", queue, len(body), dead_letters.preview(body))
     dead_letters.record(queue=queue, body=body, reason="undecodable", error="not a Dramatiq message")
+    DEAD_LETTERS.labels(queue.removesuffix(".DQ"), "undecodable").inc()
 
 
 def build_middleware(
@@ -108,6 +113,8 @@ def build_middleware(
 
     - LogContext first: its context is bound before anything logs and cleared last.
     - DbSessions next: the process's engine exists before any hook touches the database.
+    - Metrics next: its duration covers the other middleware, and its ``after_*`` hooks see
+      Retries' decision (retried or failed for good).
     - Compensation above Retries: it compensates only once Retries has marked a step failed.
     - DeadLetters stores what is rejected; CrashGuard parks crash loops before JobStatus
       claims or records a run.
@@ -117,6 +124,7 @@ def build_middleware(
     stack: list[Middleware] = [
         LogContext(settings),
         DbSessions(settings),
+        Metrics(settings),
         AgeLimit(),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
         ShutdownNotifications(),
@@ -147,6 +155,10 @@ def build_middleware(
     return stack
 
 
+class ShopRabbitmqBroker(PublishMetrics, LedgerAckedRabbitmqBroker):
+    """The RabbitMQ broker with ledger-deferred acks, measuring every publish."""
+
+
 def build_broker(settings: Settings) -> Broker:
     """RabbitMQ with publisher confirms, heartbeats and ledger-deferred acks, or a StubBroker."""
     db.configure(settings)
@@ -160,7 +172,7 @@ def build_broker(settings: Settings) -> Broker:
         )
     if settings.broker == "stub":
         return StubBroker(middleware=build_middleware(settings, ledger))
-    return LedgerAckedRabbitmqBroker(
+    return ShopRabbitmqBroker(
         ledger=ledger,
         on_undecodable=_store_undecodable if ledger is not None else None,
         on_requeue=_mark_requeued if ledger is not None else None,

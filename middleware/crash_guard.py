@@ -28,6 +28,8 @@ from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import SkipMessage
 
+from shop.metrics.failures import counts_failures
+
 SUSPECT_OPTION = "crash_suspect"
 DEFERRED_ATTRIBUTE = "crash_deferred_ms"
 _HOLDS_LOCK = "crash_suspect_lock_held"
@@ -41,6 +43,7 @@ class CrashSuspect(SkipMessage):
     """Deferred: its worker died while running it; it runs again later, apart from the others."""
 
 
+@counts_failures
 class CrashGuard(Middleware):
     """Parameters:
       count_redelivery: records a (re)start of (message_id, actor, queue) in the ledger and

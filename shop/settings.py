@@ -129,6 +129,11 @@ class Settings:
     schedule_module: str = _field(
         "shop.scheduling.schedule", str, "dotted module whose ENTRIES the scheduler runs (tests swap it)"
     )
+    # observability ([06]): metrics directories and the scheduler's endpoint
+    metrics_dir: str = _field(
+        "", str, "base of the per-instance multiprocess metrics directories (empty: <tmp>/shopjobs-metrics)"
+    )
+    scheduler_metrics_port: int = _field(9192, _int(0, 65535), "the scheduler's metrics port (0 disables)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

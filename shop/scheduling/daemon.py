@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_format, settings.log_level)
+    logs.configure(settings.log_format, settings.log_level, settings=settings)
     tick_s = args.tick if args.tick is not None else settings.scheduler_tick_s
     if not MIN_TICK_S <= tick_s <= MAX_TICK_S:
         logger.error(
