@@ -78,6 +78,8 @@ class QueueCollector(Collector):
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
+        # a queue not declared yet answers 404, which pika logs as a warning: expected here
+        logging.getLogger("pika.channel").setLevel(logging.ERROR)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("shopjobs_metrics_source_up", "1 when a scrape-time source answered.",
