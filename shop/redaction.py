@@ -54,8 +54,8 @@ def scrub_text(text: str) -> str:
         if secret in text:
             text = text.replace(secret, "[secret]")
     text = URL_PASSWORD.sub(r"\1[redacted]\3", text)
+    text = BEARER.sub(r"\1 [redacted]", text)  # before key=value: "Authorization: Bearer x"
     text = SECRET_IN_TEXT.sub(r"\1\2[redacted]", text)
-    text = BEARER.sub(r"\1 [redacted]", text)
     text = TOKEN.sub("[token]", text)
     text = EMAIL.sub("[email]", text)
     text = CARD.sub("[number]", text)
