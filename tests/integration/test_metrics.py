@@ -100,3 +100,25 @@ def test_a_restarted_worker_neither_double_counts_nor_keeps_stale_series(start_w
     assert not samples(text, "shopjobs_dead_letters_total", reason="failed")
     assert not os.path.exists(old_dir)
     assert os.path.isdir(instance_dir(second.pid))
+
+
+def test_the_scheduler_serves_its_leadership_and_fires_on_its_own_endpoint(clean, tmp_path):
+    from shop.scheduling.process import start_scheduler
+    from tests.support import scheduled_actors
+
+    # Given a scheduler with its metrics endpoint and a schedule that fires every second
+    port = free_port()
+    scheduler = start_scheduler({"SHOPJOBS_SCHEDULE_MODULE": scheduled_actors.MODULE,
+                                 "SHOPJOBS_SCHEDULER_METRICS_PORT": str(port)},
+                                log_path=str(tmp_path / "scheduler.log"), tick_s=0.5)
+    try:
+        # Then one scrape shows it leads and has fired, as Prometheus' linter accepts
+        text = wait_until(lambda: (t := try_scrape(port)) and total(
+            t, "shopjobs_scheduler_fires_total", schedule=scheduled_actors.EVERY_SECOND) >= 2 and t,
+            what="two fires counted")
+        assert total(text, "shopjobs_scheduler_leader") == 1
+        assert total(text, "shopjobs_scheduler_leadership_changes_total") == 1
+        checked = promtool_check("metrics", stdin=text)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    finally:
+        scheduler.stop()
