@@ -8,6 +8,7 @@ Its fork serves the whole instance's metrics (``shop.metrics.exposition``).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,12 @@ from shop.metrics.failures import counts_failures
 from shop.settings import Settings
 
 _STARTED = "shopjobs_metrics_started"
+
+
+@functools.lru_cache(maxsize=1024)
+def _series(actor: str, queue: str) -> tuple[Any, Any, Any]:
+    """The (in-progress, duration, queue-wait) children of an actor: ``labels()`` costs a lock each."""
+    return IN_PROGRESS.labels(actor, queue), DURATION.labels(actor, queue), QUEUE_WAIT.labels(queue)
 
 
 def _queue(message: Any) -> str:
@@ -47,10 +54,11 @@ class Metrics(Middleware):
         now = time.time()
         queue = _queue(message)
         setattr(message, _STARTED, time.perf_counter())
-        IN_PROGRESS.labels(message.actor_name, queue).inc()
+        in_progress, _, queue_wait = _series(message.actor_name, queue)
+        in_progress.inc()
         due_ms = max(message.message_timestamp or 0, message.options.get("eta") or 0)
         if due_ms:
-            QUEUE_WAIT.labels(queue).observe(max(0.0, now - due_ms / 1000))
+            queue_wait.observe(max(0.0, now - due_ms / 1000))
 
     def after_process_message(
         self, broker: Broker, message: MessageProxy, *, result: Any = None,
@@ -80,5 +88,6 @@ class Metrics(Middleware):
         started = getattr(message, _STARTED, None)
         if started is not None:
             setattr(message, _STARTED, None)
-            IN_PROGRESS.labels(message.actor_name, queue).dec()
-            DURATION.labels(message.actor_name, queue).observe(time.perf_counter() - started)
+            in_progress, duration, _ = _series(message.actor_name, queue)
+            in_progress.dec()
+            duration.observe(time.perf_counter() - started)

@@ -8,6 +8,7 @@ have no shape at all.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterable
@@ -34,6 +35,7 @@ def register_secrets(values: Iterable[str | None]) -> None:
     """Mask these exact values wherever they appear (configured passwords and secrets)."""
     with _known_lock:
         _known.update(v for v in values if v and len(v) >= MIN_SECRET_CHARS)
+        scrub_text.cache_clear()
 
 
 def secrets_of(settings: Any) -> list[str]:
@@ -48,6 +50,7 @@ def secrets_of(settings: Any) -> list[str]:
     return [s for s in found if s and s not in ("guest",)]
 
 
+@functools.lru_cache(maxsize=4096)  # job arguments repeat (kinds, names); cleared on new secrets
 def scrub_text(text: str) -> str:
     """Mask known secrets, key=value secrets, tokens, e-mail addresses, card and phone numbers."""
     for secret in sorted(_known, key=len, reverse=True):
