@@ -22,6 +22,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+import shop.metrics  # noqa: F401  (first: a worker process's metrics go to its instance's files)
 from middleware.cancellations import Cancellations
 from middleware.compensation import Compensation
 from middleware.crash_guard import CrashGuard
@@ -29,10 +30,12 @@ from middleware.db_sessions import DbSessions
 from middleware.dead_letters import DeadLetters
 from middleware.job_status import JobStatus
 from middleware.log_context import LogContext
+from middleware.metrics import Metrics
 from middleware.worker_registry import WorkerRegistry
 from shop import db, ledger_store
 from shop.deferred_acks import LedgerAckedRabbitmqBroker
 from shop.ledger import LedgerWriter, connect_psycopg
+from shop.metrics.publishing import PublishMetrics
 from shop.settings import Settings
 
 DEFAULT_TIME_LIMIT_MS = 10 * 60 * 1000
@@ -45,6 +48,8 @@ def build_middleware(
 
     - LogContext first: its context is bound before anything logs and cleared last.
     - DbSessions next: the process's engine exists before any hook touches the database.
+    - Metrics next: its duration covers the other middleware, and its ``after_*`` hooks see
+      Retries' decision (retried or failed for good).
     - Compensation above Retries: it compensates only once Retries has marked a step failed.
     - DeadLetters stores what is rejected; Cancellations skips cancelled jobs and CrashGuard
       parks crash loops before JobStatus claims or records a run.
@@ -54,6 +59,7 @@ def build_middleware(
     stack: list[Middleware] = [
         LogContext(settings),
         DbSessions(settings),
+        Metrics(settings),
         AgeLimit(),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
         ShutdownNotifications(),
@@ -89,6 +95,10 @@ def build_middleware(
     return stack
 
 
+class ShopRabbitmqBroker(PublishMetrics, LedgerAckedRabbitmqBroker):
+    """The RabbitMQ broker with ledger-deferred acks, measuring every publish."""
+
+
 def build_broker(settings: Settings) -> Broker:
     """RabbitMQ with publisher confirms, heartbeats and ledger-deferred acks, or a StubBroker."""
     db.configure(settings)
@@ -102,7 +112,7 @@ def build_broker(settings: Settings) -> Broker:
         )
     if settings.broker == "stub":
         return StubBroker(middleware=build_middleware(settings, ledger))
-    return LedgerAckedRabbitmqBroker(
+    return ShopRabbitmqBroker(
         ledger=ledger,
         on_undecodable=ledger_store.store_undecodable if ledger is not None else None,
         on_requeue=ledger_store.mark_handed_back if ledger is not None else None,

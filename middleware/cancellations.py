@@ -11,6 +11,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import SkipMessage
 
 from shop.cancellations import CancellationWatch
+from shop.metrics.failures import counts_failures
 
 CANCELLED_ATTRIBUTE = "cancelled_by_operator"
 logger = logging.getLogger("shopjobs.cancellations")
@@ -20,6 +21,7 @@ class JobCancelled(SkipMessage):
     """An operator cancelled this job before it started."""
 
 
+@counts_failures
 class Cancellations(Middleware):
     """Parameters:
       connect: opens a dedicated psycopg2 connection for this process's LISTEN.

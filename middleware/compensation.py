@@ -13,7 +13,10 @@ from typing import Any
 from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 
+from shop.metrics.failures import counts_failures
 
+
+@counts_failures
 class Compensation(Middleware):
     """Sends the actor named by the ``compensate_with`` option ``(subject_id, reason, failed_step)``.
 

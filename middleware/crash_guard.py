@@ -27,6 +27,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import SkipMessage
 
 from shop.ledger_store import Redelivery
+from shop.metrics.failures import counts_failures
 
 logger = logging.getLogger("shopjobs.crash_guard")
 
@@ -81,6 +82,7 @@ class _Solitude:
             self._cond.notify_all()
 
 
+@counts_failures
 class CrashGuard(Middleware):
     """Parameters:
       classify: (message_id, actor, queue) -> why a redelivered message came back; records its start.

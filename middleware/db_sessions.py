@@ -5,9 +5,11 @@ from __future__ import annotations
 from dramatiq import Broker, Middleware
 
 from shop import db
+from shop.metrics.failures import counts_failures
 from shop.settings import Settings
 
 
+@counts_failures
 class DbSessions(Middleware):
     """One engine per worker process; actors open one session per message with ``session_scope``.
 

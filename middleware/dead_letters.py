@@ -19,6 +19,8 @@ from dramatiq.middleware import SkipMessage
 
 from middleware.crash_guard import CrashLoop
 from shop import dead_letters
+from shop.metrics.failures import counts_failures
+from shop.redaction import scrub_text
 
 
 def reason_for(broker: Broker, message: MessageProxy, exception: BaseException | None) -> str:
@@ -39,6 +41,7 @@ def reason_for(broker: Broker, message: MessageProxy, exception: BaseException |
     return "failed"
 
 
+@counts_failures
 class DeadLetters(Middleware):
     """Stores every rejected message in ``dead_letters`` (body, reason, error, traceback, attempts)."""
 
@@ -52,8 +55,9 @@ class DeadLetters(Middleware):
             reason=reason,
             message_id=message.message_id,
             actor=message.actor_name,
-            error=f"{type(exception).__name__}: {exception}"[:2000] if exception is not None else None,
-            traceback="".join(traceback.format_exception(exception))[-16000:] if exception is not None else None,
+            error=scrub_text(f"{type(exception).__name__}: {exception}")[:2000] if exception is not None else None,
+            traceback=scrub_text("".join(traceback.format_exception(exception)))[-16000:]
+            if exception is not None else None,
             # Retries counts the failed run itself; a permanent error returns before counting
             attempts=retries + 1 if reason == "permanent_error" else retries,
         )

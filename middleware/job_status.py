@@ -24,7 +24,9 @@ from middleware.cancellations import CANCELLED_ATTRIBUTE
 from shop.deferred_acks import TICKET_ATTRIBUTE
 from shop.ledger import Change, LedgerWriter, now
 from shop.ledger_args import ledger_fields
+from shop.metrics.failures import counts_failures
 from shop.outbox import LEDGER_RECORDED_OPTION
+from shop.redaction import scrub_text
 
 MAX_ERROR_CHARS = 2000
 MAX_TRACEBACK_CHARS = 16000
@@ -37,9 +39,10 @@ class LedgerUnavailable(MiddlewareError):
 def describe_error(exception: BaseException | None) -> str:
     if exception is None:
         return "rejected"
-    return f"{type(exception).__name__}: {exception}"[:MAX_ERROR_CHARS]
+    return scrub_text(f"{type(exception).__name__}: {exception}")[:MAX_ERROR_CHARS]
 
 
+@counts_failures
 class JobStatus(Middleware):
     """Job-status tracking in PostgreSQL, keyed by Dramatiq's message_id.
 
@@ -167,7 +170,7 @@ class JobStatus(Middleware):
                 at,
                 finished_at=at,
                 error=describe_error(exception),
-                traceback="".join(traceback.format_exception(exception))[-MAX_TRACEBACK_CHARS:],
+                traceback=scrub_text("".join(traceback.format_exception(exception)))[-MAX_TRACEBACK_CHARS:],
             ),
         )
 

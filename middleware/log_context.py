@@ -11,11 +11,13 @@ from dramatiq.errors import ActorNotFound
 
 from shop import logs
 from shop.ledger_args import named_args
+from shop.metrics.failures import counts_failures
 from shop.settings import Settings
 
 BOUND_IDS = ("order_id", "user_id", "job_id", "payment_id", "product_id", "subscription_id")
 
 
+@counts_failures
 class LogContext(Middleware):
     """Configures logging in each worker process and binds message_id, actor, attempt, ids.
 
@@ -27,7 +29,7 @@ class LogContext(Middleware):
         self.settings = settings
 
     def after_process_boot(self, broker: Broker) -> None:
-        logs.configure(self.settings.log_format, self.settings.log_level)
+        logs.configure(self.settings.log_format, self.settings.log_level, settings=self.settings)
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         try:

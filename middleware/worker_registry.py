@@ -6,11 +6,13 @@ import logging
 
 from dramatiq import Broker, Middleware, Worker
 
+from shop.metrics.failures import counts_failures
 from shop.worker_registry import Heartbeat
 
 logger = logging.getLogger("shopjobs.workers")
 
 
+@counts_failures
 class WorkerRegistry(Middleware):
     """Registers the process when its Worker boots; removes it at a clean shutdown."""
 

@@ -30,6 +30,8 @@ _COLUMNS = (
     "started_at", "finished_at", "error", "traceback", "order_id", "user_id", "job_id", "worker",
     "duplicates",
 )
+# A producer stamps 'enqueued' after the broker's confirm, which can come after a fast worker
+# finished the job: any later state replaces 'enqueued' whatever the stamps say (as merge() does).
 # One JSON document per batch: json.dumps runs in C, and PostgreSQL parses the rows, which costs
 # the worker far less than adapting 18 Python arrays. Times travel as epoch seconds.
 _UPSERT = """
@@ -48,12 +50,12 @@ ON CONFLICT (message_id) DO UPDATE SET
   state = CASE WHEN EXCLUDED.state <> 'enqueued'
                AND (j.state <> 'cancelled' OR EXCLUDED.state IN ('succeeded', 'failed', 'dead', 'retrying'))
                AND NOT (EXCLUDED.state = 'skipped' AND j.state <> 'enqueued')
-               AND EXCLUDED.state_changed_at >= j.state_changed_at
+               AND (j.state = 'enqueued' OR EXCLUDED.state_changed_at >= j.state_changed_at)
           THEN EXCLUDED.state ELSE j.state END,
   state_changed_at = CASE WHEN EXCLUDED.state <> 'enqueued'
                AND (j.state <> 'cancelled' OR EXCLUDED.state IN ('succeeded', 'failed', 'dead', 'retrying'))
                AND NOT (EXCLUDED.state = 'skipped' AND j.state <> 'enqueued')
-               AND EXCLUDED.state_changed_at >= j.state_changed_at
+               AND (j.state = 'enqueued' OR EXCLUDED.state_changed_at >= j.state_changed_at)
           THEN EXCLUDED.state_changed_at ELSE j.state_changed_at END,
   args = COALESCE(j.args, EXCLUDED.args),
   attempts = j.attempts + EXCLUDED.attempts,

@@ -12,6 +12,8 @@ from typing import Any
 import dramatiq
 from dramatiq import Message
 
+from shop.redaction import scrub_text
+
 SECRET_KEY = re.compile(
     r"pass(word)?|secret|token|api[_-]?key|auth|card|cvv|cvc|iban|email|e_mail|phone|address|signature",
     re.IGNORECASE,
@@ -29,7 +31,7 @@ def _param_names(fn: Any) -> tuple[str, ...]:
 
 
 def redact(value: Any, depth: int = 0) -> Any:
-    """Replace values under secret-looking keys, recursively (bounded depth)."""
+    """Replace values under secret-looking keys and mask secrets in text, recursively (bounded depth)."""
     if depth > 8:
         return "[too deep]"
     if isinstance(value, dict):
@@ -39,6 +41,8 @@ def redact(value: Any, depth: int = 0) -> Any:
         }
     if isinstance(value, list | tuple):
         return [redact(v, depth + 1) for v in value]
+    if isinstance(value, str):
+        return scrub_text(value)  # e-mail addresses, card numbers, tokens under harmless names
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)  # NaN and Infinity are not JSON; keep them visible as text
     return value

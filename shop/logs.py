@@ -13,19 +13,11 @@ from typing import Any
 
 import structlog
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
-PHONE = re.compile(r"\+\d[\d \-]{7,}\d")
-SECRET_FIELD = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|card|cvv|email|phone", re.I)
-SECRET_IN_TEXT = re.compile(r"(?i)(password|passwd|secret|token|api[_-]?key)=([^\s&,;]+)")
+from shop.redaction import register_secrets, scrub_text, secrets_of
 
+__all__ = ["configure", "get_logger", "redact_processor", "scrub_text"]
 
-def scrub_text(text: str) -> str:
-    """Mask e-mail addresses, card-like digit runs, phone numbers and key=value secrets."""
-    text = SECRET_IN_TEXT.sub(r"\1=[redacted]", text)
-    text = EMAIL.sub("[email]", text)
-    text = CARD.sub("[number]", text)
-    return PHONE.sub("[phone]", text)
+SECRET_FIELD = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|card|cvv|email|phone", re.IGNORECASE)
 
 
 def redact_processor(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -39,8 +31,30 @@ def redact_processor(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def configure(fmt: str = "console", level: str = "INFO") -> None:
-    """Route structlog and the standard library (Dramatiq's own loggers) through one pipeline."""
+class SafeMessageArgs(logging.Filter):
+    """Dramatiq logs whole messages (``%s`` of a message shows its arguments); log their ids only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(_is_message(a) for a in record.args):
+            record.args = tuple(_message_ref(a) if _is_message(a) else a for a in record.args)
+        return True
+
+
+def _is_message(value: Any) -> bool:
+    return hasattr(value, "actor_name") and hasattr(value, "message_id") and hasattr(value, "args")
+
+
+def _message_ref(message: Any) -> str:
+    return f"{message.actor_name}[{message.message_id!r}]"
+
+
+def configure(fmt: str = "console", level: str = "INFO", *, settings: Any = None) -> None:
+    """Route structlog and the standard library (Dramatiq's own loggers) through one pipeline.
+
+    ``settings`` registers its passwords and secrets, so their exact values are masked too.
+    """
+    if settings is not None:
+        register_secrets(secrets_of(settings))
     stamp = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -74,6 +88,7 @@ def configure(fmt: str = "console", level: str = "INFO") -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(SafeMessageArgs())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -171,6 +171,11 @@ class Settings:
     image_max_pixels: int = _field(40_000_000, _int(1, 1_000_000_000), "largest image size (decompression-bomb guard)")
     export_chunk_rows: int = _field(5000, _int(100, 1_000_000), "rows per chunk of a streamed export")
     rankings_window_days: int = _field(7, _int(1, 365), "days of views and purchases that rank products")
+    # observability ([06]): metrics directories and the scheduler's endpoint
+    metrics_dir: str = _field(
+        "", str, "base of the per-instance multiprocess metrics directories (empty: <tmp>/shopjobs-metrics)"
+    )
+    scheduler_metrics_port: int = _field(9192, _int(0, 65535), "the scheduler's metrics port (0 disables)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -17,6 +17,7 @@ os.environ.setdefault("SHOPJOBS_LOG_LEVEL", "INFO")
 os.environ["SHOPJOBS_MIN_BACKOFF_MS"] = "200"
 os.environ["SHOPJOBS_MAX_BACKOFF_MS"] = "1000"
 os.environ["SHOPJOBS_METRICS_PORT"] = "0"
+os.environ["SHOPJOBS_SCHEDULER_METRICS_PORT"] = "0"
 # the test process publishes in bursts with idle gaps; a BlockingConnection cannot answer
 # heartbeats while idle, so RabbitMQ would drop it between tests
 os.environ["SHOPJOBS_AMQP_HEARTBEAT"] = "0"

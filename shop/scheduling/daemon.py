@@ -32,6 +32,7 @@ from types import FrameType
 import dramatiq.errors
 from sqlalchemy.exc import SQLAlchemyError
 
+from shop.metrics import scheduling as metrics
 from shop.scheduling import entries as schedule_entries
 from shop.scheduling import firing
 from shop.scheduling.entries import Entry
@@ -69,6 +70,7 @@ class Scheduler:
         self.relay_after_s = max(5.0, 5 * tick_s)
         self.parent_pid = parent_pid
         self._last_relay: dt.datetime | None = None
+        self._was_leading = False
 
     def run(self, stop: threading.Event) -> None:
         try:
@@ -81,11 +83,17 @@ class Scheduler:
                     break
         finally:
             self.leadership.release()
+            metrics.LEADER.set(0)
         logger.info("scheduler stopped")
 
     def step(self) -> dt.datetime:
         """One round: leadership check, then (as leader) every due fire; returns when to wake."""
-        if not self.leadership.ensure():
+        leading = self.leadership.ensure()
+        metrics.LEADER.set(1 if leading else 0)
+        if leading != self._was_leading:
+            self._was_leading = leading
+            metrics.LEADERSHIP_CHANGES.inc()
+        if not leading:
             return firing.utcnow() + dt.timedelta(seconds=self.tick_s)
         now = firing.utcnow()
         wake = now + dt.timedelta(seconds=self.tick_s)
@@ -98,6 +106,7 @@ class Scheduler:
                 self._last_relay = now
                 firing.relay_stragglers(self.relay_after_s)
         except (SQLAlchemyError, dramatiq.errors.ConnectionError):
+            metrics.STEP_FAILURES.inc()
             logger.exception("scheduler step failed; retrying next tick")
             return wake
         return min(wake, upcoming) if upcoming is not None else wake
@@ -131,7 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_format, settings.log_level)
+    logs.configure(settings.log_format, settings.log_level, settings=settings)
+    from shop.metrics.exposition import serve_process_metrics
+
+    serve_process_metrics(settings.metrics_bind, settings.scheduler_metrics_port, "scheduler")
     tick_s = args.tick if args.tick is not None else settings.scheduler_tick_s
     if not MIN_TICK_S <= tick_s <= MAX_TICK_S:
         logger.error(

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from shop import outbox
 from shop.db import get_engine, session_scope
+from shop.metrics import scheduling as metrics
 from shop.models import OutboxMessage, ScheduleFire, ScheduleState
 from shop.scheduling import triggers
 from shop.scheduling.entries import Entry, message_id
@@ -131,6 +132,7 @@ def fire_entry(
             send(s, entry, state, fire_time, running.args, reason)
         if late:
             state.misfires += len(late)
+            metrics.MISFIRES.labels(entry.name).inc(len(late))
             logger.warning(
                 "schedule %s missed %d fires from %s to %s (misfire policy %s%s)",
                 entry.name,
@@ -182,6 +184,7 @@ def send(
         return None
     actor = dramatiq.get_broker().get_actor(entry.actor)
     outbox.enqueue(s, actor, *args, message_id=mid)
+    metrics.FIRES.labels(entry.name, reason).inc()
     if state.last_fire_time is None or fire_time >= state.last_fire_time:
         state.last_fire_time, state.last_message_id = fire_time, mid
     logger.info(

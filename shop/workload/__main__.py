@@ -60,14 +60,17 @@ def main() -> int:
 
     import broker
     from shop.processes import Worker
-    from shop.workload import scenarios, summary
+    from shop.workload import metrics_check, scenarios, summary
     from shop.workload.seed import seed
 
     rng = random.Random(args.seed)
     from shop.scheduling.process import start_scheduler
     from shop.scheduling.summary import fires_summary
 
-    worker = Worker(("actors",), processes=args.processes, threads=args.threads, log_path=".run/workers.log")
+    metrics_port = metrics_check.free_port()
+    worker = Worker(("actors",), processes=args.processes, threads=args.threads, log_path=".run/workers.log",
+                    env={"SHOPJOBS_METRICS_PORT": str(metrics_port)})
+    scraped = None
     scheduler = None
     started = time.monotonic()
     sent: list[scenarios.Sent] = []
@@ -96,6 +99,7 @@ def main() -> int:
         scheduler = None
         snap = _wait(ids, args.deadline, started)  # the last fires' jobs
         print(summary.workers_line(), flush=True)
+        scraped = metrics_check.scrape(metrics_port)
     finally:
         if scheduler is not None:
             scheduler.stop()
@@ -106,6 +110,8 @@ def main() -> int:
     print("== summary")
     for line in summary.report():
         print(line)
+    print(f"metrics (workers' /metrics on 127.0.0.1:{metrics_port}):")
+    print("\n".join(metrics_check.report(scraped)))
     print("scheduler:")
     for line in fires_summary():
         print(f"  {line}")

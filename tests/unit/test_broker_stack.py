@@ -10,6 +10,7 @@ from broker import build_broker, build_middleware
 from middleware.db_sessions import DbSessions
 from middleware.job_status import JobStatus
 from middleware.log_context import LogContext
+from middleware.metrics import Metrics
 from shop import db
 from shop.deferred_acks import LedgerAckedRabbitmqBroker
 from shop.ledger import LedgerWriter
@@ -31,8 +32,9 @@ def test_the_stack_is_in_its_documented_order():
     writer = LedgerWriter(lambda: None)
     names = _names(build_middleware(Settings.from_env({}), writer))
     assert names == [
-        "LogContext", "DbSessions", "AgeLimit", "TimeLimit", "ShutdownNotifications", "Callbacks",
-        "Pipelines", "Compensation", "WorkerRegistry", "DeadLetters", "Cancellations", "CrashGuard", "JobStatus", "Retries", "CurrentMessage",
+        "LogContext", "DbSessions", "Metrics", "AgeLimit", "TimeLimit", "ShutdownNotifications", "Callbacks",
+        "Pipelines", "Compensation", "WorkerRegistry", "DeadLetters", "Cancellations", "CrashGuard", "JobStatus",
+        "Retries", "CurrentMessage",
     ]
 
 
@@ -41,6 +43,7 @@ def test_job_status_sees_the_retry_decision_because_after_hooks_run_in_reverse()
     order = [type(m) for m in reversed(stack)]  # the order after_* hooks run in
     assert order.index(Retries) < order.index(JobStatus)
     assert order[-1] is LogContext and type(stack[1]) is DbSessions and order[0] is CurrentMessage
+    assert order.index(Retries) < order.index(Metrics)  # Metrics counts retried vs failed
 
 
 def test_without_a_ledger_the_stack_has_no_job_status():

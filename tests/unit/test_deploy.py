@@ -1,0 +1,122 @@
+"""deploy/ and docker-compose.yml: valid for their tools, and kept to our rules (no Docker here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import jsonschema
+import yaml
+
+from shop.metrics import definitions, scheduling  # noqa: F401  (registers the metric families)
+from tests.support.metrics import promtool_check
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COMPOSE = os.path.join(ROOT, "docker-compose.yml")
+SCHEMA = os.path.join(ROOT, "tests", "data", "compose-spec.json")  # compose-spec/compose-spec, Apache-2.0
+SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY", re.IGNORECASE)
+INTERPOLATED_SECRET = re.compile(r"^\$\{[A-Z_]+:\?[^}]*\}$")
+URL_CREDENTIALS = re.compile(r"://[^/@\s]*:([^@\s]*)@")
+SCRAPE_TIME_NAMES = {"shopjobs_queue_messages", "shopjobs_queue_oldest_message_age_seconds",
+                     "shopjobs_dead_letters_stored", "shopjobs_metrics_source_up"}
+DOMAIN_NAMES = {"shopjobs_price_feed_age_seconds", "shopjobs_price_feed_fetches_total",
+                "shopjobs_health_up", "shopjobs_health_latency_seconds"}
+
+
+def _compose() -> dict:
+    with open(COMPOSE) as fh:
+        return yaml.safe_load(fh)
+
+
+def _readme_services() -> set[str]:
+    with open(os.path.join(ROOT, "README.md")) as fh:
+        section = fh.read().split("## Metrics, logs, dashboard, compose", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([a-z-]+)` \|", section, re.MULTILINE))
+
+
+def test_the_compose_file_follows_the_compose_specification():
+    with open(SCHEMA) as fh:
+        schema = json.load(fh)
+    # the schema names draft 07 by an id jsonschema does not know: choose the validator outright
+    validator = jsonschema.Draft7Validator(schema)
+    validator.validate(_compose())
+    # and the check has teeth: a misspelt key is an error
+    broken = _compose()
+    broken["services"]["workers"]["helthcheck"] = broken["services"]["workers"].pop("healthcheck")
+    assert not validator.is_valid(broken)
+
+
+def test_the_compose_file_has_no_obsolete_version_key_and_no_written_in_credentials():
+    compose = _compose()
+    assert "version" not in compose
+    with open(COMPOSE) as fh:
+        raw = fh.read()
+    for password in URL_CREDENTIALS.findall(raw):
+        assert INTERPOLATED_SECRET.match(password), password
+    for name, service in compose["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if SECRET_NAME.search(key) and not key.endswith(("_USER", "_URL")):
+                assert INTERPOLATED_SECRET.match(str(value)), f"{name}.{key} must be ${{VAR:?...}}"
+
+
+def test_every_service_has_a_healthcheck_or_runs_once_and_dependencies_wait_on_conditions():
+    services = _compose()["services"]
+    one_shot = {name for name, s in services.items() if s.get("restart") == "no"}
+    assert one_shot == {"migrate"}
+    for name, service in services.items():
+        assert name in one_shot or "healthcheck" in service, f"{name} has no healthcheck"
+        for dependency, spec in (service.get("depends_on") or {}).items():
+            expected = "service_completed_successfully" if dependency in one_shot else "service_healthy"
+            assert spec == {"condition": expected}, f"{name} -> {dependency}: {spec}"
+
+
+def test_the_compose_stack_has_every_part_and_monitoring_under_a_profile():
+    services = _compose()["services"]
+    assert {"rabbitmq", "postgres", "migrate", "workers", "scheduler", "payments", "warehouse",
+            "carrier", "prometheus", "grafana"} <= set(services)
+    assert services["prometheus"]["profiles"] == services["grafana"]["profiles"] == ["monitoring"]
+    assert all("profiles" not in s for n, s in services.items() if n not in ("prometheus", "grafana"))
+    with open(os.path.join(ROOT, "deploy", "rabbitmq", "enabled_plugins")) as fh:
+        plugins = fh.read()
+    assert "rabbitmq_management" in plugins and "rabbitmq_prometheus" in plugins
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                assert os.path.exists(os.path.join(ROOT, source)), source
+
+
+def test_the_readme_names_exactly_the_services_of_the_compose_file():
+    assert _readme_services() == set(_compose()["services"])
+
+
+def test_promtool_accepts_the_alert_rules_and_the_prometheus_config():
+    rules = promtool_check("rules", os.path.join(ROOT, "deploy", "alerts.yml"))
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    config = promtool_check("config", os.path.join(ROOT, "deploy", "prometheus.yml"))
+    assert config.returncode == 0, config.stdout + config.stderr
+
+
+def _exported_names() -> set[str]:
+    from prometheus_client import REGISTRY
+
+    names = set(SCRAPE_TIME_NAMES | DOMAIN_NAMES)
+    for family in REGISTRY.collect():
+        suffixes = ("_bucket", "_count", "_sum") if family.type == "histogram" else ("", "_total")
+        names |= {family.name + suffix for suffix in suffixes}
+    return names
+
+
+def test_the_dashboard_and_the_alerts_use_only_metrics_that_exist():
+    with open(os.path.join(ROOT, "deploy", "grafana", "dashboards", "shopjobs.json")) as fh:
+        dashboard = json.load(fh)
+    expressions = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    with open(os.path.join(ROOT, "deploy", "alerts.yml")) as fh:
+        rules = yaml.safe_load(fh)
+    expressions += [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    used = {name for e in expressions for name in re.findall(r"\bshopjobs_[a-z_]+", e)}
+    assert used and used <= _exported_names(), used - _exported_names()
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"]}
+    assert {"ShopjobsJobFailureRateHigh", "ShopjobsDeadLettersGrowing", "ShopjobsQueueBacklogOld",
+            "ShopjobsSchedulerWithoutLeader", "ShopjobsPriceFeedStale"} <= alerts
