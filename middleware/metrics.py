@@ -16,6 +16,7 @@ from typing import Any
 from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 
+from middleware.cancellations import CANCELLED_ATTRIBUTE
 from middleware.dead_letters import reason_for
 from shop.metrics import exposition
 from shop.metrics.definitions import DEAD_LETTERS, DURATION, IN_PROGRESS, JOBS, QUEUE_WAIT, RETRIES
@@ -76,7 +77,11 @@ class Metrics(Middleware):
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         queue = _queue(message)
-        self._finish(message, queue, "dead" if message.failed else "skipped")
+        if getattr(message, CANCELLED_ATTRIBUTE, False):
+            outcome = "cancelled"
+        else:
+            outcome = "dead" if message.failed else "skipped"
+        self._finish(message, queue, outcome)
 
     def before_nack(self, broker: Broker, message: MessageProxy) -> None:
         reason = reason_for(broker, message, getattr(message, "_exception", None))

@@ -109,3 +109,19 @@ def test_a_logged_message_shows_its_actor_and_id_not_its_arguments(_restore_logg
     logging.getLogger("unit").error("Failed to process message %s", message)
     err = out.getvalue()
     assert f"unit.signup[{message.message_id!r}]" in err and "someone@example.com" not in err
+
+
+def test_a_job_skipped_as_cancelled_is_counted_as_cancelled_not_skipped():
+    from dramatiq import Message
+    from dramatiq.broker import MessageProxy
+
+    from middleware.cancellations import CANCELLED_ATTRIBUTE
+
+    metrics = Metrics(Settings.from_env({}))
+    labels = {"actor": "unit.cancelled", "queue": "unit"}
+    before = {o: _value("shopjobs_jobs_total", outcome=o, **labels) for o in ("cancelled", "skipped")}
+    message = MessageProxy(Message(queue_name="unit", actor_name="unit.cancelled", args=(), kwargs={}, options={}))
+    setattr(message, CANCELLED_ATTRIBUTE, True)
+    metrics.after_skip_message(None, message)
+    after = {o: _value("shopjobs_jobs_total", outcome=o, **labels) for o in ("cancelled", "skipped")}
+    assert after == {"cancelled": before["cancelled"] + 1, "skipped": before["skipped"]}
