@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
-from dramatiq.middleware import CurrentMessage
 
 import broker as shop_broker
+from actors.jobs import run_job_of_message
 from shop.errors import PermanentError
 from shop.notify import delivery, requests
 from shop.queues import Queue
@@ -42,8 +42,7 @@ def send_email(notification_id: int) -> str:
 )
 def send_email_async(job_id: str) -> str:
     """Send the e-mail a Job record describes (params: template, entity_key, user_id)."""
-    message = CurrentMessage.get_current_message()
-    return job_service.run_job(text(job_id, "job_id", max_len=64), message.message_id if message else None)
+    return run_job_of_message(job_id)
 
 
 @dramatiq.actor(actor_name="email.send_email_async_gave_up", queue_name=Queue.NOTIFICATIONS.value, max_retries=5)

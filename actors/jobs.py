@@ -23,8 +23,14 @@ from shop.validate import text
     time_limit=30 * 60 * 1000,
 )
 def process_job(job_id: str) -> None:
+    run_job_of_message(job_id)
+
+
+def run_job_of_message(job_id: str, job_type: str | None = None) -> str:
+    """Run a Job record from the actor that carries it, linking the record to this message."""
     message = CurrentMessage.get_current_message()
-    job_service.run_job(text(job_id, "job_id", max_len=64), message.message_id if message else None)
+    return job_service.run_job(text(job_id, "job_id", max_len=64), message.message_id if message else None,
+                               job_type=job_type)
 
 
 @dramatiq.actor(actor_name="jobs.job_retries_exhausted", queue_name=Queue.REPORTS.value, max_retries=5)

@@ -7,20 +7,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import dramatiq
-from dramatiq.middleware import CurrentMessage
 
+from actors.jobs import run_job_of_message
 from shop.db import session_scope
-from shop.errors import InvalidInput, PermanentError
-from shop.models import Job
+from shop.errors import PermanentError
 from shop.queues import Queue
 from shop.services import (
     exports,  # noqa: F401  (registers the export job type)
-    jobs,
     providers,
     rankings,
     sales_report,
 )
-from shop.validate import text
 
 
 @dramatiq.actor(
@@ -63,10 +60,4 @@ def update_product_rankings() -> dict[str, Any]:
 )
 def export_data_async(job_id: str) -> str:
     """Run an ``export`` Job record: the file goes to storage, the link to the requester."""
-    job_id = text(job_id, "job_id", max_len=64)
-    with session_scope() as s:
-        job = s.get(Job, job_id)
-        if job is not None and job.job_type != "export":
-            raise InvalidInput(f"job {job_id} is a {job.job_type!r} job, not an export")
-    message = CurrentMessage.get_current_message()
-    return jobs.run_job(job_id, message.message_id if message else None)
+    return run_job_of_message(job_id, job_type="export")

@@ -6,8 +6,8 @@ a handler only computes. A job that already finished is not run again (redeliver
 
 from __future__ import annotations
 
-import datetime as dt
 import contextvars
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -65,21 +65,26 @@ def _set_progress(job_id: str) -> Progress:
     return progress
 
 
-def run_job(job_id: str, message_id: str | None = None) -> str:
-    """Run a pending or interrupted job; returns its final status ("skipped" if already done)."""
-    now = dt.datetime.now(dt.timezone.utc)
+def run_job(job_id: str, message_id: str | None = None, *, job_type: str | None = None) -> str:
+    """Run a pending or interrupted job; returns its final status ("skipped" if already done).
+
+    ``job_type``: the only type this caller runs (an actor dedicated to one kind of job).
+    """
+    now = dt.datetime.now(dt.UTC)
     with session_scope() as s:
         job = s.get(Job, job_id)
         if job is None:
             raise NotFound(f"job {job_id} does not exist")
+        if job_type is not None and job.job_type != job_type:
+            raise InvalidInput(f"job {job_id} is a {job.job_type!r} job, not an {job_type}")
         if job.status in ("succeeded", "failed"):
             return "skipped"
         job.status, job.started_at, job.message_id, job.error = "running", now, message_id, None
-        job_type, params = job.job_type, dict(job.params)
-    handler = _HANDLERS.get(job_type)
+        kind, params = job.job_type, dict(job.params)
+    handler = _HANDLERS.get(kind)
     if handler is None:
-        _finish(job_id, "failed", error=f"no handler for job type {job_type!r}")
-        raise InvalidInput(f"no handler for job type {job_type!r}")
+        _finish(job_id, "failed", error=f"no handler for job type {kind!r}")
+        raise InvalidInput(f"no handler for job type {kind!r}")
     token = _current_job.set(job_id)
     try:
         result = handler(params, _set_progress(job_id))
@@ -107,6 +112,6 @@ def _finish(job_id: str, status: str, *, result: Any = None, error: str | None =
                 result=result,
                 error=error,
                 progress=100 if status == "succeeded" else Job.progress,
-                finished_at=dt.datetime.now(dt.timezone.utc),
+                finished_at=dt.datetime.now(dt.UTC),
             )
         )

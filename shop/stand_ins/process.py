@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any, Self, TypeVar
 
 import httpx
 
@@ -107,25 +107,34 @@ def start_stand_in(
     """
     if name not in NAMES:
         raise ValueError(f"unknown stand-in {name!r}; expected one of {NAMES}")
+    return launch(StandIn, name, port=port, log_path=log_path, ready_timeout_s=ready_timeout_s)
+
+
+S = TypeVar("S", bound=StandIn)
+
+
+def launch(
+    cls: type[S],
+    name: str,
+    *,
+    port: int = 0,
+    extra_args: list[str] | None = None,
+    log_path: str | None = None,
+    ready_timeout_s: float = 15.0,
+) -> S:
+    """Run ``python -m shop.stand_ins.<name>`` with ``extra_args`` and wrap it in ``cls`` once it
+    printed READY (the SMTP and SMS stand-ins use their own ``StandIn`` subclasses)."""
     # the log outlives this function: StandIn.stop() closes it
     log: IO[bytes] = open(log_path, "a+b") if log_path else tempfile.TemporaryFile()  # noqa: SIM115
     command = [
-        sys.executable,
-        "-m",
-        f"shop.stand_ins.{name}",
-        "--port",
-        str(port),
-        "--parent-pid",
-        str(os.getpid()),
-        "--log-level",
-        "INFO" if log_path else "WARNING",
+        sys.executable, "-m", f"shop.stand_ins.{name}",
+        "--port", str(port),
+        "--parent-pid", str(os.getpid()),
+        "--log-level", "INFO" if log_path else "WARNING",
+        *(extra_args or []),
     ]
     proc = subprocess.Popen(
-        command,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
@@ -136,10 +145,8 @@ def start_stand_in(
         for stream in (proc.stdout, log):
             if stream is not None:
                 stream.close()
-        raise StandInError(
-            f"stand-in {name} did not become ready ({exc}); its log: {tail}"
-        ) from None
-    return StandIn(name, url, proc, log)
+        raise StandInError(f"stand-in {name} did not become ready ({exc}); its log: {tail}") from None
+    return cls(name, url, proc, log)
 
 
 def _terminate(proc: subprocess.Popen[bytes], timeout_s: float) -> None:

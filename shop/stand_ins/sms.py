@@ -18,8 +18,7 @@ from shop.stand_ins import http_base
 from shop.stand_ins.faults import FaultSpec
 from shop.stand_ins.http_base import App, HttpError, Reply, Request
 from shop.stand_ins.idempotency import IdempotencyStore, require_key
-from shop.stand_ins.launch import launch
-from shop.stand_ins.process import StandIn
+from shop.stand_ins.process import StandIn, launch
 
 PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
 MAX_BODY = 640

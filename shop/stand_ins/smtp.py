@@ -34,8 +34,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from shop.stand_ins.faults import FaultConfigError, FaultController
 from shop.stand_ins.http_base import App, HttpError, Reply, Request, Server
-from shop.stand_ins.launch import launch
-from shop.stand_ins.process import StandIn
+from shop.stand_ins.process import StandIn, launch
 
 log = logging.getLogger("shop.stand_ins.smtp")
 MODES = frozenset({"none", "refuse", "smtp_421", "smtp_451", "smtp_550", "hang", "drop_after_data"})
