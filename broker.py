@@ -22,7 +22,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-import shop.metrics  # noqa: F401  (first: a worker process's metrics go to its instance's files)
+import jobcore.metrics  # noqa: F401  (first: a worker process's metrics go to its instance's files)
 from middleware.cancellations import Cancellations
 from middleware.compensation import Compensation
 from middleware.crash_guard import CrashGuard
@@ -32,10 +32,12 @@ from middleware.job_status import JobStatus
 from middleware.log_context import LogContext
 from middleware.metrics import Metrics
 from middleware.worker_registry import WorkerRegistry
-from shop import db, ledger_store
-from shop.deferred_acks import LedgerAckedRabbitmqBroker
-from shop.ledger import LedgerWriter, connect_psycopg
-from shop.metrics.publishing import PublishMetrics
+from jobcore import db
+from jobcore.ledger import store as ledger_store
+from jobcore.acks import LedgerAckedRabbitmqBroker
+from jobcore.ledger.writer import LedgerWriter, connect_psycopg
+from jobcore.metrics.publishing import PublishMetrics
+from shop import worker_metrics
 from shop.settings import Settings
 
 DEFAULT_TIME_LIMIT_MS = 10 * 60 * 1000
@@ -59,7 +61,7 @@ def build_middleware(
     stack: list[Middleware] = [
         LogContext(settings),
         DbSessions(settings),
-        Metrics(settings),
+        Metrics(settings, serve=worker_metrics.serve),
         AgeLimit(),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
         ShutdownNotifications(),

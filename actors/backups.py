@@ -8,12 +8,13 @@ from typing import Any
 import dramatiq
 
 import broker as shop_broker
-from shop.errors import PermanentError
+from jobcore.errors import PermanentError
 from shop.queues import Queue
-from shop.services import backup_jobs, backups, customer_export
-from shop.services.subscriptions import local_today
+from shop.ops import backup_jobs, backups
+from shop.reports import customer_export
+from shop.subscriptions.subscriptions import local_today
 from shop.storage import open_storage
-from shop.validate import positive_id, text
+from jobcore.validate import positive_id, text
 
 LONG = {"queue_name": Queue.MAINTENANCE.value, "throws": (PermanentError,), "max_retries": 3,
         "time_limit": 3_600_000}

@@ -12,11 +12,11 @@ import dramatiq
 
 import broker as shop_broker
 from actors.jobs import run_job_of_message
-from shop.errors import PermanentError
-from shop.notify import delivery, requests
+from jobcore.errors import PermanentError
+from shop.notifications import delivery, requests
 from shop.queues import Queue
-from shop.services import jobs as job_service
-from shop.validate import positive_id, text
+from shop import job_records as job_service
+from jobcore.validate import positive_id, text
 
 REQUEST = {"queue_name": Queue.NOTIFICATIONS.value, "throws": (PermanentError,), "max_retries": 5}
 DELIVER = {
@@ -48,7 +48,7 @@ def send_email_async(job_id: str) -> str:
 @dramatiq.actor(actor_name="email.send_email_async_gave_up", queue_name=Queue.NOTIFICATIONS.value, max_retries=5)
 def send_email_async_gave_up(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
     """Retries ran out: the Job record and its notification both say failed."""
-    from shop.db import session_scope
+    from jobcore.db import session_scope
     from shop.models import Job
 
     job_id = (message_data.get("args") or [None])[0]

@@ -8,7 +8,7 @@ import dramatiq
 
 import broker as shop_broker
 from shop.queues import Queue
-from shop.services import health
+from shop.ops import health
 
 
 @dramatiq.actor(actor_name="health.check", queue_name=Queue.MAINTENANCE.value, max_retries=0,

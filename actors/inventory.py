@@ -7,11 +7,11 @@ import uuid
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from shop.db import session_scope
-from shop.errors import PermanentError
+from jobcore.db import session_scope
+from jobcore.errors import PermanentError
 from shop.queues import Queue
-from shop.services import inventory, inventory_sync, stock_alerts
-from shop.validate import positive_id
+from shop.catalog import inventory, inventory_sync, stock_alerts
+from jobcore.validate import positive_id
 
 
 @dramatiq.actor(

@@ -7,11 +7,11 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from shop.errors import PermanentError
+from jobcore.errors import PermanentError
 from shop.queues import Queue
-from shop.services import jobs as job_service
-from shop.services import reports  # noqa: F401  (registers the report job types)
-from shop.validate import text
+from shop import job_records as job_service
+from shop.reports import reports  # noqa: F401  (registers the report job types)
+from jobcore.validate import text
 
 
 @dramatiq.actor(

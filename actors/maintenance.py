@@ -11,11 +11,11 @@ from typing import Any
 import dramatiq
 
 import broker as shop_broker
-from shop import outbox
-from shop.errors import PermanentError
+from jobcore import outbox
+from jobcore.errors import PermanentError
 from shop.queues import Queue
-from shop.services import cleanup, maintenance
-from shop.validate import positive_id
+from shop.ops import cleanup, maintenance
+from jobcore.validate import positive_id
 
 HOUSEKEEPING = {"queue_name": Queue.MAINTENANCE.value, "throws": (PermanentError,), "max_retries": 3}
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import dramatiq
 
-from shop.errors import PermanentError
+from jobcore.errors import PermanentError
 from shop.queues import Queue
-from shop.services import product_images
-from shop.validate import positive_id
+from shop.catalog import product_images
+from jobcore.validate import positive_id
 
 
 @dramatiq.actor(

@@ -7,11 +7,11 @@ from typing import Any
 import dramatiq
 
 import broker as shop_broker
-from shop.db import session_scope
-from shop.errors import InvalidInput, PermanentError
-from shop.notify import campaigns, delivery, requests, sweep
+from jobcore.db import session_scope
+from jobcore.errors import InvalidInput, PermanentError
+from shop.notifications import campaigns, delivery, requests, sweep
 from shop.queues import Queue
-from shop.validate import positive_id, text
+from jobcore.validate import positive_id, text
 
 Q = Queue.NOTIFICATIONS.value
 PERMANENT = (PermanentError,)

@@ -6,11 +6,12 @@ import dramatiq
 
 import broker as shop_broker
 from actors.retry_after import honour_retry_after
-from shop.errors import PermanentError
+from jobcore.errors import PermanentError
 from shop.queues import Queue
-from shop.services import inventory, orders
-from shop.validate import positive_id, text
-from shop.workflows import order_pipeline
+from shop.catalog import inventory
+from shop.orders import orders
+from jobcore.validate import positive_id, text
+from shop.orders.pipeline import order_pipeline
 
 STEP = {"queue_name": Queue.ORDERS.value, "throws": (PermanentError,), "dedupe": True}
 COMPENSATE = "orders.compensate_order"

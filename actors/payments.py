@@ -6,10 +6,10 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from actors.retry_after import honour_retry_after
-from shop.errors import PermanentError
+from jobcore.errors import PermanentError
 from shop.queues import Queue
-from shop.services import payments
-from shop.validate import minor_units, positive_id, text
+from shop.payments import payments
+from jobcore.validate import minor_units, positive_id, text
 
 STEP = {"queue_name": Queue.PAYMENTS.value, "throws": (PermanentError,), "dedupe": True}
 

@@ -6,10 +6,11 @@ from typing import Any
 
 import dramatiq
 
-from shop.errors import PermanentError
+from jobcore.errors import PermanentError
 from shop.queues import Queue
-from shop.services import price_feed, providers
-from shop.services.price_sources import parse_feed
+from shop.prices import feed as price_feed
+from shop.integrations import providers
+from shop.prices.sources import parse_feed
 
 
 @dramatiq.actor(

@@ -9,15 +9,12 @@ from zoneinfo import ZoneInfo
 import dramatiq
 
 from actors.jobs import run_job_of_message
-from shop.db import session_scope
-from shop.errors import PermanentError
+from jobcore.db import session_scope
+from jobcore.errors import PermanentError
 from shop.queues import Queue
-from shop.services import (
-    exports,  # noqa: F401  (registers the export job type)
-    providers,
-    rankings,
-    sales_report,
-)
+from shop.reports import exports, sales_report
+from shop.integrations import providers
+from shop.catalog import rankings
 
 
 @dramatiq.actor(

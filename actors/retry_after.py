@@ -14,7 +14,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def honour_retry_after(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from shop.services.http_clients import RateLimited
+        from shop.integrations.http_clients import RateLimited
 
         try:
             return fn(*args, **kwargs)

@@ -9,11 +9,11 @@ import dramatiq
 from sqlalchemy.orm import Session
 
 import broker as shop_broker
-from shop import outbox
-from shop.errors import PermanentError
+from jobcore import outbox
+from jobcore.errors import PermanentError
 from shop.queues import Queue
-from shop.services import subscriptions
-from shop.validate import positive_id
+from shop.subscriptions import subscriptions
+from jobcore.validate import positive_id
 
 
 def _today() -> dt.date:

@@ -52,10 +52,10 @@ def fill(url: str, rows: int) -> None:
 
 def child(fmt: str) -> None:
     """Run one export in this (fresh) process and print its figures as JSON."""
-    import shop.services.exports  # noqa: F401  (registers the export job type)
-    from shop.db import session_scope
+    import shop.reports.exports  # noqa: F401  (registers the export job type)
+    from jobcore.db import session_scope
     from shop.models import Job
-    from shop.services import jobs
+    from shop import job_records as jobs
 
     before_kb = _status_kb("VmRSS")
     with session_scope() as s:

@@ -35,9 +35,10 @@ def main() -> None:
     os.environ["SHOPJOBS_DATABASE_URL"] = URL
     from sqlalchemy import text
 
-    from shop import db, dbadmin
-    from shop.services import backups, cleanup
-    from shop.services.backup_verify import verify_backup
+    from jobcore import db
+    from shop import dbadmin
+    from shop.ops import backups, cleanup
+    from shop.ops.backup_verify import verify_backup
     from shop.settings import Settings
 
     dbadmin.create_database(URL, recreate=True)

@@ -24,7 +24,7 @@ _pause = threading.Event()
 
 
 def _count(query_fn) -> int:  # type: ignore[no-untyped-def]
-    from shop.db import session_scope
+    from jobcore.db import session_scope
 
     with session_scope() as s:
         return int(s.scalar(query_fn()) or 0)
@@ -41,7 +41,8 @@ def main() -> int:
     ap.add_argument("--deadline-s", type=float, default=1800)
     args = ap.parse_args()
 
-    from shop import dbadmin, devservices
+    from shop import dbadmin
+    from devtools import devservices
 
     devservices.create_vhost(VHOST)
     os.environ.update({
@@ -56,9 +57,9 @@ def main() -> int:
 
     devservices.purge_queues(os.environ["SHOPJOBS_AMQP_URL"], [q.value for q in Queue])
     os.makedirs(".run", exist_ok=True)
-    from shop.stand_ins.process import start_stand_in
-    from shop.stand_ins.sms import start_sms_stand_in
-    from shop.stand_ins.smtp import start_smtp_stand_in
+    from devtools.stand_ins.process import start_stand_in
+    from devtools.stand_ins.sms import start_sms_stand_in
+    from devtools.stand_ins.smtp import start_smtp_stand_in
 
     parties = {name: start_stand_in(name) for name in ("payments", "warehouse", "carrier")}
     smtp, sms = start_smtp_stand_in(log_path=".run/bench-smtp.log"), start_sms_stand_in()
@@ -71,9 +72,9 @@ def main() -> int:
 
     import broker  # noqa: F401  (the producer's broker, on this run's vhost)
     from actors.orders import process_order_async
-    from shop.db import session_scope
+    from jobcore.db import session_scope
     from shop.models import Inventory, Notification, Order, OrderLine, Product, User
-    from shop.processes import Worker
+    from devtools.processes import Worker
 
     worker = Worker(("actors",), processes=args.processes, threads=args.threads, log_path=".run/bench-workers.log")
     try:

@@ -10,8 +10,8 @@ from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import SkipMessage
 
-from shop.cancellations import CancellationWatch
-from shop.metrics.failures import counts_failures
+from jobcore.cancellations import CancellationWatch
+from jobcore.metrics.failures import counts_failures
 
 CANCELLED_ATTRIBUTE = "cancelled_by_operator"
 logger = logging.getLogger("shopjobs.cancellations")

@@ -13,7 +13,7 @@ from typing import Any
 from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 
-from shop.metrics.failures import counts_failures
+from jobcore.metrics.failures import counts_failures
 
 
 @counts_failures

@@ -26,8 +26,8 @@ from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import SkipMessage
 
-from shop.ledger_store import Redelivery
-from shop.metrics.failures import counts_failures
+from jobcore.ledger.store import Redelivery
+from jobcore.metrics.failures import counts_failures
 
 logger = logging.getLogger("shopjobs.crash_guard")
 

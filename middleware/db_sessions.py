@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dramatiq import Broker, Middleware
 
-from shop import db
-from shop.metrics.failures import counts_failures
-from shop.settings import Settings
+from jobcore import db
+from jobcore.metrics.failures import counts_failures
+from jobcore.settings import JobSettings
 
 
 @counts_failures
@@ -17,7 +17,7 @@ class DbSessions(Middleware):
       settings: the database URL and pool size come from here.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: JobSettings) -> None:
         self.settings = settings
 
     def after_process_boot(self, broker: Broker) -> None:

@@ -4,7 +4,7 @@ Dramatiq moves such a message to its queue's .XQ, which expires and keeps neithe
 exception nor the traceback. ``before_nack`` runs for every rejection (retries exhausted, a
 permanent error, an unknown actor, the age limit, a crash loop), so the row is written before
 the message leaves; bodies that cannot even be decoded are stored by the consumer
-(``shop.deferred_acks``), which sees them first.
+(``jobcore.acks``), which sees them first.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import SkipMessage
 
 from middleware.crash_guard import CrashLoop
-from shop import dead_letters
-from shop.metrics.failures import counts_failures
-from shop.redaction import scrub_text
+from jobcore import dead_letters
+from jobcore.metrics.failures import counts_failures
+from jobcore.redaction import scrub_text
 
 
 def reason_for(broker: Broker, message: MessageProxy, exception: BaseException | None) -> str:

@@ -21,12 +21,12 @@ from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import MiddlewareError, SkipMessage
 
 from middleware.cancellations import CANCELLED_ATTRIBUTE
-from shop.deferred_acks import TICKET_ATTRIBUTE
-from shop.ledger import Change, LedgerWriter, now
-from shop.ledger_args import ledger_fields
-from shop.metrics.failures import counts_failures
-from shop.outbox import LEDGER_RECORDED_OPTION
-from shop.redaction import scrub_text
+from jobcore.acks import TICKET_ATTRIBUTE
+from jobcore.ledger.writer import Change, LedgerWriter, now
+from jobcore.ledger.args import ledger_fields
+from jobcore.metrics.failures import counts_failures
+from jobcore.outbox import LEDGER_RECORDED_OPTION
+from jobcore.redaction import scrub_text
 
 MAX_ERROR_CHARS = 2000
 MAX_TRACEBACK_CHARS = 16000

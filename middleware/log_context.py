@@ -9,10 +9,10 @@ from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 from dramatiq.errors import ActorNotFound
 
-from shop import logs
-from shop.ledger_args import named_args
-from shop.metrics.failures import counts_failures
-from shop.settings import Settings
+from jobcore import logs
+from jobcore.ledger.args import named_args
+from jobcore.metrics.failures import counts_failures
+from jobcore.settings import JobSettings
 
 BOUND_IDS = ("order_id", "user_id", "job_id", "payment_id", "product_id", "subscription_id")
 
@@ -25,7 +25,7 @@ class LogContext(Middleware):
       settings: log format and level come from here.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: JobSettings) -> None:
         self.settings = settings
 
     def after_process_boot(self, broker: Broker) -> None:

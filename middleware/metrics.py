@@ -3,7 +3,7 @@
 Sits high in the stack (below LogContext and DbSessions): its ``before_process_message`` runs
 before the other middleware, so the duration includes theirs, and its ``after_*`` hooks run
 after Retries has decided, so a failed attempt is counted as retried or failed correctly.
-Its fork serves the whole instance's metrics (``shop.metrics.exposition``).
+Its fork serves the whole instance's metrics (``jobcore.metrics.exposition``).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from dramatiq.broker import MessageProxy
 
 from middleware.cancellations import CANCELLED_ATTRIBUTE
 from middleware.dead_letters import reason_for
-from shop.metrics import exposition
-from shop.metrics.definitions import DEAD_LETTERS, DURATION, IN_PROGRESS, JOBS, QUEUE_WAIT, RETRIES
-from shop.metrics.failures import counts_failures
-from shop.settings import Settings
+from jobcore.metrics.definitions import DEAD_LETTERS, DURATION, IN_PROGRESS, JOBS, QUEUE_WAIT, RETRIES
+from jobcore.metrics.failures import counts_failures
+from jobcore.settings import JobSettings
 
 _STARTED = "shopjobs_metrics_started"
 
@@ -42,14 +41,17 @@ class Metrics(Middleware):
 
     Parameters:
       settings: ``metrics_port`` 0 runs no endpoint (the files are still written).
+      serve: the fork function that serves the instance's metrics (a module-level function:
+        Dramatiq starts a fork from its import path); None runs no endpoint.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: JobSettings, serve: Callable[[], int] | None = None) -> None:
         self.settings = settings
+        self.serve = serve
 
     @property
     def forks(self) -> list[Callable[[], int]]:
-        return [exposition.serve_worker_metrics] if self.settings.metrics_port else []
+        return [self.serve] if self.serve is not None and self.settings.metrics_port else []
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         now = time.time()

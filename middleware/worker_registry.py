@@ -6,8 +6,8 @@ import logging
 
 from dramatiq import Broker, Middleware, Worker
 
-from shop.metrics.failures import counts_failures
-from shop.worker_registry import Heartbeat
+from jobcore.metrics.failures import counts_failures
+from jobcore.worker_registry import Heartbeat
 
 logger = logging.getLogger("shopjobs.workers")
 

@@ -15,4 +15,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -c "import dramatiq, sqlalchemy, alembic, structlog, pytest" 
   echo "$want" > "$stamp"
 fi
-.venv/bin/python -m shop.devservices
+.venv/bin/python -m devtools.devservices

@@ -9,17 +9,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from shop.cli import (
-    backups,
-    dlq,
-    health,
-    jobs,
-    notifications,
-    queues,
-    schedules,
-    settings_cmd,
-    workers,
-)
+from shop.cli import backups, health, notifications, schedules, settings_cmd
+from jobcore.cli import dlq, jobs, queues, workers
+
+from shop.queues import Queue
 
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -29,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", required=True)
     jobs.register(groups)
     dlq.register(groups)
-    queues.register(groups)
+    queues.register(groups, [queue.value for queue in Queue])
     schedules.register(groups)
     notifications.register(groups)
     settings_cmd.register(groups)
@@ -42,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from sqlalchemy.exc import OperationalError
 
-    from shop.errors import InvalidInput, NotFound
+    from jobcore.errors import InvalidInput, NotFound
     from shop.settings import SettingsError
 
     parser = build_parser()

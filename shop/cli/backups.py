@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from shop.cli.output import emit, emit_record
-from shop.db import session_scope
+from jobcore.cli.output import emit, emit_record
+from jobcore.db import session_scope
 from shop.models import Backup
 from shop.settings import Settings
 
@@ -43,7 +43,7 @@ def list_backups(args: argparse.Namespace) -> int:
 
 
 def verify_one(args: argparse.Namespace) -> int:
-    from shop.services.backup_verify import verify_backup
+    from shop.ops.backup_verify import verify_backup
 
     result = verify_backup(Settings.from_env(), args.backup_id)
     emit_record(result, as_json=args.json)
@@ -51,7 +51,7 @@ def verify_one(args: argparse.Namespace) -> int:
 
 
 def take_snapshot(args: argparse.Namespace) -> int:
-    from shop.services.backup_jobs import snapshot_before
+    from shop.ops.backup_jobs import snapshot_before
 
     emit_record(snapshot_before(Settings.from_env(), args.label), as_json=args.json)
     return 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from shop.cli.output import emit
+from jobcore.cli.output import emit
 from shop.settings import Settings
 
 EXIT_DOWN = 3  # the CLI's "a service could not be reached"
@@ -22,8 +22,8 @@ def register(groups: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import OperationalError
 
-    from shop.errors import InvalidInput
-    from shop.services import health
+    from jobcore.errors import InvalidInput
+    from shop.ops import health
 
     settings = Settings.from_env()
     try:

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from shop.cli.output import emit, emit_record
-from shop.db import session_scope
-from shop.errors import InvalidInput, NotFound
+from jobcore.cli.output import emit, emit_record
+from jobcore.db import session_scope
+from jobcore.errors import InvalidInput, NotFound
 from shop.models import Notification, NotificationCampaign
 from shop.models.notifications import NOTIFICATION_STATES
 
@@ -60,7 +60,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
 def run_campaign(args: argparse.Namespace) -> int:
     from shop.models import CampaignCompletion
-    from shop.notify import campaigns
+    from shop.notifications import campaigns
 
     with session_scope() as s:
         record: dict[str, Any] = {"campaign_id": args.campaign_id, **campaigns.progress(s, args.campaign_id)}
@@ -72,7 +72,7 @@ def run_campaign(args: argparse.Namespace) -> int:
 
 
 def run_resend(args: argparse.Namespace) -> int:
-    from shop.notify.dispatch import enqueue_delivery
+    from shop.notifications.dispatch import enqueue_delivery
 
     with session_scope() as s:
         row = s.execute(

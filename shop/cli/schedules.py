@@ -11,8 +11,8 @@ import json
 import sys
 from typing import Any
 
-from shop.cli.output import emit
-from shop.errors import NotFound
+from jobcore.cli.output import emit
+from jobcore.errors import NotFound
 from shop.scheduling import control
 from shop.scheduling.entries import Entry
 from shop.settings import PREFIX, Settings, SettingsError

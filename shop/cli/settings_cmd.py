@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from shop.cli.output import emit
+from jobcore.cli.output import emit
 from shop.settings import Settings, describe
 
 

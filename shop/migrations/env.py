@@ -7,7 +7,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from shop.models import Base
+from jobcore.models import Base
 from shop.settings import Settings
 
 config = context.config

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import BigInteger, Boolean, Date, DateTime, ForeignKey, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shop.models.base import Base, Timestamped
+from jobcore.models.base import Base, Timestamped
 
 
 class User(Timestamped, Base):

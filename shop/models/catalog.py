@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKe
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shop.models.base import Base, Timestamped
+from jobcore.models.base import Base, Timestamped
 
 
 class Product(Timestamped, Base):

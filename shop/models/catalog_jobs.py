@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shop.models.base import Base
+from jobcore.models.base import Base
 
 
 class InventorySyncRun(Base):

@@ -1,59 +1,15 @@
-"""Job history: the message ledger (one row per Dramatiq message), the shop's Job record and the outbox."""
+"""The shop's Job record: a typed request whose progress and result users read."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, LargeBinary, String, Text, func
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Integer, String, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shop.models.base import Base, Timestamped
-
-LEDGER_STATES = (
-    "enqueued", "running", "retrying", "succeeded", "failed", "dead", "skipped", "cancelled",
-)
-FINAL_STATES = ("succeeded", "failed", "dead", "skipped", "cancelled")
-
-
-class LedgerEntry(Base):
-    """What happened to one message, keyed by Dramatiq's message_id."""
-
-    __tablename__ = "job_ledger"
-
-    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    actor: Mapped[str] = mapped_column(String(120), nullable=False)
-    queue: Mapped[str] = mapped_column(String(120), nullable=False)
-    state: Mapped[str] = mapped_column(String(16), nullable=False)
-    state_changed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    args: Mapped[Any | None] = mapped_column(JSONB)
-    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    enqueued_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    eta: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    error: Mapped[str | None] = mapped_column(Text)
-    traceback: Mapped[str | None] = mapped_column(Text)
-    order_id: Mapped[int | None] = mapped_column(BigInteger)
-    user_id: Mapped[int | None] = mapped_column(BigInteger)
-    job_id: Mapped[str | None] = mapped_column(String(64))
-    pipeline_id: Mapped[str | None] = mapped_column(String(64))
-    replay_of: Mapped[str | None] = mapped_column(String(64))
-    worker: Mapped[str | None] = mapped_column(String(120))
-    duplicates: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    redeliveries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-
-    __table_args__ = (
-        CheckConstraint(
-            "state IN (" + ", ".join(f"'{s}'" for s in LEDGER_STATES) + ")", name="state_known"
-        ),
-        Index("ix_job_ledger_order_id", "order_id", postgresql_where="order_id IS NOT NULL"),
-        Index("ix_job_ledger_user_id", "user_id", postgresql_where="user_id IS NOT NULL"),
-        Index("ix_job_ledger_state_changed", "state", "state_changed_at"),
-        Index("ix_job_ledger_actor_enqueued", "actor", "enqueued_at"),
-        Index("ix_job_ledger_changed", "state_changed_at"),
-    )
+from jobcore.models.base import Base, Timestamped
 
 
 class Job(Timestamped, Base):
@@ -78,19 +34,4 @@ class Job(Timestamped, Base):
         CheckConstraint(
             "status IN ('pending', 'running', 'succeeded', 'failed')", name="status_known"
         ),
-    )
-
-
-class OutboxMessage(Base):
-    """A message written in the business transaction; published after commit, or by the relay."""
-
-    __tablename__ = "outbox"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    message_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
-    queue: Mapped[str] = mapped_column(String(120), nullable=False)
-    body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
-    delay_ms: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), index=True
     )

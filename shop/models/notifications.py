@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shop.models.base import Base
+from jobcore.models.base import Base
 
 NOTIFICATION_STATES = ("pending", "sending", "retrying", "sent", "failed", "skipped")
 SETTLED_STATES = ("sent", "failed", "skipped")

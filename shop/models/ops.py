@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shop.models.base import Base
+from jobcore.models.base import Base
 
 BACKUP_KINDS = ("daily", "weekly", "snapshot")
 BACKUP_STATES = ("running", "created", "verified", "corrupt", "failed", "deleted")

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shop.models.base import Base, Timestamped
+from jobcore.models.base import Base, Timestamped
 
 ORDER_STATES = ("pending", "paid", "reserved", "fulfilling", "completed", "cancelled", "shipped", "delivered")
 

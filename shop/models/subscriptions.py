@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shop.models.base import Base, Timestamped
+from jobcore.models.base import Base, Timestamped
 
 
 class Subscription(Timestamped, Base):

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from shop.db import session_scope
+from jobcore.db import session_scope
 from shop.scheduling.outcomes import last_fire_outcomes
-from shop.errors import InvalidInput, NotFound
+from jobcore.errors import InvalidInput, NotFound
 from shop.models import ScheduleState
 from shop.scheduling import firing, leader, triggers
 from shop.scheduling.entries import Entry, find

@@ -32,7 +32,7 @@ from types import FrameType
 import dramatiq.errors
 from sqlalchemy.exc import SQLAlchemyError
 
-from shop.metrics import scheduling as metrics
+from jobcore.metrics import scheduling as metrics
 from shop.scheduling import entries as schedule_entries
 from shop.scheduling import firing
 from shop.scheduling.entries import Entry
@@ -123,7 +123,7 @@ def _tick(raw: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python scheduler.py [--tick S]``: run until SIGTERM; exit 2 on a bad schedule or setting."""
-    from shop import logs
+    from jobcore import logs
     from shop.settings import PREFIX, Settings, SettingsError
 
     parser = argparse.ArgumentParser(prog="scheduler.py", description=__doc__.splitlines()[0])
@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_format, settings.log_level, settings=settings)
-    from shop.metrics.exposition import serve_process_metrics
+    from jobcore.metrics.exposition import serve_process_metrics
 
     serve_process_metrics(settings.metrics_bind, settings.scheduler_metrics_port, "scheduler")
     tick_s = args.tick if args.tick is not None else settings.scheduler_tick_s

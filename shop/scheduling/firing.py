@@ -24,10 +24,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from shop import outbox
-from shop.db import get_engine, session_scope
-from shop.metrics import scheduling as metrics
-from shop.models import OutboxMessage, ScheduleFire, ScheduleState
+from jobcore import outbox
+from jobcore.db import get_engine, session_scope
+from jobcore.metrics import scheduling as metrics
+from jobcore.models import OutboxMessage
+from shop.models import ScheduleFire, ScheduleState
 from shop.scheduling import triggers
 from shop.scheduling.entries import Entry, message_id
 

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shop.models import LedgerEntry, ScheduleState
+from jobcore.models import LedgerEntry
+from shop.models import ScheduleState
 
 
 def last_fire_outcomes(session: Session, states: Iterable[ScheduleState]) -> dict[str, str]:

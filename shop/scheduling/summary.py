@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 
 from sqlalchemy import func, select
 
-from shop.db import session_scope
+from jobcore.db import session_scope
 from shop.scheduling.outcomes import last_fire_outcomes
 from shop.models import ScheduleFire, ScheduleState
 from shop.scheduling.leader import current_leader

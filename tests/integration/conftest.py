@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shop.stand_ins.process import start_stand_in
+from devtools.stand_ins.process import start_stand_in
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +16,7 @@ def parties(infrastructure: None) -> Iterator[dict[str, object]]:
     os.environ["SHOPJOBS_PAYMENT_URL"] = started["payments"].url
     os.environ["SHOPJOBS_WAREHOUSE_URL"] = started["warehouse"].url
     os.environ["SHOPJOBS_CARRIER_URL"] = started["carrier"].url
-    from shop.services import providers
+    from shop.integrations import providers
     from shop.settings import Settings
 
     providers.configure(Settings.from_env())

@@ -12,9 +12,9 @@ from actors.inventory import (
     sync_inventory_levels,
     update_product_availability,
 )
-from shop.db import session_scope
+from jobcore.db import session_scope
 from shop.models import Inventory, InventoryDiscrepancy, InventorySyncRun, Product
-from shop.services import restock
+from shop.catalog import restock
 from tests.support.catalog import count, finished, notifications
 from tests.support.factories import make_product, make_user
 

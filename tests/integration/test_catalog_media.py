@@ -8,7 +8,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from actors.media import generate_image_variants, process_product_images
-from shop.db import session_scope
+from jobcore.db import session_scope
 from shop.models import Product, ProductImage
 from tests.support.catalog import finished, stored_sha
 from tests.support.factories import make_product

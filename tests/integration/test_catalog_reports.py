@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from actors.reports import export_data_async, generate_daily_sales_report, update_product_rankings
-from shop import outbox
-from shop.db import session_scope
+from jobcore import outbox
+from jobcore.db import session_scope
 from shop.models import Job, Payment, ProductRanking, ProductView, Refund, SalesReport
-from shop.services.jobs import create_job
+from shop.job_records import create_job
 from tests.support.catalog import count, finished, notifications
 from tests.support.factories import make_order, make_product, make_user
 from tests.support.waiting import wait_until

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from shop.db import session_scope
-from shop.models import DeadLetter, LedgerEntry
+from jobcore.db import session_scope
+from jobcore.models import DeadLetter, LedgerEntry
 from tests.support.faulty_actors import kills_its_worker, noop
 from tests.support.ledger import entry
 from tests.support.waiting import wait_until

@@ -8,8 +8,8 @@ import uuid
 from sqlalchemy import func, select
 
 from shop.cli import main as cli
-from shop.db import session_scope
-from shop.models import DeadLetter
+from jobcore.db import session_scope
+from jobcore.models import DeadLetter
 from tests.support import amqp
 from tests.support.faulty_actors import always_fails, fails_until_fixed, noop
 from tests.support.ledger import entry, state

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from actors.jobs import process_job
-from shop import outbox
-from shop.db import session_scope
+from jobcore import outbox
+from jobcore.db import session_scope
 from shop.models import Job
-from shop.services.jobs import create_job
+from shop.job_records import create_job
 from tests.support.factories import make_order
 from tests.support.ledger import entry
 from tests.support.waiting import wait_until

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from shop.ledger import Change, LedgerWriter, connect_psycopg, now
+from jobcore.ledger.writer import Change, LedgerWriter, connect_psycopg, now
 from tests.support.ledger import entry
 
 

@@ -7,8 +7,8 @@ import os
 from sqlalchemy import func, select
 
 import broker
-from shop.db import session_scope
-from shop.models import LedgerEntry
+from jobcore.db import session_scope
+from jobcore.models import LedgerEntry
 from tests.support.faulty_actors import always_fails, noop
 from tests.support.metrics import (
     free_port,

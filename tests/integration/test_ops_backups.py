@@ -15,10 +15,11 @@ import pytest
 from sqlalchemy import select
 
 from actors import backups as backup_actors
-from shop.db import session_scope
-from shop.models import Backup, LedgerEntry, Notification, Token
-from shop.notification_contexts import backup as backup_context
-from shop.services import backup_jobs, backups, pg_tools
+from jobcore.db import session_scope
+from shop.models import Backup, Notification, Token
+from jobcore.models import LedgerEntry
+from shop.notifications.contexts import backup as backup_context
+from shop.ops import backup_jobs, backups, pg_tools
 from shop.settings import Settings
 from tests.support.factories import make_order, make_product, make_user
 from tests.support.waiting import wait_until

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, text
 
 from actors import maintenance
-from shop.db import session_scope
+from jobcore.db import session_scope
 from shop.models import OpsRun
 from tests.support.factories import make_product, make_user
 from tests.support.waiting import wait_until

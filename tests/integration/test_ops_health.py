@@ -14,14 +14,14 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from actors import health as health_actors
-from shop.db import session_scope
+from jobcore.db import session_scope
 from shop.models import HealthCheck, Notification
-from shop.notification_contexts import health as health_context
-from shop.processes import ROOT
+from shop.notifications.contexts import health as health_context
+from devtools.processes import ROOT
 from shop.scheduling.process import start_scheduler
-from shop.services import health
+from shop.ops import health
 from shop.settings import Settings
-from shop.stand_ins.process import start_stand_in
+from devtools.stand_ins.process import start_stand_in
 from tests.support import scheduled_actors
 from tests.support.smtp_listener import SmtpListener
 from tests.support.waiting import wait_until

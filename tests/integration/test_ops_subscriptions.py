@@ -8,10 +8,11 @@ from collections import Counter
 from sqlalchemy import func, select
 
 from actors import subscriptions as sub_actors
-from shop.db import session_scope
-from shop.models import LedgerEntry, Notification, OpsRun, Order, Subscription, SubscriptionDelivery
-from shop.services.subscription_dates import next_delivery
-from shop.services.subscriptions import local_today
+from jobcore.db import session_scope
+from jobcore.models import LedgerEntry
+from shop.models import Notification, OpsRun, Order, Subscription, SubscriptionDelivery
+from shop.subscriptions.dates import next_delivery
+from shop.subscriptions.subscriptions import local_today
 from shop.settings import Settings
 from tests.support.factories import make_product, make_user
 from tests.support.waiting import wait_until

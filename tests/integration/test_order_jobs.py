@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 
 from actors.orders import cancel_order_async, process_order_async, update_order_tracking
 from actors.payments import process_refund_async
-from shop.db import session_scope
-from shop.models import LedgerEntry, Order, OutboxMessage, Payment, PaymentEvent, Refund
-from shop.services import webhook_signing
+from jobcore.db import session_scope
+from jobcore.models import LedgerEntry, OutboxMessage
+from shop.models import Order, Payment, PaymentEvent, Refund
+from shop.payments import webhook_signing
 from tests.support.webhook_endpoint import WebhookEndpoint
 from tests.support.factories import make_order, make_product
 from tests.support.ledger import entry

@@ -7,9 +7,10 @@ from collections import Counter
 from sqlalchemy import func, select
 
 from actors.orders import process_order_async
-from shop.db import session_scope
-from shop.models import Inventory, InventoryReservation, LedgerEntry, Notification, Order, Payment
-from shop.services import ledger_queries
+from jobcore.db import session_scope
+from shop.models import Inventory, InventoryReservation, Notification, Order, Payment
+from jobcore.models import LedgerEntry
+from jobcore.ledger import queries as ledger_queries
 from tests.support.factories import make_order, make_product, make_user
 from tests.support.waiting import wait_until
 

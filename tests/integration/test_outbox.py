@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from shop import outbox
-from shop.db import session_scope
-from shop.models import LedgerEntry, OutboxMessage
+from jobcore import outbox
+from jobcore.db import session_scope
+from jobcore.models import LedgerEntry, OutboxMessage
 from tests.support import amqp
 from tests.support.faulty_actors import noop
 from tests.support.waiting import wait_until

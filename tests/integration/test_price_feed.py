@@ -8,9 +8,10 @@ import os
 from prometheus_client import REGISTRY
 
 from actors.prices import poll_price_feed
-from shop.db import session_scope
+from jobcore.db import session_scope
 from shop.models import PriceFeed
-from shop.services import price_feed, providers
+from shop.prices import feed as price_feed
+from shop.integrations import providers
 from shop.settings import Settings
 from tests.support.catalog import finished, notifications
 

@@ -20,7 +20,7 @@ from dramatiq import Message
 from sqlalchemy import select, text
 
 from shop.cli import main as cli
-from shop.db import get_engine, session_scope
+from jobcore.db import get_engine, session_scope
 from shop.models import ScheduleFire, SchedulerLeader, ScheduleState
 from shop.scheduling import triggers
 from shop.scheduling.entries import Entry, message_id

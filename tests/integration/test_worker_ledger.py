@@ -8,8 +8,9 @@ import uuid
 from sqlalchemy import select
 
 from actors.inventory import update_product_availability
-from shop.db import session_scope
-from shop.models import LedgerEntry, Product
+from jobcore.db import session_scope
+from jobcore.models import LedgerEntry
+from shop.models import Product
 from tests.support import amqp
 from tests.support.factories import make_product
 from tests.support.faulty_actors import always_fails, hang_first_time, noop

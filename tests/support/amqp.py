@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import pika
 
-from shop import devservices
+from devtools import devservices
 from shop.queues import Queue
 
 

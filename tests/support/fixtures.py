@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from shop import db, dbadmin, devservices
-from shop.models import Base
+from jobcore import db
+from shop import dbadmin
+from devtools import devservices
+from jobcore.models import Base
 from tests.support import amqp
-from shop.processes import Worker
+from devtools.processes import Worker
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

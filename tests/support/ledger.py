@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shop.db import session_scope
-from shop.models import LedgerEntry
+from jobcore.db import session_scope
+from jobcore.models import LedgerEntry
 
 
 def entry(message_id: str) -> LedgerEntry | None:

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
-from shop.metrics import multiproc
+from jobcore.metrics import multiproc
 
 
 def free_port() -> int:

@@ -15,10 +15,11 @@ from email.policy import default as default_policy
 import pytest
 from sqlalchemy import func, select
 
-from shop.db import session_scope
-from shop.models import LedgerEntry, Notification
-from shop.stand_ins.sms import SmsStandIn, start_sms_stand_in
-from shop.stand_ins.smtp import SmtpStandIn, start_smtp_stand_in
+from jobcore.db import session_scope
+from jobcore.models import LedgerEntry
+from shop.models import Notification
+from devtools.stand_ins.sms import SmsStandIn, start_sms_stand_in
+from devtools.stand_ins.smtp import SmtpStandIn, start_smtp_stand_in
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +29,7 @@ def notify_parties(infrastructure: None) -> Iterator[tuple[SmtpStandIn, SmsStand
     host, port = smtp.smtp_address()
     os.environ.update({"SHOPJOBS_SMTP_HOST": host, "SHOPJOBS_SMTP_PORT": str(port),
                        "SHOPJOBS_SMS_URL": gateway.url})
-    from shop.services import providers
+    from shop.integrations import providers
     from shop.settings import Settings
 
     providers.configure(Settings.from_env())

@@ -11,9 +11,9 @@ from middleware.db_sessions import DbSessions
 from middleware.job_status import JobStatus
 from middleware.log_context import LogContext
 from middleware.metrics import Metrics
-from shop import db
-from shop.deferred_acks import LedgerAckedRabbitmqBroker
-from shop.ledger import LedgerWriter
+from jobcore import db
+from jobcore.acks import LedgerAckedRabbitmqBroker
+from jobcore.ledger.writer import LedgerWriter
 from shop.settings import Settings
 
 

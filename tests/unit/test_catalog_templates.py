@@ -14,7 +14,7 @@ KINDS = ("product", "sales_report", "export", "price_feed")
 CASES = [
     (kind, template, locale, part)
     for kind in KINDS
-    for template in importlib.import_module(f"shop.notification_contexts.{kind}").TEMPLATES
+    for template in importlib.import_module(f"shop.notifications.contexts.{kind}").TEMPLATES
     for locale in ("en", "fa")
     for part in ("subject.txt", "txt", "html")
 ]
@@ -27,7 +27,7 @@ def test_a_catalog_template_renders_its_sample_strictly(kind, template, locale, 
         undefined=jinja2.StrictUndefined,
         autoescape=part == "html",
     )
-    sample = importlib.import_module(f"shop.notification_contexts.{kind}").SAMPLE
+    sample = importlib.import_module(f"shop.notifications.contexts.{kind}").SAMPLE
     rendered = env.get_template(f"{template}.{part}").render(**sample)
     assert rendered.strip()
     if part == "subject.txt":

@@ -9,7 +9,7 @@ import re
 import jsonschema
 import yaml
 
-from shop.metrics import definitions, scheduling  # noqa: F401  (registers the metric families)
+from jobcore.metrics import definitions, scheduling  # noqa: F401  (registers the metric families)
 from tests.support.metrics import promtool_check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

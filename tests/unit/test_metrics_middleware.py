@@ -13,9 +13,9 @@ from dramatiq.middleware import Retries
 from prometheus_client import REGISTRY
 
 from middleware.metrics import Metrics
-from shop import logs
-from shop.metrics.failures import counts_failures
-from shop.redaction import register_secrets, scrub_text
+from jobcore import logs
+from jobcore.metrics.failures import counts_failures
+from jobcore.redaction import register_secrets, scrub_text
 from shop.settings import Settings
 
 

@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from shop.errors import InvalidInput, PermanentError
-from shop.notify import render
-from shop.notify.contexts import all_modules, parse_entity_key
-from shop.notify.links import make_token, verify_token
-from shop.notify.messages import message_id
+from jobcore.errors import InvalidInput, PermanentError
+from shop.notifications import render
+from shop.notifications.context_lookup import all_modules, parse_entity_key
+from shop.notifications.links import make_token, verify_token
+from shop.notifications.messages import message_id
 
 CASES = [
     (module.__name__.rsplit(".", 1)[1], template, locale)

@@ -14,7 +14,7 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "shop" / "templates"
 @pytest.mark.parametrize("locale", ["en", "fa"])
 def test_alert_templates_render_strictly_in_both_locales(kind: str, locale: str) -> None:
     jinja2 = pytest.importorskip("jinja2")  # the notifications package brings it
-    context = importlib.import_module(f"shop.notification_contexts.{kind}")
+    context = importlib.import_module(f"shop.notifications.contexts.{kind}")
     for template in context.TEMPLATES:
         for suffix, autoescape in ((".subject.txt", False), (".txt", False), (".html", True)):
             env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES / locale),

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from shop.services.subscription_dates import add_months, next_delivery
+from shop.subscriptions.dates import add_months, next_delivery
 
 D = dt.date
 

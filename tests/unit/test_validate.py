@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from shop.errors import InvalidInput, PermanentError
-from shop.validate import minor_units, positive_id
+from jobcore.errors import InvalidInput, PermanentError
+from jobcore.validate import minor_units, positive_id
 
 
 @pytest.mark.parametrize("bad", ["12", 1.0, True, -1, 0, None, 2**63])

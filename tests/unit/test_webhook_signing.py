@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from shop.errors import PermanentError
-from shop.services.webhook_signing import HEADER, SignatureError, sign, verify
+from jobcore.errors import PermanentError
+from shop.payments.webhook_signing import HEADER, SignatureError, sign, verify
 
 SECRET = "whsec_test"
 NOW = 1_700_000_000

@@ -10,7 +10,7 @@ from sqlalchemy import func, insert, select
 from actors import email as email_actors
 from actors import notifications as notification_actors
 from actors.orders import process_order_async
-from shop.db import session_scope
+from jobcore.db import session_scope
 from shop.models import (
     CampaignChunk,
     CampaignCompletion,
@@ -19,7 +19,7 @@ from shop.models import (
     Order,
     User,
 )
-from shop.notify import campaigns
+from shop.notifications import campaigns
 from tests.support.factories import make_order, make_product, make_user
 from tests.support.notify import ledger_count
 from tests.support.waiting import wait_until

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from actors import email as email_actors
 from shop import cli
-from shop.db import session_scope
+from jobcore.db import session_scope
 from shop.models import EmailLog
-from shop.services import orders
+from shop.orders import orders
 from tests.support.factories import make_order, make_user
 from tests.support.notify import ledger_count, notification, settled
 from tests.support.waiting import wait_until

@@ -8,9 +8,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from shop.services import mailer
+from shop.notifications import mailer
 from shop.settings import Settings
-from shop.stand_ins.smtp import start_smtp_stand_in
+from devtools.stand_ins.smtp import start_smtp_stand_in
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,15 @@ from sqlalchemy import select, update
 
 from actors import email as email_actors
 from actors import notifications as notification_actors
-from shop.db import session_scope
+from jobcore.db import session_scope
 from shop.models import Job, Notification, Subscription
-from shop.notify.links import verify_token
-from shop.notify.messages import message_id
-from shop.notify.sweep import create_schedule
-from shop.services import jobs as job_service
-from shop.services import orders, providers
-from shop.services.notifications import request_notification
+from shop.notifications.links import verify_token
+from shop.notifications.messages import message_id
+from shop.notifications.sweep import create_schedule
+from shop import job_records as job_service
+from shop.orders import orders
+from shop.integrations import providers
+from shop.notifications.notifications import request_notification
 from tests.support.factories import make_order, make_product, make_user
 from tests.support.notify import body, notification, settled, to_address
 from tests.support.waiting import wait_until

@@ -1,0 +1,58 @@
+"""The main job's look at its workers' /metrics: jobs by outcome, checked against the ledger."""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+
+from jobcore.db import session_scope
+from jobcore.models import LedgerEntry
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scrape(port: int) -> str | None:
+    """The workers' exposition text, or None (reported, not fatal) when the endpoint is down."""
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        print(f"metrics: scrape of 127.0.0.1:{port} failed: {exc}", flush=True)
+        return None
+    return response.text
+
+
+def _sums(text: str, name: str, label: str) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                out[sample.labels.get(label, "")] += int(sample.value)
+    return out
+
+
+def report(text: str | None) -> list[str]:
+    """A few figures from /metrics, and whether the finished jobs match the ledger's."""
+    if text is None:
+        return ["  (no metrics: the endpoint did not answer)"]
+    outcomes = _sums(text, "shopjobs_jobs_total", "outcome")
+    dead = _sums(text, "shopjobs_dead_letters_total", "reason")
+    retries = sum(_sums(text, "shopjobs_job_retries_total", "actor").values())
+    with session_scope() as s:
+        ledger = Counter(dict(s.execute(select(LedgerEntry.state, func.count()).group_by(LedgerEntry.state)).all()))
+    lines = [
+        "  jobs by outcome: " + ", ".join(f"{o} {n}" for o, n in sorted(outcomes.items())),
+        f"  retries {retries}; dead letters by reason: " + (", ".join(f"{r} {n}" for r, n in sorted(dead.items())) or "none"),
+    ]
+    for outcome in ("succeeded", "failed"):
+        verdict = "matches" if outcomes[outcome] == ledger[outcome] else "DIFFERS from"
+        lines.append(f"  {outcome}: metrics {outcomes[outcome]} {verdict} the ledger's {ledger[outcome]}")
+    return lines

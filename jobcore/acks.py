@@ -1,0 +1,151 @@
+"""Acks that wait for the ledger without holding a worker thread.
+
+A worker thread hands its message to the consumer for acking right after the job; if that
+thread had to wait for the ledger's commit, 8 threads would spend most of their time waiting.
+Instead the consumer defers the ack (or reject) until the ledger writer has committed the
+message's final state, and the thread moves on. Unacked messages count against the prefetch
+limit, so a ledger that cannot write stops the intake instead of losing outcomes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
+
+from jobcore.ledger.writer import LedgerWriter
+
+TICKET_ATTRIBUTE = "ledger_ticket"
+_regular_nack = threading.local()
+
+
+class _RememberingIterator:
+    """Wraps pika's consume iterator to keep the last delivery, so an undecodable body that
+    Dramatiq rejects can still be stored as a dead letter."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.last: tuple[Any, Any, bytes] | None = None
+
+    def __iter__(self) -> _RememberingIterator:
+        return self
+
+    def __next__(self) -> Any:
+        item = next(self.inner)
+        self.last = item if item and item[0] is not None else None
+        return item
+
+
+def _well_formed(message: Any) -> bool:
+    """The fields Dramatiq relies on have the types it expects."""
+    m = message._message
+    return (
+        isinstance(m.queue_name, str) and isinstance(m.actor_name, str) and isinstance(m.message_id, str)
+        and isinstance(m.args, list | tuple) and isinstance(m.kwargs, dict) and isinstance(m.options, dict)
+        and isinstance(m.message_timestamp, int) and not isinstance(m.message_timestamp, bool)
+    )
+
+
+class LedgerAckedConsumer(_RabbitmqConsumer):
+    """A RabbitMQ consumer whose acks and rejects follow the ledger's commits."""
+
+    broker: LedgerAckedRabbitmqBroker
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.iterator = _RememberingIterator(self.iterator)
+
+    def __next__(self) -> Any:
+        message = super().__next__()
+        if message is None or _well_formed(message):
+            return message
+        # decodable JSON with the wrong shape would crash the consumer thread inside Dramatiq
+        # (and be redelivered forever): store it and reject it here instead
+        last = self.iterator.last
+        if self.broker.on_undecodable is not None and last is not None:
+            try:
+                self.broker.on_undecodable(self.queue_name, last[2])
+            except Exception:
+                self.logger.critical("could not store a malformed message", exc_info=True)
+        self.known_tags.discard(message._tag)
+        _RabbitmqConsumer._nack(self, message._tag)
+        return None
+
+    def _deferred(self, action: Any, message: Any) -> None:
+        ticket = getattr(message, TICKET_ATTRIBUTE, None)
+        writer = self.broker.ledger
+        if ticket is None or writer is None:
+            action(message)
+        else:
+            writer.when_durable(ticket, partial(action, message))
+
+    def ack(self, message: Any) -> None:
+        self._deferred(super().ack, message)
+
+    def nack(self, message: Any) -> None:
+        self._deferred(self._nack_message, message)
+
+    def _nack_message(self, message: Any) -> None:
+        _regular_nack.active = True
+        try:
+            _RabbitmqConsumer.nack(self, message)
+        finally:
+            _regular_nack.active = False
+
+    def _nack(self, tag: Any) -> None:
+        last = self.iterator.last
+        if not getattr(_regular_nack, "active", False) and last is not None and last[0].delivery_tag == tag:
+            # Dramatiq rejects a body it cannot decode straight from the consumer: keep it
+            hook = self.broker.on_undecodable
+            if hook is not None:
+                try:
+                    hook(self.queue_name, last[2])
+                except Exception:
+                    self.logger.critical("could not store an undecodable message", exc_info=True)
+        super()._nack(tag)
+
+    def requeue(self, messages: Any) -> None:
+        """Messages handed back unstarted: mark them, so their redelivery is not taken for a crash."""
+        hook = self.broker.on_requeue
+        ids = [m.message_id for m in messages]
+        if hook is not None and ids:
+            try:
+                hook(ids)
+            except Exception:
+                self.logger.warning("could not mark %d requeued messages", len(ids), exc_info=True)
+        super().requeue(messages)
+
+    def close(self) -> None:
+        if self.broker.ledger is not None:
+            self.broker.ledger.flush(timeout=30)  # runs the acks still waiting
+        super().close()
+
+
+class LedgerAckedRabbitmqBroker(RabbitmqBroker):
+    """RabbitmqBroker whose consumers ack only what the ledger has recorded.
+
+    Parameters:
+      ledger: the process's ledger writer (None: plain acks).
+      on_undecodable: stores a body Dramatiq could not decode (queue, raw body).
+      on_requeue: marks message ids handed back unstarted.
+    """
+
+    def __init__(
+        self,
+        *,
+        ledger: LedgerWriter | None = None,
+        on_undecodable: Callable[[str, bytes], None] | None = None,
+        on_requeue: Callable[[list[str]], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.ledger = ledger
+        self.on_undecodable = on_undecodable
+        self.on_requeue = on_requeue
+        super().__init__(**kwargs)
+
+    @property
+    def consumer_class(self) -> type[_RabbitmqConsumer]:
+        return LedgerAckedConsumer

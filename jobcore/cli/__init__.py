@@ -1,0 +1,1 @@
+"""The core's operator commands: jobs, dead letters, queues, workers."""

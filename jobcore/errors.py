@@ -1,0 +1,23 @@
+"""Job errors, the base of every domain error. Permanent ones are listed in an actor's ``throws=`` so Retries never retries them."""
+
+from __future__ import annotations
+
+
+class JobError(Exception):
+    """Base of every domain error."""
+
+
+class PermanentError(JobError):
+    """Retrying cannot help (bad input, a missing record, a declined card): fail at once."""
+
+
+class InvalidInput(PermanentError):
+    """A message's arguments are malformed: wrong type, out of range, unknown kind."""
+
+
+class NotFound(PermanentError):
+    """The record a message names does not exist."""
+
+
+class TransientError(JobError):
+    """Worth retrying with backoff (a timeout, a 5xx, a lock)."""

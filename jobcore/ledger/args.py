@@ -1,0 +1,78 @@
+"""What of a message's arguments the ledger keeps: named, redacted, size-capped, and its business ids."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import math
+import re
+from typing import Any
+
+import dramatiq
+from dramatiq import Message
+
+from jobcore.redaction import scrub_text
+
+SECRET_KEY = re.compile(
+    r"pass(word)?|secret|token|api[_-]?key|auth|card|cvv|cvc|iban|email|e_mail|phone|address|signature",
+    re.IGNORECASE,
+)
+REDACTED = "[redacted]"
+BUSINESS_IDS = ("order_id", "user_id", "job_id")
+
+
+@functools.lru_cache(maxsize=1024)
+def _param_names(fn: Any) -> tuple[str, ...]:
+    try:
+        return tuple(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return ()
+
+
+def redact(value: Any, depth: int = 0) -> Any:
+    """Replace values under secret-looking keys and mask secrets in text, recursively (bounded depth)."""
+    if depth > 8:
+        return "[too deep]"
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if isinstance(k, str) and SECRET_KEY.search(k) else redact(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v, depth + 1) for v in value]
+    if isinstance(value, str):
+        return scrub_text(value)  # e-mail addresses, card numbers, tokens under harmless names
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # NaN and Infinity are not JSON; keep them visible as text
+    return value
+
+
+def named_args(actor: dramatiq.Actor[Any, Any] | None, message: Message[Any]) -> dict[str, Any]:
+    """Positional and keyword arguments by parameter name (``argN`` when the actor is unknown)."""
+    names = _param_names(actor.fn) if actor is not None else ()
+    named: dict[str, Any] = {}
+    for index, value in enumerate(message.args):
+        named[names[index] if index < len(names) else f"arg{index}"] = value
+    named.update(message.kwargs)
+    return named
+
+
+def ledger_fields(
+    actor: dramatiq.Actor[Any, Any] | None, message: Message[Any], max_bytes: int = 2048
+) -> dict[str, Any]:
+    """``args`` as JSON text (redacted, at most ``max_bytes``) plus order_id/user_id/job_id when present."""
+    named = named_args(actor, message)
+    fields: dict[str, Any] = {}
+    for key in BUSINESS_IDS:
+        value = named.get(key)
+        if key == "job_id":
+            fields[key] = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+        else:
+            fields[key] = value if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63 else None
+    safe = redact(named)
+    encoded = json.dumps(safe, default=str, separators=(",", ":"))
+    if len(encoded) > max_bytes:
+        encoded = json.dumps({"truncated": True, "bytes": len(encoded), "preview": encoded[: max_bytes // 2]})
+    fields["args"] = encoded
+    return fields

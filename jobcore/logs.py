@@ -1,0 +1,99 @@
+"""Structured logs: JSON lines in production, readable lines in a terminal, secrets and PII redacted.
+
+Every line inside a job carries the job's bound context (message_id, actor, attempt, order_id,
+user_id), bound by ``middleware.log_context.LogContext`` through structlog's contextvars.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+from jobcore.redaction import register_secrets, scrub_text, secrets_of
+
+__all__ = ["configure", "get_logger", "redact_processor", "scrub_text"]
+
+SECRET_FIELD = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|card|cvv|email|phone", re.IGNORECASE)
+
+
+def redact_processor(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key, value in list(event.items()):
+        if key in ("timestamp", "level", "logger"):
+            continue
+        if SECRET_FIELD.search(key) and key not in ("event",):
+            event[key] = "[redacted]"
+        elif isinstance(value, str):
+            event[key] = scrub_text(value)
+    return event
+
+
+class SafeMessageArgs(logging.Filter):
+    """Dramatiq logs whole messages (``%s`` of a message shows its arguments); log their ids only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(_is_message(a) for a in record.args):
+            record.args = tuple(_message_ref(a) if _is_message(a) else a for a in record.args)
+        return True
+
+
+def _is_message(value: Any) -> bool:
+    return hasattr(value, "actor_name") and hasattr(value, "message_id") and hasattr(value, "args")
+
+
+def _message_ref(message: Any) -> str:
+    return f"{message.actor_name}[{message.message_id!r}]"
+
+
+def configure(fmt: str = "console", level: str = "INFO", *, settings: Any = None) -> None:
+    """Route structlog and the standard library (Dramatiq's own loggers) through one pipeline.
+
+    ``settings`` registers its passwords and secrets, so their exact values are masked too.
+    """
+    if settings is not None:
+        register_secrets(secrets_of(settings))
+    stamp = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *stamp,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *stamp],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact_processor,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    handler.addFilter(SafeMessageArgs())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("pika").setLevel(logging.WARNING)
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

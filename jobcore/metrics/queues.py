@@ -1,0 +1,116 @@
+"""Queue depth and the age of the oldest waiting job, read at scrape time.
+
+RabbitMQ's passive declares give ready counts of each queue, its ``.DQ`` (delayed) and ``.XQ``
+(dead-lettered) without the management plugin (not enabled everywhere); the job ledger in
+PostgreSQL knows when each unfinished job was enqueued. A source that does not answer within
+a couple of seconds is reported by ``shopjobs_metrics_source_up`` = 0 and its series are left
+out of that scrape, rather than failing the scrape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+logger = logging.getLogger(__name__)
+TIMEOUT_S = 2
+STATES = {"": "ready", ".DQ": "delayed", ".XQ": "dead_lettered"}
+
+OLDEST_SQL = """
+SELECT queue, EXTRACT(EPOCH FROM now() - min(coalesce(eta, enqueued_at)))
+FROM job_ledger
+WHERE state = 'enqueued' AND (eta IS NULL OR eta <= now()) AND enqueued_at IS NOT NULL
+GROUP BY queue
+"""
+STORED_SQL = "SELECT queue, count(*) FROM dead_letters WHERE replayed_at IS NULL GROUP BY queue"
+
+
+def _depths(amqp_url: str, queues: Sequence[str]) -> dict[tuple[str, str], int]:
+    import pika
+
+    params = pika.URLParameters(amqp_url)
+    params.socket_timeout = params.blocked_connection_timeout = TIMEOUT_S
+    params.connection_attempts = 1
+    out: dict[tuple[str, str], int] = {}
+    conn = pika.BlockingConnection(params)
+    try:
+        for queue in queues:
+            for suffix, state in STATES.items():
+                channel = conn.channel()
+                try:
+                    declared = channel.queue_declare(queue + suffix, passive=True)
+                    out[(queue, state)] = declared.method.message_count
+                    channel.close()
+                except pika.exceptions.ChannelClosedByBroker:
+                    pass  # not declared yet: no series
+    finally:
+        conn.close()
+    return out
+
+
+def _ledger(dsn: str) -> tuple[dict[str, float], dict[str, int]]:
+    import psycopg2
+
+    conn = psycopg2.connect(
+        dsn, connect_timeout=TIMEOUT_S, options=f"-c statement_timeout={TIMEOUT_S * 1000}",
+        application_name="shopjobs-metrics",
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute(OLDEST_SQL)
+            oldest = {q: max(0.0, float(age)) for q, age in cur.fetchall()}
+            cur.execute(STORED_SQL)
+            stored = {q: int(n) for q, n in cur.fetchall()}
+        conn.rollback()
+    finally:
+        conn.close()
+    return oldest, stored
+
+
+class QueueCollector(Collector):
+    """Per queue: messages by state, oldest waiting job's age, stored dead letters."""
+
+    def __init__(self, settings: Any, queues: Sequence[str]) -> None:
+        self.settings = settings
+        self.queues = tuple(queues)
+        # a queue not declared yet answers 404, which pika logs as a warning: expected here
+        logging.getLogger("pika.channel").setLevel(logging.ERROR)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily("shopjobs_metrics_source_up", "1 when a scrape-time source answered.",
+                               labels=["source"])
+        try:
+            depths = _depths(self.settings.amqp_url, self.queues)
+        except Exception as exc:  # noqa: BLE001  (any failure of a source: report it, keep scraping)
+            logger.warning("queue depths unavailable: %s", type(exc).__name__)
+            up.add_metric(["rabbitmq"], 0)
+        else:
+            up.add_metric(["rabbitmq"], 1)
+            messages = GaugeMetricFamily("shopjobs_queue_messages", "Messages in a queue, by state.",
+                                         labels=["queue", "state"])
+            for (queue, state), count in sorted(depths.items()):
+                messages.add_metric([queue, state], count)
+            yield messages
+        try:
+            oldest, stored = _ledger(self.settings.psycopg_dsn)
+        except Exception as exc:  # noqa: BLE001  (any failure of a source: report it, keep scraping)
+            logger.warning("ledger ages unavailable: %s", type(exc).__name__)
+            up.add_metric(["postgresql"], 0)
+        else:
+            up.add_metric(["postgresql"], 1)
+            age = GaugeMetricFamily(
+                "shopjobs_queue_oldest_message_age_seconds",
+                "Age of the oldest job waiting to start (0 when none waits).", labels=["queue"])
+            dead = GaugeMetricFamily("shopjobs_dead_letters_stored",
+                                     "Dead letters stored and not replayed.", labels=["queue"])
+            for queue in self.queues:
+                age.add_metric([queue], oldest.get(queue, 0.0))
+                dead.add_metric([queue], stored.get(queue, 0))
+            yield age
+            yield dead
+        yield up

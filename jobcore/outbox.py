@@ -1,0 +1,140 @@
+"""Enqueue atomically with the business write (transactional outbox).
+
+``enqueue(session, actor, ...)`` writes an outbox row and the job's ledger row in the caller's
+transaction. After COMMIT the message is published and its outbox row deleted; on rollback
+nothing is published. A publish that fails after commit (broker down, process killed) leaves
+the row, and ``relay_pending`` publishes it later, so nothing is lost; a message may then
+arrive twice, which consumers tolerate (they are idempotent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+import dramatiq
+from dramatiq import Message
+from sqlalchemy import delete, event, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from jobcore.db import get_engine
+from jobcore.ledger.args import ledger_fields
+from jobcore.models import LedgerEntry, OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+_PENDING_KEY = "shopjobs.outbox"
+LEDGER_RECORDED_OPTION = "ledger_recorded"
+
+
+def enqueue(
+    session: Session,
+    actor: dramatiq.Actor[Any, Any],
+    *args: Any,
+    delay_ms: int | None = None,
+    options: dict[str, Any] | None = None,
+    message_id: str | None = None,
+    **kwargs: Any,
+) -> str:
+    """Send ``actor(*args, **kwargs)`` once the session's transaction commits; returns the message id.
+
+    ``message_id`` replaces Dramatiq's random id with a derived one (the scheduler's
+    ``(schedule, fire time)`` id), since ``message_with_options`` has no way to set it.
+    """
+    opts = dict(options or {})
+    opts[LEDGER_RECORDED_OPTION] = True
+    message = actor.message_with_options(args=args, kwargs=kwargs, **opts)
+    if message_id is not None:
+        message = message.copy(message_id=message_id)
+    now = dt.datetime.now(dt.timezone.utc)
+    fields = ledger_fields(actor, message)
+    fields["args"] = json.loads(fields["args"])
+    session.execute(
+        insert(LedgerEntry)
+        .values(
+            message_id=message.message_id,
+            actor=actor.actor_name,
+            queue=actor.queue_name,
+            state="enqueued",
+            state_changed_at=now,
+            enqueued_at=now,
+            eta=now + dt.timedelta(milliseconds=delay_ms) if delay_ms else None,
+            attempts=0,
+            **fields,
+        )
+        .on_conflict_do_nothing(index_elements=["message_id"])
+    )
+    session.add(
+        OutboxMessage(
+            message_id=message.message_id,
+            queue=actor.queue_name,
+            body=message.encode(),
+            delay_ms=delay_ms,
+        )
+    )
+    session.info.setdefault(_PENDING_KEY, []).append((message, delay_ms))
+    return message.message_id
+
+
+@event.listens_for(Session, "after_commit")
+def _publish_after_commit(session: Session) -> None:
+    pending = session.info.pop(_PENDING_KEY, None)
+    if pending:
+        publish(pending)
+
+
+@event.listens_for(Session, "after_rollback")
+def _discard_on_rollback(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)
+
+
+def publish(pending: list[tuple[Message[Any], int | None]]) -> int:
+    """Publish committed outbox messages and delete their rows; failures stay for the relay."""
+    broker = dramatiq.get_broker()
+    sent: list[str] = []
+    for message, delay_ms in pending:
+        try:
+            broker.enqueue(message, delay=delay_ms)
+        except Exception:
+            logger.warning(
+                "publish of message %r failed; the outbox relay will retry it",
+                message.message_id,
+                exc_info=True,
+            )
+            continue
+        sent.append(message.message_id)
+    if sent:
+        try:
+            with get_engine().begin() as conn:
+                conn.execute(delete(OutboxMessage).where(OutboxMessage.message_id.in_(sent)))
+        except Exception:
+            # published but still in the outbox: the relay may publish again (consumers dedupe)
+            logger.warning("could not delete %d published outbox rows", len(sent), exc_info=True)
+    return len(sent)
+
+
+def relay_pending(older_than_s: float, batch: int = 500) -> int:
+    """Publish outbox rows older than ``older_than_s`` seconds (what an after-commit publish missed)."""
+    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=older_than_s)
+    broker = dramatiq.get_broker()
+    total = 0
+    while True:
+        with get_engine().begin() as conn:
+            rows = conn.execute(
+                select(OutboxMessage.id, OutboxMessage.body, OutboxMessage.delay_ms)
+                .where(OutboxMessage.created_at < cutoff)
+                .order_by(OutboxMessage.id)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return total
+            for row in rows:
+                message = Message.decode(row.body)
+                broker.enqueue(message, delay=row.delay_ms)
+            conn.execute(delete(OutboxMessage).where(OutboxMessage.id.in_([r.id for r in rows])))
+            total += len(rows)
+            logger.info("outbox relay published %d messages", len(rows))

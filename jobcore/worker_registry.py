@@ -1,0 +1,104 @@
+"""Which worker processes are alive, and since when: rows in ``worker_processes``.
+
+Each process upserts its row at boot, refreshes ``heartbeat_at`` every ``HEARTBEAT_S`` and
+removes it at a clean shutdown. A process killed outright stops beating; readers call a row
+whose heartbeat is older than ``STALE_S`` gone. What a process runs right now is in the ledger
+(``job_ledger.worker`` = the same ``host:pid`` name, state ``running``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from jobcore import db
+from jobcore.ledger.writer import WORKER_NAME
+from jobcore.models import LedgerEntry
+from jobcore.models.workers import WorkerProcess
+
+HEARTBEAT_S = 5.0
+STALE_S = 20.0
+FORGET_AFTER = dt.timedelta(days=1)
+logger = logging.getLogger("shopjobs.workers")
+
+
+class Heartbeat:
+    """This process's row: registered on ``start``, refreshed by a daemon thread, removed on ``stop``."""
+
+    def __init__(self, queues: list[str], threads: int) -> None:
+        self.name = WORKER_NAME.format(pid=os.getpid())
+        self.queues = sorted(queues)
+        self.threads = threads
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="worker-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        with db.session_scope() as s:
+            s.execute(delete(WorkerProcess).where(WorkerProcess.heartbeat_at < func.now() - FORGET_AFTER))
+        self._upsert()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        with db.session_scope() as s:
+            s.execute(delete(WorkerProcess).where(WorkerProcess.name == self.name))
+
+    def _upsert(self) -> None:
+        values = {"name": self.name, "host": socket.gethostname(), "pid": os.getpid(),
+                  "queues": self.queues, "threads": self.threads}
+        with db.session_scope() as s:
+            s.execute(insert(WorkerProcess).values(**values).on_conflict_do_update(
+                index_elements=[WorkerProcess.name], set_={"heartbeat_at": func.now(), **values}))
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self._upsert()
+            except Exception:
+                logger.warning("worker heartbeat not written; retrying in %.0f s", HEARTBEAT_S, exc_info=True)
+
+
+@dataclasses.dataclass
+class WorkerView:
+    name: str
+    queues: list[str]
+    threads: int
+    started_at: dt.datetime
+    heartbeat_age_s: float
+    alive: bool
+    running: int
+    running_actors: list[str]
+    oldest_running_s: float | None
+
+
+def workers(session: Session, *, include_gone: bool = False) -> list[WorkerView]:
+    """Every registered process (live ones only unless ``include_gone``) and what it runs now."""
+    now = session.scalar(select(func.now()))
+    rows = session.scalars(select(WorkerProcess).order_by(WorkerProcess.name)).all()
+    running = session.execute(
+        select(LedgerEntry.worker, LedgerEntry.actor, LedgerEntry.started_at)
+        .where(LedgerEntry.state == "running", LedgerEntry.worker.in_([r.name for r in rows]))
+    ).all()
+    views = []
+    for row in rows:
+        age = (now - row.heartbeat_at).total_seconds()
+        if age > STALE_S and not include_gone:
+            continue
+        mine = [(actor, started) for worker, actor, started in running if worker == row.name]
+        starts = [started for _, started in mine if started is not None]
+        views.append(WorkerView(
+            name=row.name, queues=list(row.queues), threads=row.threads, started_at=row.started_at,
+            heartbeat_age_s=round(age, 1), alive=age <= STALE_S, running=len(mine),
+            running_actors=sorted({actor for actor, _ in mine}),
+            oldest_running_s=round((now - min(starts)).total_seconds(), 1) if starts else None,
+        ))
+    return views

@@ -1,0 +1,1 @@
+"""The catalog: products, stock, reservations, warehouse sync, images, rankings."""

@@ -1,0 +1,1 @@
+"""Clients of the external parties (payment provider, warehouse, carrier) and file storage."""

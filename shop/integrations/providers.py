@@ -1,0 +1,59 @@
+"""The process's clients for the external parties, made on first use after fork."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from shop.settings import Settings
+
+_lock = threading.Lock()
+_clients: dict[tuple[int, str], Any] = {}
+_settings: Settings | None = None
+
+
+def configure(settings: Settings) -> None:
+    global _settings
+    with _lock:
+        _settings = settings
+        _clients.clear()
+
+
+def settings() -> Settings:
+    global _settings
+    if _settings is None:
+        _settings = Settings.from_env()
+    return _settings
+
+
+def _client(kind: str, factory: Any) -> Any:
+    key = (os.getpid(), kind)
+    client = _clients.get(key)
+    if client is None:
+        with _lock:
+            client = _clients.get(key)
+            if client is None:
+                client = _clients[key] = factory()
+    return client
+
+
+def payments() -> Any:
+    from shop.integrations.http_clients import PaymentClient
+
+    s = settings()
+    return _client("payments", lambda: PaymentClient(s.payment_url, read_timeout=s.http_timeout_s))
+
+
+def warehouse() -> Any:
+    from shop.integrations.http_clients import WarehouseClient
+
+    s = settings()
+    return _client("warehouse", lambda: WarehouseClient(s.warehouse_url, read_timeout=s.http_timeout_s))
+
+
+def carrier() -> Any:
+    from shop.integrations.http_clients import CarrierClient
+
+    s = settings()
+    return _client("carrier", lambda: CarrierClient(s.carrier_url, read_timeout=s.http_timeout_s))

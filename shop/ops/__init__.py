@@ -1,0 +1,1 @@
+"""Operations: backups and their verification, cleanups, retention, health checks."""

@@ -1,0 +1,1 @@
+"""Orders: placing, the pipeline's steps, compensation, tracking."""

@@ -1,0 +1,1 @@
+"""Payments: the provider's charges and refunds, and its signed webhooks."""

@@ -1,0 +1,95 @@
+"""The HTTP endpoint that receives the payment provider's webhooks (Starlette on uvicorn).
+
+It verifies the signature over the raw body, stores the event once per provider event id and
+enqueues its processing in the same transaction, then answers at once; the work happens in
+``payments.handle_payment_webhook``. A forged, tampered or stale request is answered 400 and
+writes nothing; a replay of a stored event is answered 200 and changes nothing.
+
+Run: ``python -m shop.payments.webhooks --port 8100`` (prints ``READY webhooks http://...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from jobcore.db import session_scope
+from shop.models import PaymentEvent
+from shop.payments import webhook_signing
+
+logger = logging.getLogger(__name__)
+MAX_BODY_BYTES = 256 * 1024
+PROVIDERS = ("standin",)
+
+
+def _store(provider: str, event: dict[str, Any]) -> str:
+    from actors.payments import handle_payment_webhook
+    from jobcore import outbox
+
+    with session_scope() as s:
+        stored = s.execute(
+            insert(PaymentEvent)
+            .values(provider=provider, event_id=event["id"], event_type=event["type"], payload=event)
+            .on_conflict_do_nothing(constraint="uq_payment_events_provider_event")
+            .returning(PaymentEvent.id)
+        ).first()
+        if stored is None:
+            return "duplicate"
+        outbox.enqueue(s, handle_payment_webhook, provider, event["id"])
+    return "accepted"
+
+
+async def receive(request: Request) -> JSONResponse:
+    provider = request.path_params["provider"]
+    if provider not in PROVIDERS:
+        return JSONResponse({"error": "unknown_provider"}, status_code=404)
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        return JSONResponse({"error": "too_large"}, status_code=413)
+    secret = request.app.state.secret
+    try:
+        event = webhook_signing.verify(secret, body, request.headers.get(webhook_signing.HEADER))
+    except webhook_signing.SignatureError as exc:
+        logger.warning("webhook from %r rejected: %s", provider, exc.reason)
+        return JSONResponse({"error": exc.reason}, status_code=400)
+    if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str) or len(event["id"]) > 64:
+        return JSONResponse({"error": "invalid_event"}, status_code=400)
+    status = await run_in_threadpool(_store, provider, event)
+    return JSONResponse({"status": status}, status_code=200)
+
+
+def build_app(secret: str) -> Starlette:
+    app = Starlette(routes=[Route("/webhooks/{provider}", receive, methods=["POST"])])
+    app.state.secret = secret
+    return app
+
+
+def main() -> None:
+    import uvicorn
+
+    import broker as shop_broker  # the broker the endpoint enqueues with
+
+    ap = argparse.ArgumentParser(description="payment webhook endpoint")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8100)
+    args = ap.parse_args()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(2048)  # before READY: a client that connects while uvicorn starts waits, not refused
+    print(f"READY webhooks http://{args.host}:{sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(build_app(shop_broker.settings.payment_webhook_secret), log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Price feeds: sources in fallback order, the cached value, its freshness."""

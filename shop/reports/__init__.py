@@ -1,0 +1,1 @@
+"""Reports and exports: the daily sales report, CSV exports, customer data exports."""

@@ -1,1 +1,0 @@
-"""Domain services: plain functions on a session, runnable without a broker."""

@@ -1,0 +1,1 @@
+"""Subscriptions: renewals on their due dates, exactly once per date."""
