@@ -1,8 +1,10 @@
 """The broker and the whole middleware stack, assembled in one place.
 
 ``dramatiq actors`` imports the actor modules, which import this module first, so every actor
-binds to the broker built here. This is the one module with an import-time side effect: it
-reads the settings and sets Dramatiq's global broker, as Dramatiq's guide prescribes.
+binds to the broker built here. This is the one module with an import-time side effect, as
+Dramatiq's guide prescribes: it builds the process's one settings object from the environment,
+installs it (``shop.settings.current()``) and the routing table (``jobcore.routing``), and sets
+Dramatiq's global broker. Other entry points (the CLI, the scheduler) import it for the same.
 """
 
 from __future__ import annotations
@@ -23,6 +25,11 @@ from dramatiq.middleware import (
 )
 
 import jobcore.metrics  # noqa: F401  (first: a worker process's metrics go to its instance's files)
+from jobcore import db, routing
+from jobcore.acks import LedgerAckedRabbitmqBroker
+from jobcore.ledger import store as ledger_store
+from jobcore.ledger.writer import LedgerWriter, connect_psycopg
+from jobcore.metrics.publishing import PublishMetrics
 from middleware.cancellations import Cancellations
 from middleware.compensation import Compensation
 from middleware.crash_guard import CrashGuard
@@ -32,12 +39,9 @@ from middleware.job_status import JobStatus
 from middleware.log_context import LogContext
 from middleware.metrics import Metrics
 from middleware.worker_registry import WorkerRegistry
-from jobcore import db
-from jobcore.ledger import store as ledger_store
-from jobcore.acks import LedgerAckedRabbitmqBroker
-from jobcore.ledger.writer import LedgerWriter, connect_psycopg
-from jobcore.metrics.publishing import PublishMetrics
 from shop import worker_metrics
+from shop.integrations import providers
+from shop.routes import build_routes
 from shop.settings import Settings
 
 DEFAULT_TIME_LIMIT_MS = 10 * 60 * 1000
@@ -139,6 +143,9 @@ def flush_ledger(timeout: float = 30.0) -> bool:
 
 
 settings = Settings.from_env()
+providers.configure(settings)
+routes = build_routes(settings)
+routing.install(routes)
 broker = build_broker(settings)
 dramatiq.set_broker(broker)
 atexit.register(flush_ledger)

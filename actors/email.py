@@ -8,44 +8,26 @@ from __future__ import annotations
 
 from typing import Any
 
-import dramatiq
-
-import broker as shop_broker
 from actors.jobs import run_job_of_message
-from jobcore.errors import PermanentError
-from shop.notifications import delivery, requests
-from shop.queues import Queue
-from shop import job_records as job_service
+from broker import routes
 from jobcore.validate import positive_id, text
-
-REQUEST = {"queue_name": Queue.NOTIFICATIONS.value, "throws": (PermanentError,), "max_retries": 5}
-DELIVER = {
-    "queue_name": Queue.NOTIFICATIONS.value,
-    "throws": (PermanentError,),
-    "max_retries": shop_broker.settings.notify_max_retries,
-    "on_retry_exhausted": "notifications.delivery_gave_up",
-}
+from shop import job_records as job_service
+from shop.notifications import delivery, requests
 
 
-@dramatiq.actor(actor_name="email.send_email", **DELIVER)
+@routes.actor("email.send_email")
 def send_email(notification_id: int) -> str:
     """Deliver one notification row by SMTP (stable Message-ID, once per template and entity)."""
     return delivery.deliver(positive_id(notification_id, "notification_id"))
 
 
-@dramatiq.actor(
-    actor_name="email.send_email_async",
-    queue_name=Queue.NOTIFICATIONS.value,
-    throws=(PermanentError,),
-    max_retries=shop_broker.settings.notify_max_retries,
-    on_retry_exhausted="email.send_email_async_gave_up",
-)
+@routes.actor("email.send_email_async")
 def send_email_async(job_id: str) -> str:
     """Send the e-mail a Job record describes (params: template, entity_key, user_id)."""
     return run_job_of_message(job_id)
 
 
-@dramatiq.actor(actor_name="email.send_email_async_gave_up", queue_name=Queue.NOTIFICATIONS.value, max_retries=5)
+@routes.actor("email.send_email_async_gave_up")
 def send_email_async_gave_up(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
     """Retries ran out: the Job record and its notification both say failed."""
     from jobcore.db import session_scope
@@ -64,34 +46,34 @@ def send_email_async_gave_up(message_data: dict[str, Any], retry_info: dict[str,
         delivery.give_up(notification_id, error)
 
 
-@dramatiq.actor(actor_name="email.send_order_confirmation_email", **REQUEST)
+@routes.actor("email.send_order_confirmation_email")
 def send_order_confirmation_email(order_id: int) -> dict[str, Any]:
     return requests.order_confirmation(positive_id(order_id, "order_id"))
 
 
-@dramatiq.actor(actor_name="email.send_shipping_notification_email", **REQUEST)
+@routes.actor("email.send_shipping_notification_email")
 def send_shipping_notification_email(order_id: int) -> dict[str, Any]:
     """The shipped e-mail, with the tracking link."""
     return requests.shipping_notification(positive_id(order_id, "order_id"))
 
 
-@dramatiq.actor(actor_name="email.send_welcome_email", **REQUEST)
+@routes.actor("email.send_welcome_email")
 def send_welcome_email(user_id: int) -> dict[str, Any]:
     """Welcome, with a signed verification link that expires (``SHOPJOBS_VERIFICATION_TTL_S``)."""
     return requests.welcome(positive_id(user_id, "user_id"))
 
 
-@dramatiq.actor(actor_name="email.send_payment_failed", **REQUEST)
+@routes.actor("email.send_payment_failed")
 def send_payment_failed(order_id: int) -> dict[str, Any]:
     return requests.payment_failed(positive_id(order_id, "order_id"))
 
 
-@dramatiq.actor(actor_name="email.send_subscription_renewal_reminder", **REQUEST)
+@routes.actor("email.send_subscription_renewal_reminder")
 def send_subscription_renewal_reminder(subscription_id: int) -> dict[str, Any]:
     return requests.renewal_reminder(positive_id(subscription_id, "subscription_id"))
 
 
-@dramatiq.actor(actor_name="email.send_templated_email", **REQUEST)
+@routes.actor("email.send_templated_email")
 def send_templated_email(user_id: int | None, template: str, entity_key: str) -> dict[str, Any]:
     """Any template to a user (or, with ``user_id=None``, to the administrators)."""
     uid = None if user_id is None else positive_id(user_id, "user_id")

@@ -4,24 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from jobcore.errors import PermanentError
-from shop.queues import Queue
+from broker import routes
+from jobcore.validate import text
 from shop import job_records as job_service
 from shop.reports import reports  # noqa: F401  (registers the report job types)
-from jobcore.validate import text
 
 
-@dramatiq.actor(
-    actor_name="jobs.process_job",
-    queue_name=Queue.REPORTS.value,
-    throws=(PermanentError,),
-    max_retries=3,
-    on_retry_exhausted="jobs.job_retries_exhausted",
-    time_limit=30 * 60 * 1000,
-)
+@routes.actor("jobs.process_job")
 def process_job(job_id: str) -> None:
     run_job_of_message(job_id)
 
@@ -33,7 +24,7 @@ def run_job_of_message(job_id: str, job_type: str | None = None) -> str:
                                job_type=job_type)
 
 
-@dramatiq.actor(actor_name="jobs.job_retries_exhausted", queue_name=Queue.REPORTS.value, max_retries=5)
+@routes.actor("jobs.job_retries_exhausted")
 def job_retries_exhausted(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
     """Retries ran out: the Job record says failed instead of staying 'running'."""
     job_id = (message_data.get("args") or [None])[0]

@@ -8,67 +8,61 @@ from __future__ import annotations
 
 from typing import Any
 
-import dramatiq
-
-import broker as shop_broker
+from broker import routes, settings
 from jobcore import outbox
-from jobcore.errors import PermanentError
-from shop.queues import Queue
-from shop.ops import cleanup, maintenance
 from jobcore.validate import positive_id
-
-HOUSEKEEPING = {"queue_name": Queue.MAINTENANCE.value, "throws": (PermanentError,), "max_retries": 3}
+from shop.ops import cleanup, maintenance
 
 
 def _age(value: int | None, default: int, name: str) -> int:
     return default if value is None else positive_id(value, name)
 
 
-@dramatiq.actor(actor_name="maintenance.relay_outbox", queue_name=Queue.MAINTENANCE.value, max_retries=3)
+@routes.actor("maintenance.relay_outbox")
 def relay_outbox() -> None:
     """Publish outbox rows that their after-commit publish missed."""
-    outbox.relay_pending(shop_broker.settings.outbox_relay_after_s)
+    outbox.relay_pending(settings.outbox_relay_after_s)
 
 
-@dramatiq.actor(actor_name="maintenance.prune_job_ledger", **HOUSEKEEPING)
+@routes.actor("maintenance.prune_job_ledger")
 def prune_job_ledger(days: int = 30) -> None:
     """Delete finished ledger rows older than ``days`` days, in batches."""
     maintenance.prune_job_ledger(positive_id(days, "days"))
 
 
-@dramatiq.actor(actor_name="maintenance.prune_job_ledger_by_policy", **HOUSEKEEPING)
+@routes.actor("maintenance.prune_job_ledger_by_policy")
 def prune_job_ledger_by_policy() -> dict[str, Any]:
     """Delete succeeded jobs after ``LEDGER_KEEP_DAYS_SUCCEEDED``, failed ones after ``..._FAILED``."""
-    s = shop_broker.settings
+    s = settings
     return maintenance.prune_job_ledger_by_policy(
         s.ledger_keep_days_succeeded, s.ledger_keep_days_failed, s.cleanup_batch_size
     )
 
 
-@dramatiq.actor(actor_name="maintenance.cleanup_expired_carts", **HOUSEKEEPING)
+@routes.actor("maintenance.cleanup_expired_carts")
 def cleanup_expired_carts(days_old: int | None = None) -> dict[str, Any]:
-    s = shop_broker.settings
+    s = settings
     return cleanup.expired_carts(_age(days_old, s.cart_max_age_days, "days_old"), s.cleanup_batch_size)
 
 
-@dramatiq.actor(actor_name="maintenance.cleanup_expired_tokens", **HOUSEKEEPING)
+@routes.actor("maintenance.cleanup_expired_tokens")
 def cleanup_expired_tokens() -> dict[str, Any]:
-    s = shop_broker.settings
+    s = settings
     return cleanup.expired_tokens(s.token_used_keep_hours, s.cleanup_batch_size)
 
 
-@dramatiq.actor(actor_name="maintenance.cleanup_expired_sessions", **HOUSEKEEPING)
+@routes.actor("maintenance.cleanup_expired_sessions")
 def cleanup_expired_sessions() -> dict[str, Any]:
-    return cleanup.expired_sessions(shop_broker.settings.cleanup_batch_size)
+    return cleanup.expired_sessions(settings.cleanup_batch_size)
 
 
-@dramatiq.actor(actor_name="maintenance.cleanup_abandoned_sessions", **HOUSEKEEPING)
+@routes.actor("maintenance.cleanup_abandoned_sessions")
 def cleanup_abandoned_sessions(idle_days: int | None = None) -> dict[str, Any]:
-    s = shop_broker.settings
+    s = settings
     return cleanup.abandoned_sessions(_age(idle_days, s.session_abandoned_days, "idle_days"), s.cleanup_batch_size)
 
 
-@dramatiq.actor(actor_name="maintenance.cleanup_old_audit_logs", **HOUSEKEEPING)
+@routes.actor("maintenance.cleanup_old_audit_logs")
 def cleanup_old_audit_logs(days: int | None = None) -> dict[str, Any]:
-    s = shop_broker.settings
+    s = settings
     return cleanup.old_audit_logs(_age(days, s.audit_log_keep_days, "days"), s.cleanup_batch_size)

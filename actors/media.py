@@ -4,33 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import dramatiq
-
-from jobcore.errors import PermanentError
-from shop.queues import Queue
-from shop.catalog import product_images
+from broker import routes
 from jobcore.validate import positive_id
+from shop.catalog import product_images
 
 
-@dramatiq.actor(
-    actor_name="media.process_product_images",
-    queue_name=Queue.MEDIA.value,
-    throws=(PermanentError,),
-    max_retries=4,
-    time_limit=5 * 60 * 1000,
-)
+@routes.actor("media.process_product_images")
 def process_product_images(product_id: int, image_urls: list[str]) -> dict[str, Any]:
     """Download, resize and store every image of a product; set its image URLs."""
     return product_images.process_product_images(positive_id(product_id, "product_id"), image_urls)
 
 
-@dramatiq.actor(
-    actor_name="media.generate_image_variants",
-    queue_name=Queue.MEDIA.value,
-    throws=(PermanentError,),
-    max_retries=4,
-    time_limit=5 * 60 * 1000,
-)
+@routes.actor("media.generate_image_variants")
 def generate_image_variants(image_url: str, variants: list[str]) -> dict[str, Any]:
     """The named variants (thumb, medium, large) of one image, stored; returns their URLs."""
     return product_images.generate_image_variants(image_url, variants)

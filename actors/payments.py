@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import dramatiq
 from dramatiq.middleware import CurrentMessage
 
+from actors.orders import process_order_async
 from actors.retry_after import honour_retry_after
-from jobcore.errors import PermanentError
-from shop.queues import Queue
-from shop.payments import payments
+from broker import routes
 from jobcore.validate import minor_units, positive_id, text
+from shop.payments import payments
 
-STEP = {"queue_name": Queue.PAYMENTS.value, "throws": (PermanentError,), "dedupe": True}
 
-
-@dramatiq.actor(actor_name="payments.validate_payment", max_retries=6,
-                compensate_with="orders.compensate_order", **STEP)
+@routes.actor("payments.validate_payment")
 @honour_retry_after
 def validate_payment(order_id: int) -> None:
     """Charge the order once (the provider's idempotency key is the order's)."""
     payments.charge_order(positive_id(order_id, "order_id"))
 
 
-@dramatiq.actor(actor_name="payments.process_refund_async", max_retries=6, **STEP)
+@routes.actor("payments.process_refund_async")
 @honour_retry_after
 def process_refund_async(payment_id: int, amount: int, reason: str) -> None:
     """Refund ``amount`` minor units; one refund per request (keyed by this message)."""
@@ -33,7 +29,7 @@ def process_refund_async(payment_id: int, amount: int, reason: str) -> None:
     payments.refund_payment(payment_id, amount, reason, request_key=f"refund-{message.message_id}")
 
 
-@dramatiq.actor(actor_name="payments.handle_payment_webhook", max_retries=6, **STEP)
+@routes.actor("payments.handle_payment_webhook")
 def handle_payment_webhook(provider: str, event_id: str) -> None:
     """Apply a verified, stored provider event (the endpoint verified its signature)."""
     outcome, order_id = payments.apply_webhook_event(
@@ -41,6 +37,4 @@ def handle_payment_webhook(provider: str, event_id: str) -> None:
     )
     if outcome == "payment captured" and order_id is not None:
         # a payment confirmed out of band lets a waiting order go on
-        from actors.orders import process_order_async
-
         process_order_async.send(order_id)

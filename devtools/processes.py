@@ -10,7 +10,6 @@ import tempfile
 import threading
 import time
 
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _pause = threading.Event()
 DRAMATIQ = os.path.join(os.path.dirname(sys.executable), "dramatiq")

@@ -50,8 +50,12 @@ def get_engine() -> Engine:
     with _lock:
         if _engine is None or _engine_pid != pid:
             _drop_engine()
-            settings = _settings or JobSettings.from_env()
-            _settings = settings
+            settings = _settings
+            if settings is None:
+                raise RuntimeError(
+                    "jobcore.db is not configured: the entry point must call "
+                    "jobcore.db.configure(settings) (broker.py does)"
+                )
             _engine = create_engine(
                 settings.database_url,
                 pool_size=settings.db_pool_size,

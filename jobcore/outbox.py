@@ -20,6 +20,7 @@ from sqlalchemy import delete, event, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from jobcore import routing
 from jobcore.db import get_engine
 from jobcore.ledger.args import ledger_fields
 from jobcore.models import LedgerEntry, OutboxMessage
@@ -30,9 +31,29 @@ _PENDING_KEY = "shopjobs.outbox"
 LEDGER_RECORDED_OPTION = "ledger_recorded"
 
 
+def _message(
+    actor: dramatiq.Actor[Any, Any] | str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+) -> tuple[Message[Any], dramatiq.Actor[Any, Any] | None]:
+    """The message for ``actor`` (an actor or its name) and the actor when this process has it.
+
+    A name is looked up in the installed routing table; a name the table lacks (an actor a
+    test or a tool declares itself) falls back to the broker's declared actors.
+    """
+    if not isinstance(actor, str):
+        return actor.message_with_options(args=args, kwargs=kwargs, **options), actor
+    declared = routing.declared_actor(actor)
+    try:
+        message = routing.routes().message(actor, args, kwargs, **options)
+    except (routing.UnknownActor, RuntimeError):
+        if declared is None:
+            raise
+        message = declared.message_with_options(args=args, kwargs=kwargs, **options)
+    return message, declared
+
+
 def enqueue(
     session: Session,
-    actor: dramatiq.Actor[Any, Any],
+    actor: dramatiq.Actor[Any, Any] | str,
     *args: Any,
     delay_ms: int | None = None,
     options: dict[str, Any] | None = None,
@@ -41,23 +62,26 @@ def enqueue(
 ) -> str:
     """Send ``actor(*args, **kwargs)`` once the session's transaction commits; returns the message id.
 
+    ``actor`` is an actor or its name (``"orders.check_delivery"``): code below the actors
+    sends by name through the routing table (``jobcore.routing``).
+
     ``message_id`` replaces Dramatiq's random id with a derived one (the scheduler's
     ``(schedule, fire time)`` id), since ``message_with_options`` has no way to set it.
     """
     opts = dict(options or {})
     opts[LEDGER_RECORDED_OPTION] = True
-    message = actor.message_with_options(args=args, kwargs=kwargs, **opts)
+    message, declared = _message(actor, args, kwargs, opts)
     if message_id is not None:
         message = message.copy(message_id=message_id)
     now = dt.datetime.now(dt.timezone.utc)
-    fields = ledger_fields(actor, message)
+    fields = ledger_fields(declared, message)
     fields["args"] = json.loads(fields["args"])
     session.execute(
         insert(LedgerEntry)
         .values(
             message_id=message.message_id,
-            actor=actor.actor_name,
-            queue=actor.queue_name,
+            actor=message.actor_name,
+            queue=message.queue_name,
             state="enqueued",
             state_changed_at=now,
             enqueued_at=now,
@@ -70,7 +94,7 @@ def enqueue(
     session.add(
         OutboxMessage(
             message_id=message.message_id,
-            queue=actor.queue_name,
+            queue=message.queue_name,
             body=message.encode(),
             delay_ms=delay_ms,
         )

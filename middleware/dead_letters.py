@@ -17,10 +17,10 @@ from dramatiq.broker import MessageProxy
 from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import SkipMessage
 
-from middleware.crash_guard import CrashLoop
 from jobcore import dead_letters
 from jobcore.metrics.failures import counts_failures
 from jobcore.redaction import scrub_text
+from middleware.crash_guard import CrashLoop
 
 
 def reason_for(broker: Broker, message: MessageProxy, exception: BaseException | None) -> str:

@@ -20,13 +20,13 @@ from dramatiq.broker import MessageProxy
 from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import MiddlewareError, SkipMessage
 
-from middleware.cancellations import CANCELLED_ATTRIBUTE
 from jobcore.acks import TICKET_ATTRIBUTE
-from jobcore.ledger.writer import Change, LedgerWriter, now
 from jobcore.ledger.args import ledger_fields
+from jobcore.ledger.writer import Change, LedgerWriter, now
 from jobcore.metrics.failures import counts_failures
 from jobcore.outbox import LEDGER_RECORDED_OPTION
 from jobcore.redaction import scrub_text
+from middleware.cancellations import CANCELLED_ATTRIBUTE
 
 MAX_ERROR_CHARS = 2000
 MAX_TRACEBACK_CHARS = 16000

@@ -16,11 +16,18 @@ from typing import Any
 from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 
-from middleware.cancellations import CANCELLED_ATTRIBUTE
-from middleware.dead_letters import reason_for
-from jobcore.metrics.definitions import DEAD_LETTERS, DURATION, IN_PROGRESS, JOBS, QUEUE_WAIT, RETRIES
+from jobcore.metrics.definitions import (
+    DEAD_LETTERS,
+    DURATION,
+    IN_PROGRESS,
+    JOBS,
+    QUEUE_WAIT,
+    RETRIES,
+)
 from jobcore.metrics.failures import counts_failures
 from jobcore.settings import JobSettings
+from middleware.cancellations import CANCELLED_ATTRIBUTE
+from middleware.dead_letters import reason_for
 
 _STARTED = "shopjobs_metrics_started"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 
 from jobcore.settings import (
-    JobSettings,
     PREFIX,
+    JobSettings,
     SettingsError,
     _bool,
     _field,
@@ -21,7 +21,7 @@ from jobcore.settings import (
 )
 from jobcore.settings import describe as _describe
 
-__all__ = ["PREFIX", "Settings", "SettingsError", "describe"]
+__all__ = ["PREFIX", "Settings", "SettingsError", "current", "describe", "install"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,3 +97,26 @@ class Settings(JobSettings):
 def describe() -> list[tuple[str, str, str]]:
     """(variable, default, meaning) rows, for the README's configuration table and the CLI."""
     return _describe(Settings)
+
+
+_installed: Settings | None = None
+
+
+def install(settings: Settings) -> None:
+    """Make ``settings`` the process's settings; the entry point that built them calls this once."""
+    global _installed
+    _installed = settings
+
+
+def current() -> Settings:
+    """The settings the process's entry point installed (services deep in a call read them here).
+
+    There is no fallback to the environment: a process whose entry point installed nothing
+    fails here, naming what to do, rather than running on a second, different reading.
+    """
+    if _installed is None:
+        raise SettingsError(
+            "no settings installed: the entry point must build Settings.from_env() and call "
+            "shop.settings.install() (broker.py does)"
+        )
+    return _installed

@@ -28,8 +28,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
 
-    from shop import dbadmin
     from devtools import devservices
+    from shop import dbadmin
 
     try:
         lock = dbadmin.hold_exclusive_use(DATABASE_URL, "main job")  # noqa: F841  (held until exit)

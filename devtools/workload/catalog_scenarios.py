@@ -14,10 +14,10 @@ from collections.abc import Callable
 
 from sqlalchemy import func, select
 
+from devtools.workload.seed import Seeded
+from devtools.workload.sent import Sent
 from jobcore import outbox
 from jobcore.db import session_scope
-from devtools.workload.scenarios import Sent
-from devtools.workload.seed import Seeded
 
 _urls: dict[str, str] = {}
 
@@ -52,9 +52,9 @@ def catalog_jobs(rng: random.Random, seeded: Seeded) -> Sent:
         generate_daily_sales_report,
         update_product_rankings,
     )
-    from shop.models import Inventory, Product, ProductView
     from shop.catalog import restock
     from shop.job_records import create_job
+    from shop.models import Inventory, Product, ProductView
 
     sent = Sent("catalog: sync + wait-lists, alerts, reports, rankings, exports, images, prices")
     with session_scope() as s:

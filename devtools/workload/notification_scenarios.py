@@ -16,16 +16,16 @@ from urllib.parse import urlparse
 
 from sqlalchemy import func, select
 
-from jobcore.db import session_scope
-from shop.models import Notification, Order
-from shop.notifications import campaigns
-from shop.job_records import create_job
-from shop.settings import Settings
 from devtools.stand_ins.process import StandIn
 from devtools.stand_ins.sms import start_sms_stand_in
 from devtools.stand_ins.smtp import SmtpStandIn, start_smtp_stand_in
-from devtools.workload.scenarios import Sent
 from devtools.workload.seed import Seeded
+from devtools.workload.sent import Sent
+from jobcore.db import session_scope
+from shop.job_records import create_job
+from shop.models import Notification, Order
+from shop.notifications import campaigns
+from shop.settings import Settings
 
 _running: dict[str, StandIn] = {}
 REFUSED_WITH_550 = 3

@@ -5,9 +5,9 @@ from __future__ import annotations
 import getpass
 import random
 
-from jobcore.db import session_scope
-from devtools.workload.scenarios import Sent
 from devtools.workload.seed import Seeded
+from devtools.workload.sent import Sent
+from jobcore.db import session_scope
 
 DELAYED, CANCELLED, DELAY_MS = 20, 10, 3000
 

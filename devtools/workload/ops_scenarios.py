@@ -8,13 +8,13 @@ import random
 
 from sqlalchemy import func, select, text
 
+from devtools.workload.seed import Seeded
+from devtools.workload.sent import Sent
 from jobcore.db import session_scope
 from shop.models import Backup, HealthCheck, Inventory, OpsRun, Subscription, SubscriptionDelivery
 from shop.ops.health import latest
-from shop.subscriptions.subscriptions import local_today
 from shop.settings import Settings
-from devtools.workload.scenarios import Sent
-from devtools.workload.seed import Seeded
+from shop.subscriptions.subscriptions import local_today
 
 SUBSCRIPTIONS = 30
 AGED_ROWS = """

@@ -7,10 +7,10 @@ import random
 
 from sqlalchemy import select
 
+from devtools.workload.seed import Seeded
+from devtools.workload.sent import Sent
 from jobcore.db import session_scope
 from shop.models import Inventory, Order, OrderLine, Payment, Product
-from devtools.workload.scenarios import Sent
-from devtools.workload.seed import Seeded
 
 ORDERS = 150
 DECLINED = 6

@@ -9,23 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from devtools.workload.seed import Seeded
+from devtools.workload.sent import Sent
 from jobcore import outbox
 from jobcore.db import session_scope
 from shop.job_records import create_job
-from devtools.workload.seed import Seeded
-
-
-@dataclass
-class Sent:
-    """Message ids a scenario sent, and how many of them are meant to fail (bad input)."""
-
-    name: str
-    message_ids: list[str] = field(default_factory=list)
-    expected_failures: int = 0
-    # failures in jobs this scenario's jobs start (a pipeline's later steps)
-    expected_failures_later: int = 0
 
 
 def availability_updates(rng: random.Random, seeded: Seeded) -> Sent:
@@ -93,7 +82,12 @@ Scenario = Callable[[random.Random, Seeded], Sent]
 
 def phases() -> list[list[Scenario]]:
     """Scenarios in phases: a phase starts once every job of the one before has finished."""
-    from devtools.workload import catalog_scenarios, operator_scenarios, ops_scenarios, order_scenarios
+    from devtools.workload import (
+        catalog_scenarios,
+        operator_scenarios,
+        ops_scenarios,
+        order_scenarios,
+    )
     from devtools.workload import notification_scenarios as notify
 
     return [

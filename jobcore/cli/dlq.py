@@ -75,15 +75,13 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    import actors  # noqa: F401  (so actor names resolve)
-    import broker
-
+    args.context.broker()  # every actor declared, so names resolve
     replayed = []
     with session_scope() as s:
         for row in _selected(s, args):
             replayed.append({"dead_letter": row.id, "old_message_id": row.message_id,
                              "new_message_id": dead_letters.replay(s, row, to_queue=args.to_queue)})
-    broker.flush_ledger()
+    args.context.flush_ledger()
     emit(replayed, as_json=args.json)
     return 0
 

@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from jobcore.cli.output import emit
 from jobcore.db import session_scope
 from jobcore.models import DeadLetter, LedgerEntry
-from jobcore.settings import JobSettings
 
 
 def register(groups: Any, queues: Sequence[str]) -> None:
@@ -41,7 +40,7 @@ def _depths(url: str, names: list[str]) -> dict[str, int | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = JobSettings.from_env()
+    settings = args.context.settings
     names = list(args.queue_names)
     depths = _depths(settings.amqp_url, [n + sfx for n in names for sfx in ("", ".DQ", ".XQ")])
     now = dt.datetime.now(dt.UTC)

@@ -16,7 +16,6 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-
 logger = logging.getLogger(__name__)
 TIMEOUT_S = 2
 STATES = {"": "ready", ".DQ": "delayed", ".XQ": "dead_lettered"}

@@ -18,7 +18,8 @@ import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from jobcore.errors import InvalidInput, PermanentError, TransientError
-from shop.integrations import files, providers
+from shop.integrations import files
+from shop.settings import current as current_settings
 
 log = logging.getLogger(__name__)
 ACCEPTED_TYPES = {"image/jpeg", "image/png", "image/webp", "image/gif"}
@@ -132,7 +133,7 @@ def render(image: Image.Image, variant: Variant) -> tuple[bytes, int, int]:
 
 def make_variants(url: str, variants: Sequence[Variant], prefix: str) -> list[dict[str, Any]]:
     """Download ``url`` and store each variant under ``prefix``; returns what was stored."""
-    s = providers.settings()
+    s = current_settings()
     image = decode(url, download(url, s.image_max_bytes, s.http_timeout_s), s.image_max_pixels)
     storage = files.storage()
     source = hashlib.sha256(url.encode()).hexdigest()[:20]

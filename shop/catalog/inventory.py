@@ -7,10 +7,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from jobcore.db import session_scope
-from shop.catalog import restock
-from shop.orders.lookup import open_order
 from jobcore.errors import InvalidInput, NotFound, PermanentError
+from shop.catalog import restock
 from shop.models import Inventory, InventoryReservation, Order, OrderLine, Product
+from shop.orders.lookup import open_order
 
 
 def update_product_availability(session: Session, product_id: int) -> bool:

@@ -17,10 +17,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from jobcore.db import session_scope
-from shop.models import Inventory, InventoryDiscrepancy, InventorySyncRun, Product
-from shop.integrations import files, providers
 from shop.catalog import stock_alerts
 from shop.catalog.inventory import update_product_availability
+from shop.integrations import files, providers
+from shop.models import Inventory, InventoryDiscrepancy, InventorySyncRun, Product
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 200

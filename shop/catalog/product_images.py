@@ -9,8 +9,8 @@ from sqlalchemy.dialects.postgresql import insert
 
 from jobcore.db import session_scope
 from jobcore.errors import InvalidInput, NotFound
-from shop.models import Product, ProductImage
 from shop.catalog import images
+from shop.models import Product, ProductImage
 
 MAX_IMAGES = 20
 

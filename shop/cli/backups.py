@@ -10,7 +10,6 @@ from sqlalchemy import select
 from jobcore.cli.output import emit, emit_record
 from jobcore.db import session_scope
 from shop.models import Backup
-from shop.settings import Settings
 
 
 def register(groups: Any) -> None:
@@ -45,7 +44,7 @@ def list_backups(args: argparse.Namespace) -> int:
 def verify_one(args: argparse.Namespace) -> int:
     from shop.ops.backup_verify import verify_backup
 
-    result = verify_backup(Settings.from_env(), args.backup_id)
+    result = verify_backup(args.context.settings, args.backup_id)
     emit_record(result, as_json=args.json)
     return 0 if result["status"] == "verified" else 1
 
@@ -53,5 +52,5 @@ def verify_one(args: argparse.Namespace) -> int:
 def take_snapshot(args: argparse.Namespace) -> int:
     from shop.ops.backup_jobs import snapshot_before
 
-    emit_record(snapshot_before(Settings.from_env(), args.label), as_json=args.json)
+    emit_record(snapshot_before(args.context.settings, args.label), as_json=args.json)
     return 0

@@ -7,7 +7,6 @@ import sys
 from typing import Any
 
 from jobcore.cli.output import emit
-from shop.settings import Settings
 
 EXIT_DOWN = 3  # the CLI's "a service could not be reached"
 
@@ -25,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from jobcore.errors import InvalidInput
     from shop.ops import health
 
-    settings = Settings.from_env()
+    settings = args.context.settings
     try:
         results = health.probe_all(settings, args.component)
     except ValueError as exc:

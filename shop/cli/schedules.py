@@ -14,8 +14,9 @@ from typing import Any
 from jobcore.cli.output import emit
 from jobcore.errors import NotFound
 from shop.scheduling import control
+from shop.scheduling.daemon import load_schedule
 from shop.scheduling.entries import Entry
-from shop.settings import PREFIX, Settings, SettingsError
+from shop.settings import PREFIX, SettingsError, current
 
 
 def register(groups: Any) -> None:
@@ -66,7 +67,7 @@ def _json_list(raw: str) -> list[Any]:
 def _entries() -> tuple[Entry, ...]:
     from shop.scheduling.entries import load
 
-    module = Settings.from_env().schedule_module
+    module = current().schedule_module
     try:
         return load(module)
     except (ImportError, ValueError, AttributeError) as exc:
@@ -145,13 +146,11 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def run_trigger(args: argparse.Namespace) -> int:
-    from shop.scheduling.daemon import load_schedule
-
     def fire(_: tuple[Entry, ...], name: str) -> int:
         # the broker and the actors too, so the message can be built and published
-        module = Settings.from_env().schedule_module
+        module = current().schedule_module
         try:
-            entries = load_schedule(module)
+            entries = load_schedule(module, args.context.declare(module))
         except LookupError as exc:
             raise SettingsError(f"{PREFIX}SCHEDULE_MODULE={module!r} cannot run: {exc}") from None
         fire_time, message_id = control.trigger(entries, name)

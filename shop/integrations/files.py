@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 
-from shop.integrations import providers
+from shop.settings import current as current_settings
 from shop.storage import Storage, open_storage
 
 _lock = threading.Lock()
@@ -19,7 +19,7 @@ def storage() -> Storage:
         with _lock:
             found = _opened.get(pid)
             if found is None:
-                found = _opened[pid] = open_storage(providers.settings().storage_url)
+                found = _opened[pid] = open_storage(current_settings().storage_url)
     return found
 
 

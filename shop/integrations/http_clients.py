@@ -17,8 +17,21 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import httpx
 
-from jobcore.errors import InvalidInput, PermanentError, JobError, TransientError
-from shop.payments.provider_models import Charge, Fulfilment, FulfilmentLine, Refund, StockLevel, Tracking, TrackingEvent, charge_from_json, fulfilment_from_json, refund_from_json, stock_page_from_json, tracking_from_json
+from jobcore.errors import InvalidInput, JobError, PermanentError, TransientError
+from shop.payments.provider_models import (
+    Charge,
+    Fulfilment,
+    FulfilmentLine,
+    Refund,
+    StockLevel,
+    Tracking,
+    TrackingEvent,
+    charge_from_json,
+    fulfilment_from_json,
+    refund_from_json,
+    stock_page_from_json,
+    tracking_from_json,
+)
 
 __all__ = [
     "CarrierClient",

@@ -6,25 +6,17 @@ import os
 import threading
 from typing import Any
 
-from shop.settings import Settings
+from shop.settings import Settings, current, install
 
 _lock = threading.Lock()
 _clients: dict[tuple[int, str], Any] = {}
-_settings: Settings | None = None
 
 
 def configure(settings: Settings) -> None:
-    global _settings
+    """Install ``settings`` for the process and drop clients built from earlier ones."""
     with _lock:
-        _settings = settings
+        install(settings)
         _clients.clear()
-
-
-def settings() -> Settings:
-    global _settings
-    if _settings is None:
-        _settings = Settings.from_env()
-    return _settings
 
 
 def _client(kind: str, factory: Any) -> Any:
@@ -41,19 +33,19 @@ def _client(kind: str, factory: Any) -> Any:
 def payments() -> Any:
     from shop.integrations.http_clients import PaymentClient
 
-    s = settings()
+    s = current()
     return _client("payments", lambda: PaymentClient(s.payment_url, read_timeout=s.http_timeout_s))
 
 
 def warehouse() -> Any:
     from shop.integrations.http_clients import WarehouseClient
 
-    s = settings()
+    s = current()
     return _client("warehouse", lambda: WarehouseClient(s.warehouse_url, read_timeout=s.http_timeout_s))
 
 
 def carrier() -> Any:
     from shop.integrations.http_clients import CarrierClient
 
-    s = settings()
+    s = current()
     return _client("carrier", lambda: CarrierClient(s.carrier_url, read_timeout=s.http_timeout_s))

@@ -1,12 +1,18 @@
 """The shop's tables, importable from one place. They share the core's ``Base``, so Alembic reads
 every table, the core's included, from ``Base.metadata`` once this package is imported."""
 
-from shop.models.accounts import Token, User, UserSession
 from jobcore.models.base import Base
+from shop.models.accounts import Token, User, UserSession
 from shop.models.carts import Cart, CartItem
 from shop.models.catalog import Inventory, Product
 from shop.models.catalog_jobs import (
-    InventoryDiscrepancy, InventorySyncRun, PriceFeed, ProductImage, ProductRanking, ProductView, SalesReport,
+    InventoryDiscrepancy,
+    InventorySyncRun,
+    PriceFeed,
+    ProductImage,
+    ProductRanking,
+    ProductView,
+    SalesReport,
     WaitListEntry,
 )
 from shop.models.jobs import Job

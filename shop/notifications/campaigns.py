@@ -26,7 +26,7 @@ from jobcore import outbox
 from jobcore.db import session_scope
 from jobcore.errors import InvalidInput, NotFound
 from shop.models import CampaignChunk, CampaignCompletion, Notification, NotificationCampaign
-from shop.notifications.dispatch import DELIVERY_ACTORS, actor
+from shop.notifications.dispatch import DELIVERY_ACTORS
 
 logger = logging.getLogger(__name__)
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "campaigns.shopjobs")
@@ -70,7 +70,7 @@ def create_campaign(
         .values(total=total, chunks_total=chunks)
     )
     for chunk in range(chunks):
-        outbox.enqueue(session, actor(CHUNK_ACTOR), campaign_id, chunk)
+        outbox.enqueue(session, CHUNK_ACTOR, campaign_id, chunk)
     if total == 0:
         _complete(session, campaign_id, 0, 0)
     logger.info("campaign %r created: %d recipients in %d chunks", campaign_id, total, chunks)
@@ -97,7 +97,7 @@ def fan_out_chunk(campaign_id: int, chunk: int) -> int:
             .order_by(Notification.id).offset(chunk * campaign.chunk_size).limit(campaign.chunk_size)
         ).all()
         for row in rows:
-            outbox.enqueue(s, actor(DELIVERY_ACTORS[row.channel]), row.id)
+            outbox.enqueue(s, DELIVERY_ACTORS[row.channel], row.id)
         s.execute(update(Notification).where(Notification.id.in_([r.id for r in rows])).values(enqueued_at=func.now()))
         s.execute(update(CampaignChunk).where(CampaignChunk.campaign_id == campaign_id, CampaignChunk.chunk == chunk)
                   .values(queued=len(rows)))
@@ -132,7 +132,7 @@ def _complete(session: Session, campaign_id: int, sent: int, failed: int) -> Non
         update(NotificationCampaign).where(NotificationCampaign.id == campaign_id)
         .values(status="completed", completed_at=dt.datetime.now(dt.UTC))
     )
-    outbox.enqueue(session, actor(COMPLETED_ACTOR), campaign_id, message_id=callback_id)
+    outbox.enqueue(session, COMPLETED_ACTOR, campaign_id, message_id=callback_id)
     logger.info("campaign %r settled: %d sent, %d failed; completion callback queued", campaign_id, sent, failed)
 
 

@@ -27,12 +27,11 @@ from sqlalchemy.orm import Session
 from jobcore.db import session_scope
 from jobcore.errors import NotFound, PermanentError, TransientError
 from shop.models import EmailLog, Notification, User
-from shop.notifications import campaigns, render
+from shop.notifications import campaigns, mailer, render
+from shop.notifications import sms as sms_client
 from shop.notifications.context_lookup import load_context
 from shop.notifications.messages import build_email, dedupe_key, message_id
-from shop.notifications import mailer
-from shop.integrations import providers
-from shop.notifications import sms as sms_client
+from shop.settings import current as current_settings
 
 logger = logging.getLogger(__name__)
 ACTIVE = ("pending", "sending", "retrying")
@@ -101,7 +100,7 @@ def claim(notification_id: int, lease_s: int) -> Claimed | str:
 
 def _log_attempt(session: Session, claimed: Claimed) -> None:
     """The e-mail log row (one per template and entity) counts hand-offs to SMTP."""
-    header = message_id(claimed.template, claimed.entity_key, providers.settings().mail_from)
+    header = message_id(claimed.template, claimed.entity_key, current_settings().mail_from)
     session.execute(
         insert(EmailLog)
         .values(dedupe_key=dedupe_key(claimed.template, claimed.entity_key), message_id_header=header,
@@ -130,7 +129,7 @@ def recipient(session: Session, user_id: int | None, channel: str) -> Recipient 
 
 def deliver(notification_id: int) -> str:
     """Deliver one notification; returns its status afterwards (``sent``, ``skipped``, ...)."""
-    settings = providers.settings()
+    settings = current_settings()
     claimed = claim(notification_id, settings.notify_claim_s)
     if isinstance(claimed, str):
         logger.info("notification %r is %s; nothing to do", notification_id, claimed)
@@ -165,7 +164,7 @@ def deliver(notification_id: int) -> str:
 
 
 def _send_email(claimed: Claimed, to: Recipient, context: dict[str, Any]) -> str:
-    settings = providers.settings()
+    settings = current_settings()
     rendered = render.render_email(claimed.template, to.locale, context)
     header = message_id(claimed.template, claimed.entity_key, settings.mail_from)
     message = build_email(rendered=rendered, mail_from=settings.mail_from, recipients=to.addresses,
@@ -176,7 +175,7 @@ def _send_email(claimed: Claimed, to: Recipient, context: dict[str, Any]) -> str
 
 
 def _send_sms(claimed: Claimed, to: Recipient, context: dict[str, Any]) -> str:
-    settings = providers.settings()
+    settings = current_settings()
     body = render.render_sms(claimed.template, to.locale, context)
     key = "ntf-" + hashlib.sha256(f"{claimed.template}|{claimed.entity_key}|sms".encode()).hexdigest()[:40]
     ids = [sms_client.send(settings, number, body, f"{key}-{i}") for i, number in enumerate(to.addresses)]
@@ -185,7 +184,7 @@ def _send_sms(claimed: Claimed, to: Recipient, context: dict[str, Any]) -> str:
 
 def _release(notification_id: int, error: str) -> None:
     """Hand the row back for the retry; the sweep re-queues it if the retry never comes."""
-    settings = providers.settings()
+    settings = current_settings()
     until = _now() + dt.timedelta(milliseconds=settings.max_backoff_ms, seconds=settings.notify_claim_s)
     with session_scope() as s:
         s.execute(

@@ -13,11 +13,11 @@ from sqlalchemy.dialects.postgresql import insert
 
 from jobcore.db import session_scope
 from jobcore.errors import InvalidInput, NotFound
+from shop.job_records import Progress, job_handler
 from shop.models import Notification, Order, Subscription, User
 from shop.notifications import delivery, render
 from shop.notifications.context_lookup import module_for, parse_entity_key
 from shop.notifications.dispatch import CHANNELS
-from shop.job_records import Progress, job_handler
 from shop.notifications.notifications import request_notification
 
 

@@ -16,8 +16,8 @@ from jobcore.errors import InvalidInput
 from shop.models import EmailLog, Notification, NotificationSchedule, Order, User
 from shop.models.notifications import SETTLED_STATES
 from shop.notifications.dispatch import CHANNELS, enqueue_delivery
-from shop.integrations import providers
 from shop.notifications.notifications import request_notification
+from shop.settings import current as current_settings
 
 logger = logging.getLogger(__name__)
 REQUEUE_PENDING_AFTER = dt.timedelta(minutes=10)
@@ -92,7 +92,7 @@ def run_recurring() -> int:
 
 def payment_reminders(today: dt.date | None = None) -> int:
     """Once a day per unpaid order older than ``payment_overdue_after_h``: key ``order:<id>#<date>``."""
-    settings = providers.settings()
+    settings = current_settings()
     day = today or dt.datetime.now(ZoneInfo(settings.timezone)).date()
     cutoff = _now() - dt.timedelta(hours=settings.payment_overdue_after_h)
     created = 0
@@ -111,7 +111,7 @@ def payment_reminders(today: dt.date | None = None) -> int:
 def birthday_greetings(today: dt.date | None = None) -> int:
     """Once per user per year (key ``user:<id>#<year>``); 29 February birthdays on 28 February
     in other years."""
-    settings = providers.settings()
+    settings = current_settings()
     day = today or dt.datetime.now(ZoneInfo(settings.timezone)).date()
     conditions = [and_(extract("month", User.birthday) == day.month, extract("day", User.birthday) == day.day)]
     leap = day.year % 4 == 0 and (day.year % 100 != 0 or day.year % 400 == 0)

@@ -21,9 +21,9 @@ from sqlalchemy import update
 from jobcore.db import session_scope
 from jobcore.errors import InvalidInput, NotFound, PermanentError, TransientError
 from shop.models import Backup
+from shop.notifications.notifications import request_notification
 from shop.ops import pg_tools
 from shop.ops.backups import describe
-from shop.notifications.notifications import request_notification
 from shop.settings import Settings
 from shop.storage import StorageError, open_storage
 

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from jobcore.db import session_scope
 from shop.models import HealthCheck
-from shop.ops import health_probes
 from shop.notifications.notifications import request_notification
+from shop.ops import health_probes
 from shop.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ import psycopg2
 from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
-from shop import dbadmin
 from jobcore.errors import PermanentError, TransientError
+from shop import dbadmin
 
 
 def _libpq(url: str) -> str:

@@ -9,11 +9,11 @@ from sqlalchemy import select, update
 
 from jobcore.db import session_scope
 from jobcore.errors import InvalidInput, NotFound
-from shop.models import Order, OrderLine, Product, User
 from shop.catalog import inventory
-from shop.payments import payments
 from shop.integrations import providers
+from shop.models import Order, OrderLine, Product, User
 from shop.notifications.notifications import request_notification
+from shop.payments import payments
 
 logger = logging.getLogger(__name__)
 

@@ -2,23 +2,25 @@
 
 Each step is its own actor that loads the order by id; a step that fails for good triggers
 ``orders.compensate_order`` (the Compensation middleware), which undoes the earlier steps in
-reverse order. The ledger shows every step under the order's id.
+reverse order. The ledger shows every step under the order's id. Steps are named, not
+imported: the routing table (``shop.routes``) says where each goes.
 """
 
 from __future__ import annotations
 
 from dramatiq import pipeline
 
+from jobcore.routing import routes
+
+STEPS = (
+    "payments.validate_payment",
+    "orders.reserve_inventory",
+    "orders.send_to_warehouse",
+    "orders.notify_customer",
+)
+
 
 def order_pipeline(order_id: int) -> pipeline:
-    from actors import orders, payments
-
-    def step(actor):  # type: ignore[no-untyped-def]
-        return actor.message_with_options(args=(order_id,), pipe_ignore=True)
-
-    return pipeline([
-        step(payments.validate_payment),
-        step(orders.reserve_inventory),
-        step(orders.send_to_warehouse),
-        step(orders.notify_customer),
-    ])
+    """The order's pipeline; each step's result is ignored (steps share only the order id)."""
+    table = routes()
+    return pipeline([table.message(step, (order_id,), pipe_ignore=True) for step in STEPS])

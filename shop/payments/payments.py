@@ -15,8 +15,8 @@ from sqlalchemy.dialects.postgresql import insert
 
 from jobcore.db import session_scope
 from jobcore.errors import InvalidInput, NotFound, PermanentError
-from shop.models import Order, Payment, Refund
 from shop.integrations import providers
+from shop.models import Order, Payment, Refund
 from shop.orders.lookup import open_order
 
 logger = logging.getLogger(__name__)

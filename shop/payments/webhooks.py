@@ -5,14 +5,12 @@ enqueues its processing in the same transaction, then answers at once; the work 
 ``payments.handle_payment_webhook``. A forged, tampered or stale request is answered 400 and
 writes nothing; a replay of a stored event is answered 200 and changes nothing.
 
-Run: ``python -m shop.payments.webhooks --port 8100`` (prints ``READY webhooks http://...``).
+Run: ``python -m programs.webhooks --port 8100`` (prints ``READY webhooks http://...``).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import socket
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert
@@ -22,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from jobcore import outbox
 from jobcore.db import session_scope
 from shop.models import PaymentEvent
 from shop.payments import webhook_signing
@@ -32,9 +31,6 @@ PROVIDERS = ("standin",)
 
 
 def _store(provider: str, event: dict[str, Any]) -> str:
-    from actors.payments import handle_payment_webhook
-    from jobcore import outbox
-
     with session_scope() as s:
         stored = s.execute(
             insert(PaymentEvent)
@@ -44,7 +40,7 @@ def _store(provider: str, event: dict[str, Any]) -> str:
         ).first()
         if stored is None:
             return "duplicate"
-        outbox.enqueue(s, handle_payment_webhook, provider, event["id"])
+        outbox.enqueue(s, "payments.handle_payment_webhook", provider, event["id"])
     return "accepted"
 
 
@@ -71,25 +67,3 @@ def build_app(secret: str) -> Starlette:
     app = Starlette(routes=[Route("/webhooks/{provider}", receive, methods=["POST"])])
     app.state.secret = secret
     return app
-
-
-def main() -> None:
-    import uvicorn
-
-    import broker as shop_broker  # the broker the endpoint enqueues with
-
-    ap = argparse.ArgumentParser(description="payment webhook endpoint")
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=8100)
-    args = ap.parse_args()
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    sock.listen(2048)  # before READY: a client that connects while uvicorn starts waits, not refused
-    print(f"READY webhooks http://{args.host}:{sock.getsockname()[1]}", flush=True)
-    config = uvicorn.Config(build_app(shop_broker.settings.payment_webhook_secret), log_level="warning")
-    uvicorn.Server(config).run(sockets=[sock])
-
-
-if __name__ == "__main__":
-    main()

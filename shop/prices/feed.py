@@ -17,11 +17,11 @@ from sqlalchemy.dialects.postgresql import insert
 
 from jobcore.db import session_scope
 from shop.models import PriceFeed
-from shop.prices import cache as price_cache
-from shop.integrations import providers
 from shop.notifications.notifications import request_notification
+from shop.prices import cache as price_cache
 from shop.prices.metrics import FEED_AGE, FETCHES
 from shop.prices.sources import Quote, SourceFailed, fetch, parse_feed, parse_sources
+from shop.settings import current as current_settings
 
 log = logging.getLogger(__name__)
 TEMPLATE = "price_feed_alert"
@@ -30,7 +30,7 @@ TEMPLATE = "price_feed_alert"
 def poll_price_feed(feed: str) -> dict[str, Any]:
     """Poll every source until one answers well; returns the outcome and the value's age."""
     parse_feed(feed)
-    settings = providers.settings()
+    settings = current_settings()
     max_age = settings.price_feed_max_age_s
     failures: list[str] = []
     for name, url in parse_sources(settings.price_feed_sources):

@@ -18,7 +18,18 @@ from sqlalchemy.orm import Session
 from jobcore.db import session_scope
 from jobcore.errors import NotFound
 from jobcore.models import AuditLog
-from shop.models import Cart, CartItem, Notification, Order, OrderLine, Payment, Refund, Subscription, User, UserSession
+from shop.models import (
+    Cart,
+    CartItem,
+    Notification,
+    Order,
+    OrderLine,
+    Payment,
+    Refund,
+    Subscription,
+    User,
+    UserSession,
+)
 from shop.storage import Storage
 
 logger = logging.getLogger(__name__)

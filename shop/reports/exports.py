@@ -20,10 +20,11 @@ from sqlalchemy import func, select, update
 
 from jobcore.db import session_scope
 from jobcore.errors import InvalidInput
-from shop.models import Job, Order, Product, User
-from shop.integrations import files, providers
+from shop.integrations import files
 from shop.job_records import Progress, current_job_id, job_handler
+from shop.models import Job, Order, Product, User
 from shop.notifications.notifications import request_notification
+from shop.settings import current as current_settings
 
 log = logging.getLogger(__name__)
 TEMPLATE = "export_ready"
@@ -89,7 +90,7 @@ def export_data(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Stream the export to storage and ask for the download-link e-mail."""
     kind, fmt = _params(params)
     job_id = current_job_id()
-    chunk_rows = providers.settings().export_chunk_rows
+    chunk_rows = current_settings().export_chunk_rows
     tally = {"rows": 0}
     storage = files.storage()
     stored = storage.put(

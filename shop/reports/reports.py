@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from jobcore.db import session_scope
 from jobcore.errors import InvalidInput
-from shop.models import Order
 from shop.job_records import Progress, job_handler
+from shop.models import Order
 
 
 def _date(params: dict[str, Any], key: str) -> dt.date:

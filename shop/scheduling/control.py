@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import select
 
 from jobcore.db import session_scope
-from shop.scheduling.outcomes import last_fire_outcomes
 from jobcore.errors import InvalidInput, NotFound
 from shop.models import ScheduleState
 from shop.scheduling import firing, leader, triggers
 from shop.scheduling.entries import Entry, find
+from shop.scheduling.outcomes import last_fire_outcomes
 
 
 def entry_named(entries: Sequence[Entry], name: str) -> Entry:

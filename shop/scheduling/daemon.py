@@ -18,16 +18,11 @@ the next tick, whichever is first. SIGTERM finishes the step, releases the lock 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import importlib
 import logging
 import os
-import signal
-import sys
 import threading
-from collections.abc import Sequence
-from types import FrameType
+from collections.abc import Collection
 
 import dramatiq.errors
 from sqlalchemy.exc import SQLAlchemyError
@@ -112,82 +107,13 @@ class Scheduler:
         return min(wake, upcoming) if upcoming is not None else wake
 
 
-def _tick(raw: str) -> float:
-    value = float(raw)
-    if not MIN_TICK_S <= value <= MAX_TICK_S:
-        raise argparse.ArgumentTypeError(
-            f"tick must be between {MIN_TICK_S} and {MAX_TICK_S} seconds"
-        )
-    return value
+def load_schedule(module_name: str, declared: Collection[str]) -> tuple[Entry, ...]:
+    """The schedule's entries; every entry must name one of the ``declared`` actors.
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python scheduler.py [--tick S]``: run until SIGTERM; exit 2 on a bad schedule or setting."""
-    from jobcore import logs
-    from shop.settings import PREFIX, Settings, SettingsError
-
-    parser = argparse.ArgumentParser(prog="scheduler.py", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--tick", type=_tick, help=f"seconds between leadership checks ({PREFIX}SCHEDULER_TICK_S)"
-    )
-    parser.add_argument(
-        "--parent-pid", type=int, help="exit when this process is no longer the parent"
-    )
-    args = parser.parse_args(argv)
-
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    logs.configure(settings.log_format, settings.log_level, settings=settings)
-    from jobcore.metrics.exposition import serve_process_metrics
-
-    serve_process_metrics(settings.metrics_bind, settings.scheduler_metrics_port, "scheduler")
-    tick_s = args.tick if args.tick is not None else settings.scheduler_tick_s
-    if not MIN_TICK_S <= tick_s <= MAX_TICK_S:
-        logger.error(
-            "%sSCHEDULER_TICK_S must be between %s and %s seconds", PREFIX, MIN_TICK_S, MAX_TICK_S
-        )
-        return 2
-    try:
-        entries = load_schedule(settings.schedule_module)
-    except (ImportError, ValueError, LookupError) as exc:
-        logger.error("the schedule %s cannot run: %s", settings.schedule_module, exc)
-        return 2
-
-    stop = threading.Event()
-
-    def _stop(signum: int, _: FrameType | None) -> None:
-        logger.info("scheduler got %s; stopping after this step", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    leadership = Leadership(settings.psycopg_dsn, timeout_s=max(1.0, 2 * tick_s))
-    scheduler = Scheduler(entries, leadership, tick_s=tick_s, parent_pid=args.parent_pid)
-    logger.info(
-        "scheduler ready (pid %d, tick %gs, %d schedules from %s: %s)",
-        os.getpid(),
-        tick_s,
-        len(entries),
-        settings.schedule_module,
-        ", ".join(e.name for e in entries),
-    )
-    scheduler.run(stop)
-    return 0
-
-
-def load_schedule(module_name: str) -> tuple[Entry, ...]:
-    """Import the broker, the actor modules and the schedule; every entry must name an actor."""
-    import dramatiq
-
-    import broker  # noqa: F401  (the global broker the outbox publishes through)
-
-    for name in schedule_entries.actor_modules(module_name):
-        importlib.import_module(name)
+    The entry point imports the broker and the actor modules (``entries.actor_modules``) and
+    passes the names it declared: this layer never imports them itself.
+    """
     entries = schedule_entries.load(module_name)
-    declared = set(dramatiq.get_broker().get_declared_actors())
     unknown = [f"{e.name} -> {e.actor}" for e in entries if e.actor not in declared]
     if unknown:
         raise LookupError(f"entries name undeclared actors: {', '.join(unknown)}")

@@ -183,8 +183,7 @@ def send(
             "schedule %s fire at %s was already sent; skipped", entry.name, fire_time.isoformat()
         )
         return None
-    actor = dramatiq.get_broker().get_actor(entry.actor)
-    outbox.enqueue(s, actor, *args, message_id=mid)
+    outbox.enqueue(s, entry.actor, *args, message_id=mid)
     metrics.FIRES.labels(entry.name, reason).inc()
     if state.last_fire_time is None or fire_time >= state.last_fire_time:
         state.last_fire_time, state.last_message_id = fire_time, mid

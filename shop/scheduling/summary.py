@@ -8,9 +8,9 @@ from collections import Counter, defaultdict
 from sqlalchemy import func, select
 
 from jobcore.db import session_scope
-from shop.scheduling.outcomes import last_fire_outcomes
 from shop.models import ScheduleFire, ScheduleState
 from shop.scheduling.leader import current_leader
+from shop.scheduling.outcomes import last_fire_outcomes
 
 
 def _hms(value: dt.datetime | None) -> str:

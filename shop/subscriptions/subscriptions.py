@@ -55,8 +55,6 @@ def process_due(today: dt.date, fan_out: Callable[[Session, int], str]) -> dict[
 
 def process_single(subscription_id: int, today: dt.date) -> dict[str, Any]:
     """Renew one subscription if it is still active and due; exactly once per due date."""
-    from actors.orders import process_order_async
-
     with session_scope() as s:
         sub = s.scalars(select(Subscription).where(Subscription.id == subscription_id).with_for_update()).first()
         if sub is None:
@@ -81,7 +79,7 @@ def process_single(subscription_id: int, today: dt.date) -> dict[str, Any]:
         else:
             s.execute(update(SubscriptionDelivery).where(SubscriptionDelivery.id == claimed)
                       .values(order_id=order_id))
-            outbox.enqueue(s, process_order_async, order_id)
+            outbox.enqueue(s, "orders.process_order_async", order_id)
         following = _advance(sub, due, today)
         s.execute(
             update(Subscription)

@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import func, select
 
-from shop.cli import main as cli
+from programs.cli import main as cli
 from jobcore.db import session_scope
 from jobcore.models import DeadLetter
 from tests.support import amqp

@@ -6,7 +6,7 @@ import json
 import threading
 
 import broker as shop_broker
-from shop.cli import main as cli
+from programs.cli import main as cli
 from tests.support import amqp
 from tests.support.faulty_actors import hang_first_time, noop, touch
 from tests.support.ledger import entry, state

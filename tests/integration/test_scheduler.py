@@ -19,7 +19,7 @@ import time_machine
 from dramatiq import Message
 from sqlalchemy import select, text
 
-from shop.cli import main as cli
+from programs.cli import main as cli
 from jobcore.db import get_engine, session_scope
 from shop.models import ScheduleFire, SchedulerLeader, ScheduleState
 from shop.scheduling import triggers

@@ -1,4 +1,4 @@
-"""The payment webhook endpoint (``python -m shop.payments.webhooks``) as a real process for tests."""
+"""The payment webhook endpoint (``python -m programs.webhooks``) as a real process for tests."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 class WebhookEndpoint:
     def __init__(self, timeout: float = 20) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "shop.payments.webhooks", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "programs.webhooks", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.url = self._ready(timeout)

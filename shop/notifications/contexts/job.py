@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from jobcore.errors import NotFound
 from shop.models import Job
-from shop.integrations import providers
+from shop.settings import current as current_settings
 
 TEMPLATES: tuple[str, ...] = ("job_finished",)
 SAMPLE: dict[str, Any] = {
@@ -21,5 +21,5 @@ def load(session: Session, ident: str) -> dict[str, Any]:
     job = session.get(Job, ident)
     if job is None:
         raise NotFound(f"job {ident} does not exist")
-    base = providers.settings().shop_base_url.rstrip("/")
+    base = current_settings().shop_base_url.rstrip("/")
     return {"job": {"id": job.id, "type": job.job_type, "status": job.status, "url": f"{base}/jobs/{job.id}"}}

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from jobcore.errors import NotFound
 from shop.models import Order, OrderLine, Payment, Product
 from shop.notifications.contexts._common import int_ident, money
-from shop.integrations import providers
+from shop.settings import current as current_settings
 
 TEMPLATES: tuple[str, ...] = (
     "order_confirmation", "order_shipped", "order_cancelled", "order_delivered",
@@ -32,7 +32,7 @@ def load(session: Session, ident: str) -> dict[str, Any]:
     order = session.get(Order, order_id)
     if order is None:
         raise NotFound(f"order {order_id} does not exist")
-    base = providers.settings().shop_base_url.rstrip("/")
+    base = current_settings().shop_base_url.rstrip("/")
     lines = [
         {"name": name, "quantity": quantity, "price": money(price, order.currency)}
         for name, quantity, price in session.execute(

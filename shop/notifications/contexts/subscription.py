@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from jobcore.errors import NotFound
 from shop.models import Product, Subscription
 from shop.notifications.contexts._common import int_ident
-from shop.integrations import providers
+from shop.settings import current as current_settings
 
 TEMPLATES: tuple[str, ...] = ("subscription_renewal_reminder",)
 SAMPLE: dict[str, Any] = {
@@ -30,7 +30,7 @@ def load(session: Session, ident: str) -> dict[str, Any]:
     if sub is None:
         raise NotFound(f"subscription {subscription_id} does not exist")
     product = session.get(Product, sub.product_id)
-    base = providers.settings().shop_base_url.rstrip("/")
+    base = current_settings().shop_base_url.rstrip("/")
     return {
         "subscription": {
             "id": sub.id,

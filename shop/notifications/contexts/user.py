@@ -11,7 +11,7 @@ from jobcore.errors import NotFound
 from shop.models import User
 from shop.notifications.contexts._common import int_ident
 from shop.notifications.links import verification_url
-from shop.integrations import providers
+from shop.settings import current as current_settings
 
 TEMPLATES: tuple[str, ...] = ("welcome", "birthday_greeting")
 SAMPLE: dict[str, Any] = {
@@ -27,7 +27,7 @@ def load(session: Session, ident: str) -> dict[str, Any]:
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"user {user_id} does not exist")
-    s = providers.settings()
+    s = current_settings()
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=s.verification_ttl_s)
     return {
         "user": {

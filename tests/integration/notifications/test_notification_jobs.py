@@ -15,11 +15,11 @@ from shop.notifications.messages import message_id
 from shop.notifications.sweep import create_schedule
 from shop import job_records as job_service
 from shop.orders import orders
-from shop.integrations import providers
 from shop.notifications.notifications import request_notification
 from tests.support.factories import make_order, make_product, make_user
 from tests.support.notify import body, notification, settled, to_address
 from tests.support.waiting import wait_until
+from shop.settings import current as current_settings
 
 WORKER = {"processes": 1, "threads": 8}
 
@@ -58,7 +58,7 @@ def test_each_named_email_job_delivers_its_content_to_the_customers_address(mail
     assert "2 x Linen shirt (25.00 EUR)" in body(confirmation)
     assert "Hello Ada," in body(confirmation)
     assert confirmation["message_id"] == message_id("order_confirmation", f"order:{ids['order']}",
-                                                    providers.settings().mail_from)
+                                                    current_settings().mail_from)
     shipped = body(got[f"Order #{ids['order']} is on its way"], "html")
     assert 'href="https://shop.example.test/track/TRK42"' in shipped
     assert "Pay with another card" in body(got[f"Payment for order #{ids['order']} failed"], "html")
@@ -67,7 +67,7 @@ def test_each_named_email_job_delivers_its_content_to_the_customers_address(mail
     # and the welcome link is signed for this user, and verifies
     welcome = body(got["Welcome to Shop"])
     token = welcome.split("token=", 1)[1].split()[0]
-    assert verify_token(providers.settings().verification_secret, token) == ids["user"]
+    assert verify_token(current_settings().verification_secret, token) == ids["user"]
     with session_scope() as s:
         assert s.scalar(select(Notification.entity_key).where(
             Notification.template == "subscription_renewal_reminder")) == f"subscription:{ids['sub']}#2026-12-01"
@@ -166,7 +166,7 @@ def test_scheduled_recurring_reminder_and_birthday_notifications_go_out_once(mai
 def _today_md() -> tuple[int, int]:
     from zoneinfo import ZoneInfo
 
-    today = dt.datetime.now(ZoneInfo(providers.settings().timezone)).date()
+    today = dt.datetime.now(ZoneInfo(current_settings().timezone)).date()
     return (today.month, today.day) if (today.month, today.day) != (2, 29) else (2, 28)
 
 

@@ -1,0 +1,85 @@
+"""The operator's CLI: ``shopjobs <group> <command>``; tables for people, ``--json`` for scripts.
+
+Exit codes: 0 done, 1 not found, 2 bad arguments, 3 a service could not be reached.
+The core's commands (jobs, dead letters, queues, workers) and the shop's (schedules,
+notifications, settings, health, backups) share one parser; this entry point builds the
+process (by importing ``broker``) and hands each command a ``CliContext``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Collection, Sequence
+
+import dramatiq
+from sqlalchemy.exc import OperationalError
+
+from jobcore.cli import dlq, jobs, queues, workers
+from jobcore.cli.context import CliContext
+from jobcore.errors import InvalidInput, NotFound
+from shop.cli import backups, health, notifications, schedules, settings_cmd
+from shop.queues import Queue
+from shop.scheduling import entries as schedule_entries
+from shop.settings import SettingsError
+
+EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shopjobs", description=__doc__.splitlines()[0])
+    groups = parser.add_subparsers(dest="group", required=True)
+    jobs.register(groups)
+    dlq.register(groups)
+    queues.register(groups, [queue.value for queue in Queue])
+    schedules.register(groups)
+    notifications.register(groups)
+    settings_cmd.register(groups)
+    workers.register(groups)
+    health.register(groups)
+    backups.register(groups)
+    return parser
+
+
+def _broker() -> dramatiq.Broker:
+    import actors  # noqa: F401  (declares every actor on the project's broker)
+
+    return dramatiq.get_broker()
+
+
+def _declare(schedule_module: str) -> Collection[str]:
+    _broker()
+    for name in schedule_entries.actor_modules(schedule_module):
+        importlib.import_module(name)
+    return set(dramatiq.get_broker().get_declared_actors())
+
+
+def context() -> CliContext:
+    """Build the process: settings, routing table and broker (``broker.py``), and the context."""
+    import broker
+
+    return CliContext(
+        settings=broker.settings, broker=_broker, declare=_declare, flush_ledger=broker.flush_ledger
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.context = context()
+        return int(args.run(args) or 0)
+    except NotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except (InvalidInput, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OperationalError as exc:
+        print(f"error: the database could not be reached: {exc.orig}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

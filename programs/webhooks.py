@@ -1,0 +1,34 @@
+"""The payment webhook endpoint's process: ``python -m programs.webhooks --port 8100``.
+
+Importing ``broker`` builds and installs the process's settings, the routing table and the
+broker the outbox publishes with; the endpoint itself is ``shop.payments.webhooks``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+
+import uvicorn
+
+import actors  # noqa: F401  (declared actors name the ledger's args by parameter)
+import broker
+from shop.payments.webhooks import build_app
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="payment webhook endpoint")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8100)
+    args = ap.parse_args()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(2048)  # before READY: a client that connects while uvicorn starts waits, not refused
+    print(f"READY webhooks http://{args.host}:{sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(build_app(broker.settings.payment_webhook_secret), log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()

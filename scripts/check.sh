@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Static checks, run by the test command before the tests: the import contracts that keep the
+# layers pointing down, ruff, and mypy (non-strict, actor options typed through jobcore.routing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "== import contracts (import-linter)"
+.venv/bin/lint-imports --no-cache
+echo "== ruff check"
+.venv/bin/ruff check .
+echo "== mypy"
+.venv/bin/mypy
