@@ -5,7 +5,7 @@ Names are explicit and stable (``domain.verb``) so renaming a function orphans n
 """
 
 import broker  # noqa: F401  (sets the global broker before any actor is declared)
-from actors import (  # noqa: F401,E402
+from actors import (  # noqa: F401
     backups,
     email,
     health,

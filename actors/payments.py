@@ -26,6 +26,7 @@ def process_refund_async(payment_id: int, amount: int, reason: str) -> None:
     minor_units(amount, "amount")
     text(reason, "reason")
     message = CurrentMessage.get_current_message()
+    assert message is not None  # CurrentMessage is in the stack; set while an actor runs
     payments.refund_payment(payment_id, amount, reason, request_key=f"refund-{message.message_id}")
 
 

@@ -54,8 +54,8 @@ def child(fmt: str) -> None:
     """Run one export in this (fresh) process and print its figures as JSON."""
     import shop.reports.exports  # noqa: F401  (registers the export job type)
     from jobcore.db import session_scope
-    from shop.models import Job
     from shop import job_records as jobs
+    from shop.models import Job
 
     before_kb = _status_kb("VmRSS")
     with session_scope() as s:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from bench import _anchor  # noqa: F401
+from bench import _anchor
 
 ROOT = _anchor.ROOT
 COUNTERS = "/tmp/bench_counters/shopjobs"
@@ -33,6 +33,7 @@ def main() -> None:
     os.environ["BENCH_COUNTER_DIR"] = COUNTERS
     os.environ.setdefault("SHOPJOBS_LOG_LEVEL", "WARNING")
     from benchlib import clear_counters, depth, purge, result, stop_proc, wait_depth, wait_drained
+
     from shop import dbadmin
 
     dbadmin.create_database(DB_URL)
@@ -62,9 +63,9 @@ def main() -> None:
            "--processes", str(a.processes), "--threads", str(a.threads), "--queues", "bench_shop",
            "--worker-shutdown-timeout", "15000"]
     os.makedirs("/tmp/bench_logs", exist_ok=True)
-    log = open("/tmp/bench_logs/shopjobs_worker.log", "w")
+    with open("/tmp/bench_logs/shopjobs_worker.log", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     t_start = time.time()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         first, last, cpu = wait_drained(COUNTERS, a.n, proc)
         cur.execute("SELECT count(*) FROM job_ledger WHERE state = 'succeeded' AND attempts = 1")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 
 import dramatiq
+from benchlib import Counter  # type: ignore[import-not-found]
 
 import broker  # noqa: F401  (the project's broker and middleware stack)
 from bench import _anchor  # noqa: F401
-from benchlib import Counter  # type: ignore[import-not-found]
 
 QUEUE = "bench_shop"
 counter = Counter(os.environ.get("BENCH_COUNTER_DIR", "/tmp/bench_counters/shopjobs"))

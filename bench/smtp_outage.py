@@ -41,8 +41,8 @@ def main() -> int:
     ap.add_argument("--deadline-s", type=float, default=1800)
     args = ap.parse_args()
 
-    from shop import dbadmin
     from devtools import devservices
+    from shop import dbadmin
 
     devservices.create_vhost(VHOST)
     os.environ.update({
@@ -72,9 +72,9 @@ def main() -> int:
 
     import broker  # noqa: F401  (the producer's broker, on this run's vhost)
     from actors.orders import process_order_async
+    from devtools.processes import Worker
     from jobcore.db import session_scope
     from shop.models import Inventory, Notification, Order, OrderLine, Product, User
-    from devtools.processes import Worker
 
     worker = Worker(("actors",), processes=args.processes, threads=args.threads, log_path=".run/bench-workers.log")
     try:

@@ -61,7 +61,9 @@ def ensure(service: str, deadline_s: float = 90.0) -> None:
 def rabbitmqctl(*args: str) -> None:
     if not shutil.which("rabbitmqctl"):
         raise RuntimeError("rabbitmqctl is not installed: cannot manage vhosts on this machine")
-    out = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=False
+    )
     if out.returncode != 0:
         raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {out.stderr.strip() or out.stdout.strip()}")
 
@@ -77,7 +79,9 @@ def delete_vhost(vhost: str) -> None:
 
 
 def list_vhosts() -> list[str]:
-    out = subprocess.run(["rabbitmqctl", "-q", "list_vhosts", "name"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_vhosts", "name"], capture_output=True, text=True, timeout=60, check=True
+    )
     return [line.strip() for line in out.stdout.splitlines() if line.strip() and line.strip() != "name"]
 
 

@@ -27,13 +27,13 @@ class Worker:
         env: dict[str, str] | None = None,
         log_path: str | None = None,
     ) -> None:
-        self.log_path = log_path or tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False).name
+        self.log_path = log_path or tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False).name  # noqa: SIM115  (only its name)
         command = [DRAMATIQ, *modules, "--processes", str(processes), "--threads", str(threads),
                    "--worker-shutdown-timeout", "10000"]
         if queues:
             command += ["--queues", *queues]
         self.processes = processes
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115  (the worker writes it until stop())
         self.proc = subprocess.Popen(
             command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=self._log,
             stderr=subprocess.STDOUT, start_new_session=True,
@@ -62,7 +62,7 @@ class Worker:
         return self.proc.poll() is None
 
     def child_pids(self) -> list[int]:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.pid)], capture_output=True, text=True)
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.pid)], capture_output=True, text=True, check=False)
         return [int(p) for p in out.stdout.split()]
 
     def kill_hard(self) -> None:

@@ -10,8 +10,9 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import CursorResult, Engine, Result, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobcore.settings import JobSettings
@@ -42,7 +43,7 @@ def _drop_engine() -> None:
 
 def get_engine() -> Engine:
     """The engine of this process, created on first use after fork."""
-    global _engine, _engine_pid, _factory, _settings
+    global _engine, _engine_pid, _factory
     pid = os.getpid()
     engine = _engine
     if engine is not None and _engine_pid == pid:
@@ -96,3 +97,8 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def affected(result: Result[Any]) -> int:
+    """Rows an UPDATE/DELETE/INSERT changed (``Result`` is typed without ``rowcount``)."""
+    return cast(CursorResult[Any], result).rowcount

@@ -10,11 +10,12 @@ from typing import Any
 
 import dramatiq
 from dramatiq import Message
+from dramatiq.errors import DecodeError
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from jobcore.db import get_engine
+from jobcore.db import affected, get_engine
 from jobcore.errors import InvalidInput, NotFound
 from jobcore.models import AuditLog, DeadLetter, LedgerEntry
 from jobcore.outbox import LEDGER_RECORDED_OPTION
@@ -67,7 +68,7 @@ def replay(session: Session, row: DeadLetter, *, to_queue: str | None = None) ->
         raise InvalidInput(f"dead letter {row.id} was already replayed as {row.replay_message_id}")
     try:
         original = Message.decode(row.body)
-    except Exception:
+    except DecodeError:
         raise InvalidInput(f"dead letter {row.id} is not a decodable message ({row.reason}); it can only be purged") from None
     broker = dramatiq.get_broker()
     if original.actor_name not in broker.actors:
@@ -78,7 +79,7 @@ def replay(session: Session, row: DeadLetter, *, to_queue: str | None = None) ->
     new_id = str(uuid.uuid4())
     queue = to_queue or original.queue_name.removesuffix(".DQ").removesuffix(".XQ")
     message = original.copy(message_id=new_id, queue_name=queue, options=options)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     session.execute(pg_insert(LedgerEntry).values(
         message_id=new_id, actor=original.actor_name, queue=queue, state="enqueued", state_changed_at=now,
         enqueued_at=now, attempts=0, replay_of=original.message_id,
@@ -93,7 +94,7 @@ def replay(session: Session, row: DeadLetter, *, to_queue: str | None = None) ->
 
 def purge(session: Session, ids: list[int], operator: str) -> int:
     """Delete dead letters for good, leaving an audit row naming who and how many."""
-    count = session.execute(delete(DeadLetter).where(DeadLetter.id.in_(ids))).rowcount
+    count = affected(session.execute(delete(DeadLetter).where(DeadLetter.id.in_(ids))))
     session.add(AuditLog(actor=operator, action="dlq.purge", subject=f"{count} dead letters",
                          details={"ids": ids[:1000]}))
     return count

@@ -9,9 +9,11 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from structlog.typing import Processor
 
 from jobcore.redaction import register_secrets, scrub_text, secrets_of
 
@@ -20,7 +22,7 @@ __all__ = ["configure", "get_logger", "redact_processor", "scrub_text"]
 SECRET_FIELD = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|card|cvv|email|phone", re.IGNORECASE)
 
 
-def redact_processor(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact_processor(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
         if key in ("timestamp", "level", "logger"):
             continue
@@ -55,7 +57,7 @@ def configure(fmt: str = "console", level: str = "INFO", *, settings: Any = None
     """
     if settings is not None:
         register_secrets(secrets_of(settings))
-    stamp = [
+    stamp: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

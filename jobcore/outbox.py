@@ -73,7 +73,7 @@ def enqueue(
     message, declared = _message(actor, args, kwargs, opts)
     if message_id is not None:
         message = message.copy(message_id=message_id)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     fields = ledger_fields(declared, message)
     fields["args"] = json.loads(fields["args"])
     session.execute(
@@ -142,7 +142,7 @@ def publish(pending: list[tuple[Message[Any], int | None]]) -> int:
 
 def relay_pending(older_than_s: float, batch: int = 500) -> int:
     """Publish outbox rows older than ``older_than_s`` seconds (what an after-commit publish missed)."""
-    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=older_than_s)
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than_s)
     broker = dramatiq.get_broker()
     total = 0
     while True:

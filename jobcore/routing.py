@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypedDict, TypeVar
+from typing import Any, ParamSpec, TypedDict, TypeVar
 
 import dramatiq
 from dramatiq import Message
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class ActorOptions(TypedDict, total=False):
@@ -31,6 +32,7 @@ class ActorOptions(TypedDict, total=False):
     retry_when: Callable[[int, BaseException], bool]
     dedupe: bool
     compensate_with: str
+    on_retry_exhausted: str
     priority: int
 
 
@@ -81,13 +83,13 @@ class Routes(Mapping[str, Route]):
         """Every queue a route names, in first-seen order."""
         return list(dict.fromkeys(route.queue_name for route in self._routes.values()))
 
-    def actor(self, name: str, **overrides: Any) -> Callable[[F], dramatiq.Actor[Any, Any]]:
+    def actor(self, name: str, **overrides: Any) -> Callable[[Callable[P, R]], dramatiq.Actor[P, R]]:
         """Declare ``fn`` as the actor ``name`` with its route's queue and options."""
         route = self[name]
         options: dict[str, Any] = {**route.options, **overrides}
 
-        def declare(fn: F) -> dramatiq.Actor[Any, Any]:
-            return dramatiq.actor(fn, actor_name=name, queue_name=route.queue_name, **options)
+        def declare(fn: Callable[P, R]) -> dramatiq.Actor[P, R]:
+            return dramatiq.actor(actor_name=name, queue_name=route.queue_name, **options)(fn)
 
         return declare
 

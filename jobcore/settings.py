@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-from collections.abc import Mapping
-from typing import Any, Callable, Self
+from collections.abc import Callable, Mapping
+from typing import Any, Self
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 

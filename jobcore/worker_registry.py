@@ -82,7 +82,7 @@ class WorkerView:
 
 def workers(session: Session, *, include_gone: bool = False) -> list[WorkerView]:
     """Every registered process (live ones only unless ``include_gone``) and what it runs now."""
-    now = session.scalar(select(func.now()))
+    now = session.execute(select(func.now())).scalar_one()
     rows = session.scalars(select(WorkerProcess).order_by(WorkerProcess.name)).all()
     running = session.execute(
         select(LedgerEntry.worker, LedgerEntry.actor, LedgerEntry.started_at)

@@ -141,4 +141,4 @@ class CrashGuard(Middleware):
             finally:
                 self._solitude.end_alone()
 
-    after_skip_message = after_process_message  # type: ignore[assignment]
+    after_skip_message = after_process_message

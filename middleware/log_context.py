@@ -51,4 +51,4 @@ class LogContext(Middleware):
     ) -> None:
         structlog.contextvars.clear_contextvars()
 
-    after_skip_message = after_process_message  # type: ignore[assignment]
+    after_skip_message = after_process_message

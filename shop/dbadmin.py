@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _admin_connection(url: str):  # type: ignore[no-untyped-def]
+def _admin_connection(url: str) -> Any:
     u = make_url(url)
     conn = psycopg2.connect(
         host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres",

@@ -28,7 +28,7 @@ import threading
 import time
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -89,7 +89,8 @@ class SmtpApp(App):
                            "listening": self.listener.listening, "sessions": self.sessions})
 
     def store(self, envelope: Envelope) -> dict[str, Any]:
-        raw = bytes(envelope.original_content or envelope.content or b"")
+        content = envelope.original_content or envelope.content or b""
+        raw = content.encode() if isinstance(content, str) else bytes(content)
         headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
         with self.lock:
             row = {
@@ -144,7 +145,7 @@ class Handler:
         row = self.app.store(envelope)
         if fault is not None and fault.mode == "drop_after_data":
             assert server.transport is not None
-            server.transport.abort()
+            cast(asyncio.Transport, server.transport).abort()
             log.info("dropped the connection after DATA of %s", row["message_id"])
         return "250 2.0.0 Message accepted for delivery"
 

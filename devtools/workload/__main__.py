@@ -127,7 +127,7 @@ def main() -> int:
     return 0
 
 
-def _wait(ids: list[str], deadline_s: float, started: float):  # type: ignore[no-untyped-def]
+def _wait(ids: list[str], deadline_s: float, started: float):
     from devtools.workload import summary
 
     pause = threading.Event()

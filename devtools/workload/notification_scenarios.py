@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import atexit
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlparse
 
 from sqlalchemy import func, select
@@ -26,6 +26,9 @@ from shop.job_records import create_job
 from shop.models import Notification, Order
 from shop.notifications import campaigns
 from shop.settings import Settings
+
+if TYPE_CHECKING:
+    from devtools.stand_ins.sms import SmsStandIn
 
 _running: dict[str, StandIn] = {}
 REFUSED_WITH_550 = 3
@@ -98,7 +101,7 @@ def refusals(rng: random.Random, seeded: Seeded) -> Sent:
 
 def _user_of(order_id: int) -> int:
     with session_scope() as s:
-        return int(s.scalar(select(Order.user_id).where(Order.id == order_id)))
+        return int(s.execute(select(Order.user_id).where(Order.id == order_id)).scalar_one())
 
 
 def summary_lines() -> list[str]:
@@ -117,7 +120,7 @@ def summary_lines() -> list[str]:
         lines.append(f"e-mails delivered: {by.get('email:sent', 0)} (the SMTP server received {len(received)}, "
                      f"{distinct} distinct Message-IDs); failed {by.get('email:failed', 0)}; "
                      f"retried notifications: {retried}")
-    sms = _running.get("sms")
+    sms = cast("SmsStandIn | None", _running.get("sms"))
     if sms is not None:
         lines.append(f"SMS delivered: {by.get('sms:sent', 0)} (the gateway received {len(sms.messages())}); "
                      f"failed {by.get('sms:failed', 0)}, skipped {by.get('sms:skipped', 0)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Callable
 
 from sqlalchemy import func, select, text
 
@@ -79,4 +80,4 @@ def ops_summary(rng: random.Random, seeded: Seeded) -> Sent:
     return Sent("ops: summary")
 
 
-PHASES = [[ops_jobs], [ops_summary]]
+PHASES: list[list[Callable[[random.Random, Seeded], Sent]]] = [[ops_jobs], [ops_summary]]

@@ -37,7 +37,7 @@ def seed(rng: random.Random, users: int = 60, products: int = 40, orders: int = 
             # a few products sold out, a few nearly so
             stock = 0 if rng.random() < 0.15 else rng.choice([2, 4, 25, 100, 500])
             s.add(Inventory(product_id=p.id, available=stock))
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         order_rows = []
         for _ in range(orders):
             chosen = rng.sample(product_rows, rng.randint(1, 3))

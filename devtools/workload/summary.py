@@ -34,7 +34,9 @@ def snapshot(sent_ids: list[str]) -> Snapshot:
             else_=LedgerEntry.state,
         )
         rows = s.execute(select(state, func.count()).group_by(state)).all()
-        recorded = s.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.message_id.in_(sent_ids)))
+        recorded = s.execute(
+            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.message_id.in_(sent_ids))
+        ).scalar_one()
     return Snapshot(Counter({st: n for st, n in rows}), len(sent_ids) - recorded)
 
 
@@ -55,7 +57,9 @@ def report() -> list[str]:
         first, last, attempts = s.execute(
             select(func.min(LedgerEntry.started_at), func.max(LedgerEntry.finished_at), func.sum(LedgerEntry.attempts))
         ).one()
-        total = s.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.finished_at.is_not(None)))
+        total = s.execute(
+            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.finished_at.is_not(None))
+        ).scalar_one()
         failures = s.execute(
             select(LedgerEntry.actor, LedgerEntry.error, func.count())
             .where(LedgerEntry.state.in_(("failed", "dead")))

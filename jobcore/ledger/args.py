@@ -11,6 +11,7 @@ from typing import Any
 
 import dramatiq
 from dramatiq import Message
+from dramatiq.broker import MessageProxy
 
 from jobcore.redaction import scrub_text
 
@@ -48,7 +49,9 @@ def redact(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def named_args(actor: dramatiq.Actor[Any, Any] | None, message: Message[Any]) -> dict[str, Any]:
+def named_args(
+    actor: dramatiq.Actor[Any, Any] | None, message: Message[Any] | MessageProxy
+) -> dict[str, Any]:
     """Positional and keyword arguments by parameter name (``argN`` when the actor is unknown)."""
     names = _param_names(actor.fn) if actor is not None else ()
     named: dict[str, Any] = {}

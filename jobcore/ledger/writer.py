@@ -278,7 +278,7 @@ class LedgerWriter:
                         if conn is not None:
                             conn.close()
                     except Exception:
-                        pass
+                        logger.debug("closing the failed ledger connection failed too", exc_info=True)
                     conn = None
                     self._requeue(batch)
                     with self._cv:

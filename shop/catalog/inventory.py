@@ -6,7 +6,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from jobcore.db import session_scope
+from jobcore.db import affected, session_scope
 from jobcore.errors import InvalidInput, NotFound, PermanentError
 from shop.catalog import restock
 from shop.models import Inventory, InventoryReservation, Order, OrderLine, Product
@@ -65,11 +65,11 @@ def reserve_order(order_id: int) -> int:
             ).first()
             if inserted is None:
                 continue
-            taken = s.execute(
+            taken = affected(s.execute(
                 update(Inventory)
                 .where(Inventory.product_id == product_id, Inventory.available >= quantity)
                 .values(available=Inventory.available - quantity, reserved=Inventory.reserved + quantity)
-            ).rowcount
+            ))
             if taken != 1:
                 raise OutOfStock(f"product {product_id}: fewer than {quantity} in stock for order {order_id}")
             newly += 1

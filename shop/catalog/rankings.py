@@ -15,6 +15,7 @@ from sqlalchemy import Integer, cast, delete, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from jobcore.db import affected
 from shop.models import Order, OrderLine, Product, ProductRanking, ProductView
 
 log = logging.getLogger(__name__)
@@ -62,9 +63,9 @@ def update_product_rankings(session: Session, window_days: int, featured: int = 
             set_={c: stmt.excluded[c] for c in ("rank", "score", "views", "purchases", "is_featured", "computed_at")},
         )
     )
-    dropped = session.execute(
+    dropped = affected(session.execute(
         delete(ProductRanking).where(ProductRanking.product_id.not_in(select(Product.id).where(Product.is_active.is_(True))))
-    ).rowcount
+    ))
     ranked_n = session.scalar(select(func.count()).select_from(ProductRanking))
     top = list(session.scalars(select(ProductRanking.product_id).where(ProductRanking.is_featured).order_by(ProductRanking.rank)))
     log.info("rankings: %r products ranked over %r days, %r featured, %r dropped", ranked_n, window_days, len(top), dropped)

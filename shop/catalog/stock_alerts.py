@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from jobcore.db import affected
 from shop.models import Inventory, Product
 from shop.notifications.notifications import request_notification
 
@@ -35,7 +36,7 @@ def reset_restocked(session: Session, product_ids: Sequence[int] | None = None) 
         if not product_ids:
             return 0
         stmt = stmt.where(Inventory.product_id.in_(list(product_ids)))
-    return session.execute(stmt).rowcount
+    return affected(session.execute(stmt))
 
 
 def check_low_stock_alerts(session: Session) -> dict[str, int]:

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from jobcore import outbox
-from jobcore.db import session_scope
+from jobcore.db import affected, session_scope
 from jobcore.errors import InvalidInput, NotFound
 from shop.models import CampaignChunk, CampaignCompletion, Notification, NotificationCampaign
 from shop.notifications.dispatch import DELIVERY_ACTORS
@@ -63,7 +63,7 @@ def create_campaign(
     ).scalar()
     if campaign_id is None:
         raise InvalidInput(f"a campaign named {name!r} exists already")
-    total = session.execute(_AUDIENCE, {"channel": channel, "template": template, "cid": campaign_id}).rowcount
+    total = affected(session.execute(_AUDIENCE, {"channel": channel, "template": template, "cid": campaign_id}))
     chunks = math.ceil(total / chunk_size)
     session.execute(
         update(NotificationCampaign).where(NotificationCampaign.id == campaign_id)

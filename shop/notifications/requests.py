@@ -108,8 +108,9 @@ def send_email_job(params: dict[str, Any], progress: Progress) -> dict[str, Any]
         s.execute(insert(Notification).values(template=template, entity_key=entity_key, user_id=user_id,
                                               channel=channel, enqueued_at=func.now())
                   .on_conflict_do_nothing(constraint="uq_notifications_template_entity"))
-        notification_id = s.scalar(select(Notification.id).where(
-            Notification.template == template, Notification.entity_key == entity_key, Notification.channel == channel))
+        notification_id = s.execute(select(Notification.id).where(
+            Notification.template == template, Notification.entity_key == entity_key, Notification.channel == channel)
+        ).scalar_one()
     progress(10)
     status = delivery.deliver(int(notification_id))
     return {"notification_id": notification_id, "status": status}

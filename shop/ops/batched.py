@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from jobcore.db import session_scope
+from jobcore.db import affected, session_scope
 
 
 @dataclasses.dataclass
@@ -53,7 +53,7 @@ def delete_in_batches(
                 count = len(groups)
                 stats.by.update(groups)
             else:
-                count = result.rowcount
+                count = affected(result)
         if count:
             stats.removed += count
             stats.batches += 1

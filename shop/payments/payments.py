@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from jobcore.db import session_scope
+from jobcore.db import affected, session_scope
 from jobcore.errors import InvalidInput, NotFound, PermanentError
 from shop.integrations import providers
 from shop.models import Order, Payment, Refund
@@ -100,13 +100,13 @@ def refund_payment(payment_id: int, amount_cents: int, reason: str, request_key:
             s.flush()
         if existing.status == "completed":
             return RefundResult(existing.id, existing.amount_cents, "completed")
-        refund_id, amount, charge_id = existing.id, existing.amount_cents, s.get(Payment, payment_id).provider_charge_id
+        refund_id, amount, charge_id = existing.id, existing.amount_cents, s.get_one(Payment, payment_id).provider_charge_id
     result = providers.payments().refund(charge_id, amount, reason, request_key)
     with session_scope() as s:
         s.execute(update(Refund).where(Refund.id == refund_id).values(status="completed", provider_refund_id=result["id"]))
         s.execute(
             update(Payment).where(Payment.id == payment_id).values(
-                status=_refund_status(s.get(Payment, payment_id))))
+                status=_refund_status(s.get_one(Payment, payment_id))))
     return RefundResult(refund_id, amount, "completed")
 
 
@@ -173,16 +173,16 @@ def apply_webhook_event(provider: str, event_id: str) -> tuple[str, int | None]:
             return "already processed", order_id
         outcome = "ignored"
         if order_id is not None and event.event_type in ("charge.succeeded", "charge.captured"):
-            changed = s.execute(
+            changed = affected(s.execute(
                 update(Payment).where(Payment.order_id == order_id, Payment.status == "pending")
                 .values(status="captured", provider_charge_id=data.get("id"))
-            ).rowcount
+            ))
             outcome = "payment captured" if changed else "payment already up to date"
         elif order_id is not None and event.event_type in ("charge.failed", "charge.declined"):
-            changed = s.execute(
+            changed = affected(s.execute(
                 update(Payment).where(Payment.order_id == order_id, Payment.status == "pending")
                 .values(status="declined", failure_reason=str(data.get("reason", "declined"))[:500])
-            ).rowcount
+            ))
             outcome = "payment declined" if changed else "payment already up to date"
         elif event.event_type == "charge.refunded":
             outcome = "refund confirmed"

@@ -22,7 +22,7 @@ import datetime as dt
 import logging
 import os
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import dramatiq.errors
 from sqlalchemy.exc import SQLAlchemyError

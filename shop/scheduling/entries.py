@@ -70,7 +70,7 @@ def message_id(name: str, fire_time: dt.datetime) -> str:
     """
     if fire_time.tzinfo is None:
         raise ValueError("fire_time must be timezone-aware")
-    stamp = fire_time.astimezone(dt.timezone.utc).isoformat()
+    stamp = fire_time.astimezone(dt.UTC).isoformat()
     return str(uuid.uuid5(NAMESPACE, f"{name}@{stamp}"))
 
 

@@ -39,7 +39,7 @@ ENUMERATION_LIMIT = 10_000
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True)

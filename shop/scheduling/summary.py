@@ -14,7 +14,7 @@ from shop.scheduling.outcomes import last_fire_outcomes
 
 
 def _hms(value: dt.datetime | None) -> str:
-    return value.astimezone(dt.timezone.utc).strftime("%H:%M:%SZ") if value else "-"
+    return value.astimezone(dt.UTC).strftime("%H:%M:%SZ") if value else "-"
 
 
 def fires_summary() -> list[str]:

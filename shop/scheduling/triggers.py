@@ -24,7 +24,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=UTC)
 STEP = dt.timedelta(
     milliseconds=1
@@ -33,7 +33,7 @@ MIN_EVERY_S, MAX_EVERY_S = 0.1, 366 * 86400.0
 _REPEATED_HOUR_PROBES = 10_000  # cron matches inside one repeated hour, at most 3,600
 
 
-class WallClockCron(BaseTrigger):  # type: ignore[misc]
+class WallClockCron(BaseTrigger):
     """A crontab expression on a time zone's wall clock (5 fields, or 6 with seconds first).
 
     The day-of-week field takes names (``mon-fri``): APScheduler 3 numbers days from Monday,

@@ -56,8 +56,8 @@ def chunks_of(data: bytes | BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
     if isinstance(data, (bytes, bytearray, memoryview)):
         yield bytes(data)
     elif hasattr(data, "read"):
-        while chunk := data.read(CHUNK):  # type: ignore[union-attr]
+        while chunk := data.read(CHUNK):
             yield chunk
     else:
-        for chunk in data:  # type: ignore[union-attr]
+        for chunk in data:
             yield bytes(chunk)

@@ -13,8 +13,8 @@ from actors.inventory import (
     update_product_availability,
 )
 from jobcore.db import session_scope
-from shop.models import Inventory, InventoryDiscrepancy, InventorySyncRun, Product
 from shop.catalog import restock
+from shop.models import Inventory, InventoryDiscrepancy, InventorySyncRun, Product
 from tests.support.catalog import count, finished, notifications
 from tests.support.factories import make_product, make_user
 

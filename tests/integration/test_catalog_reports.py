@@ -14,8 +14,8 @@ from sqlalchemy import select
 from actors.reports import export_data_async, generate_daily_sales_report, update_product_rankings
 from jobcore import outbox
 from jobcore.db import session_scope
-from shop.models import Job, Payment, ProductRanking, ProductView, Refund, SalesReport
 from shop.job_records import create_job
+from shop.models import Job, Payment, ProductRanking, ProductView, Refund, SalesReport
 from tests.support.catalog import count, finished, notifications
 from tests.support.factories import make_order, make_product, make_user
 from tests.support.waiting import wait_until

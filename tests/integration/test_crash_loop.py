@@ -35,7 +35,7 @@ def test_a_crash_loop_message_is_parked_after_three_deliveries_while_1000_others
     restarts = 0
     worker = start_worker(*TEST_ACTORS, processes=2, threads=4)
     while True:
-        wait_until(lambda: not worker.alive() or (_succeeded(normal) == 1000 and _dead_letters()),
+        wait_until(lambda w=worker: not w.alive() or (_succeeded(normal) == 1000 and _dead_letters()),
                    timeout=120, what="the worker to die, or every message to settle")
         if worker.alive():
             break

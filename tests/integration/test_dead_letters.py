@@ -7,9 +7,9 @@ import uuid
 
 from sqlalchemy import func, select
 
-from programs.cli import main as cli
 from jobcore.db import session_scope
 from jobcore.models import DeadLetter
+from programs.cli import main as cli
 from tests.support import amqp
 from tests.support.faulty_actors import always_fails, fails_until_fixed, noop
 from tests.support.ledger import entry, state
@@ -67,7 +67,7 @@ MALFORMED_KINDS = {
 def test_700_malformed_bodies_of_7_kinds_are_dead_lettered_without_a_consumer_restart(start_worker):
     worker = start_worker(*TEST_ACTORS)
     children = worker.child_pids()
-    for kind, make in MALFORMED_KINDS.items():
+    for make in MALFORMED_KINDS.values():
         for i in range(100):
             amqp.publish_raw("tests", make(i))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from actors.jobs import process_job
 from jobcore import outbox
 from jobcore.db import session_scope
-from shop.models import Job
 from shop.job_records import create_job
+from shop.models import Job
 from tests.support.factories import make_order
 from tests.support.ledger import entry
 from tests.support.waiting import wait_until

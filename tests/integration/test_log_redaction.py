@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 
 import broker
-from jobcore.db import get_engine
 from devtools.processes import Worker
+from jobcore.db import get_engine
 from tests.support.canary_actors import canary_signup, canary_smtp
 from tests.support.ledger import state
 from tests.support.metrics import free_port, try_scrape

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from actors import backups as backup_actors
 from jobcore.db import session_scope
-from shop.models import Backup, Notification, Token
 from jobcore.models import LedgerEntry
+from shop.models import Backup, Notification, Token
 from shop.notifications.contexts import backup as backup_context
 from shop.ops import backup_jobs, backups, pg_tools
 from shop.settings import Settings

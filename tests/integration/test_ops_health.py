@@ -14,14 +14,14 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from actors import health as health_actors
+from devtools.processes import ROOT
+from devtools.stand_ins.process import start_stand_in
 from jobcore.db import session_scope
 from shop.models import HealthCheck, Notification
 from shop.notifications.contexts import health as health_context
-from devtools.processes import ROOT
-from shop.scheduling.process import start_scheduler
 from shop.ops import health
+from shop.scheduling.process import start_scheduler
 from shop.settings import Settings
-from devtools.stand_ins.process import start_stand_in
 from tests.support import scheduled_actors
 from tests.support.smtp_listener import SmtpListener
 from tests.support.waiting import wait_until

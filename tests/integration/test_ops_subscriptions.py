@@ -11,9 +11,9 @@ from actors import subscriptions as sub_actors
 from jobcore.db import session_scope
 from jobcore.models import LedgerEntry
 from shop.models import Notification, OpsRun, Order, Subscription, SubscriptionDelivery
+from shop.settings import Settings
 from shop.subscriptions.dates import next_delivery
 from shop.subscriptions.subscriptions import local_today
-from shop.settings import Settings
 from tests.support.factories import make_product, make_user
 from tests.support.waiting import wait_until
 

@@ -16,10 +16,10 @@ from jobcore.db import session_scope
 from jobcore.models import LedgerEntry, OutboxMessage
 from shop.models import Order, Payment, PaymentEvent, Refund
 from shop.payments import webhook_signing
-from tests.support.webhook_endpoint import WebhookEndpoint
 from tests.support.factories import make_order, make_product
 from tests.support.ledger import entry
 from tests.support.waiting import wait_until
+from tests.support.webhook_endpoint import WebhookEndpoint
 
 SECRET = "whsec_dev_only"
 
@@ -70,8 +70,8 @@ def test_cancelling_a_paid_order_refunds_it_and_releases_stock(stand_ins, start_
         order_id = make_order(s, lines=[(product, 2)]).id
         product_id = product.id
     start_worker("actors")
-    from actors.payments import validate_payment
     from actors.orders import reserve_inventory
+    from actors.payments import validate_payment
 
     _final(validate_payment.send(order_id).message_id)
     _final(reserve_inventory.send(order_id).message_id)

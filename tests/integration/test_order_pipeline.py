@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 
 from actors.orders import process_order_async
 from jobcore.db import session_scope
-from shop.models import Inventory, InventoryReservation, Notification, Order, Payment
-from jobcore.models import LedgerEntry
 from jobcore.ledger import queries as ledger_queries
+from jobcore.models import LedgerEntry
+from shop.models import Inventory, InventoryReservation, Notification, Order, Payment
 from tests.support.factories import make_order, make_product, make_user
 from tests.support.waiting import wait_until
 

@@ -35,10 +35,9 @@ def test_nothing_is_published_before_commit_and_the_message_follows_it(clean):
 
 def test_a_rollback_publishes_nothing(clean):
     amqp.declare("tests")
-    with pytest.raises(RuntimeError):
-        with session_scope() as s:
-            message_id = outbox.enqueue(s, noop, 6)
-            raise RuntimeError("the business write failed")
+    with pytest.raises(RuntimeError), session_scope() as s:
+        message_id = outbox.enqueue(s, noop, 6)
+        raise RuntimeError("the business write failed")
     with session_scope() as s:
         assert s.get(LedgerEntry, message_id) is None
     assert _outbox_rows() == 0

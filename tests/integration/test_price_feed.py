@@ -9,9 +9,9 @@ from prometheus_client import REGISTRY
 
 from actors.prices import poll_price_feed
 from jobcore.db import session_scope
+from shop.integrations import providers
 from shop.models import PriceFeed
 from shop.prices import feed as price_feed
-from shop.integrations import providers
 from shop.settings import Settings
 from tests.support.catalog import finished, notifications
 

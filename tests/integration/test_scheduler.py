@@ -19,8 +19,8 @@ import time_machine
 from dramatiq import Message
 from sqlalchemy import select, text
 
-from programs.cli import main as cli
 from jobcore.db import get_engine, session_scope
+from programs.cli import main as cli
 from shop.models import ScheduleFire, SchedulerLeader, ScheduleState
 from shop.scheduling import triggers
 from shop.scheduling.entries import Entry, message_id
@@ -31,7 +31,7 @@ from tests.support import amqp, scheduled_actors
 from tests.support.scheduled_actors import EVEN_SECONDS, EVERY_SECOND
 from tests.support.waiting import wait_until
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ENV = {"SHOPJOBS_SCHEDULE_MODULE": scheduled_actors.MODULE}
 TICK_S = 1.0
 

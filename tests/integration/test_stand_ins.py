@@ -15,9 +15,17 @@ from typing import Any
 import httpx
 import pytest
 
-from shop.integrations.http_clients import CarrierClient, PaymentClient, PaymentDeclined, ProviderRejected, ProviderUnavailable, RateLimited, WarehouseClient
-from shop.payments.webhook_signing import HEADER, SignatureError, verify
 from devtools.stand_ins.process import StandIn, StandInError, start_stand_in
+from shop.integrations.http_clients import (
+    CarrierClient,
+    PaymentClient,
+    PaymentDeclined,
+    ProviderRejected,
+    ProviderUnavailable,
+    RateLimited,
+    WarehouseClient,
+)
+from shop.payments.webhook_signing import HEADER, SignatureError, verify
 from tests.support.waiting import wait_until
 
 CARD = "tok_visa"

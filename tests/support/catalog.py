@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from jobcore.db import session_scope
-from shop.models import Notification
 from devtools.processes import Worker
 from devtools.stand_ins.process import StandIn, start_stand_in
+from jobcore.db import session_scope
+from shop.models import Notification
 from shop.storage import Storage, open_storage
 from tests.support.ledger import entry
 from tests.support.waiting import wait_until

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from jobcore import db
-from shop import dbadmin
 from devtools import devservices
-from jobcore.models import Base
-from tests.support import amqp
 from devtools.processes import Worker
+from jobcore import db
+from jobcore.models import Base
+from shop import dbadmin
+from tests.support import amqp
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

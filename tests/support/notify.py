@@ -15,11 +15,11 @@ from email.policy import default as default_policy
 import pytest
 from sqlalchemy import func, select
 
+from devtools.stand_ins.sms import SmsStandIn, start_sms_stand_in
+from devtools.stand_ins.smtp import SmtpStandIn, start_smtp_stand_in
 from jobcore.db import session_scope
 from jobcore.models import LedgerEntry
 from shop.models import Notification
-from devtools.stand_ins.sms import SmsStandIn, start_sms_stand_in
-from devtools.stand_ins.smtp import SmtpStandIn, start_smtp_stand_in
 
 
 @pytest.fixture(scope="session")

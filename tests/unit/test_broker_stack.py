@@ -7,13 +7,13 @@ import pytest
 from dramatiq.middleware import CurrentMessage, Retries
 
 from broker import build_broker, build_middleware
+from jobcore import db
+from jobcore.acks import LedgerAckedRabbitmqBroker
+from jobcore.ledger.writer import LedgerWriter
 from middleware.db_sessions import DbSessions
 from middleware.job_status import JobStatus
 from middleware.log_context import LogContext
 from middleware.metrics import Metrics
-from jobcore import db
-from jobcore.acks import LedgerAckedRabbitmqBroker
-from jobcore.ledger.writer import LedgerWriter
 from shop.settings import Settings
 
 

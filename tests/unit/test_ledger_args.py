@@ -5,8 +5,8 @@ import json
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from jobcore.ledger.writer import Change
 from jobcore.ledger.args import ledger_fields
+from jobcore.ledger.writer import Change
 
 broker = StubBroker()
 

@@ -12,10 +12,10 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Retries
 from prometheus_client import REGISTRY
 
-from middleware.metrics import Metrics
 from jobcore import logs
 from jobcore.metrics.failures import counts_failures
 from jobcore.redaction import register_secrets, scrub_text
+from middleware.metrics import Metrics
 from shop.settings import Settings
 
 

@@ -15,7 +15,7 @@ from shop.scheduling import triggers
 from shop.scheduling.entries import Entry, load, message_id
 from shop.scheduling.schedule import ENTRIES
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 BERLIN = ZoneInfo("Europe/Berlin")
 
 

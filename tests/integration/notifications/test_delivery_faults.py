@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from actors import email as email_actors
-from shop import cli
 from jobcore.db import session_scope
+from programs import cli
 from shop.models import EmailLog
 from shop.orders import orders
 from tests.support.factories import make_order, make_user

@@ -8,9 +8,9 @@ from email.message import EmailMessage
 
 import pytest
 
+from devtools.stand_ins.smtp import start_smtp_stand_in
 from shop.notifications import mailer
 from shop.settings import Settings
-from devtools.stand_ins.smtp import start_smtp_stand_in
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,17 @@ from sqlalchemy import select, update
 from actors import email as email_actors
 from actors import notifications as notification_actors
 from jobcore.db import session_scope
+from shop import job_records as job_service
 from shop.models import Job, Notification, Subscription
 from shop.notifications.links import verify_token
 from shop.notifications.messages import message_id
-from shop.notifications.sweep import create_schedule
-from shop import job_records as job_service
-from shop.orders import orders
 from shop.notifications.notifications import request_notification
+from shop.notifications.sweep import create_schedule
+from shop.orders import orders
+from shop.settings import current as current_settings
 from tests.support.factories import make_order, make_product, make_user
 from tests.support.notify import body, notification, settled, to_address
 from tests.support.waiting import wait_until
-from shop.settings import current as current_settings
 
 WORKER = {"processes": 1, "threads": 8}
 
