@@ -10,7 +10,7 @@ from actors.jobs import run_job_of_message
 from broker import routes, settings
 from jobcore.db import session_scope
 from shop.catalog import rankings
-from shop.reports import sales_report
+from shop.reports import exports, sales_report  # noqa: F401  (exports registers the "export" job type)
 
 
 @routes.actor("reports.generate_daily_sales_report")

@@ -16,13 +16,15 @@ from collections.abc import Collection, Sequence
 import dramatiq
 from sqlalchemy.exc import OperationalError
 
+from jobcore import db
 from jobcore.cli import dlq, jobs, queues, workers
 from jobcore.cli.context import CliContext
 from jobcore.errors import InvalidInput, NotFound
 from shop.cli import backups, health, notifications, schedules, settings_cmd
+from shop.integrations import providers
 from shop.queues import Queue
 from shop.scheduling import entries as schedule_entries
-from shop.settings import SettingsError
+from shop.settings import Settings, SettingsError
 
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -56,11 +58,16 @@ def _declare(schedule_module: str) -> Collection[str]:
 
 
 def context() -> CliContext:
-    """Build the process: settings, routing table and broker (``broker.py``), and the context."""
+    """Build the process (``broker.py``: routing table and broker) and read this invocation's
+    settings: a command run in a long-lived process (a test) sees the environment of its call."""
     import broker
 
+    settings = Settings.from_env()
+    if settings != broker.settings:
+        providers.configure(settings)
+        db.configure(settings)
     return CliContext(
-        settings=broker.settings, broker=_broker, declare=_declare, flush_ledger=broker.flush_ledger
+        settings=settings, broker=_broker, declare=_declare, flush_ledger=broker.flush_ledger
     )
 
 
