@@ -21,10 +21,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from jobcore.errors import InvalidInput
+from jobcore.ledger.states import State
 from jobcore.models import AuditLog
 
 CHANNEL = "shopjobs_cancellations"
-CANCELLABLE = ("enqueued", "retrying")
+CANCELLABLE = (State.ENQUEUED, State.RETRYING)
 REMEMBER_DAYS = 14
 logger = logging.getLogger("shopjobs.cancellations")
 
@@ -63,7 +64,9 @@ def cancel(
     params: dict[str, Any] = {"ids": ids, "order_id": order_id, "states": list(CANCELLABLE),
                               "error": f"cancelled by {operator}: {reason}"[:2000]}
     cancelled = session.execute(text(f"""
-        UPDATE job_ledger SET state = 'cancelled', state_changed_at = now(), finished_at = now(), error = :error
+        UPDATE job_ledger
+        SET state = '{State.CANCELLED}', state_changed_at = now(), finished_at = now(),
+            error = :error
         WHERE {where} AND state = ANY(:states)
         RETURNING message_id, actor"""), params).all()
     for message_id, _ in cancelled:
@@ -126,7 +129,7 @@ class CancellationWatch:
                 cur.execute(f"LISTEN {CHANNEL}")
                 # loaded after LISTEN, so no cancellation falls between the two
                 cur.execute(
-                    "SELECT message_id FROM job_ledger WHERE state = 'cancelled' "
+                    f"SELECT message_id FROM job_ledger WHERE state = '{State.CANCELLED}' "
                     "AND state_changed_at > now() - make_interval(days => %s)", (REMEMBER_DAYS,))
                 self._ids.update(row[0] for row in cur.fetchall())
             self._ready.set()

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from jobcore.db import affected, get_engine
 from jobcore.errors import InvalidInput, NotFound
+from jobcore.ledger.states import State
 from jobcore.models import AuditLog, DeadLetter, LedgerEntry
 from jobcore.outbox import LEDGER_RECORDED_OPTION
 
@@ -81,8 +82,8 @@ def replay(session: Session, row: DeadLetter, *, to_queue: str | None = None) ->
     message = original.copy(message_id=new_id, queue_name=queue, options=options)
     now = dt.datetime.now(dt.UTC)
     session.execute(pg_insert(LedgerEntry).values(
-        message_id=new_id, actor=original.actor_name, queue=queue, state="enqueued", state_changed_at=now,
-        enqueued_at=now, attempts=0, replay_of=original.message_id,
+        message_id=new_id, actor=original.actor_name, queue=queue, state=State.ENQUEUED,
+        state_changed_at=now, enqueued_at=now, attempts=0, replay_of=original.message_id,
         args=json.loads(json.dumps({"args": list(original.args), "kwargs": original.kwargs}, default=str)),
     ).on_conflict_do_update(index_elements=["message_id"], set_={"replay_of": original.message_id}))
     session.execute(update(DeadLetter).where(DeadLetter.id == row.id, DeadLetter.replayed_at.is_(None))

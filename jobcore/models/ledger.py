@@ -19,12 +19,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from jobcore.ledger.states import FINAL, State
 from jobcore.models.base import Base
 
-LEDGER_STATES = (
-    "enqueued", "running", "retrying", "succeeded", "failed", "dead", "skipped", "cancelled",
-)
-FINAL_STATES = ("succeeded", "failed", "dead", "skipped", "cancelled")
+LEDGER_STATES: tuple[State, ...] = tuple(State)
+FINAL_STATES: tuple[State, ...] = tuple(s for s in State if s in FINAL)
 
 
 class LedgerEntry(Base):
