@@ -31,24 +31,24 @@ WORKER_NAME = f"{socket.gethostname()}:{{pid}}"
 COLUMNS = (
     "message_id", "actor", "queue", "state", "state_ts", "args", "attempts", "enqueued_at", "eta",
     "started_at", "finished_at", "error", "traceback", "order_id", "user_id", "job_id", "worker",
-    "duplicates",
+    "duplicates", "result",
 )
 # Which state wins is decided by jobcore.ledger.precedence, the same rule Change.absorb applies.
 _TAKES = precedence.sql_takes("j", "EXCLUDED")
 # One JSON document per batch: json.dumps runs in C, and PostgreSQL parses the rows, which costs
-# the worker far less than adapting 18 Python arrays. Times travel as epoch seconds.
+# the worker far less than adapting 19 Python arrays. Times travel as epoch seconds.
 _UPSERT = f"""
 INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, args, attempts,
     enqueued_at, eta, started_at, finished_at, error, traceback, order_id, user_id, job_id, worker,
-    duplicates)
+    duplicates, result)
 SELECT v.message_id, v.actor, v.queue, v.state, to_timestamp(v.state_ts), v.args::jsonb,
     COALESCE(v.attempts, 0), to_timestamp(v.enqueued_at), to_timestamp(v.eta),
     to_timestamp(v.started_at), to_timestamp(v.finished_at), v.error, v.traceback, v.order_id,
-    v.user_id, v.job_id, v.worker, COALESCE(v.duplicates, 0)
+    v.user_id, v.job_id, v.worker, COALESCE(v.duplicates, 0), v.result::jsonb
 FROM json_to_recordset(%s::json) AS v(message_id text, actor text, queue text, state text,
     state_ts float8, args text, attempts int, enqueued_at float8, eta float8, started_at float8,
     finished_at float8, error text, traceback text, order_id bigint, user_id bigint, job_id text,
-    worker text, duplicates int)
+    worker text, duplicates int, result text)
 ON CONFLICT (message_id) DO UPDATE SET
   state = CASE WHEN {_TAKES} THEN EXCLUDED.state ELSE j.state END,
   state_changed_at = CASE WHEN {_TAKES} THEN EXCLUDED.state_changed_at ELSE j.state_changed_at END,
@@ -64,7 +64,8 @@ ON CONFLICT (message_id) DO UPDATE SET
   user_id = COALESCE(j.user_id, EXCLUDED.user_id),
   job_id = COALESCE(j.job_id, EXCLUDED.job_id),
   worker = COALESCE(EXCLUDED.worker, j.worker),
-  duplicates = j.duplicates + EXCLUDED.duplicates
+  duplicates = j.duplicates + EXCLUDED.duplicates,
+  result = COALESCE(EXCLUDED.result, j.result)
 """
 
 
@@ -90,6 +91,7 @@ class Change:
     job_id: str | None = None
     worker: str | None = None
     duplicates: int = 0
+    result: str | None = None  # JSON text: the job's return value, redacted and capped
 
     def absorb(self, newer: Change) -> None:
         """Fold a later change for the same message into this one, as the upsert would."""
@@ -100,7 +102,7 @@ class Change:
         for name in ("args", "order_id", "user_id", "job_id"):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(newer, name))
-        for name in ("eta", "error", "traceback", "worker"):
+        for name in ("eta", "error", "traceback", "worker", "result"):
             if getattr(newer, name) is not None:
                 setattr(self, name, getattr(newer, name))
         if newer.enqueued_at is not None:

@@ -52,6 +52,7 @@ class LedgerEntry(Base):
     worker: Mapped[str | None] = mapped_column(String(120))
     duplicates: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     redeliveries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    result: Mapped[Any | None] = mapped_column(JSONB)  # the return value, redacted and capped
 
     __table_args__ = (
         CheckConstraint(
