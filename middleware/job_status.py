@@ -10,12 +10,13 @@ return value travels in the same write as its ``succeeded`` state.
 
 from __future__ import annotations
 
-import os
+import logging
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 import dramatiq
+import dramatiq.worker
 from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 from dramatiq.errors import ActorNotFound
@@ -32,6 +33,7 @@ from middleware.cancellations import CANCELLED_ATTRIBUTE
 
 MAX_ERROR_CHARS = 2000
 MAX_TRACEBACK_CHARS = 16000
+logger = logging.getLogger("shopjobs.ledger")
 
 
 class LedgerUnavailable(MiddlewareError):
@@ -56,8 +58,9 @@ class JobStatus(Middleware):
         duplicate is skipped (and counted in the ledger) instead of run again.
       acks_deferred: the broker's consumers defer acks until the ledger commits (else the
         worker thread waits in ``before_ack``).
-      prefetch_per_thread: unacked messages per worker thread when acks are deferred
-        (``dramatiq_queue_prefetch`` in the environment still wins).
+      prefetch_per_thread: unacked messages per worker thread when acks are deferred; it
+        widens only Dramatiq's default, never a prefetch set in code or by
+        ``dramatiq_queue_prefetch``.
       claim: records 'running' synchronously and says whether this delivery may run; used for
         actors with ``dedupe=True`` (money and stock), whose duplicate copies are skipped.
     """
@@ -86,10 +89,29 @@ class JobStatus(Middleware):
         self.acks_deferred = acks_deferred
 
     def before_worker_boot(self, broker: Broker, worker: dramatiq.Worker) -> None:
-        if self.acks_deferred and not os.getenv("dramatiq_queue_prefetch"):
-            # an ack now trails its job by one ledger commit: widen the unacked window so
-            # threads never idle waiting for it (Dramatiq's default is 2 per thread)
-            worker.queue_prefetch = max(worker.queue_prefetch, worker.worker_threads * self.prefetch_per_thread)
+        worker.queue_prefetch, why = self.choose_prefetch(worker)
+        logger.info("queue prefetch %d per queue for %d threads: %s",
+                    worker.queue_prefetch, worker.worker_threads, why)
+
+    def choose_prefetch(self, worker: dramatiq.Worker) -> tuple[int, str]:
+        """The worker's unacked window per queue, and why: widen Dramatiq's default only.
+
+        With deferred acks a message stays unacked until its final state is committed, so
+        Dramatiq's 2 per thread would leave threads idle waiting for a commit. A prefetch
+        someone chose (in code, or by ``dramatiq_queue_prefetch``) is theirs to keep.
+        """
+        from_env = dramatiq.worker.QUEUE_PREFETCH  # what Dramatiq read from its variable
+        default = from_env or min(worker.worker_threads * 2, 65535)  # as Worker.__init__ sets it
+        if worker.queue_prefetch != default:
+            return worker.queue_prefetch, "set in code"
+        if from_env:
+            return from_env, "set by dramatiq_queue_prefetch"
+        if not self.acks_deferred:
+            return default, "Dramatiq's default (2 per thread); acks are not deferred"
+        widened = max(default, min(worker.worker_threads * self.prefetch_per_thread, 65535))
+        return widened, (
+            f"Dramatiq's default {default} widened to {self.prefetch_per_thread} per thread, "
+            "because acks wait for the ledger commit")
 
     @staticmethod
     def _change(message: Any, state: State, at: float, **extra: Any) -> Change:

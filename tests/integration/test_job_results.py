@@ -74,3 +74,12 @@ def test_a_failed_job_has_no_result_and_dramatiq_reports_its_error(start_worker)
     assert failure.value.orig_exc_type == "ValueError"
     assert failure.value.orig_exc_msg == "order 9 cannot be exported"
 
+
+def test_the_worker_says_once_at_boot_which_prefetch_it_uses_and_why(start_worker):
+    worker = start_worker(*ACTORS, threads=4)
+
+    lines = [line for line in worker.log().splitlines() if "queue prefetch" in line]
+
+    assert len(lines) == 1
+    assert "queue prefetch 64 per queue for 4 threads" in lines[0]
+    assert "widened to 16 per thread, because acks wait for the ledger commit" in lines[0]
