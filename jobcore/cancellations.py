@@ -147,7 +147,8 @@ class CancellationWatch:
         try:
             conn.autocommit = True
             with conn.cursor() as cur:
-                cur.execute("SET application_name = %s", (f"shopjobs-cancellations[{os.getpid()}]",))
+                name = f"shopjobs-cancellations[{os.getpid()}]"
+                cur.execute("SET application_name = %s", (name,))
                 cur.execute(f"LISTEN {CHANNEL}")
                 # loaded after LISTEN, so no cancellation falls between the two
                 cur.execute(

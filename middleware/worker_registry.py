@@ -25,7 +25,8 @@ class WorkerRegistry(Middleware):
 
     def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
         queues = sorted(worker.consumer_whitelist or broker.get_declared_queues())
-        heartbeat = Heartbeat([q for q in queues if not q.endswith((".DQ", ".XQ"))], worker.worker_threads)
+        queues = [q for q in queues if not q.endswith((".DQ", ".XQ"))]
+        heartbeat = Heartbeat(queues, worker.worker_threads)
         try:
             heartbeat.start()
         except Exception:

@@ -30,7 +30,8 @@ ENGINE_NAME = f"shopjobs[{PID}]"
 
 def _observe(sql: str, *params: Any) -> list[tuple[Any, ...]]:
     """Ask PostgreSQL on a connection of its own (the process's engine must stay untouched)."""
-    conn = psycopg2.connect(Settings.from_env().psycopg_dsn, application_name="shopjobs-test-observer")
+    dsn = Settings.from_env().psycopg_dsn
+    conn = psycopg2.connect(dsn, application_name="shopjobs-test-observer")
     try:
         with conn.cursor() as cur:
             cur.execute(sql, params)
@@ -45,7 +46,8 @@ def _connections(application_name: str) -> int:
 
 
 def _registered() -> bool:
-    return bool(_observe("SELECT 1 FROM worker_processes WHERE name = %s", WORKER_NAME.format(pid=PID)))
+    name = WORKER_NAME.format(pid=PID)
+    return bool(_observe("SELECT 1 FROM worker_processes WHERE name = %s", name))
 
 
 def _watch_threads() -> list[threading.Thread]:
@@ -88,12 +90,13 @@ def test_a_stopped_worker_closes_its_listen_connection_and_engine_after_draining
     try:
         wait_for_release.send()
         assert started.wait(30), "the job did not start"
-        wait_until(lambda: _connections(LISTEN_NAME) == 1, 10, what="the worker's LISTEN connection")
+        wait_until(lambda: _connections(LISTEN_NAME) == 1, 10, what="the LISTEN connection")
         assert _connections(ENGINE_NAME) >= 1 and _registered() and _watch_threads()
 
         # When the worker is told to stop while the job still runs
         stopper.start()
-        wait_until(lambda: not any(t.running for t in worker.workers), 10, what="worker threads told to stop")
+        wait_until(lambda: not any(t.running for t in worker.workers), 10,
+                   what="worker threads told to stop")
 
         # Then, while it drains, it is still listed as a worker and still listens
         assert _registered(), "a draining worker vanished from `shopjobs workers`"
