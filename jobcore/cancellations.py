@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import select
 import threading
 from collections.abc import Callable, Iterable
@@ -27,6 +28,7 @@ from jobcore.models import AuditLog
 CHANNEL = "shopjobs_cancellations"
 CANCELLABLE = (State.ENQUEUED, State.RETRYING)
 REMEMBER_DAYS = 14
+THREAD_NAME = "cancellation-watch"
 logger = logging.getLogger("shopjobs.cancellations")
 
 
@@ -87,6 +89,11 @@ def cancel(
 class CancellationWatch:
     """The cancelled ids a worker process must skip, kept current by LISTEN on ``CHANNEL``.
 
+    Its connection is named ``shopjobs-cancellations[pid]`` in ``pg_stat_activity``. ``stop``
+    wakes the listening thread at once (a pipe beside the connection in ``select``), so a
+    worker's shutdown does not wait for a poll interval, and the connection is closed before
+    ``stop`` returns.
+
     Parameters:
       connect: opens a psycopg2 connection (autocommit is set here).
       reconnect_s: wait before reconnecting after the connection failed.
@@ -98,7 +105,8 @@ class CancellationWatch:
         self._ids: set[str] = set()
         self._stop = threading.Event()
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cancellation-watch", daemon=True)
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
 
     def __contains__(self, message_id: object) -> bool:
         return message_id in self._ids
@@ -109,9 +117,22 @@ class CancellationWatch:
         if not self._ready.wait(ready_within_s):
             logger.warning("cancelled jobs not loaded within %.0f s; still trying", ready_within_s)
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 10.0) -> bool:
+        """Stop listening and close the connection; False if the thread outlived ``timeout_s``."""
+        if self._wake_w < 0:
+            return True  # stopped already
         self._stop.set()
-        self._thread.join(5)
+        os.write(self._wake_w, b"x")
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            # stuck in connect() (its own timeout ends it); the daemon thread dies with the process
+            logger.warning("cancellation watch did not stop within %.0f s", timeout_s)
+            return False
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        self._wake_r = self._wake_w = -1
+        return True
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -126,6 +147,8 @@ class CancellationWatch:
         try:
             conn.autocommit = True
             with conn.cursor() as cur:
+                name = f"shopjobs-cancellations[{os.getpid()}]"
+                cur.execute("SET application_name = %s", (name,))
                 cur.execute(f"LISTEN {CHANNEL}")
                 # loaded after LISTEN, so no cancellation falls between the two
                 cur.execute(
@@ -134,7 +157,7 @@ class CancellationWatch:
                 self._ids.update(row[0] for row in cur.fetchall())
             self._ready.set()
             while not self._stop.is_set():
-                if select.select([conn], [], [], 1.0)[0]:
+                if conn in select.select([conn, self._wake_r], [], [], 5.0)[0]:
                     conn.poll()
                     while conn.notifies:
                         self._ids.add(conn.notifies.pop(0).payload)

@@ -23,6 +23,18 @@ from jobcore.outbox import LEDGER_RECORDED_OPTION
 
 logger = logging.getLogger(__name__)
 PREVIEW_BYTES = 256
+# How loud a dead letter is: an error the actor declared in ``throws=`` was expected (INFO, as
+# Dramatiq's Retries logs it); expiry and a bare rejection are conditions to watch (WARNING);
+# everything else is a job that failed for good, unexpectedly (ERROR).
+LOG_LEVELS = {
+    "permanent_error": logging.INFO,
+    "age_limit": logging.WARNING,
+    "rejected": logging.WARNING,
+    "failed": logging.ERROR,
+    "unknown_actor": logging.ERROR,
+    "undecodable": logging.ERROR,
+    "crashed_worker": logging.ERROR,
+}
 REPLAY_DROPPED_OPTIONS = ("retries", "eta", "traceback", "requeue_timestamp")
 
 
@@ -39,7 +51,8 @@ def record(*, queue: str, body: bytes, reason: str, message_id: str | None = Non
             message_id=message_id, queue=queue.removesuffix(".DQ").removesuffix(".XQ"), actor=actor,
             reason=reason, error=error, traceback=traceback, attempts=attempts, body=body,
         ))
-    logger.warning("dead letter: queue=%s actor=%s message_id=%r reason=%s", queue, actor, message_id, reason)
+    logger.log(LOG_LEVELS.get(reason, logging.ERROR),
+               "dead letter: queue=%s actor=%s message_id=%r reason=%s", queue, actor, message_id, reason)
 
 
 def listing(session: Session, *, queue: str | None = None, actor: str | None = None, reason: str | None = None,

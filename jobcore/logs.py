@@ -42,6 +42,24 @@ class SafeMessageArgs(logging.Filter):
         return True
 
 
+DRAMATIQ_WORKER_LOGGER = "dramatiq.worker.WorkerThread"
+DRAMATIQ_ATTEMPT_FAILED = "Failed to process message %s with unhandled exception."
+
+
+class AttemptFailureAsWarning(logging.Filter):
+    """Dramatiq logs each failed attempt at ERROR, before Retries has decided to retry it.
+
+    A failed attempt is a WARNING (traceback kept); a job that failed for good is logged at ERROR
+    once, as a dead letter (``jobcore.dead_letters``), and an expected ``throws=`` error stays at
+    INFO. So an ERROR line means a job failed for good.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.msg == DRAMATIQ_ATTEMPT_FAILED:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def _is_message(value: Any) -> bool:
     return hasattr(value, "actor_name") and hasattr(value, "message_id") and hasattr(value, "args")
 
@@ -95,6 +113,9 @@ def configure(fmt: str = "console", level: str = "INFO", *, settings: Any = None
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("pika").setLevel(logging.WARNING)
+    worker_log = logging.getLogger(DRAMATIQ_WORKER_LOGGER)
+    if not any(isinstance(f, AttemptFailureAsWarning) for f in worker_log.filters):
+        worker_log.addFilter(AttemptFailureAsWarning())
 
 
 def get_logger(name: str) -> Any:
