@@ -93,6 +93,14 @@ class JobStatus(Middleware):
         logger.info("queue prefetch %d per queue for %d threads: %s",
                     worker.queue_prefetch, worker.worker_threads, why)
 
+    def after_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
+        """Write what is buffered and stop the flusher: its connection closes with it.
+
+        The consumers have handed back or acked everything by now (Worker.stop closes them
+        before this hook), and ``atexit`` does not run in Dramatiq's worker processes.
+        """
+        self.writer.close()
+
     def choose_prefetch(self, worker: dramatiq.Worker) -> tuple[int, str]:
         """The worker's unacked window per queue, and why: widen Dramatiq's default only.
 

@@ -26,6 +26,7 @@ from tests.support.waiting import wait_until
 PID = os.getpid()
 LISTEN_NAME = f"shopjobs-cancellations[{PID}]"
 ENGINE_NAME = f"shopjobs[{PID}]"
+LEDGER_NAME = f"shopjobs-ledger[{PID}]"
 
 
 def _observe(sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -92,6 +93,7 @@ def test_a_stopped_worker_closes_its_listen_connection_and_engine_after_draining
         assert started.wait(30), "the job did not start"
         wait_until(lambda: _connections(LISTEN_NAME) == 1, 10, what="the LISTEN connection")
         assert _connections(ENGINE_NAME) >= 1 and _registered() and _watch_threads()
+        wait_until(lambda: _connections(LEDGER_NAME) == 1, 10, what="the ledger writer's connection")
 
         # When the worker is told to stop while the job still runs
         stopper.start()
@@ -115,4 +117,5 @@ def test_a_stopped_worker_closes_its_listen_connection_and_engine_after_draining
     assert not _watch_threads(), "the LISTEN thread is still alive"
     wait_until(lambda: _connections(LISTEN_NAME) == 0, 10, what="the LISTEN connection closed")
     wait_until(lambda: _connections(ENGINE_NAME) == 0, 10, what="the engine's connections closed")
+    wait_until(lambda: _connections(LEDGER_NAME) == 0, 10, what="the ledger writer's connection closed")
     assert not _registered(), "the stopped worker is still registered"
