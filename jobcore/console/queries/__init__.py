@@ -1,0 +1,1 @@
+"""What the console's pages read, one module per page family; plain functions of a Session."""
