@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import logging
 import os
 import socket
@@ -37,6 +38,9 @@ def register(groups: Any, make: Callable[[], tuple[JobSettings, Extensions]]) ->
                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bind", help="address to listen on (SHOPJOBS_CONSOLE_BIND, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (SHOPJOBS_CONSOLE_PORT, 8180; 0: any free)")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="also import MODULE at start (more actor modules whose dead letters "
+                             "the console may replay)")
     parser.set_defaults(run=lambda args: serve(args, make))
     commands = parser.add_subparsers(dest="command")
 
@@ -139,6 +143,8 @@ def serve(args: argparse.Namespace, make: Callable[[], tuple[JobSettings, Extens
     port = console.port if args.port is None else args.port
     settings, ext = make()
     app = create_app(settings, console, ext)
+    for name in args.imports:
+        importlib.import_module(name)
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -66,8 +66,10 @@ class Hub:
             except Exception:
                 logger.warning("console live poll failed; retrying", exc_info=True)
                 pulse = None
-            if pulse is not None and pulse != last:
-                changed = sorted(k for k in pulse if last is None or pulse[k] != last.get(k))
+            if pulse is not None and last is None:
+                last = pulse  # the baseline: a tab that just opened has this state already
+            elif pulse is not None and pulse != last:
+                changed = sorted(k for k in pulse if pulse[k] != last.get(k))
                 last = pulse
                 for queue in list(self._listeners):
                     if queue.full():

@@ -64,7 +64,7 @@ def series(session: Session, seconds: int) -> dict[str, list[Any]]:
     column format: x in epoch seconds, then one list per series)."""
     bucket = 60 if seconds <= 6 * 3600 else 300
     rows = session.execute(text("""
-        SELECT floor(EXTRACT(EPOCH FROM state_changed_at) / :b) * :b AS t,
+        SELECT floor(EXTRACT(EPOCH FROM state_changed_at) / :b) * :b AS at,
                count(*) FILTER (WHERE state = 'succeeded') AS done,
                count(*) FILTER (WHERE state IN ('failed', 'dead')) AS failed,
                percentile_cont(0.95) WITHIN GROUP (
@@ -77,7 +77,7 @@ def series(session: Session, seconds: int) -> dict[str, list[Any]]:
         GROUP BY 1 ORDER BY 1"""), {"b": bucket, "s": seconds}).all()
     now = session.scalar(text("SELECT EXTRACT(EPOCH FROM now())"))
     start = (int(now) - seconds) // bucket * bucket
-    found = {int(r.t): r for r in rows}
+    found = {int(r.at): r for r in rows}
     cols: dict[str, list[Any]] = {"t": [], "done": [], "failed": [], "wait_p95": [], "run_p95": []}
     for t in range(start, int(now) + 1, bucket):
         r = found.get(t)

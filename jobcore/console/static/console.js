@@ -44,7 +44,7 @@
     plots.forEach(function (p) { p.destroy(); });
     plots = [];
     if (!data || !window.uPlot) return;
-    var s = JSON.parse(data.textContent);
+    var s = JSON.parse(data.dataset.series);
     var css = getComputedStyle(document.documentElement);
     var ok = css.getPropertyValue("--ok").trim(), bad = css.getPropertyValue("--bad").trim();
     var accent = css.getPropertyValue("--accent").trim(), warn = css.getPropertyValue("--warn").trim();
