@@ -84,6 +84,7 @@ def main() -> int:
             extra_env={"SHOPJOBS_SCHEDULE_MODULE": "devtools.workload.schedule"}, log_path=".run/scheduler.log"
         )
         print(f"== scheduler running (pid {scheduler.pid}, log: .run/scheduler.log)", flush=True)
+        _start_console()
         seeded = seed(rng)
         print(f"== seeded {len(seeded.user_ids)} customers, {len(seeded.product_ids)} products, "
               f"{len(seeded.order_ids)} past orders", flush=True)
@@ -143,6 +144,38 @@ def _wait(ids: list[str], deadline_s: float, started: float):
         if done or now > deadline:
             return snap
         pause.wait(0.2)
+
+
+def _start_console() -> None:
+    """[13] The operator's web console on this run's database, for watching the run: a one-run
+    admin user, the URL printed, the process stopped by its PID when the main job exits."""
+    import atexit
+    import secrets
+    import subprocess
+
+    from devtools.processes import ROOT
+
+    shopjobs = os.path.join(os.path.dirname(sys.executable), "shopjobs")
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    password = secrets.token_urlsafe(12)
+    subprocess.run([shopjobs, "console", "users", "add", "main", "--role", "admin", "--password-stdin"],
+                   input=password + "\n", text=True, env=env, cwd=ROOT, check=True, capture_output=True)
+    log = open(".run/console.log", "w")
+    proc = subprocess.Popen([shopjobs, "console", "--port", os.environ.get("SHOPJOBS_MAIN_CONSOLE_PORT", "0")],
+                            stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT)
+    line = proc.stdout.readline() if proc.stdout else ""
+    url = line.rsplit(" ", 1)[-1].strip() if "listening on" in line else "(did not start: .run/console.log)"
+    print(f"== console: {url} (user main, password {password}; log: .run/console.log)", flush=True)
+
+    def stop() -> None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+    atexit.register(stop)
 
 
 if __name__ == "__main__":
