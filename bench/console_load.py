@@ -53,25 +53,31 @@ def psycopg_dsn(url: str) -> str:
 
 
 def rows(n: int, now: dt.datetime, rng: random.Random):  # type: ignore[no-untyped-def]
-    """Ledger rows over the last 30 days: 40 % of them are 6-step order histories."""
+    """Ledger rows over the last 30 days in the order a ledger grows (oldest first); 40 % of them
+    are 6-step order histories; only the last 15 minutes hold unfinished jobs (a backlog of a
+    few thousand), as on a healthy system."""
     states, weights = zip(*STATES)
+    start, step = now - dt.timedelta(days=30), dt.timedelta(days=30) / n
+    recent = now - dt.timedelta(minutes=15)
     order = 0
     i = 0
     while i < n:
+        base = start + step * i
         if rng.random() < 0.4 / 6:
             order += 1
-            start = now - dt.timedelta(seconds=rng.uniform(0, 30 * 86400))
-            for step, actor in enumerate(ORDER_STEPS):
+            for k, actor in enumerate(ORDER_STEPS):
                 if i >= n:
                     return
-                at = start + dt.timedelta(seconds=step * 2)
-                state = "failed" if (order % 50 == 0 and step == 1) else "succeeded"
+                at = base + dt.timedelta(seconds=k * 2)
+                state = "failed" if (order % 50 == 0 and k == 1) else "succeeded"
                 yield row(actor, actor.split(".")[0], state, at, {"order_id": order}, order, rng)
                 i += 1
             continue
         actor, queue = ACTORS[int(rng.paretovariate(1.2)) % len(ACTORS)]
         state = rng.choices(states, weights)[0]
-        at = now - dt.timedelta(seconds=rng.uniform(0, 30 * 86400))
+        if state in ("enqueued", "running", "retrying") and base < recent:
+            state = "succeeded"
+        at = base + dt.timedelta(seconds=rng.uniform(-30, 30))
         args = {"user_id": rng.randrange(1, 200_000), "kind": rng.choice(("daily", "weekly", "manual"))}
         yield row(actor, queue, state, at, args, None, rng)
         i += 1
