@@ -166,8 +166,8 @@ def writer_cost(dsn: str, n: int = 40_000) -> tuple[float, float]:
                 cur.execute("CREATE TABLE bench_ledger_copy (LIKE job_ledger INCLUDING ALL)")
                 if not with_indexes:
                     for name in CONSOLE_INDEXES:
-                        cur.execute(f"SELECT indexname FROM pg_indexes WHERE tablename = 'bench_ledger_copy' "
-                                    f"AND indexdef LIKE %s", (_definition_of(cur, name),))
+                        cur.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'bench_ledger_copy' "
+                                    "AND indexdef LIKE %s", (_definition_of(cur, name),))
                         for (found,) in cur.fetchall():
                             cur.execute(f"DROP INDEX {found}")
             conn.commit()
@@ -268,6 +268,7 @@ def main() -> int:
 
     from jobcore.console import auth
     from jobcore.db import configure, session_scope
+    from jobcore.errors import InvalidInput
     from shop.settings import Settings
 
     configure(Settings.from_env())
@@ -275,7 +276,7 @@ def main() -> int:
     with session_scope() as s:
         try:
             auth.create_user(s, "bench", "viewer", password)
-        except Exception:
+        except InvalidInput:  # the user exists from an earlier run
             s.rollback()
             auth.set_password(s, "bench", password)
     env = {**os.environ, "SHOPJOBS_DATABASE_URL": URL, "SHOPJOBS_CONSOLE_SECURE_COOKIES": "0",

@@ -20,7 +20,7 @@ from jobcore import db
 from jobcore.cli import dlq, jobs, queues, workers
 from jobcore.cli.context import CliContext
 from jobcore.errors import InvalidInput, NotFound
-from shop.cli import backups, health, notifications, schedules, settings_cmd
+from shop.cli import backups, console, health, notifications, schedules, settings_cmd
 from shop.integrations import providers
 from shop.queues import Queue
 from shop.scheduling import entries as schedule_entries
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     workers.register(groups)
     health.register(groups)
     backups.register(groups)
+    console.register(groups)
     return parser
 
 

@@ -27,13 +27,13 @@ from jobcore.console.models import ROLES, ConsoleUser
 from jobcore.console.settings import ConsoleSettings
 from jobcore.db import session_scope
 from jobcore.errors import InvalidInput
-from jobcore.settings import JobSettings
 
 logger = logging.getLogger("shopjobs.console")
 
 
-def register(groups: Any, make: Callable[[], tuple[JobSettings, Extensions]]) -> None:
-    """Add ``console``; ``make`` builds the application's settings and extensions when it runs."""
+def register(groups: Any, make: Callable[[argparse.Namespace], Extensions]) -> None:
+    """Add ``console``; ``make(args)`` builds the application's extensions when it serves
+    (``args.context`` is the entry point's ``CliContext``)."""
     parser = groups.add_parser("console", help="the operator's web console (serve; users; tokens)",
                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bind", help="address to listen on (SHOPJOBS_CONSOLE_BIND, 127.0.0.1)")
@@ -132,7 +132,7 @@ def run_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve(args: argparse.Namespace, make: Callable[[], tuple[JobSettings, Extensions]]) -> int:
+def serve(args: argparse.Namespace, make: Callable[[argparse.Namespace], Extensions]) -> int:
     """Run the console until SIGINT/SIGTERM; prints its URL once it listens."""
     import uvicorn
 
@@ -141,8 +141,8 @@ def serve(args: argparse.Namespace, make: Callable[[], tuple[JobSettings, Extens
     console = ConsoleSettings.from_env()
     bind = args.bind or console.bind
     port = console.port if args.port is None else args.port
-    settings, ext = make()
-    app = create_app(settings, console, ext)
+    ext = make(args)
+    app = create_app(args.context.settings, console, ext)
     for name in args.imports:
         importlib.import_module(name)
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET

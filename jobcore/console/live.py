@@ -66,15 +66,14 @@ class Hub:
             except Exception:
                 logger.warning("console live poll failed; retrying", exc_info=True)
                 pulse = None
-            if pulse is not None and last is None:
-                last = pulse  # the baseline: a tab that just opened has this state already
-            elif pulse is not None and pulse != last:
+            if pulse is not None and last is not None and pulse != last:
                 changed = sorted(k for k in pulse if pulse[k] != last.get(k))
-                last = pulse
                 for queue in list(self._listeners):
                     if queue.full():
                         queue.get_nowait()
                     queue.put_nowait({"changed": changed})
+            # the first pulse is the baseline: a tab that just opened has that state already
+            last = pulse if pulse is not None else last
             await asyncio.sleep(self.interval_s)
 
     async def stop(self) -> None:

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, quote
 
 import jinja2
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -73,7 +73,8 @@ class Console:
 
 
 def console_of(request: Request) -> Console:
-    return request.app.state.console  # type: ignore[no-any-return]
+    console: Console = request.app.state.console
+    return console
 
 
 def templates() -> jinja2.Environment:
@@ -204,7 +205,8 @@ async def read_form(request: Request, max_fields: int = 100) -> FormData:
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
         raise InvalidInput(f"the form is malformed or has more than {max_fields} fields") from None
-    return FormData(pairs)
+    fields: list[tuple[str, str | UploadFile]] = list(pairs)
+    return FormData(fields)
 
 
 def check_csrf(request: Request, who: auth.Principal, form: FormData) -> None:

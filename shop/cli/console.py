@@ -2,29 +2,28 @@
 
 The shop lends the console its schedules (pause, resume, trigger through
 ``shop.scheduling.control``), its queue names, what ``order_id`` means, the order pipeline's
-steps and its compensation, the ledger's retention policy, and how to load the actors so a
-replayed dead letter can be published (as ``shopjobs dlq replay`` does).
+steps and its compensation, the ledger's retention policy; the entry point's ``CliContext``
+lends the broker (every actor declared), so a replayed dead letter can be published.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 from typing import Any
 
+from jobcore.cli.context import CliContext
 from jobcore.console import cli as console_cli
 from jobcore.console.extensions import Extensions, ScheduleRow
 from jobcore.redaction import secrets_of
-from jobcore.settings import JobSettings
+from shop.orders.pipeline import STEPS
 from shop.queues import Queue
-from shop.settings import Settings
+from shop.scheduling import control
+from shop.scheduling.daemon import load_schedule
+from shop.scheduling.entries import Entry, load, message_id
+from shop.settings import PREFIX, Settings, SettingsError
 
-# the steps of shop.orders.pipeline.order_pipeline, in order (a unit test keeps them equal)
-PIPELINE_STEPS = (
-    "payments.validate_payment",
-    "orders.reserve_inventory",
-    "orders.send_to_warehouse",
-    "orders.notify_customer",
-)
+PIPELINE_STEPS = STEPS  # the order pipeline's steps, in order
 COMPENSATION_ACTORS = frozenset({"orders.compensate_order", "orders.cancel_order_async"})
 SUCCEEDED_STATES = ("succeeded", "skipped", "cancelled")
 FAILED_STATES = ("failed", "dead")
@@ -33,18 +32,18 @@ FAILED_STATES = ("failed", "dead")
 class ShopSchedules:
     """``shopjobs schedules`` for the console: the same control functions, the same entries."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, context: CliContext, module: str) -> None:
+        self.context, self.module = context, module
 
-    def _entries(self) -> Any:
-        from shop.cli.schedules import _entries
-
-        return _entries()
+    def _entries(self) -> tuple[Entry, ...]:
+        try:
+            return load(self.module)
+        except (ImportError, ValueError, AttributeError) as exc:
+            raise SettingsError(
+                f"{PREFIX}SCHEDULE_MODULE={self.module!r} is not a usable schedule: {exc}"
+            ) from None
 
     def listing(self) -> tuple[list[ScheduleRow], dict[str, Any] | None]:
-        from shop.scheduling import control
-        from shop.scheduling.entries import message_id
-
         result = control.listing(self._entries())
         rows = [ScheduleRow(
             name=r["name"], actor=r["actor"], trigger=r["trigger"], tz=r["tz"], paused=r["paused"],
@@ -55,49 +54,40 @@ class ShopSchedules:
         return rows, result["leader"]
 
     def pause(self, name: str) -> bool:
-        from shop.scheduling import control
-
         return control.set_paused(self._entries(), name, True)
 
     def resume(self, name: str) -> bool:
-        from shop.scheduling import control
-
         return control.set_paused(self._entries(), name, False)
 
     def trigger(self, name: str) -> tuple[dt.datetime, str | None]:
-        from shop.scheduling import control
-        from shop.scheduling.daemon import load_schedule
-
-        return control.trigger(load_schedule(self.settings.schedule_module), name)
+        entries = load_schedule(self.module, self.context.declare(self.module))
+        return control.trigger(entries, name)
 
 
-def _load_actors() -> None:
-    """What ``shopjobs dlq replay`` imports (jobcore/cli/dlq.py): the broker and every actor, so
-    a replay's actor name resolves. The CLI is an entry point; this is its one upward reach."""
-    import actors  # noqa: F401
-    import broker  # noqa: F401
-
-
-def _flush() -> None:
-    import broker
-
-    broker.flush_ledger()
-
-
-def extensions(settings: Settings) -> Extensions:
+def extensions(context: CliContext) -> Extensions:
+    settings = context.settings
+    assert isinstance(settings, Settings)
     retention = {s: settings.ledger_keep_days_succeeded for s in SUCCEEDED_STATES}
     retention.update({s: settings.ledger_keep_days_failed for s in FAILED_STATES})
     return Extensions(
         title="shopjobs", queues=[q.value for q in Queue], order_label="order",
         pipeline_steps=PIPELINE_STEPS, compensation_actors=COMPENSATION_ACTORS,
-        retention_days=retention, schedules=ShopSchedules(settings), load_actors=_load_actors,
-        flush=_flush, secrets=secrets_of(settings),
+        retention_days=retention, schedules=ShopSchedules(context, settings.schedule_module),
+        load_actors=lambda: _declare_all(context), flush=lambda: _flush(context),
+        secrets=secrets_of(settings),
     )
 
 
-def _make() -> tuple[JobSettings, Extensions]:
-    settings = Settings.from_env()
-    return settings, extensions(settings)
+def _declare_all(context: CliContext) -> None:
+    context.broker()  # the entry point declares every actor on the project's broker
+
+
+def _flush(context: CliContext) -> None:
+    context.flush_ledger()
+
+
+def _make(args: argparse.Namespace) -> Extensions:
+    return extensions(args.context)
 
 
 def register(groups: Any) -> None:

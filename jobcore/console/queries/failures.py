@@ -19,7 +19,7 @@ from jobcore.models import LedgerEntry
 FAILED = ("failed", "dead")
 SCAN_CAP = 20_000
 NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
-HEX = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b0x[0-9a-f]+\b", re.I)
+HEX = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b0x[0-9a-f]+\b", re.IGNORECASE)
 QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 FRAME = re.compile(r'File "([^"]+)", line \d+, in (\S+)')
 

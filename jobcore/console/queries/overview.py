@@ -56,7 +56,7 @@ def oldest_waiting(session: Session) -> dict[str, float]:
 def open_dead_letters(session: Session) -> dict[str, int]:
     rows = session.execute(text(
         "SELECT queue, count(*) FROM dead_letters WHERE replayed_at IS NULL GROUP BY queue")).all()
-    return dict((q, int(c)) for q, c in rows)
+    return {q: int(c) for q, c in rows}
 
 
 def series(session: Session, seconds: int) -> dict[str, list[Any]]:
@@ -96,7 +96,7 @@ def ledger_health(session: Session, retention_days: dict[str, int]) -> dict[str,
         SELECT pg_total_relation_size('job_ledger'), pg_relation_size('job_ledger'),
                pg_indexes_size('job_ledger'),
                (SELECT reltuples::bigint FROM pg_class WHERE oid = 'job_ledger'::regclass)""")).one()
-    by_state = dict(session.execute(text(
+    by_state: dict[str, int] = dict(session.execute(text(
         "SELECT state, count(*) FROM job_ledger GROUP BY state ORDER BY 2 DESC")).all())
     oldest = session.scalar(text("SELECT min(state_changed_at) FROM job_ledger"))
     prune = []

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +20,22 @@ from jobcore.console.web import Console, console_of, wants_json
 from jobcore.db import session_scope
 from jobcore.models import LedgerEntry
 from jobcore.redaction import scrub_text
+
+_cache: dict[Any, tuple[float, Any]] = {}
+_cache_lock = threading.Lock()
+
+
+def shared(key: Any, ttl_s: float, compute: Callable[[], Any]) -> Any:
+    """``compute()``, shared by every tab for ``ttl_s``: many open overviews cost one query set."""
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None and now - hit[0] < ttl_s:
+            return hit[1]
+    value = compute()
+    with _cache_lock:
+        _cache[key] = (now, value)
+    return value
 
 
 @contextmanager

@@ -18,12 +18,13 @@ from jobcore.console.queries import broker as broker_q
 from jobcore.console.queries import failures as failures_q
 from jobcore.console.queries import jobs as jobs_q
 from jobcore.console.queries import overview as overview_q
-from jobcore.console.views.common import params, reading, respond
+from jobcore.console.views.common import params, reading, respond, shared
 from jobcore.console.web import console_of, page
 from jobcore.errors import InvalidInput, NotFound
 from jobcore.models import LEDGER_STATES, AuditLog, LedgerEntry
 
 FINISHED = ("succeeded", "failed", "dead", "skipped", "cancelled")
+LEDGER_HEALTH_TTL_S = 60.0
 _actors_cache: dict[str, Any] = {"at": 0.0, "names": []}
 _actors_lock = threading.Lock()
 
@@ -52,13 +53,15 @@ def overview(request: Request, who: Principal) -> Response:
     p = params(request, ("window",))
     window, seconds = overview_q.window_seconds(p.choice("window", tuple(overview_q.WINDOWS)) or "6h")
     c = console_of(request)
-    with reading(request) as s:
-        live = overview_q.live_counts(s)
-        recent = overview_q.recent_outcomes(s, seconds)
-        oldest = overview_q.oldest_waiting(s)
-        letters = overview_q.open_dead_letters(s)
-        series = overview_q.series(s, seconds)
-        alive = worker_registry.workers(s)
+
+    def read() -> tuple[Any, ...]:
+        with reading(request) as s:
+            return (overview_q.live_counts(s), overview_q.recent_outcomes(s, seconds),
+                    overview_q.oldest_waiting(s), overview_q.open_dead_letters(s),
+                    overview_q.series(s, seconds), worker_registry.workers(s))
+
+    live, recent, oldest, letters, series, alive = shared(
+        ("overview", window), max(2.0, c.console.live_poll_s), read)
     names = sorted(set(c.ext.queues) | set(live) | set(recent) | set(letters))
     queues = []
     for name in names:
@@ -262,6 +265,11 @@ def audit(request: Request, who: Principal) -> Response:
 def ledger(request: Request, who: Principal) -> Response:
     params(request, ())
     c = console_of(request)
-    with reading(request) as s:
-        health = overview_q.ledger_health(s, dict(c.ext.retention_days))
-    return respond(request, "ledger.html", health, who=who, nav="ledger", health=health)
+
+    def read() -> dict[str, Any]:
+        with reading(request) as s:
+            return overview_q.ledger_health(s, dict(c.ext.retention_days))
+
+    health = shared("ledger", LEDGER_HEALTH_TTL_S, read)  # it counts every row: once a minute
+    return respond(request, "ledger.html", health, who=who, nav="ledger", health=health,
+                   ttl_s=LEDGER_HEALTH_TTL_S)

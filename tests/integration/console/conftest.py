@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from devtools.processes import ROOT
-from shop.cli import main as cli
+from programs.cli import main as cli
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -35,7 +35,7 @@ class ConsoleProcess:
 
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
-        self._log = open(log_path, "w")
+        self._log = open(log_path, "w")  # noqa: SIM115  (held open for the process's life)
         command = [os.path.join(os.path.dirname(sys.executable), "shopjobs"), "console", "--port", "0"]
         for module in CONSOLE_MODULES:
             command += ["--import", module]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from actors.orders import process_order_async
 from jobcore.db import session_scope
