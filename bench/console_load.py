@@ -152,7 +152,7 @@ def load(conn, n: int) -> float:  # type: ignore[no-untyped-def]
     return time.monotonic() - started
 
 
-def writer_cost(dsn: str, n: int = 40_000) -> tuple[float, float]:
+def writer_cost(dsn: str, n: int = 40_000, only: tuple[str, ...] = CONSOLE_INDEXES) -> tuple[float, float]:
     """Seconds for the ledger writer (its own batched upsert) to record ``n`` jobs as enqueued,
     running, succeeded: with the console's indexes and without them (alternating, best of two),
     on the still empty job_ledger."""
@@ -161,7 +161,7 @@ def writer_cost(dsn: str, n: int = 40_000) -> tuple[float, float]:
     conn = psycopg2.connect(dsn)
     with conn.cursor() as cur:
         cur.execute("SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)",
-                    (list(CONSOLE_INDEXES),))
+                    (list(only),))
         definitions = cur.fetchall()
     results: dict[bool, list[float]] = {True: [], False: []}
     try:
@@ -220,7 +220,10 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=5_000_000)
     ap.add_argument("--samples", type=int, default=20)
     ap.add_argument("--keep", action="store_true", help="reuse the database if it has the rows")
+    ap.add_argument("--writer-only", action="store_true", help="only the indexes' cost, one by one")
     args = ap.parse_args()
+    if args.writer_only:
+        return writer_only()
     os.environ["SHOPJOBS_DATABASE_URL"] = URL
     from shop import dbadmin
 
@@ -293,13 +296,13 @@ def main() -> int:
             ("dead letters", "/dead-letters", False),
             ("ledger health (counts every row)", "/ledger", False),
         ]
-        first = client.get("/jobs.json?limit=1").json()["jobs"][0]["message_id"]
+        newest = client.get("/jobs.json?limit=1").json()["jobs"][0]["message_id"]
         print("\nms over HTTP; 'first' is the first request (the overview and the ledger's counts are "
               "then shared for 2 s and 60 s)", flush=True)
         print(f"{'page':40s} {'first':>7s} {'median':>7s} {'p95':>7s} {'max':>7s}  target", flush=True)
         failures = 0
         for name, path, targeted in pages:
-            path = path or f"/jobs/{first}"
+            path = path or f"/jobs/{newest}"
             samples: list[float] = []
             first = 0.0
             for i in range(args.samples + 2):
@@ -326,6 +329,23 @@ def main() -> int:
         proc.wait(15)
     print(f"\nRESULT console_load rows={count} targets_missed={failures}")
     return 1 if failures else 0
+
+
+def writer_only() -> int:
+    """Each console index's cost to the ledger writer, alone, in a fresh database."""
+    from shop import dbadmin
+
+    url = URL.rsplit("/", 1)[0] + "/shopjobs_console_writer"
+    dbadmin.create_database(url, recreate=True)
+    dbadmin.migrate(url)
+    try:
+        for name in CONSOLE_INDEXES:
+            with_, without = writer_cost(psycopg_dsn(url), only=(name,))
+            print(f"{name:32s} {with_:6.2f} s with, {without:6.2f} s without ({with_ / without:.2f}x)",
+                  flush=True)
+    finally:
+        dbadmin.drop_database(url)
+    return 0
 
 
 def _deep_cursor(client: httpx.Client, pages: int) -> str:
