@@ -263,7 +263,24 @@ def test_lists_update_live_without_a_reload(start_worker, browse):
     b.page.wait_for_selector("#dead-letters tbody tr[data-href]", timeout=30_000)
     b.shot("arrived-live")
     assert b.page.evaluate("window.stillTheSamePage") is True
-    assert "#live-dot.on" and b.page.locator("#live-dot.on").count() == 1
+    assert b.page.locator("#live-dot.on").count() == 1
+
+    # A hidden tab closes its stream and misses changes; shown again, it catches up at once
+    b.page.evaluate(VISIBILITY, True)
+    assert b.page.locator("#live-dot.on").count() == 0
+    always_fails.send(6)
+    wait_until(lambda: len(_letters("tests.always_fails")) == 2, what="a second dead letter")
+    b.page.wait_for_timeout(1500)  # three live polls: a listening tab would have updated
+    assert b.page.locator("#dead-letters tbody tr[data-href]").count() == 1
+    b.page.evaluate(VISIBILITY, False)
+    rows = b.page.locator("#dead-letters tbody tr[data-href]")
+    wait_until(lambda: rows.count() == 2, what="the shown tab caught up")
+    assert b.page.evaluate("window.stillTheSamePage") is True
+
+
+VISIBILITY = """(hidden) => {
+    Object.defineProperty(document, 'hidden', {value: hidden, configurable: true});
+    document.dispatchEvent(new Event('visibilitychange')); }"""
 
 
 def test_every_page_renders_and_bad_input_gets_a_clear_400_or_404(start_worker, browse, tmp_path):
