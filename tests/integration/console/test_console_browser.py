@@ -16,6 +16,7 @@ from jobcore.db import session_scope
 from jobcore.ledger import queries as ledger_queries
 from jobcore.models import AuditLog, DeadLetter
 from shop.models import ScheduleState
+from tests.integration.console.conftest import cli
 from tests.support.factories import make_order, make_product, make_user
 from tests.support.faulty_actors import always_fails, fails_until_fixed, touch
 from tests.support.ledger import entry, state
@@ -325,3 +326,40 @@ def test_every_page_renders_and_bad_input_gets_a_clear_400_or_404(start_worker, 
     b.page.click("a[rel=next]")
     assert b.page.locator("#jobs tbody tr[data-href]").count() == 1
     assert not [e for e in b.errors if "status of 4" not in e], b.errors
+
+
+def test_keyboard_shortcuts_dark_mode_and_a_read_only_api_token(chromium, console_process, browse,
+                                                              monkeypatch, capsys):
+    b = browse("olga", "operator")
+
+    # Keys: g then d goes to the dead letters, / focuses the search, ? opens the help
+    b.page.keyboard.press("g")
+    b.page.keyboard.press("d")
+    b.page.wait_for_url(f"{b.base}/dead-letters")
+    b.page.keyboard.press("/")
+    assert b.page.evaluate("document.activeElement.id") == "search"
+    b.page.keyboard.press("Escape")
+    b.page.keyboard.press("?")
+    assert b.page.locator("#keys[open]").count() == 1
+
+    # Dark mode follows the system's preference
+    dark = chromium.new_context(color_scheme="dark")
+    try:
+        page = dark.new_page()
+        page.goto(console_process.url + "/login")
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(20, 23, 27)", background
+    finally:
+        dark.close()
+
+    # A token made by the CLI reads the JSON twins, and cannot act
+    assert cli(["console", "token", "olga"]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    request = b.context.request
+    headers = {"Authorization": f"Bearer {token}"}
+    listing = request.get(console_process.url + "/jobs.json", headers=headers,
+                          fail_on_status_code=False, max_redirects=0)
+    assert listing.status == 200 and "jobs" in listing.json()
+    refused = request.get(console_process.url + "/jobs.json",
+                          headers={"Authorization": "Bearer not-a-token"}, max_redirects=0)
+    assert refused.status == 401
