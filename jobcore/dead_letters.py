@@ -76,8 +76,11 @@ def get(session: Session, dead_letter_id: int) -> DeadLetter:
     return row
 
 
-def replay(session: Session, row: DeadLetter, *, to_queue: str | None = None) -> str:
-    """Publish the dead message again under a new message id, linked to the old one in the ledger."""
+def replay(
+    session: Session, row: DeadLetter, *, to_queue: str | None = None, operator: str | None = None
+) -> str:
+    """Publish the dead message again under a new message id, linked to the old one in the ledger;
+    with ``operator``, an audit row says who (the CLI and the console both pass it)."""
     if row.replayed_at is not None:
         raise InvalidInput(f"dead letter {row.id} was already replayed as {row.replay_message_id}")
     try:
@@ -101,6 +104,11 @@ def replay(session: Session, row: DeadLetter, *, to_queue: str | None = None) ->
     ).on_conflict_do_update(index_elements=["message_id"], set_={"replay_of": original.message_id}))
     session.execute(update(DeadLetter).where(DeadLetter.id == row.id, DeadLetter.replayed_at.is_(None))
                     .values(replayed_at=now, replay_message_id=new_id))
+    if operator is not None:
+        session.add(AuditLog(
+            actor=operator, action="dlq.replay", subject=f"dead letter {row.id}",
+            details={"dead_letter": row.id, "old_message_id": original.message_id,
+                     "new_message_id": new_id, "to_queue": to_queue}))
     session.flush()
     broker.enqueue(message)
     return new_id

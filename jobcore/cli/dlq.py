@@ -80,7 +80,8 @@ def run_replay(args: argparse.Namespace) -> int:
     with session_scope() as s:
         for row in _selected(s, args):
             replayed.append({"dead_letter": row.id, "old_message_id": row.message_id,
-                             "new_message_id": dead_letters.replay(s, row, to_queue=args.to_queue)})
+                             "new_message_id": dead_letters.replay(
+                                 s, row, to_queue=args.to_queue, operator=getpass.getuser())})
     args.context.flush_ledger()
     emit(replayed, as_json=args.json)
     return 0

@@ -54,11 +54,7 @@ def replay(who: Principal, ext: Extensions, letter_ids: Sequence[int], cap: int)
         try:
             with session_scope() as s:
                 row = dead_letters.get(s, letter_id)
-                old = row.message_id
-                new = dead_letters.replay(s, row)
-                s.add(AuditLog(
-                    actor=who.operator_name, action="dlq.replay", subject=f"dead letter {letter_id}",
-                    details={"dead_letter": letter_id, "old_message_id": old, "new_message_id": new}))
+                new = dead_letters.replay(s, row, operator=who.operator_name)
             results.append(Result(f"dead letter {letter_id}", True, f"replayed as {new}", f"/jobs/{new}"))
         except (InvalidInput, NotFound) as exc:
             results.append(Result(f"dead letter {letter_id}", False, str(exc), f"/dead-letters/{letter_id}"))
