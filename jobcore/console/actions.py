@@ -1,4 +1,5 @@
-"""What an operator does from the console: the CLI's own functions, each audited with who.
+"""What an operator does from the console: the CLI's own functions, which write the audit row
+(who: ``console:<user>``) as they do for the CLI.
 
 Bulk actions take ids, never a filter: the ids the operator saw in the preview are the only
 rows touched (a dead letter that arrived after the preview is not among them), at most the
@@ -17,7 +18,6 @@ from jobcore.console.auth import Principal
 from jobcore.console.extensions import Extensions
 from jobcore.db import session_scope
 from jobcore.errors import InvalidInput, NotFound
-from jobcore.models import AuditLog
 
 logger = logging.getLogger("shopjobs.console")
 
@@ -30,11 +30,6 @@ class Result:
     done: bool
     note: str
     link: str | None = None
-
-
-def audit(who: Principal, action: str, subject: str, details: dict[str, Any]) -> None:
-    with session_scope() as s:
-        s.add(AuditLog(actor=who.operator_name, action=action, subject=subject[:120], details=details))
 
 
 def cancel(who: Principal, message_ids: Sequence[str], reason: str, cap: int) -> list[Result]:
@@ -77,21 +72,20 @@ def schedule(who: Principal, ext: Extensions, name: str, action: str) -> Result:
     if ext.schedules is None:
         raise NotFound("this application has no schedules")
     if action == "pause":
-        changed = ext.schedules.pause(name)
+        changed = ext.schedules.pause(name, who.operator_name)
         note = "paused" if changed else "already paused"
     elif action == "resume":
-        changed = ext.schedules.resume(name)
+        changed = ext.schedules.resume(name, who.operator_name)
         note = "resumed" if changed else "not paused"
     elif action == "trigger":
         ext.load_actors()
-        fire_time, message_id = ext.schedules.trigger(name)
+        fire_time, message_id = ext.schedules.trigger(name, who.operator_name)
         ext.flush()
         changed = message_id is not None
         note = (f"fired at {fire_time:%H:%M:%S} as {message_id}" if changed
                 else f"a fire at {fire_time:%H:%M:%S} was already sent; nothing sent")
     else:
         raise NotFound(f"no schedule action {action!r}")
-    audit(who, f"schedules.{action}", name, {"changed": changed, "note": note})
     return Result(name, changed, note, "/schedules")
 
 

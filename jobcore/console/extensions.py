@@ -34,13 +34,14 @@ class Schedules(Protocol):
         """Every schedule, and the leader (holder, since, holds_lock) or None."""
         ...
 
-    def pause(self, name: str) -> bool:
-        """Returns whether anything changed; NotFound for an unknown name."""
+    def pause(self, name: str, operator: str) -> bool:
+        """Returns whether anything changed; NotFound for an unknown name. Audited as
+        ``operator`` by the application, as its CLI does."""
         ...
 
-    def resume(self, name: str) -> bool: ...
+    def resume(self, name: str, operator: str) -> bool: ...
 
-    def trigger(self, name: str) -> tuple[dt.datetime, str | None]:
+    def trigger(self, name: str, operator: str) -> tuple[dt.datetime, str | None]:
         """Fire once now; the fire time and the message id (None when that second had fired)."""
         ...
 

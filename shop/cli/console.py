@@ -53,15 +53,15 @@ class ShopSchedules:
         ) for r in result["schedules"]]
         return rows, result["leader"]
 
-    def pause(self, name: str) -> bool:
-        return control.set_paused(self._entries(), name, True)
+    def pause(self, name: str, operator: str) -> bool:
+        return control.set_paused(self._entries(), name, True, operator=operator)
 
-    def resume(self, name: str) -> bool:
-        return control.set_paused(self._entries(), name, False)
+    def resume(self, name: str, operator: str) -> bool:
+        return control.set_paused(self._entries(), name, False, operator=operator)
 
-    def trigger(self, name: str) -> tuple[dt.datetime, str | None]:
+    def trigger(self, name: str, operator: str) -> tuple[dt.datetime, str | None]:
         entries = load_schedule(self.module, self.context.declare(self.module))
-        return control.trigger(entries, name)
+        return control.trigger(entries, name, operator=operator)
 
 
 def extensions(context: CliContext) -> Extensions:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import json
 import sys
 from typing import Any
@@ -129,7 +130,7 @@ def _named(args: argparse.Namespace, action: Any) -> int:
 
 def run_pause(args: argparse.Namespace) -> int:
     def pause(entries: tuple[Entry, ...], name: str) -> int:
-        changed = control.set_paused(entries, name, True)
+        changed = control.set_paused(entries, name, True, operator=getpass.getuser())
         print(f"{name}: paused" if changed else f"{name}: already paused")
         return 0
 
@@ -138,7 +139,7 @@ def run_pause(args: argparse.Namespace) -> int:
 
 def run_resume(args: argparse.Namespace) -> int:
     def resume(entries: tuple[Entry, ...], name: str) -> int:
-        changed = control.set_paused(entries, name, False)
+        changed = control.set_paused(entries, name, False, operator=getpass.getuser())
         print(f"{name}: resumed" if changed else f"{name}: not paused")
         return 0
 
@@ -153,7 +154,7 @@ def run_trigger(args: argparse.Namespace) -> int:
             entries = load_schedule(module, args.context.declare(module))
         except LookupError as exc:
             raise SettingsError(f"{PREFIX}SCHEDULE_MODULE={module!r} cannot run: {exc}") from None
-        fire_time, message_id = control.trigger(entries, name)
+        fire_time, message_id = control.trigger(entries, name, operator=getpass.getuser())
         if message_id is None:
             print(f"{name}: a fire at {_time(fire_time)} was already sent; nothing sent")
         else:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from jobcore.db import session_scope
 from jobcore.errors import InvalidInput, NotFound
+from jobcore.models import AuditLog
 from shop.models import ScheduleState
 from shop.scheduling import firing, leader, triggers
 from shop.scheduling.entries import Entry, find
@@ -67,18 +68,21 @@ def listing(entries: Sequence[Entry], now: dt.datetime | None = None) -> dict[st
     return {"schedules": rows, "leader": current}
 
 
-def set_paused(entries: Sequence[Entry], name: str, paused: bool) -> bool:
-    """Pause or resume; returns whether anything changed."""
+def set_paused(entries: Sequence[Entry], name: str, paused: bool, operator: str | None = None) -> bool:
+    """Pause or resume; returns whether anything changed. With ``operator``, audited."""
     entry = entry_named(entries, name)
     now = firing.utcnow()
     with session_scope() as s:
         state = firing.lock_state(s, entry.name, now)
-        if state.paused == paused:
-            return False
-        state.paused = paused
-        if not paused:
-            state.checked_until = max(state.checked_until, now)
-    return True
+        changed = state.paused != paused
+        if changed:
+            state.paused = paused
+            if not paused:
+                state.checked_until = max(state.checked_until, now)
+        if operator is not None:
+            s.add(AuditLog(actor=operator, action="schedules.pause" if paused else "schedules.resume",
+                           subject=entry.name, details={"changed": changed}))
+    return changed
 
 
 def set_override(
@@ -130,6 +134,15 @@ def clear_override(entries: Sequence[Entry], name: str) -> None:
         state.override_args = None
 
 
-def trigger(entries: Sequence[Entry], name: str) -> tuple[dt.datetime, str | None]:
-    """Fire the entry once now, through the same one-fire-one-message path."""
-    return firing.trigger_now(entry_named(entries, name))
+def trigger(
+    entries: Sequence[Entry], name: str, operator: str | None = None
+) -> tuple[dt.datetime, str | None]:
+    """Fire the entry once now, through the same one-fire-one-message path. With ``operator``,
+    audited (with the message id, or none when that second had fired already)."""
+    entry = entry_named(entries, name)
+    fire_time, message_id = firing.trigger_now(entry)
+    if operator is not None:
+        with session_scope() as s:
+            s.add(AuditLog(actor=operator, action="schedules.trigger", subject=entry.name,
+                           details={"fire_time": fire_time.isoformat(), "message_id": message_id}))
+    return fire_time, message_id
