@@ -153,10 +153,10 @@ def test_bulk_replay_replays_only_the_previewed_dead_letters_while_new_ones_arri
 
 
 def test_an_operator_cancels_a_delayed_job_and_the_worker_skips_it(start_worker, browse, tmp_path):
-    # Given a delayed job and a worker
+    # Given a job delayed long enough for the operator's clicks on a loaded machine, and a worker
     worker = start_worker(*TEST_ACTORS)
     path = tmp_path / "should-not-exist"
-    message_id = touch.send_with_options(args=(str(path),), delay=4000).message_id
+    message_id = touch.send_with_options(args=(str(path),), delay=12_000).message_id
     import broker
 
     broker.flush_ledger()
@@ -177,7 +177,7 @@ def test_an_operator_cancels_a_delayed_job_and_the_worker_skips_it(start_worker,
     assert state(message_id) == "cancelled" and "customer called" in entry(message_id).error
     [audit] = _audit("jobs.cancel")
     assert audit.actor == "console:olga" and audit.details["cancelled"] == [message_id]
-    wait_until(lambda: "was cancelled; skipped" in worker.log(), what="the worker skipped it")
+    wait_until(lambda: "was cancelled; skipped" in worker.log(), timeout=60, what="the worker skipped it")
     assert not path.exists()
     b.goto(f"/jobs/{message_id}")
     assert "cancelled" in b.page.inner_text("h1")
