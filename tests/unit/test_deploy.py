@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 
 import jsonschema
+import pytest
 import yaml
 
 from jobcore.metrics import definitions, scheduling  # noqa: F401  (registers the metric families)
@@ -58,6 +60,43 @@ def test_the_compose_file_has_no_obsolete_version_key_and_no_written_in_credenti
         for key, value in (service.get("environment") or {}).items():
             if SECRET_NAME.search(key) and not key.endswith(("_USER", "_URL")):
                 assert INTERPOLATED_SECRET.match(str(value)), f"{name}.{key} must be ${{VAR:?...}}"
+
+
+INTERPOLATION = re.compile(r"\$\{([A-Z_]+)(?::([?-])([^}]*))?\}")
+
+
+def _interpolate(value: str, given: dict[str, str]) -> str:
+    """Compose's ``${VAR:?msg}`` / ``${VAR:-default}`` with ``given`` as the shell's environment."""
+
+    def one(match: re.Match[str]) -> str:
+        name, kind, rest = match.groups()
+        if name in given:
+            return given[name]
+        if kind == "?":
+            raise KeyError(f"{name}: {rest}")
+        return rest or ""
+
+    return INTERPOLATION.sub(one, value)
+
+
+def test_the_application_runs_in_production_mode_and_requires_every_secret():
+    from jobcore.settings import _is_secret
+    from shop.settings import Settings
+
+    env = _compose()["services"]["workers"]["environment"]
+    assert env["SHOPJOBS_ENV"] == "production"
+    required = {m.group(1) for v in env.values() for m in INTERPOLATION.finditer(str(v))
+                if m.group(2) == "?"}
+    secret_fields = {"SHOPJOBS_" + f.name.upper() for f in dataclasses.fields(Settings) if _is_secret(f)}
+    # every secret of the settings that has no safe default is required by the compose file
+    for variable in secret_fields - {"SHOPJOBS_SMTP_PASSWORD"}:  # SMTP AUTH is optional
+        assert variable in env and INTERPOLATED_SECRET.match(str(env[variable])), variable
+    given = {name: f"Test-{name.lower()}-pw" for name in required}
+    resolved = {k: _interpolate(str(v), given) for k, v in env.items()}
+    Settings.from_env(resolved)  # production validation passes with every secret given
+    for name in required:  # and a missing one stops `docker compose up` naming it
+        with pytest.raises(KeyError, match=name):
+            {k: _interpolate(str(v), {n: x for n, x in given.items() if n != name}) for k, v in env.items()}
 
 
 def test_every_service_has_a_healthcheck_or_runs_once_and_dependencies_wait_on_conditions():
