@@ -12,7 +12,7 @@ import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, Self
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PREFIX = "SHOPJOBS_"
@@ -124,6 +124,15 @@ class JobSettings:
         "PostgreSQL URL (shop data and job ledger)",
     )
     db_pool_size: int = _field(10, _int(1, 200), "connections per worker process")
+    db_statement_timeout_ms: int = _field(
+        30_000, _int(0, 86_400_000), "longest statement of the application's connections (0: none)"
+    )
+    db_lock_timeout_ms: int = _field(
+        5_000, _int(0, 86_400_000), "longest wait for a lock before the statement fails (0: none)"
+    )
+    db_idle_in_transaction_timeout_ms: int = _field(
+        60_000, _int(0, 86_400_000), "an open transaction left idle this long is ended by the server"
+    )
     metrics_bind: str = _field("127.0.0.1", _ip, "address the metrics endpoint binds to")
     metrics_public: bool = _field(
         False, _bool, "allow METRICS_BIND beyond loopback in production (a scrape network, say so)"
@@ -230,9 +239,29 @@ class JobSettings:
         return url + ("&" if "?" in url else "?") + "&".join(extra)
 
     @property
+    def db_session_options(self) -> str:
+        """libpq ``options`` that bound every statement, lock wait and idle transaction.
+
+        Set at connect, so no session of the application runs unbounded: a blocked ledger flush
+        fails after ``lock_timeout`` instead of holding back every ack of its process, and a
+        transaction forgotten open stops holding its locks after the idle timeout.
+        """
+        return (
+            f"-c statement_timeout={self.db_statement_timeout_ms}"
+            f" -c lock_timeout={self.db_lock_timeout_ms}"
+            f" -c idle_in_transaction_session_timeout={self.db_idle_in_transaction_timeout_ms}"
+        )
+
+    @property
     def psycopg_dsn(self) -> str:
-        """The database URL in the form psycopg2 and libpq tools accept."""
-        return self.database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+        """The database URL in the form psycopg2 accepts, with the session timeouts as options.
+
+        Not for pg_dump/pg_restore: a dump must not be cut by the application's statement timeout.
+        """
+        dsn = self.database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+        if "options=" in dsn:
+            return dsn
+        return dsn + ("&" if "?" in dsn else "?") + "options=" + quote(self.db_session_options)
 
 
 def _is_secret(field: dataclasses.Field[Any]) -> bool:
