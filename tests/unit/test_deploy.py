@@ -6,13 +6,14 @@ import dataclasses
 import json
 import os
 import re
+import subprocess
 
 import jsonschema
 import pytest
 import yaml
 
 from jobcore.metrics import definitions, scheduling  # noqa: F401  (registers the metric families)
-from tests.support.metrics import promtool_check
+from tests.support.metrics import promtool, promtool_check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COMPOSE = os.path.join(ROOT, "docker-compose.yml")
@@ -159,3 +160,17 @@ def test_the_dashboard_and_the_alerts_use_only_metrics_that_exist():
     alerts = {r["alert"] for g in rules["groups"] for r in g["rules"]}
     assert {"ShopjobsJobFailureRateHigh", "ShopjobsDeadLettersGrowing", "ShopjobsQueueBacklogOld",
             "ShopjobsSchedulerWithoutLeader", "ShopjobsPriceFeedStale"} <= alerts
+
+
+def test_every_alert_has_promtool_rule_tests_firing_and_not_firing_and_they_pass():
+    with open(os.path.join(ROOT, "deploy", "alerts.yml")) as fh:
+        alerts = {r["alert"] for g in yaml.safe_load(fh)["groups"] for r in g["rules"]}
+    with open(os.path.join(ROOT, "deploy", "alerts.test.yml")) as fh:
+        cases = [c for t in yaml.safe_load(fh)["tests"] for c in t["alert_rule_test"]]
+    fires = {c["alertname"] for c in cases if c.get("exp_alerts")}
+    quiet = {c["alertname"] for c in cases if not c.get("exp_alerts")}
+    assert alerts - fires == set(), "alerts without a firing test"
+    assert alerts - quiet == set(), "alerts without a not-firing test"
+    done = subprocess.run([promtool(), "test", "rules", os.path.join(ROOT, "deploy", "alerts.test.yml")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
