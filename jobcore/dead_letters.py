@@ -38,7 +38,11 @@ def record(*, queue: str, body: bytes, reason: str, message_id: str | None = Non
             message_id=message_id, queue=queue.removesuffix(".DQ").removesuffix(".XQ"), actor=actor,
             reason=reason, error=error, traceback=traceback, attempts=attempts, body=body,
         ))
-    logger.warning("dead letter: queue=%s actor=%s message_id=%r reason=%s", queue, actor, message_id, reason)
+    logger.warning(
+        "dead letter: queue=%s actor=%s message_id=%r reason=%s", queue, actor, message_id, reason,
+        # as fields too: a dead letter is often logged outside the job's bound context
+        extra={"queue": queue, "actor": actor, "message_id": message_id, "reason": reason},
+    )
 
 
 def listing(session: Session, *, queue: str | None = None, actor: str | None = None, reason: str | None = None,

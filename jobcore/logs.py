@@ -95,6 +95,11 @@ def configure(fmt: str = "console", level: str = "INFO", *, settings: Any = None
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("pika").setLevel(logging.WARNING)
+    # one INFO line per outbound HTTP request drowns the job lines: third-party request logs
+    # show only when the process runs at DEBUG
+    quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
+    for name in ("httpx", "httpcore", "urllib3"):
+        logging.getLogger(name).setLevel(quiet)
 
 
 def get_logger(name: str) -> Any:

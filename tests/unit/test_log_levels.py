@@ -1,0 +1,49 @@
+"""Third-party request lines show only at DEBUG; dead-letter lines carry their ids as fields."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from jobcore import logs
+
+
+@pytest.fixture()
+def captured():
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {n: logging.getLogger(n).level for n in ("httpx", "httpcore", "urllib3")}
+
+    def configure(level_name: str) -> io.StringIO:
+        logs.configure("json", level_name)
+        out = io.StringIO()
+        root.handlers[0].setStream(out)
+        return out
+
+    yield configure
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, value in levels.items():
+        logging.getLogger(name).setLevel(value)
+
+
+def test_httpx_request_lines_are_hidden_at_info_and_shown_at_debug(captured):
+    out = captured("INFO")
+    logging.getLogger("httpx").info('HTTP Request: GET http://x/ "HTTP/1.1 200 OK"')
+    logging.getLogger("httpx").warning("a real problem")
+    assert "HTTP Request" not in out.getvalue() and "a real problem" in out.getvalue()
+    out = captured("DEBUG")
+    logging.getLogger("httpx").info('HTTP Request: GET http://x/ "HTTP/1.1 200 OK"')
+    assert "HTTP Request" in out.getvalue()
+
+
+def test_extra_fields_of_a_log_call_are_json_fields(captured):
+    out = captured("INFO")
+    logging.getLogger("jobcore.dead_letters").warning(
+        "dead letter: queue=%s", "orders", extra={"queue": "orders", "message_id": "m-1", "actor": "a.b"}
+    )
+    line = json.loads(out.getvalue().splitlines()[-1])
+    assert (line["queue"], line["message_id"], line["actor"]) == ("orders", "m-1", "a.b")
