@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import uuid
 from collections.abc import Iterator
 
 import psycopg2
@@ -18,7 +19,9 @@ from sqlalchemy.exc import OperationalError
 
 import broker
 from jobcore import db
+from jobcore.ledger.writer import Change, LedgerWriter, connect_psycopg, now
 from shop.settings import Settings
+from tests.support.ledger import entry
 from tests.support.waiting import wait_until
 
 
@@ -89,3 +92,25 @@ def test_a_transaction_left_idle_is_ended_by_the_server(short):
             cur.execute("SELECT 1")
     finally:
         conn.close()
+
+
+def test_a_ledger_flush_cancelled_by_the_lock_timeout_is_retried_and_loses_no_outcome(short):
+    # Given the ledger writer on a connection with a 200 ms lock timeout, and the ledger locked
+    writer = LedgerWriter(connect_psycopg(short.psycopg_dsn), flush_ms=20)
+    holder = psycopg2.connect(broker.settings.psycopg_dsn)  # its own idle timeout is 60 s
+    mid = str(uuid.uuid4())
+    try:
+        with holder.cursor() as cur:
+            cur.execute("LOCK TABLE job_ledger IN EXCLUSIVE MODE")  # blocks writes, not reads
+        t = now()
+        ticket = writer.record(Change(mid, "a.b", "q", "succeeded", t, finished_at=t), urgent=True)
+        # When its flushes fail on the lock for a while (each cancelled after 200 ms)
+        wait_until(lambda: writer.failures >= 2, 10, what="two flushes cancelled by lock_timeout")
+        assert entry(mid) is None
+    finally:
+        holder.rollback()  # the lock is released
+        holder.close()
+    # Then a later flush writes the outcome: nothing was dropped
+    writer.wait_durable(ticket)
+    assert entry(mid).state == "succeeded" and writer.dropped == 0
+    writer.close()
