@@ -47,3 +47,26 @@ def test_extra_fields_of_a_log_call_are_json_fields(captured):
     )
     line = json.loads(out.getvalue().splitlines()[-1])
     assert (line["queue"], line["message_id"], line["actor"]) == ("orders", "m-1", "a.b")
+
+
+def test_a_notification_job_binds_its_notification_id_to_its_log_lines():
+    import dramatiq
+    import structlog
+    from dramatiq.broker import MessageProxy
+    from dramatiq.brokers.stub import StubBroker
+
+    from middleware.log_context import LogContext
+    from shop.settings import Settings
+
+    broker = StubBroker()
+
+    @dramatiq.actor(broker=broker, actor_name="notifications.send_sms")
+    def send_sms(notification_id: int) -> None: ...
+
+    message = MessageProxy(send_sms.message(42))
+    LogContext(Settings.from_env({})).before_process_message(broker, message)
+    try:
+        bound = structlog.contextvars.get_contextvars()
+        assert bound["notification_id"] == 42 and bound["message_id"] == message.message_id
+    finally:
+        structlog.contextvars.clear_contextvars()
