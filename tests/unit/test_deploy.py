@@ -22,7 +22,11 @@ SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY", re.IGNORECASE)
 INTERPOLATED_SECRET = re.compile(r"^\$\{[A-Z_]+:\?[^}]*\}$")
 URL_CREDENTIALS = re.compile(r"://[^/@\s]*:([^@\s]*)@")
 SCRAPE_TIME_NAMES = {"shopjobs_queue_messages", "shopjobs_queue_oldest_message_age_seconds",
-                     "shopjobs_dead_letters_stored", "shopjobs_metrics_source_up"}
+                     "shopjobs_dead_letters_stored", "shopjobs_metrics_source_up",
+                     "shopjobs_price_feed_last_success_timestamp_seconds",
+                     "shopjobs_price_feed_last_poll_timestamp_seconds",
+                     "shopjobs_health_check_last_run_timestamp_seconds",
+                     "shopjobs_backup_last_verified_timestamp_seconds"}
 DOMAIN_NAMES = {"shopjobs_price_feed_age_seconds", "shopjobs_price_feed_fetches_total",
                 "shopjobs_health_up", "shopjobs_health_latency_seconds"}
 
