@@ -12,9 +12,12 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+import dramatiq
 import structlog
+from dramatiq.middleware import Retries
 from structlog.typing import Processor
 
+from jobcore.errors import TransientError
 from jobcore.redaction import register_secrets, scrub_text, secrets_of
 
 __all__ = ["configure", "get_logger", "redact_processor", "scrub_text"]
@@ -40,6 +43,49 @@ class SafeMessageArgs(logging.Filter):
         if isinstance(record.args, tuple) and any(_is_message(a) for a in record.args):
             record.args = tuple(_message_ref(a) if _is_message(a) else a for a in record.args)
         return True
+
+
+class TransientRetryLevel(logging.Filter):
+    """A transient error that will be retried is logged at WARNING, one line, no traceback.
+
+    Dramatiq logs every unexpected failure at ERROR with its traceback before ``Retries``
+    decides, so an SMTP 421 answered by a retry read like an outage. The decision is the one
+    ``Retries`` is about to take (same options, same count); the final failure keeps its ERROR
+    and its traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno == logging.ERROR
+            and record.name.startswith("dramatiq.worker")
+            and record.exc_info
+            and isinstance(record.args, tuple)
+            and record.args
+            and _is_message(record.args[0])
+        ):
+            exception = record.exc_info[1]
+            if isinstance(exception, TransientError) and _will_retry(record.args[0], exception):
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+                record.msg = "Message %s failed with %s: %s; it will be retried."
+                record.args = (record.args[0], type(exception).__name__, str(exception))
+                record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _will_retry(message: Any, exception: BaseException) -> bool:
+    """What ``Retries.after_process_message`` will decide for this failure (False if unsure)."""
+    try:
+        broker = dramatiq.get_broker()
+        actor = broker.get_actor(message.actor_name)
+        retries_mw = next(m for m in broker.middleware if isinstance(m, Retries))
+    except Exception:  # noqa: BLE001  (no broker, unknown actor: keep the ERROR line)
+        return False
+    retries = message.options.get("retries", 0)
+    retry_when = actor.options.get("retry_when", retries_mw.retry_when)
+    if retry_when is not None:
+        return bool(retry_when(retries, exception))
+    max_retries = message.options.get("max_retries", actor.options.get("max_retries", retries_mw.max_retries))
+    return max_retries is None or retries < max_retries
 
 
 def _is_message(value: Any) -> bool:
@@ -90,6 +136,7 @@ def configure(fmt: str = "console", level: str = "INFO", *, settings: Any = None
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(TransientRetryLevel())  # first: it reads the message before it is reduced
     handler.addFilter(SafeMessageArgs())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -70,3 +70,53 @@ def test_a_notification_job_binds_its_notification_id_to_its_log_lines():
         assert bound["notification_id"] == 42 and bound["message_id"] == message.message_id
     finally:
         structlog.contextvars.clear_contextvars()
+
+
+def _run(captured, actor_options: dict, raises: int) -> list[dict]:
+    import dramatiq
+    from dramatiq import Worker
+    from dramatiq.brokers.stub import StubBroker
+    from dramatiq.middleware import Retries
+
+    from jobcore.errors import TransientError
+
+    broker = StubBroker(middleware=[Retries(max_retries=5, min_backoff=1, max_backoff=5)])
+    previous = dramatiq.get_broker()
+    dramatiq.set_broker(broker)
+    calls = []
+
+    @dramatiq.actor(broker=broker, actor_name="unit.flaky", **actor_options)
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) <= raises:
+            raise TransientError("SMTP 421 try again later")
+
+    out = captured("INFO")
+    worker = Worker(broker, worker_timeout=50)
+    worker.start()
+    try:
+        flaky.send()
+        broker.join("default", fail_fast=False)
+        worker.join()
+    finally:
+        worker.stop()
+        dramatiq.set_broker(previous)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    return [line for line in lines if "unit.flaky" in line["event"] and "Failed" in line["event"]
+            or "will be retried" in line["event"]]
+
+
+def test_a_transient_error_that_will_be_retried_is_one_warning_without_a_traceback(captured):
+    # Given an actor that fails twice with a transient error, then succeeds
+    failures = _run(captured, {"max_retries": 3}, raises=2)
+    # Then each failure is a WARNING saying it will be retried, with no traceback
+    assert [f["level"] for f in failures] == ["warning", "warning"]
+    assert all("will be retried" in f["event"] and "exception" not in f for f in failures)
+
+
+def test_the_final_failure_of_a_transient_error_is_an_error_with_its_traceback(captured):
+    # Given an actor that always fails with a transient error and may retry once
+    failures = _run(captured, {"max_retries": 1}, raises=99)
+    # Then the retried attempt warns, and the last one is an ERROR with the traceback
+    assert [f["level"] for f in failures] == ["warning", "error"]
+    assert "TransientError: SMTP 421" in failures[-1]["exception"]
