@@ -72,6 +72,21 @@ class TransientRetryLevel(logging.Filter):
         return True
 
 
+class ClosingClosedConnection(logging.Filter):
+    """pika's "close() called on closed connection" is DEBUG, not ERROR.
+
+    On a clean shutdown Dramatiq closes every thread's connection, some already closed by the
+    server or the heartbeat; pika logs ERROR and raises, and Dramatiq swallows the exception.
+    The caller learns of it from the exception; the line is noise (26 ERRORs per shutdown).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and "called on closed connection" in record.getMessage():
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
 def _will_retry(message: Any, exception: BaseException) -> bool:
     """What ``Retries.after_process_message`` will decide for this failure (False if unsure)."""
     try:
@@ -142,6 +157,9 @@ def configure(fmt: str = "console", level: str = "INFO", *, settings: Any = None
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("pika").setLevel(logging.WARNING)
+    closing = logging.getLogger("pika.adapters.blocking_connection")
+    if not any(isinstance(f, ClosingClosedConnection) for f in closing.filters):
+        closing.addFilter(ClosingClosedConnection())
     # one INFO line per outbound HTTP request drowns the job lines: third-party request logs
     # show only when the process runs at DEBUG
     quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING

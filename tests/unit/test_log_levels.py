@@ -120,3 +120,4 @@ def test_the_final_failure_of_a_transient_error_is_an_error_with_its_traceback(c
     # Then the retried attempt warns, and the last one is an ERROR with the traceback
     assert [f["level"] for f in failures] == ["warning", "error"]
     assert "TransientError: SMTP 421" in failures[-1]["exception"]
+
