@@ -23,11 +23,13 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
+from dramatiq.results import Results
 
 import jobcore.metrics  # noqa: F401  (first: a worker process's metrics go to its instance's files)
 from jobcore import db, routing
 from jobcore.acks import LedgerAckedRabbitmqBroker
 from jobcore.ledger import store as ledger_store
+from jobcore.ledger.results import LedgerResults
 from jobcore.ledger.writer import LedgerWriter, connect_psycopg
 from jobcore.metrics.publishing import PublishMetrics
 from middleware.cancellations import Cancellations
@@ -61,6 +63,8 @@ def build_middleware(
       parks crash loops before JobStatus claims or records a run.
     - JobStatus above Retries: its ``after_process_message`` runs after Retries has decided
       between retrying and failing, so the ledger records that decision.
+    - Results after JobStatus: it tells Dramatiq that return values are kept (JobStatus writes
+      them to the ledger with the final state; ``LedgerResults`` reads them back).
     """
     stack: list[Middleware] = [
         LogContext(settings),
@@ -90,6 +94,7 @@ def build_middleware(
                 claim=ledger_store.claim,
             )
         )
+        stack.append(Results(backend=LedgerResults(), store_results=True))
     stack += [
         Retries(
             max_retries=settings.default_max_retries,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import select
 import threading
 from collections.abc import Callable, Iterable
@@ -21,11 +22,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from jobcore.errors import InvalidInput
+from jobcore.ledger.states import State
 from jobcore.models import AuditLog
 
 CHANNEL = "shopjobs_cancellations"
-CANCELLABLE = ("enqueued", "retrying")
+CANCELLABLE = (State.ENQUEUED, State.RETRYING)
 REMEMBER_DAYS = 14
+THREAD_NAME = "cancellation-watch"
 logger = logging.getLogger("shopjobs.cancellations")
 
 
@@ -63,7 +66,9 @@ def cancel(
     params: dict[str, Any] = {"ids": ids, "order_id": order_id, "states": list(CANCELLABLE),
                               "error": f"cancelled by {operator}: {reason}"[:2000]}
     cancelled = session.execute(text(f"""
-        UPDATE job_ledger SET state = 'cancelled', state_changed_at = now(), finished_at = now(), error = :error
+        UPDATE job_ledger
+        SET state = '{State.CANCELLED}', state_changed_at = now(), finished_at = now(),
+            error = :error
         WHERE {where} AND state = ANY(:states)
         RETURNING message_id, actor"""), params).all()
     for message_id, _ in cancelled:
@@ -84,6 +89,11 @@ def cancel(
 class CancellationWatch:
     """The cancelled ids a worker process must skip, kept current by LISTEN on ``CHANNEL``.
 
+    Its connection is named ``shopjobs-cancellations[pid]`` in ``pg_stat_activity``. ``stop``
+    wakes the listening thread at once (a pipe beside the connection in ``select``), so a
+    worker's shutdown does not wait for a poll interval, and the connection is closed before
+    ``stop`` returns.
+
     Parameters:
       connect: opens a psycopg2 connection (autocommit is set here).
       reconnect_s: wait before reconnecting after the connection failed.
@@ -95,7 +105,8 @@ class CancellationWatch:
         self._ids: set[str] = set()
         self._stop = threading.Event()
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cancellation-watch", daemon=True)
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
 
     def __contains__(self, message_id: object) -> bool:
         return message_id in self._ids
@@ -106,9 +117,22 @@ class CancellationWatch:
         if not self._ready.wait(ready_within_s):
             logger.warning("cancelled jobs not loaded within %.0f s; still trying", ready_within_s)
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 10.0) -> bool:
+        """Stop listening and close the connection; False if the thread outlived ``timeout_s``."""
+        if self._wake_w < 0:
+            return True  # stopped already
         self._stop.set()
-        self._thread.join(5)
+        os.write(self._wake_w, b"x")
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            # stuck in connect() (its own timeout ends it); the daemon thread dies with the process
+            logger.warning("cancellation watch did not stop within %.0f s", timeout_s)
+            return False
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        self._wake_r = self._wake_w = -1
+        return True
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -123,15 +147,17 @@ class CancellationWatch:
         try:
             conn.autocommit = True
             with conn.cursor() as cur:
+                name = f"shopjobs-cancellations[{os.getpid()}]"
+                cur.execute("SET application_name = %s", (name,))
                 cur.execute(f"LISTEN {CHANNEL}")
                 # loaded after LISTEN, so no cancellation falls between the two
                 cur.execute(
-                    "SELECT message_id FROM job_ledger WHERE state = 'cancelled' "
+                    f"SELECT message_id FROM job_ledger WHERE state = '{State.CANCELLED}' "
                     "AND state_changed_at > now() - make_interval(days => %s)", (REMEMBER_DAYS,))
                 self._ids.update(row[0] for row in cur.fetchall())
             self._ready.set()
             while not self._stop.is_set():
-                if select.select([conn], [], [], 1.0)[0]:
+                if conn in select.select([conn, self._wake_r], [], [], 5.0)[0]:
                     conn.poll()
                     while conn.notifies:
                         self._ids.add(conn.notifies.pop(0).payload)

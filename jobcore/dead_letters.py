@@ -17,11 +17,25 @@ from sqlalchemy.orm import Session
 
 from jobcore.db import affected, get_engine
 from jobcore.errors import InvalidInput, NotFound
+from jobcore.ledger.states import State
 from jobcore.models import AuditLog, DeadLetter, LedgerEntry
 from jobcore.outbox import LEDGER_RECORDED_OPTION
 
 logger = logging.getLogger(__name__)
 PREVIEW_BYTES = 256
+# How loud a dead letter is: an error the actor declared in ``throws=`` was expected (INFO, as
+# Dramatiq's Retries logs it); expiry and a bare rejection are conditions to watch (WARNING);
+# everything else is a job that failed for good, unexpectedly (ERROR).
+LOG_LEVELS = {
+    "permanent_error": logging.INFO,
+    "business_outcome": logging.INFO,
+    "age_limit": logging.WARNING,
+    "rejected": logging.WARNING,
+    "failed": logging.ERROR,
+    "unknown_actor": logging.ERROR,
+    "undecodable": logging.ERROR,
+    "crashed_worker": logging.ERROR,
+}
 REPLAY_DROPPED_OPTIONS = ("retries", "eta", "traceback", "requeue_timestamp")
 
 
@@ -38,7 +52,8 @@ def record(*, queue: str, body: bytes, reason: str, message_id: str | None = Non
             message_id=message_id, queue=queue.removesuffix(".DQ").removesuffix(".XQ"), actor=actor,
             reason=reason, error=error, traceback=traceback, attempts=attempts, body=body,
         ))
-    logger.warning(
+    logger.log(
+        LOG_LEVELS.get(reason, logging.ERROR),
         "dead letter: queue=%s actor=%s message_id=%r reason=%s", queue, actor, message_id, reason,
         # as fields too: a dead letter is often logged outside the job's bound context
         extra={"queue": queue, "actor": actor, "message_id": message_id, "reason": reason},
@@ -85,8 +100,8 @@ def replay(session: Session, row: DeadLetter, *, to_queue: str | None = None) ->
     message = original.copy(message_id=new_id, queue_name=queue, options=options)
     now = dt.datetime.now(dt.UTC)
     session.execute(pg_insert(LedgerEntry).values(
-        message_id=new_id, actor=original.actor_name, queue=queue, state="enqueued", state_changed_at=now,
-        enqueued_at=now, attempts=0, replay_of=original.message_id,
+        message_id=new_id, actor=original.actor_name, queue=queue, state=State.ENQUEUED,
+        state_changed_at=now, enqueued_at=now, attempts=0, replay_of=original.message_id,
         args=json.loads(json.dumps({"args": list(original.args), "kwargs": original.kwargs}, default=str)),
     ).on_conflict_do_update(index_elements=["message_id"], set_={"replay_of": original.message_id}))
     session.execute(update(DeadLetter).where(DeadLetter.id == row.id, DeadLetter.replayed_at.is_(None))

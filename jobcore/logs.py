@@ -45,19 +45,36 @@ class SafeMessageArgs(logging.Filter):
         return True
 
 
-class TransientRetryLevel(logging.Filter):
-    """A transient error that will be retried is logged at WARNING, one line, no traceback.
+DRAMATIQ_WORKER_LOGGER = "dramatiq.worker.WorkerThread"
+DRAMATIQ_ATTEMPT_FAILED = "Failed to process message %s with unhandled exception."
 
-    Dramatiq logs every unexpected failure at ERROR with its traceback before ``Retries``
-    decides, so an SMTP 421 answered by a retry read like an outage. The decision is the one
-    ``Retries`` is about to take (same options, same count); the final failure keeps its ERROR
-    and its traceback.
+
+class AttemptFailureAsWarning(logging.Filter):
+    """Dramatiq logs each failed attempt at ERROR, before Retries has decided to retry it.
+
+    A failed attempt is a WARNING (traceback kept); a job that failed for good is logged at ERROR
+    once, as a dead letter (``jobcore.dead_letters``), and an expected ``throws=`` error stays at
+    INFO. So an ERROR line means a job failed for good.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and record.msg == DRAMATIQ_ATTEMPT_FAILED:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+class TransientRetryLine(logging.Filter):
+    """A failed attempt of a transient error that will be retried is one line, no traceback.
+
+    ``AttemptFailureAsWarning`` has made the attempt a WARNING with its traceback; for a
+    ``TransientError`` (an SMTP 421, a 503) that ``Retries`` is about to retry (same options, same
+    count) the traceback says nothing new, twenty lines per retry. Any other attempt keeps it.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if (
-            record.levelno == logging.ERROR
-            and record.name.startswith("dramatiq.worker")
+            record.name == DRAMATIQ_WORKER_LOGGER
+            and record.msg == DRAMATIQ_ATTEMPT_FAILED
             and record.exc_info
             and isinstance(record.args, tuple)
             and record.args
@@ -93,7 +110,7 @@ def _will_retry(message: Any, exception: BaseException) -> bool:
         broker = dramatiq.get_broker()
         actor = broker.get_actor(message.actor_name)
         retries_mw = next(m for m in broker.middleware if isinstance(m, Retries))
-    except Exception:  # noqa: BLE001  (no broker, unknown actor: keep the ERROR line)
+    except Exception:  # noqa: BLE001  (no broker, unknown actor: keep the traceback)
         return False
     retries = message.options.get("retries", 0)
     retry_when = actor.options.get("retry_when", retries_mw.retry_when)
@@ -151,12 +168,15 @@ def configure(fmt: str = "console", level: str = "INFO", *, settings: Any = None
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
-    handler.addFilter(TransientRetryLevel())  # first: it reads the message before it is reduced
+    handler.addFilter(TransientRetryLine())  # first: it reads the message before it is reduced
     handler.addFilter(SafeMessageArgs())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("pika").setLevel(logging.WARNING)
+    worker_log = logging.getLogger(DRAMATIQ_WORKER_LOGGER)
+    if not any(isinstance(f, AttemptFailureAsWarning) for f in worker_log.filters):
+        worker_log.addFilter(AttemptFailureAsWarning())
     closing = logging.getLogger("pika.adapters.blocking_connection")
     if not any(isinstance(f, ClosingClosedConnection) for f in closing.filters):
         closing.addFilter(ClosingClosedConnection())

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from jobcore import routing
 from jobcore.db import get_engine
 from jobcore.ledger.args import ledger_fields
+from jobcore.ledger.states import State
 from jobcore.models import LedgerEntry, OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def enqueue(
             message_id=message.message_id,
             actor=message.actor_name,
             queue=message.queue_name,
-            state="enqueued",
+            state=State.ENQUEUED,
             state_changed_at=now,
             enqueued_at=now,
             eta=now + dt.timedelta(milliseconds=delay_ms) if delay_ms else None,

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from jobcore import db
+from jobcore.ledger.states import State
 from jobcore.ledger.writer import WORKER_NAME
 from jobcore.models import LedgerEntry
 from jobcore.models.workers import WorkerProcess
@@ -86,7 +87,7 @@ def workers(session: Session, *, include_gone: bool = False) -> list[WorkerView]
     rows = session.scalars(select(WorkerProcess).order_by(WorkerProcess.name)).all()
     running = session.execute(
         select(LedgerEntry.worker, LedgerEntry.actor, LedgerEntry.started_at)
-        .where(LedgerEntry.state == "running", LedgerEntry.worker.in_([r.name for r in rows]))
+        .where(LedgerEntry.state == State.RUNNING, LedgerEntry.worker.in_([r.name for r in rows]))
     ).all()
     views = []
     for row in rows:

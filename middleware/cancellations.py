@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from dramatiq import Broker, Middleware
+from dramatiq import Broker, Middleware, Worker
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import SkipMessage
 
@@ -23,7 +23,13 @@ class JobCancelled(SkipMessage):
 
 @counts_failures
 class Cancellations(Middleware):
-    """Parameters:
+    """Skips the jobs an operator cancelled, by a set lookup in a LISTEN-fed set of ids.
+
+    The watch (a thread and its LISTEN connection) lives as long as the Worker: it starts
+    before the Worker consumes anything and stops once the Worker has shut down, as
+    Dramatiq's own AsyncIO middleware does with its event loop thread.
+
+    Parameters:
       connect: opens a dedicated psycopg2 connection for this process's LISTEN.
     """
 
@@ -31,13 +37,14 @@ class Cancellations(Middleware):
         self.connect = connect
         self.watch: CancellationWatch | None = None
 
-    def after_process_boot(self, broker: Broker) -> None:
+    def before_worker_boot(self, broker: Broker, worker: Worker) -> None:
         self.watch = CancellationWatch(self.connect)
         self.watch.start()
 
-    def before_process_stop(self, broker: Broker) -> None:
-        if self.watch is not None:
-            self.watch.stop()
+    def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        watch, self.watch = self.watch, None
+        if watch is not None:
+            watch.stop()
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         if self.watch is not None and message.message_id in self.watch:

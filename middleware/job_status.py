@@ -4,24 +4,27 @@ Non-final states (enqueued, running) are buffered and written within ``flush_ms`
 state (succeeded, retrying, failed, skipped, dead) is committed before the message is acked
 or rejected, so a crash leaves either a redelivery or a recorded outcome, never a finished
 job shown as running. With ``LedgerAckedRabbitmqBroker`` the consumer defers the ack until
-the commit; with any other broker the worker thread waits for it in ``before_ack``.
+the commit; with any other broker the worker thread waits for it in ``before_ack``. A job's
+return value travels in the same write as its ``succeeded`` state.
 """
 
 from __future__ import annotations
 
-import os
+import logging
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 import dramatiq
+import dramatiq.worker
 from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import MiddlewareError, SkipMessage
 
 from jobcore.acks import TICKET_ATTRIBUTE
-from jobcore.ledger.args import ledger_fields
+from jobcore.ledger.args import ledger_fields, result_json
+from jobcore.ledger.states import State
 from jobcore.ledger.writer import Change, LedgerWriter, now
 from jobcore.metrics.failures import counts_failures
 from jobcore.outbox import LEDGER_RECORDED_OPTION
@@ -30,6 +33,7 @@ from middleware.cancellations import CANCELLED_ATTRIBUTE
 
 MAX_ERROR_CHARS = 2000
 MAX_TRACEBACK_CHARS = 16000
+logger = logging.getLogger("shopjobs.ledger")
 
 
 class LedgerUnavailable(MiddlewareError):
@@ -49,12 +53,14 @@ class JobStatus(Middleware):
     Parameters:
       writer: the process's ledger writer (batched, group-committed).
       args_max_bytes: size cap of the arguments kept per job.
+      result_max_bytes: size cap of the return value kept per job (``args_max_bytes`` if None).
       already_finished: tells whether a redelivered message already finished; such a
         duplicate is skipped (and counted in the ledger) instead of run again.
       acks_deferred: the broker's consumers defer acks until the ledger commits (else the
         worker thread waits in ``before_ack``).
-      prefetch_per_thread: unacked messages per worker thread when acks are deferred
-        (``dramatiq_queue_prefetch`` in the environment still wins).
+      prefetch_per_thread: unacked messages per worker thread when acks are deferred; it
+        widens only Dramatiq's default, never a prefetch set in code or by
+        ``dramatiq_queue_prefetch``.
       claim: records 'running' synchronously and says whether this delivery may run; used for
         actors with ``dedupe=True`` (money and stock), whose duplicate copies are skipped.
     """
@@ -68,6 +74,7 @@ class JobStatus(Middleware):
         writer: LedgerWriter,
         *,
         args_max_bytes: int = 2048,
+        result_max_bytes: int | None = None,
         already_finished: Callable[[str], bool] | None = None,
         acks_deferred: bool = False,
         prefetch_per_thread: int = 4,
@@ -77,17 +84,45 @@ class JobStatus(Middleware):
         self.prefetch_per_thread = prefetch_per_thread
         self.writer = writer
         self.args_max_bytes = args_max_bytes
+        self.result_max_bytes = args_max_bytes if result_max_bytes is None else result_max_bytes
         self.already_finished = already_finished
         self.acks_deferred = acks_deferred
 
     def before_worker_boot(self, broker: Broker, worker: dramatiq.Worker) -> None:
-        if self.acks_deferred and not os.getenv("dramatiq_queue_prefetch"):
-            # an ack now trails its job by one ledger commit: widen the unacked window so
-            # threads never idle waiting for it (Dramatiq's default is 2 per thread)
-            worker.queue_prefetch = max(worker.queue_prefetch, worker.worker_threads * self.prefetch_per_thread)
+        worker.queue_prefetch, why = self.choose_prefetch(worker)
+        logger.info("queue prefetch %d per queue for %d threads: %s",
+                    worker.queue_prefetch, worker.worker_threads, why)
+
+    def after_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
+        """Write what is buffered and stop the flusher: its connection closes with it.
+
+        The consumers have handed back or acked everything by now (Worker.stop closes them
+        before this hook), and ``atexit`` does not run in Dramatiq's worker processes.
+        """
+        self.writer.close()
+
+    def choose_prefetch(self, worker: dramatiq.Worker) -> tuple[int, str]:
+        """The worker's unacked window per queue, and why: widen Dramatiq's default only.
+
+        With deferred acks a message stays unacked until its final state is committed, so
+        Dramatiq's 2 per thread would leave threads idle waiting for a commit. A prefetch
+        someone chose (in code, or by ``dramatiq_queue_prefetch``) is theirs to keep.
+        """
+        from_env = dramatiq.worker.QUEUE_PREFETCH  # what Dramatiq read from its variable
+        default = from_env or min(worker.worker_threads * 2, 65535)  # as Worker.__init__ sets it
+        if worker.queue_prefetch != default:
+            return worker.queue_prefetch, "set in code"
+        if from_env:
+            return from_env, "set by dramatiq_queue_prefetch"
+        if not self.acks_deferred:
+            return default, "Dramatiq's default (2 per thread); acks are not deferred"
+        widened = max(default, min(worker.worker_threads * self.prefetch_per_thread, 65535))
+        return widened, (
+            f"Dramatiq's default {default} widened to {self.prefetch_per_thread} per thread, "
+            "because acks wait for the ledger commit")
 
     @staticmethod
-    def _change(message: Any, state: str, at: float, **extra: Any) -> Change:
+    def _change(message: Any, state: State, at: float, **extra: Any) -> Change:
         return Change(
             message_id=message.message_id,
             actor=message.actor_name,
@@ -117,7 +152,8 @@ class JobStatus(Middleware):
         at = now()
         eta = at + delay / 1000 if delay else None
         described = self._described(broker, message)
-        self.writer.record(self._change(message, "enqueued", at, enqueued_at=at, eta=eta, **described))
+        enqueued = self._change(message, State.ENQUEUED, at, enqueued_at=at, eta=eta, **described)
+        self.writer.record(enqueued)
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         redelivered = bool(getattr(message, "redelivered", False))
@@ -125,7 +161,8 @@ class JobStatus(Middleware):
         enqueued_at = message.message_timestamp / 1000 if message.message_timestamp else None
         described = self._described(broker, message)
         running = self._change(
-            message, "running", at, started_at=at, attempts=1, enqueued_at=enqueued_at, **described
+            message, State.RUNNING, at, started_at=at, attempts=1, enqueued_at=enqueued_at,
+            **described,
         )
         if self.claim is not None and self._dedupe(broker, message):
             attempt = message.options.get("retries", 0) + 1
@@ -160,13 +197,15 @@ class JobStatus(Middleware):
     ) -> None:
         at = now()
         if exception is None:
-            self._final(message, self._change(message, "succeeded", at, finished_at=at))
+            kept = result_json(result, self.result_max_bytes)
+            succeeded = self._change(message, State.SUCCEEDED, at, finished_at=at, result=kept)
+            self._final(message, succeeded)
             return
         self._final(
             message,
             self._change(
                 message,
-                "failed" if message.failed else "retrying",
+                State.FAILED if message.failed else State.RETRYING,
                 at,
                 finished_at=at,
                 error=describe_error(exception),
@@ -177,13 +216,14 @@ class JobStatus(Middleware):
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         at = now()
         if getattr(message, CANCELLED_ATTRIBUTE, False):
-            change = self._change(message, "cancelled", at, finished_at=at)
+            change = self._change(message, State.CANCELLED, at, finished_at=at)
         elif message.failed:  # parked (a crash loop, the age limit): it goes to the dead letters
             exception = getattr(message, "_exception", None)
-            change = self._change(message, "dead", at, finished_at=at, error=describe_error(exception),
+            change = self._change(message, State.DEAD, at, finished_at=at,
+                                  error=describe_error(exception),
                                   **self._described(broker, message))
         else:
-            change = self._change(message, "skipped", at, duplicates=1)
+            change = self._change(message, State.SKIPPED, at, duplicates=1)
         self._final(message, change)
 
     def before_ack(self, broker: Broker, message: MessageProxy) -> None:
@@ -198,7 +238,7 @@ class JobStatus(Middleware):
                 message,
                 self._change(
                     message,
-                    "dead",
+                    State.DEAD,
                     at,
                     finished_at=at,
                     error=describe_error(exception),

@@ -15,6 +15,7 @@ from jobcore.cli.output import emit, emit_record
 from jobcore.db import session_scope
 from jobcore.errors import InvalidInput
 from jobcore.ledger import queries as ledger_queries
+from jobcore.ledger.states import State
 
 
 def _since(value: str) -> dt.datetime:
@@ -33,7 +34,7 @@ def register(groups: Any) -> None:
     parser = groups.add_parser("jobs", help="the job ledger")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    show = commands.add_parser("show", help="one job by message id, with its error and traceback")
+    show = commands.add_parser("show", help="one job by message id: error, traceback, return value")
     show.add_argument("message_id")
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=run_show)
@@ -77,8 +78,10 @@ def run_show(args: argparse.Namespace) -> int:
             print(f"no job with message id {args.message_id}", file=sys.stderr)
             return 1
         record = ledger_queries.as_dict(row, full=True)
-    if not args.json and record.get("args") is not None:
-        record["args"] = json.dumps(record["args"])
+    if not args.json:
+        for name in ("args", "result"):  # JSON values: shown as JSON, not as Python reprs
+            if record.get(name) is not None:
+                record[name] = json.dumps(record[name])
     emit_record(record, as_json=args.json)
     return 0
 
@@ -135,6 +138,7 @@ def run_tail(args: argparse.Namespace) -> int:
 
 
 TAIL_POLL_S = 0.5
+_WITH_ERROR = frozenset({State.RETRYING, State.FAILED, State.DEAD, State.CANCELLED})
 _idle = threading.Event()
 
 
@@ -144,7 +148,7 @@ def _print_change(row: Any, *, as_json: bool) -> None:
         print(json.dumps(record, default=str), flush=True)
         return
     order = f" order={row.order_id}" if row.order_id is not None else ""
-    error = f"  {row.error}" if row.error and row.state in ("retrying", "failed", "dead", "cancelled") else ""
+    error = f"  {row.error}" if row.error and row.state in _WITH_ERROR else ""
     print(f"{row.state_changed_at:%H:%M:%S.%f}"[:-3] + f"  {row.state:<9}  {row.actor}  {row.message_id}"
           f"  attempts={row.attempts}{order}{error}", flush=True)
 
@@ -157,7 +161,8 @@ def run_cancel(args: argparse.Namespace) -> int:
     with session_scope() as s:
         outcomes = cancel(s, message_ids=args.message_ids, order_id=args.order_id, reason=args.reason,
                           operator=getpass.getuser())
-    rows = [{"message_id": o.message_id, "actor": o.actor, "state": "cancelled" if o.cancelled else o.state,
+    rows = [{"message_id": o.message_id, "actor": o.actor,
+             "state": State.CANCELLED if o.cancelled else o.state,
              "cancelled": o.cancelled, "note": o.note} for o in outcomes]
     if not rows:
         print(f"no jobs recorded for order {args.order_id}", file=sys.stderr)

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from jobcore.cli.output import emit
 from jobcore.db import session_scope
+from jobcore.ledger.states import State
 from jobcore.models import DeadLetter, LedgerEntry
 
 
@@ -47,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     with session_scope() as s:
         oldest = dict(s.execute(
             select(LedgerEntry.queue, func.min(LedgerEntry.enqueued_at))
-            .where(LedgerEntry.state == "enqueued", (LedgerEntry.eta.is_(None)) | (LedgerEntry.eta <= now))
+            .where(LedgerEntry.state == State.ENQUEUED,
+                   (LedgerEntry.eta.is_(None)) | (LedgerEntry.eta <= now))
             .group_by(LedgerEntry.queue)).all())
         stored = dict(s.execute(select(DeadLetter.queue, func.count()).where(DeadLetter.replayed_at.is_(None))
                                 .group_by(DeadLetter.queue)).all())

@@ -1,4 +1,5 @@
-"""What of a message's arguments the ledger keeps: named, redacted, size-capped, and its business ids."""
+"""What of a job the ledger keeps: its arguments (named) and its return value, both redacted and
+size-capped, and the business ids among its arguments."""
 
 from __future__ import annotations
 
@@ -73,9 +74,26 @@ def ledger_fields(
             fields[key] = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
         else:
             fields[key] = value if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63 else None
-    safe = redact(named)
-    encoded = json.dumps(safe, default=str, separators=(",", ":"))
+    fields["args"] = capped_json(named, max_bytes)
+    return fields
+
+
+def capped_json(value: Any, max_bytes: int) -> str:
+    """``value`` redacted, as JSON text of at most about ``max_bytes``; never raises.
+
+    A larger value becomes a marker that says so and how big it was, with the start of its
+    redacted text: the ledger row stays small, and the reader knows something was cut.
+    """
+    try:
+        encoded = json.dumps(redact(value), default=str, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:  # keys JSON cannot take (tuples), circular values
+        error = scrub_text(str(exc))[:200]
+        return json.dumps({"unencodable": type(value).__name__, "error": error})
     if len(encoded) > max_bytes:
         encoded = json.dumps({"truncated": True, "bytes": len(encoded), "preview": encoded[: max_bytes // 2]})
-    fields["args"] = encoded
-    return fields
+    return encoded
+
+
+def result_json(value: Any, max_bytes: int) -> str | None:
+    """A job's return value for the ledger (None stays NULL: nothing was returned)."""
+    return None if value is None else capped_json(value, max_bytes)

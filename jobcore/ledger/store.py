@@ -7,31 +7,78 @@ message handed back unstarted, a body nobody can decode.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
+from collections.abc import Iterator
+from typing import Any
 
 from sqlalchemy import select
 
 from jobcore import db
-from jobcore.ledger.writer import WORKER_NAME, Change, claim_delivery
-from jobcore.models import FINAL_STATES, LedgerEntry
+from jobcore.ledger.states import FINAL, State, sql_list
+from jobcore.ledger.writer import COLUMNS, WORKER_NAME, Change
+from jobcore.models import LedgerEntry
 
 logger = logging.getLogger("shopjobs.ledger")
+
+
+@contextlib.contextmanager
+def _transaction() -> Iterator[Any]:
+    """A cursor on a pooled raw connection: plain SQL, one round trip, committed on success.
+
+    Raw psycopg rather than a Session because these statements sit on every delivery's path.
+    Closing hands the connection back to the pool, which rolls back what was not committed.
+    """
+    conn = db.get_engine().raw_connection()
+    try:
+        with contextlib.closing(conn.cursor()) as cur:
+            yield cur
+        conn.commit()
+    finally:
+        conn.close()
 
 
 def already_finished(message_id: str) -> bool:
     with db.get_engine().connect() as conn:
         state = conn.scalar(select(LedgerEntry.state).where(LedgerEntry.message_id == message_id))
-    return state in FINAL_STATES
+    return state in FINAL
+
+
+_CLAIM = f"""
+INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, args, attempts,
+    enqueued_at, started_at, order_id, user_id, job_id, worker)
+VALUES (%(message_id)s, %(actor)s, %(queue)s, '{State.RUNNING}', to_timestamp(%(state_ts)s),
+    %(args)s::jsonb, 1, to_timestamp(%(enqueued_at)s), to_timestamp(%(state_ts)s), %(order_id)s,
+    %(user_id)s, %(job_id)s, %(worker)s)
+ON CONFLICT (message_id) DO UPDATE SET
+  state = '{State.RUNNING}', state_changed_at = EXCLUDED.state_changed_at,
+  attempts = j.attempts + 1, started_at = EXCLUDED.started_at, worker = EXCLUDED.worker,
+  args = COALESCE(j.args, EXCLUDED.args), enqueued_at = LEAST(j.enqueued_at, EXCLUDED.enqueued_at),
+  order_id = COALESCE(j.order_id, EXCLUDED.order_id),
+  user_id = COALESCE(j.user_id, EXCLUDED.user_id),
+  job_id = COALESCE(j.job_id, EXCLUDED.job_id)
+WHERE j.state <> '{State.CANCELLED}'
+  AND (j.attempts < %(attempt)s OR (%(redelivered)s AND j.state NOT IN {sql_list(FINAL)}))
+RETURNING 1
+"""
 
 
 def claim(change: Change, attempt: int, redelivered: bool) -> bool:
-    conn = db.get_engine().raw_connection()
-    try:
-        return claim_delivery(conn, change, attempt, redelivered)
-    finally:
-        conn.close()
+    """Record 'running' synchronously, unless this delivery duplicates one already started.
+
+    A delivery may run when the ledger has seen fewer attempts than this one's number (a first
+    run, or a retry), or when the broker redelivered it after a crash before it finished. A
+    second copy of the same message (published twice) finds its attempt taken and is skipped,
+    as is a cancelled job.
+    """
+    params = {name: getattr(change, name) for name in COLUMNS}
+    params.update(attempt=attempt, redelivered=redelivered)
+    params["worker"] = params["worker"] or WORKER_NAME.format(pid=os.getpid())
+    with _transaction() as cur:
+        cur.execute(_CLAIM, params)
+        return cur.fetchone() is not None
 
 
 class Redelivery(enum.Enum):
@@ -40,38 +87,39 @@ class Redelivery(enum.Enum):
     CULPRIT = "culprit"  # its worker died while it ran alone: it is what kills workers
 
 
+_UNFINISHED = sql_list((State.ENQUEUED, State.RETRYING, State.RUNNING))
+_WAITING = sql_list((State.ENQUEUED, State.RETRYING))
 # One statement: consume a hand-back marker, record this delivery's start in the ledger (a
 # crash counts when the ledger shows the last delivery running), and read whether a lone run of
 # this message was under way when its worker died.
-_REDELIVERED = """
+_REDELIVERED = f"""
 WITH marker AS (DELETE FROM requeued_messages WHERE message_id = %(id)s RETURNING 1),
 suspect AS (SELECT running_since FROM crash_suspects WHERE message_id = %(id)s FOR UPDATE),
 ledger AS (
-  INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, attempts, redeliveries)
-  VALUES (%(id)s, %(actor)s, %(queue)s, 'running', now(), 0, 0)
+  INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, attempts,
+      redeliveries)
+  VALUES (%(id)s, %(actor)s, %(queue)s, '{State.RUNNING}', now(), 0, 0)
   ON CONFLICT (message_id) DO UPDATE SET
-    redeliveries = j.redeliveries
-        + CASE WHEN j.state = 'running' AND NOT EXISTS (SELECT 1 FROM marker) THEN 1 ELSE 0 END,
-    state = CASE WHEN j.state IN ('enqueued', 'retrying', 'running') THEN 'running' ELSE j.state END,
-    state_changed_at = CASE WHEN j.state IN ('enqueued', 'retrying') THEN now() ELSE j.state_changed_at END
+    redeliveries = j.redeliveries + CASE
+        WHEN j.state = '{State.RUNNING}' AND NOT EXISTS (SELECT 1 FROM marker) THEN 1 ELSE 0 END,
+    state = CASE WHEN j.state IN {_UNFINISHED} THEN '{State.RUNNING}' ELSE j.state END,
+    state_changed_at = CASE
+        WHEN j.state IN {_WAITING} THEN now() ELSE j.state_changed_at END
   RETURNING redeliveries
 )
-SELECT EXISTS (SELECT 1 FROM marker), (SELECT running_since IS NOT NULL FROM suspect), (SELECT redeliveries FROM ledger)
+SELECT EXISTS (SELECT 1 FROM marker), (SELECT running_since IS NOT NULL FROM suspect),
+    (SELECT redeliveries FROM ledger)
 """
 
 
 def classify_redelivery(message_id: str, actor: str, queue: str) -> Redelivery:
     """Why a message came back, decided in one transaction; a culprit's suspect row is removed."""
-    conn = db.get_engine().raw_connection()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(_REDELIVERED, {"id": message_id, "actor": actor, "queue": queue.removesuffix(".DQ")})
-            handed_back, lone_run_died, _ = cur.fetchone()
-            if lone_run_died:
-                cur.execute("DELETE FROM crash_suspects WHERE message_id = %s", (message_id,))
-        conn.commit()
-    finally:
-        conn.close()
+    params = {"id": message_id, "actor": actor, "queue": queue.removesuffix(".DQ")}
+    with _transaction() as cur:
+        cur.execute(_REDELIVERED, params)
+        handed_back, lone_run_died, _ = cur.fetchone()
+        if lone_run_died:
+            cur.execute("DELETE FROM crash_suspects WHERE message_id = %s", (message_id,))
     if lone_run_died:
         return Redelivery.CULPRIT
     return Redelivery.HANDED_BACK if handed_back else Redelivery.SUSPECT
@@ -79,44 +127,30 @@ def classify_redelivery(message_id: str, actor: str, queue: str) -> Redelivery:
 
 def start_lone_run(message_id: str, actor: str) -> None:
     """Record, before it runs, that this suspect runs alone now: if the process dies, it did it."""
-    conn = db.get_engine().raw_connection()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                """INSERT INTO crash_suspects AS c (message_id, actor, lone_runs, running_since, worker)
-                   VALUES (%(id)s, %(actor)s, 1, now(), %(worker)s)
-                   ON CONFLICT (message_id) DO UPDATE
-                   SET lone_runs = c.lone_runs + 1, running_since = now(), worker = EXCLUDED.worker""",
-                {"id": message_id, "actor": actor, "worker": WORKER_NAME.format(pid=os.getpid())},
-            )
-        conn.commit()
-    finally:
-        conn.close()
+    with _transaction() as cur:
+        cur.execute(
+            """INSERT INTO crash_suspects AS c (message_id, actor, lone_runs, running_since, worker)
+               VALUES (%(id)s, %(actor)s, 1, now(), %(worker)s)
+               ON CONFLICT (message_id) DO UPDATE
+               SET lone_runs = c.lone_runs + 1, running_since = now(), worker = EXCLUDED.worker""",
+            {"id": message_id, "actor": actor, "worker": WORKER_NAME.format(pid=os.getpid())},
+        )
 
 
 def end_lone_run(message_id: str) -> None:
     """The lone run ended (succeeded, failed or raised): the message did not kill its worker."""
-    conn = db.get_engine().raw_connection()
-    try:
-        with conn.cursor() as cur:
-            cur.execute("DELETE FROM crash_suspects WHERE message_id = %s", (message_id,))
-        conn.commit()
-    finally:
-        conn.close()
+    with _transaction() as cur:
+        cur.execute("DELETE FROM crash_suspects WHERE message_id = %s", (message_id,))
 
 
 def mark_handed_back(message_ids: list[str]) -> None:
     """Messages a worker returns unstarted: their redelivery is not a crash."""
-    conn = db.get_engine().raw_connection()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "INSERT INTO requeued_messages (message_id) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
-                (message_ids,),
-            )
-        conn.commit()
-    finally:
-        conn.close()
+    with _transaction() as cur:
+        cur.execute(
+            "INSERT INTO requeued_messages (message_id) SELECT unnest(%s::text[])"
+            " ON CONFLICT DO NOTHING",
+            (message_ids,),
+        )
 
 
 def store_undecodable(queue: str, body: bytes) -> None:

@@ -21,42 +21,37 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from jobcore.ledger import precedence
+from jobcore.ledger.states import State
+
 logger = logging.getLogger(__name__)
 
 WORKER_NAME = f"{socket.gethostname()}:{{pid}}"
 
-_COLUMNS = (
+COLUMNS = (
     "message_id", "actor", "queue", "state", "state_ts", "args", "attempts", "enqueued_at", "eta",
     "started_at", "finished_at", "error", "traceback", "order_id", "user_id", "job_id", "worker",
-    "duplicates",
+    "duplicates", "result",
 )
-# A producer stamps 'enqueued' after the broker's confirm, which can come after a fast worker
-# finished the job: any later state replaces 'enqueued' whatever the stamps say (as merge() does).
+# Which state wins is decided by jobcore.ledger.precedence, the same rule Change.absorb applies.
+_TAKES = precedence.sql_takes("j", "EXCLUDED")
 # One JSON document per batch: json.dumps runs in C, and PostgreSQL parses the rows, which costs
-# the worker far less than adapting 18 Python arrays. Times travel as epoch seconds.
-_UPSERT = """
+# the worker far less than adapting 19 Python arrays. Times travel as epoch seconds.
+_UPSERT = f"""
 INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, args, attempts,
     enqueued_at, eta, started_at, finished_at, error, traceback, order_id, user_id, job_id, worker,
-    duplicates)
+    duplicates, result)
 SELECT v.message_id, v.actor, v.queue, v.state, to_timestamp(v.state_ts), v.args::jsonb,
     COALESCE(v.attempts, 0), to_timestamp(v.enqueued_at), to_timestamp(v.eta),
     to_timestamp(v.started_at), to_timestamp(v.finished_at), v.error, v.traceback, v.order_id,
-    v.user_id, v.job_id, v.worker, COALESCE(v.duplicates, 0)
+    v.user_id, v.job_id, v.worker, COALESCE(v.duplicates, 0), v.result::jsonb
 FROM json_to_recordset(%s::json) AS v(message_id text, actor text, queue text, state text,
     state_ts float8, args text, attempts int, enqueued_at float8, eta float8, started_at float8,
     finished_at float8, error text, traceback text, order_id bigint, user_id bigint, job_id text,
-    worker text, duplicates int)
+    worker text, duplicates int, result text)
 ON CONFLICT (message_id) DO UPDATE SET
-  state = CASE WHEN EXCLUDED.state <> 'enqueued'
-               AND (j.state <> 'cancelled' OR EXCLUDED.state IN ('succeeded', 'failed', 'dead', 'retrying'))
-               AND NOT (EXCLUDED.state = 'skipped' AND j.state <> 'enqueued')
-               AND (j.state = 'enqueued' OR EXCLUDED.state_changed_at >= j.state_changed_at)
-          THEN EXCLUDED.state ELSE j.state END,
-  state_changed_at = CASE WHEN EXCLUDED.state <> 'enqueued'
-               AND (j.state <> 'cancelled' OR EXCLUDED.state IN ('succeeded', 'failed', 'dead', 'retrying'))
-               AND NOT (EXCLUDED.state = 'skipped' AND j.state <> 'enqueued')
-               AND (j.state = 'enqueued' OR EXCLUDED.state_changed_at >= j.state_changed_at)
-          THEN EXCLUDED.state_changed_at ELSE j.state_changed_at END,
+  state = CASE WHEN {_TAKES} THEN EXCLUDED.state ELSE j.state END,
+  state_changed_at = CASE WHEN {_TAKES} THEN EXCLUDED.state_changed_at ELSE j.state_changed_at END,
   args = COALESCE(j.args, EXCLUDED.args),
   attempts = j.attempts + EXCLUDED.attempts,
   enqueued_at = LEAST(j.enqueued_at, EXCLUDED.enqueued_at),
@@ -69,7 +64,8 @@ ON CONFLICT (message_id) DO UPDATE SET
   user_id = COALESCE(j.user_id, EXCLUDED.user_id),
   job_id = COALESCE(j.job_id, EXCLUDED.job_id),
   worker = COALESCE(EXCLUDED.worker, j.worker),
-  duplicates = j.duplicates + EXCLUDED.duplicates
+  duplicates = j.duplicates + EXCLUDED.duplicates,
+  result = COALESCE(EXCLUDED.result, j.result)
 """
 
 
@@ -80,7 +76,7 @@ class Change:
     message_id: str
     actor: str
     queue: str
-    state: str
+    state: State
     state_ts: float  # epoch seconds (cheaper than datetime on the hot path)
     args: str | None = None  # JSON text
     attempts: int = 0
@@ -95,19 +91,18 @@ class Change:
     job_id: str | None = None
     worker: str | None = None
     duplicates: int = 0
+    result: str | None = None  # JSON text: the job's return value, redacted and capped
 
     def absorb(self, newer: Change) -> None:
         """Fold a later change for the same message into this one, as the upsert would."""
-        if newer.state != "enqueued" and not (newer.state == "skipped" and self.state != "enqueued") and (
-            self.state == "enqueued" or newer.state_ts >= self.state_ts
-        ):
+        if precedence.takes(self.state, self.state_ts, newer.state, newer.state_ts):
             self.state, self.state_ts = newer.state, newer.state_ts
         self.attempts += newer.attempts
         self.duplicates += newer.duplicates
         for name in ("args", "order_id", "user_id", "job_id"):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(newer, name))
-        for name in ("eta", "error", "traceback", "worker"):
+        for name in ("eta", "error", "traceback", "worker", "result"):
             if getattr(newer, name) is not None:
                 setattr(self, name, getattr(newer, name))
         if newer.enqueued_at is not None:
@@ -323,47 +318,10 @@ class LedgerWriter:
         rows = []
         for change in batch:
             row = change.__dict__
-            rows.append({k: row[k] for k in _COLUMNS if row[k] is not None})
+            rows.append({k: row[k] for k in COLUMNS if row[k] is not None})
         with conn.cursor() as cur:
             cur.execute(_UPSERT, (json.dumps(rows, separators=(",", ":")),))
         conn.commit()
-
-
-_CLAIM = """
-INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, args, attempts,
-    enqueued_at, started_at, order_id, user_id, job_id, worker)
-VALUES (%(message_id)s, %(actor)s, %(queue)s, 'running', to_timestamp(%(state_ts)s), %(args)s::jsonb, 1,
-    to_timestamp(%(enqueued_at)s), to_timestamp(%(state_ts)s), %(order_id)s, %(user_id)s, %(job_id)s,
-    %(worker)s)
-ON CONFLICT (message_id) DO UPDATE SET
-  state = 'running', state_changed_at = EXCLUDED.state_changed_at, attempts = j.attempts + 1,
-  started_at = EXCLUDED.started_at, worker = EXCLUDED.worker, args = COALESCE(j.args, EXCLUDED.args),
-  enqueued_at = LEAST(j.enqueued_at, EXCLUDED.enqueued_at),
-  order_id = COALESCE(j.order_id, EXCLUDED.order_id), user_id = COALESCE(j.user_id, EXCLUDED.user_id),
-  job_id = COALESCE(j.job_id, EXCLUDED.job_id)
-WHERE j.state <> 'cancelled'
-  AND (j.attempts < %(attempt)s
-       OR (%(redelivered)s AND j.state NOT IN ('succeeded', 'failed', 'dead', 'skipped')))
-RETURNING 1
-"""
-
-
-def claim_delivery(conn: Any, change: Change, attempt: int, redelivered: bool) -> bool:
-    """Record 'running' synchronously, unless this delivery duplicates one already started.
-
-    A delivery may run when the ledger has seen fewer attempts than this one's number (a first
-    run, or a retry), or when the broker redelivered it after a crash before it finished. A
-    second copy of the same message (published twice) finds its attempt taken and is skipped,
-    as is a cancelled job.
-    """
-    params = {name: getattr(change, name) for name in _COLUMNS}
-    params.update(attempt=attempt, redelivered=redelivered)
-    params["worker"] = params["worker"] or WORKER_NAME.format(pid=os.getpid())
-    with conn.cursor() as cur:
-        cur.execute(_CLAIM, params)
-        claimed = cur.fetchone() is not None
-    conn.commit()
-    return claimed
 
 
 def _is_data_error(exc: BaseException) -> bool:

@@ -16,14 +16,16 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from jobcore.ledger.states import State
+
 logger = logging.getLogger(__name__)
 TIMEOUT_S = 2
 STATES = {"": "ready", ".DQ": "delayed", ".XQ": "dead_lettered"}
 
-OLDEST_SQL = """
+OLDEST_SQL = f"""
 SELECT queue, EXTRACT(EPOCH FROM now() - min(coalesce(eta, enqueued_at)))
 FROM job_ledger
-WHERE state = 'enqueued' AND (eta IS NULL OR eta <= now()) AND enqueued_at IS NOT NULL
+WHERE state = '{State.ENQUEUED}' AND (eta IS NULL OR eta <= now()) AND enqueued_at IS NOT NULL
 GROUP BY queue
 """
 STORED_SQL = "SELECT queue, count(*) FROM dead_letters WHERE replayed_at IS NULL GROUP BY queue"

@@ -19,12 +19,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from jobcore.ledger.states import FINAL, State
 from jobcore.models.base import Base
 
-LEDGER_STATES = (
-    "enqueued", "running", "retrying", "succeeded", "failed", "dead", "skipped", "cancelled",
-)
-FINAL_STATES = ("succeeded", "failed", "dead", "skipped", "cancelled")
+LEDGER_STATES: tuple[State, ...] = tuple(State)
+FINAL_STATES: tuple[State, ...] = tuple(s for s in State if s in FINAL)
 
 
 class LedgerEntry(Base):
@@ -53,6 +52,7 @@ class LedgerEntry(Base):
     worker: Mapped[str | None] = mapped_column(String(120))
     duplicates: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     redeliveries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    result: Mapped[Any | None] = mapped_column(JSONB)  # the return value, redacted and capped
 
     __table_args__ = (
         CheckConstraint(

@@ -6,12 +6,13 @@ import datetime as dt
 from typing import Any
 
 from jobcore.db import session_scope
+from jobcore.ledger.states import State
 from jobcore.models import FINAL_STATES
 from shop.ops.batched import BatchStats, delete_in_batches
 from shop.ops.runs import record_run, utcnow
 
-SUCCEEDED_STATES = ("succeeded", "skipped", "cancelled")
-FAILED_STATES = ("failed", "dead")
+SUCCEEDED_STATES = (State.SUCCEEDED, State.SKIPPED, State.CANCELLED)
+FAILED_STATES = (State.FAILED, State.DEAD)
 
 
 def prune_job_ledger(days: int, batch: int = 5000, states: tuple[str, ...] = FINAL_STATES) -> int:

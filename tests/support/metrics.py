@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 
 import httpx
 import pytest
@@ -67,8 +68,11 @@ def per_process(worker_pid: int, metric: str, **labels: str) -> dict[int, float]
 
 
 def promtool() -> str:
-    """The promtool binary; a test without it fails under CI=true and is skipped elsewhere."""
-    found = shutil.which("promtool")
+    """The promtool binary; a test without it fails under CI=true and is skipped elsewhere.
+
+    Looked for on PATH, then beside the venv's python (where scripts/install-promtool.sh puts it).
+    """
+    found = shutil.which("promtool") or shutil.which("promtool", path=os.path.dirname(sys.executable))
     if found:
         return found
     if os.environ.get("CI") == "true":

@@ -34,7 +34,7 @@ def test_the_stack_is_in_its_documented_order():
     assert names == [
         "LogContext", "DbSessions", "Metrics", "AgeLimit", "TimeLimit", "ShutdownNotifications", "Callbacks",
         "Pipelines", "Compensation", "WorkerRegistry", "DeadLetters", "Cancellations", "CrashGuard", "JobStatus",
-        "Retries", "CurrentMessage",
+        "Results", "Retries", "CurrentMessage",
     ]
 
 

@@ -19,7 +19,7 @@ Roles belong to the cluster, not the database: they are created once (several da
 as the tests', share them) and a downgrade revokes this database's grants without dropping them.
 
 Revision ID: 0013
-Revises: 0006
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0006"
+down_revision: str | None = "0010"  # re-chained after main's 0010 when main was merged in
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
