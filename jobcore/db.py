@@ -63,7 +63,8 @@ def get_engine() -> Engine:
                 max_overflow=settings.db_pool_size,
                 pool_pre_ping=True,
                 pool_recycle=1800,
-                connect_args={"connect_timeout": 5, "application_name": f"shopjobs[{pid}]"},
+                connect_args={"connect_timeout": 5, "application_name": f"shopjobs[{pid}]",
+                              "options": settings.db_session_options},  # [16] session timeouts
             )
             _engine_pid = pid
             _factory = sessionmaker(_engine, expire_on_commit=False)

@@ -28,6 +28,7 @@ PREVIEW_BYTES = 256
 # everything else is a job that failed for good, unexpectedly (ERROR).
 LOG_LEVELS = {
     "permanent_error": logging.INFO,
+    "business_outcome": logging.INFO,
     "age_limit": logging.WARNING,
     "rejected": logging.WARNING,
     "failed": logging.ERROR,
@@ -51,8 +52,12 @@ def record(*, queue: str, body: bytes, reason: str, message_id: str | None = Non
             message_id=message_id, queue=queue.removesuffix(".DQ").removesuffix(".XQ"), actor=actor,
             reason=reason, error=error, traceback=traceback, attempts=attempts, body=body,
         ))
-    logger.log(LOG_LEVELS.get(reason, logging.ERROR),
-               "dead letter: queue=%s actor=%s message_id=%r reason=%s", queue, actor, message_id, reason)
+    logger.log(
+        LOG_LEVELS.get(reason, logging.ERROR),
+        "dead letter: queue=%s actor=%s message_id=%r reason=%s", queue, actor, message_id, reason,
+        # as fields too: a dead letter is often logged outside the job's bound context
+        extra={"queue": queue, "actor": actor, "message_id": message_id, "reason": reason},
+    )
 
 
 def listing(session: Session, *, queue: str | None = None, actor: str | None = None, reason: str | None = None,

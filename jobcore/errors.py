@@ -11,6 +11,14 @@ class PermanentError(JobError):
     """Retrying cannot help (bad input, a missing record, a declined card): fail at once."""
 
 
+class BusinessOutcome(PermanentError):
+    """An expected end of the business, not a fault (a declined card, a sold-out product).
+
+    The job stops as for any permanent error (compensation runs, the message is stored), but its
+    dead letter's reason is ``business_outcome``, so alerts on dead letters can leave it out.
+    """
+
+
 class InvalidInput(PermanentError):
     """A message's arguments are malformed: wrong type, out of range, unknown kind."""
 

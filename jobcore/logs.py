@@ -12,9 +12,12 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+import dramatiq
 import structlog
+from dramatiq.middleware import Retries
 from structlog.typing import Processor
 
+from jobcore.errors import TransientError
 from jobcore.redaction import register_secrets, scrub_text, secrets_of
 
 __all__ = ["configure", "get_logger", "redact_processor", "scrub_text"]
@@ -58,6 +61,63 @@ class AttemptFailureAsWarning(logging.Filter):
         if record.levelno == logging.ERROR and record.msg == DRAMATIQ_ATTEMPT_FAILED:
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
+
+
+class TransientRetryLine(logging.Filter):
+    """A failed attempt of a transient error that will be retried is one line, no traceback.
+
+    ``AttemptFailureAsWarning`` has made the attempt a WARNING with its traceback; for a
+    ``TransientError`` (an SMTP 421, a 503) that ``Retries`` is about to retry (same options, same
+    count) the traceback says nothing new, twenty lines per retry. Any other attempt keeps it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.name == DRAMATIQ_WORKER_LOGGER
+            and record.msg == DRAMATIQ_ATTEMPT_FAILED
+            and record.exc_info
+            and isinstance(record.args, tuple)
+            and record.args
+            and _is_message(record.args[0])
+        ):
+            exception = record.exc_info[1]
+            if isinstance(exception, TransientError) and _will_retry(record.args[0], exception):
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+                record.msg = "Message %s failed with %s: %s; it will be retried."
+                record.args = (record.args[0], type(exception).__name__, str(exception))
+                record.exc_info, record.exc_text = None, None
+        return True
+
+
+class ClosingClosedConnection(logging.Filter):
+    """pika's "close() called on closed connection" is DEBUG, not ERROR.
+
+    On a clean shutdown Dramatiq closes every thread's connection, some already closed by the
+    server or the heartbeat; pika logs ERROR and raises, and Dramatiq swallows the exception.
+    The caller learns of it from the exception; the line is noise (26 ERRORs per shutdown).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and "called on closed connection" in record.getMessage():
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
+def _will_retry(message: Any, exception: BaseException) -> bool:
+    """What ``Retries.after_process_message`` will decide for this failure (False if unsure)."""
+    try:
+        broker = dramatiq.get_broker()
+        actor = broker.get_actor(message.actor_name)
+        retries_mw = next(m for m in broker.middleware if isinstance(m, Retries))
+    except Exception:  # noqa: BLE001  (no broker, unknown actor: keep the traceback)
+        return False
+    retries = message.options.get("retries", 0)
+    retry_when = actor.options.get("retry_when", retries_mw.retry_when)
+    if retry_when is not None:
+        return bool(retry_when(retries, exception))
+    max_retries = message.options.get("max_retries", actor.options.get("max_retries", retries_mw.max_retries))
+    return max_retries is None or retries < max_retries
 
 
 def _is_message(value: Any) -> bool:
@@ -108,6 +168,7 @@ def configure(fmt: str = "console", level: str = "INFO", *, settings: Any = None
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(TransientRetryLine())  # first: it reads the message before it is reduced
     handler.addFilter(SafeMessageArgs())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -116,6 +177,14 @@ def configure(fmt: str = "console", level: str = "INFO", *, settings: Any = None
     worker_log = logging.getLogger(DRAMATIQ_WORKER_LOGGER)
     if not any(isinstance(f, AttemptFailureAsWarning) for f in worker_log.filters):
         worker_log.addFilter(AttemptFailureAsWarning())
+    closing = logging.getLogger("pika.adapters.blocking_connection")
+    if not any(isinstance(f, ClosingClosedConnection) for f in closing.filters):
+        closing.addFilter(ClosingClosedConnection())
+    # one INFO line per outbound HTTP request drowns the job lines: third-party request logs
+    # show only when the process runs at DEBUG
+    quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
+    for name in ("httpx", "httpcore", "urllib3"):
+        logging.getLogger(name).setLevel(quiet)
 
 
 def get_logger(name: str) -> Any:

@@ -12,7 +12,7 @@ import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, Self
-from urllib.parse import urlparse
+from urllib.parse import quote, unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PREFIX = "SHOPJOBS_"
@@ -77,14 +77,42 @@ def _optional_str(raw: str) -> str | None:
     return raw or None
 
 
-def _field(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
-    return dataclasses.field(default=default, metadata={"parse": parse, "doc": doc})
+def _field(default: Any, parse: Callable[[str], Any], doc: str, *, secret: bool = False) -> Any:
+    """A setting; ``secret=True`` masks its value in logs and errors (comma-separated: each one)."""
+    return dataclasses.field(default=default, metadata={"parse": parse, "doc": doc, "secret": secret})
+
+
+DEFAULT_USERS = frozenset({"guest", "postgres", "root", "admin"})
+DEV_ONLY_MARK = "_dev_only"
+
+
+def _loopback(address: str) -> bool:
+    return ipaddress.ip_address(address).is_loopback
+
+
+def _url_credentials_problems(variable: str, url: str) -> list[str]:
+    """Why ``url`` must not be used in production: a default user or an empty password."""
+    parsed = urlparse(url)
+    problems = []
+    if not parsed.username or parsed.username in DEFAULT_USERS:
+        problems.append(
+            f"{variable} uses the default user {parsed.username or '(none)'!r}: "
+            "give the service its own user"
+        )
+    if not parsed.password:
+        problems.append(f"{variable} has an empty password")
+    return problems
 
 
 @dataclasses.dataclass(frozen=True)
 class JobSettings:
     """What the job-system core needs: broker, database, ledger, retries, metrics, logs."""
 
+    env: str = _field(
+        "development",
+        _choice("development", "production"),
+        "production refuses default users, empty passwords, *_dev_only secrets and public metrics",
+    )
     amqp_url: str = _field(
         "amqp://guest:guest@127.0.0.1:5672/%2F", _url(("amqp", "amqps")), "RabbitMQ URL (vhost in the path)"
     )
@@ -96,7 +124,19 @@ class JobSettings:
         "PostgreSQL URL (shop data and job ledger)",
     )
     db_pool_size: int = _field(10, _int(1, 200), "connections per worker process")
+    db_statement_timeout_ms: int = _field(
+        30_000, _int(0, 86_400_000), "longest statement of the application's connections (0: none)"
+    )
+    db_lock_timeout_ms: int = _field(
+        5_000, _int(0, 86_400_000), "longest wait for a lock before the statement fails (0: none)"
+    )
+    db_idle_in_transaction_timeout_ms: int = _field(
+        60_000, _int(0, 86_400_000), "an open transaction left idle this long is ended by the server"
+    )
     metrics_bind: str = _field("127.0.0.1", _ip, "address the metrics endpoint binds to")
+    metrics_public: bool = _field(
+        False, _bool, "allow METRICS_BIND beyond loopback in production (a scrape network, say so)"
+    )
     metrics_port: int = _field(9191, _int(0, 65535), "metrics port (0 disables)")
     log_format: str = _field("console", _choice("console", "json"), "console or json")
     log_level: str = _field("INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "log level")
@@ -127,14 +167,63 @@ class JobSettings:
             try:
                 values[field.name] = field.metadata["parse"](raw)
             except ValueError as exc:
-                shown = "<hidden>" if "password" in field.name or "secret" in field.name else repr(raw)
+                shown = "<hidden>" if _is_secret(field) else repr(raw)
                 raise SettingsError(f"{name}={shown} is invalid: {exc}") from None
         settings = cls(**values)
         if settings.min_backoff_ms > settings.max_backoff_ms:
             raise SettingsError(
                 f"{PREFIX}MIN_BACKOFF_MS must not exceed {PREFIX}MAX_BACKOFF_MS"
             )
+        if settings.production:
+            problems = settings.production_problems()
+            if problems:
+                raise SettingsError(
+                    f"{PREFIX}ENV=production refuses to start:\n  - " + "\n  - ".join(problems)
+                )
         return settings
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    def production_problems(self) -> list[str]:
+        """What production refuses, one line per problem naming its variable.
+
+        Subclasses add their own fields' checks to the list (``super().production_problems()``);
+        the checks of every ``*_dev_only`` value and of empty secrets cover their fields too.
+        """
+        problems = _url_credentials_problems(PREFIX + "AMQP_URL", self.amqp_url)
+        problems += _url_credentials_problems(PREFIX + "DATABASE_URL", self.database_url)
+        if self.broker != "rabbitmq":
+            problems.append(f"{PREFIX}BROKER={self.broker!r}: production runs on rabbitmq")
+        if not _loopback(self.metrics_bind) and not self.metrics_public:
+            problems.append(
+                f"{PREFIX}METRICS_BIND={self.metrics_bind} is beyond loopback: "
+                f"set {PREFIX}METRICS_PUBLIC=true to say the metrics network is meant"
+            )
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            variable = PREFIX + field.name.upper()
+            if isinstance(value, str) and DEV_ONLY_MARK in value:
+                problems.append(f"{variable} holds a {DEV_ONLY_MARK} value: set a real secret")
+            elif _is_secret(field) and isinstance(value, str) and not value.strip(" ,"):
+                problems.append(f"{variable} is empty: set a real secret")
+        return problems
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret: secret fields (each comma-separated part) and URL passwords."""
+        found: list[str] = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, str) or not value:
+                continue
+            if _is_secret(field):
+                found += [value] + [part.strip() for part in value.split(",") if part.strip()]
+            elif "://" in value:
+                password = urlparse(value).password
+                if password:
+                    found += [password, unquote(password)]
+        return list(dict.fromkeys(found))
 
     @property
     def amqp_url_with_heartbeat(self) -> str:
@@ -150,9 +239,35 @@ class JobSettings:
         return url + ("&" if "?" in url else "?") + "&".join(extra)
 
     @property
+    def db_session_options(self) -> str:
+        """libpq ``options`` that bound every statement, lock wait and idle transaction.
+
+        Set at connect, so no session of the application runs unbounded: a blocked ledger flush
+        fails after ``lock_timeout`` instead of holding back every ack of its process, and a
+        transaction forgotten open stops holding its locks after the idle timeout.
+        """
+        return (
+            f"-c statement_timeout={self.db_statement_timeout_ms}"
+            f" -c lock_timeout={self.db_lock_timeout_ms}"
+            f" -c idle_in_transaction_session_timeout={self.db_idle_in_transaction_timeout_ms}"
+        )
+
+    @property
     def psycopg_dsn(self) -> str:
-        """The database URL in the form psycopg2 and libpq tools accept."""
-        return self.database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+        """The database URL in the form psycopg2 accepts, with the session timeouts as options.
+
+        Not for pg_dump/pg_restore: a dump must not be cut by the application's statement timeout.
+        """
+        dsn = self.database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+        if "options=" in dsn:
+            return dsn
+        return dsn + ("&" if "?" in dsn else "?") + "options=" + quote(self.db_session_options)
+
+
+def _is_secret(field: dataclasses.Field[Any]) -> bool:
+    return bool(field.metadata.get("secret")) or any(
+        word in field.name for word in ("password", "secret")
+    )
 
 
 def describe(cls: type[JobSettings] = JobSettings) -> list[tuple[str, str, str]]:

@@ -18,6 +18,7 @@ from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import SkipMessage
 
 from jobcore import dead_letters
+from jobcore.errors import BusinessOutcome
 from jobcore.metrics.failures import counts_failures
 from jobcore.redaction import scrub_text
 from middleware.crash_guard import CrashLoop
@@ -37,7 +38,8 @@ def reason_for(broker: Broker, message: MessageProxy, exception: BaseException |
     except ActorNotFound:
         throws = None
     if throws and isinstance(exception, throws):
-        return "permanent_error"
+        # an expected business end (declined card, sold out) is labelled apart, for alerting
+        return "business_outcome" if isinstance(exception, BusinessOutcome) else "permanent_error"
     return "failed"
 
 
@@ -59,5 +61,5 @@ class DeadLetters(Middleware):
             traceback=scrub_text("".join(traceback.format_exception(exception)))[-16000:]
             if exception is not None else None,
             # Retries counts the failed run itself; a permanent error returns before counting
-            attempts=retries + 1 if reason == "permanent_error" else retries,
+            attempts=retries + 1 if reason in ("permanent_error", "business_outcome") else retries,
         )

@@ -14,7 +14,9 @@ from jobcore.ledger.args import named_args
 from jobcore.metrics.failures import counts_failures
 from jobcore.settings import JobSettings
 
-BOUND_IDS = ("order_id", "user_id", "job_id", "payment_id", "product_id", "subscription_id")
+BOUND_IDS = (
+    "order_id", "user_id", "job_id", "payment_id", "product_id", "subscription_id", "notification_id"
+)
 
 
 @counts_failures

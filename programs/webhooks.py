@@ -13,6 +13,7 @@ import uvicorn
 
 import actors  # noqa: F401  (declared actors name the ledger's args by parameter)
 import broker
+from jobcore import logs
 from shop.payments.webhooks import build_app
 
 
@@ -21,12 +22,17 @@ def main() -> None:
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8100)
     args = ap.parse_args()
+    settings = broker.settings
+    # the project's logging: JSON or console as configured, every configured secret masked
+    logs.configure(settings.log_format, settings.log_level, settings=settings)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     sock.listen(2048)  # before READY: a client that connects while uvicorn starts waits, not refused
     print(f"READY webhooks http://{args.host}:{sock.getsockname()[1]}", flush=True)
-    config = uvicorn.Config(build_app(broker.settings.payment_webhook_secret), log_level="warning")
+    app = build_app(settings.payment_webhook_secrets)
+    # log_config=None: uvicorn keeps the handlers logs.configure installed (no plain lines)
+    config = uvicorn.Config(app, log_level="warning", log_config=None, access_log=False)
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -35,7 +35,11 @@ class Settings(JobSettings):
     smtp_starttls: bool = _field(False, _bool, "use STARTTLS")
     mail_from: str = _field("shop@example.test", str, "From address of shop e-mail")
     payment_url: str = _field("http://127.0.0.1:8101", _url(("http", "https")), "payment provider API")
-    payment_webhook_secret: str = _field("whsec_dev_only", str, "secret of the provider's webhook signatures")
+    payment_webhook_secret: str = _field(
+        "whsec_dev_only",
+        str,
+        "secrets of the provider's webhook signatures, comma-separated: any one verifies (rotation)",
+    )
     warehouse_url: str = _field("http://127.0.0.1:8102", _url(("http", "https")), "warehouse system API")
     carrier_url: str = _field("http://127.0.0.1:8103", _url(("http", "https")), "carrier tracking API")
     storage_url: str = _field(
@@ -92,6 +96,30 @@ class Settings(JobSettings):
     rankings_window_days: int = _field(7, _int(1, 365), "days of views and purchases that rank products")
     # observability ([06]): metrics directories and the scheduler's endpoint
     scheduler_metrics_port: int = _field(9192, _int(0, 65535), "the scheduler's metrics port (0 disables)")
+    # [16] outbound URLs: which hosts downloads may reach
+    outbound_allowed_hosts: str = _field(
+        "",
+        str,
+        "hosts outbound downloads may reach, comma-separated (*.example.com for subdomains; "
+        "empty: any public host); private, loopback and link-local addresses need listing here",
+    )
+
+    @property
+    def payment_webhook_secrets(self) -> tuple[str, ...]:
+        """The active webhook secrets, in the order given (rotation: add the new, drop the old)."""
+        return tuple(part.strip() for part in self.payment_webhook_secret.split(",") if part.strip())
+
+    def production_problems(self) -> list[str]:
+        """The core's checks plus the shop's: SMTP AUTH only over TLS, a webhook secret set."""
+        problems = super().production_problems()
+        if self.smtp_user and not self.smtp_starttls:
+            problems.append(
+                f"{PREFIX}SMTP_USER is set without {PREFIX}SMTP_STARTTLS=true: "
+                "SMTP AUTH would send the password in clear"
+            )
+        if self.smtp_user and not self.smtp_password:
+            problems.append(f"{PREFIX}SMTP_PASSWORD is empty while {PREFIX}SMTP_USER is set")
+        return problems
 
 
 def describe() -> list[tuple[str, str, str]]:

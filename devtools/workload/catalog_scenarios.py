@@ -31,6 +31,8 @@ def prepare() -> Callable[[], None]:
     _urls.update({name: s.url for name, s in started.items()})
     os.environ["SHOPJOBS_PRICE_FEED_SOURCES"] = f"primary={_urls['primary']},backup={_urls['backup']}"
     os.environ.setdefault("SHOPJOBS_STORAGE_URL", f"file://{os.path.abspath('.run/storage')}")
+    # image downloads refuse loopback addresses unless the host is listed: list the stand-in's
+    os.environ["SHOPJOBS_OUTBOUND_ALLOWED_HOSTS"] = _urls["images"].split("://", 1)[1].rstrip("/")
     started["primary"].set_faults(mode="garbage", rate=0.5)  # every other poll falls back to the backup
 
     def stop() -> None:

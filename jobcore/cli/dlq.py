@@ -11,6 +11,7 @@ from jobcore import dead_letters
 from jobcore.cli.output import emit, emit_record
 from jobcore.db import session_scope
 from jobcore.errors import InvalidInput
+from jobcore.models import REASONS
 
 
 def register(groups: Any) -> None:
@@ -20,8 +21,7 @@ def register(groups: Any) -> None:
     def filters(p: argparse.ArgumentParser) -> None:
         p.add_argument("--queue")
         p.add_argument("--actor")
-        p.add_argument("--reason", choices=("failed", "permanent_error", "unknown_actor", "undecodable",
-                                            "crashed_worker", "age_limit", "rejected"))
+        p.add_argument("--reason", choices=REASONS)
 
     listing = commands.add_parser("list", help="dead letters not yet replayed, newest first")
     filters(listing)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+from prometheus_client.registry import Collector
 
 from jobcore import logs
 from jobcore.metrics import multiproc
@@ -53,10 +54,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def worker_registry(path: str, settings: Any, queues: Sequence[str]) -> CollectorRegistry:
+def worker_registry(
+    path: str, settings: Any, queues: Sequence[str], extra: Sequence[Collector] = ()
+) -> CollectorRegistry:
     registry = CollectorRegistry()
     InstanceCollector(path, registry)
     registry.register(QueueCollector(settings, queues))
+    for collector in extra:
+        registry.register(collector)
     return registry
 
 
@@ -75,18 +80,21 @@ def serve(registry: CollectorRegistry, bind: str, port: int, what: str) -> Any |
     return server
 
 
-def serve_worker_metrics(settings: JobSettings, queues: Sequence[str]) -> int:
+def serve_worker_metrics(
+    settings: JobSettings, queues: Sequence[str], extra: Sequence[Collector] = ()
+) -> int:
     """Body of a ``dramatiq`` instance's fork: serve its merged metrics until SIGTERM.
 
     The application's fork function (named by the Metrics middleware) builds its settings
     and passes its queue names: a fork process starts from an import path, without arguments.
+    ``extra`` are the application's scrape-time collectors.
     """
     logs.configure(settings.log_format, settings.log_level, settings=settings)
     if settings.metrics_port == 0:
         return 0
     path = multiproc.instance_dir(os.getppid())
     os.makedirs(path, exist_ok=True)
-    registry = worker_registry(path, settings, queues)
+    registry = worker_registry(path, settings, queues, extra)
     if serve(registry, settings.metrics_bind, settings.metrics_port, "worker") is None:
         return 1
     threading.Event().wait()  # SIGTERM ends the fork (Dramatiq's handler exits)

@@ -17,6 +17,18 @@ from jobcore.metrics.definitions import PUBLISH_FAILURES, PUBLISH_SECONDS, PUBLI
 class PublishMetrics:
     """Put before the broker class: ``class B(PublishMetrics, RabbitmqBroker)``."""
 
+    def declare_queue(self, queue_name: str, **kwargs: Any) -> None:
+        """Declare, and start the queue's publish series at 0.
+
+        A labelled counter appears only once it is touched: without this, a producer that never
+        failed exports no ``publish_failures_total`` at all, and an alert or a ratio on it has
+        nothing to evaluate (the panel shows "No data" instead of 0).
+        """
+        super().declare_queue(queue_name, **kwargs)  # type: ignore[misc]
+        if not queue_name.endswith((".DQ", ".XQ")):
+            PUBLISH_FAILURES.labels(queue_name)
+            PUBLISHED.labels(queue_name)
+
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
         queue = message.queue_name.removesuffix(".DQ")
         start = time.perf_counter()

@@ -13,7 +13,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from jobcore.models.base import Base
 
-REASONS = ("failed", "permanent_error", "unknown_actor", "undecodable", "crashed_worker", "age_limit", "rejected")
+REASONS = (
+    "failed",
+    "permanent_error",
+    "business_outcome",
+    "unknown_actor",
+    "undecodable",
+    "crashed_worker",
+    "age_limit",
+    "rejected",
+)
 
 
 class DeadLetter(Base):

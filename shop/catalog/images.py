@@ -18,7 +18,7 @@ import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from jobcore.errors import InvalidInput, PermanentError, TransientError
-from shop.integrations import files
+from shop.integrations import files, outbound
 from shop.settings import current as current_settings
 
 log = logging.getLogger(__name__)
@@ -64,10 +64,15 @@ def check_variants(names: Any) -> tuple[Variant, ...]:
     return tuple(VARIANTS[n] for n in dict.fromkeys(names))
 
 
-def download(url: str, max_bytes: int, timeout_s: float) -> bytes:
-    """The body of ``url`` if it is an image of at most ``max_bytes``; streamed, so a huge one stops early."""
+def download(url: str, max_bytes: int, timeout_s: float, policy: outbound.Policy | None = None) -> bytes:
+    """The body of ``url`` if it is an image of at most ``max_bytes``; streamed, so a huge one stops early.
+
+    Every hop (the URL and each redirect) goes through ``policy``: a host off the allow-list or
+    resolving to a private, loopback or link-local address is refused (``OutboundRefused``).
+    """
+    policy = outbound.Policy() if policy is None else policy
     try:
-        with httpx.stream("GET", url, timeout=httpx.Timeout(timeout_s, connect=2.0), follow_redirects=True) as r:
+        with outbound.stream(policy, url, httpx.Timeout(timeout_s, connect=2.0)) as r:
             if r.status_code >= 500 or r.status_code in (408, 429):
                 raise TransientError(f"image {url!r}: the server answered {r.status_code}; retry later")
             if r.status_code != 200:
@@ -134,7 +139,8 @@ def render(image: Image.Image, variant: Variant) -> tuple[bytes, int, int]:
 def make_variants(url: str, variants: Sequence[Variant], prefix: str) -> list[dict[str, Any]]:
     """Download ``url`` and store each variant under ``prefix``; returns what was stored."""
     s = current_settings()
-    image = decode(url, download(url, s.image_max_bytes, s.http_timeout_s), s.image_max_pixels)
+    policy = outbound.Policy.parse(s.outbound_allowed_hosts)
+    image = decode(url, download(url, s.image_max_bytes, s.http_timeout_s, policy), s.image_max_pixels)
     storage = files.storage()
     source = hashlib.sha256(url.encode()).hexdigest()[:20]
     stored = []

@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from jobcore.db import affected, session_scope
-from jobcore.errors import InvalidInput, NotFound, PermanentError
+from jobcore.errors import BusinessOutcome, InvalidInput, NotFound
 from shop.catalog import restock
 from shop.models import Inventory, InventoryReservation, Order, OrderLine, Product
 from shop.orders.lookup import open_order
@@ -37,7 +37,7 @@ def update_product_availability(session: Session, product_id: int) -> bool:
     return active
 
 
-class OutOfStock(PermanentError):
+class OutOfStock(BusinessOutcome):
     """Not enough free stock for an order line: the order cannot be reserved."""
 
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import httpx
 
-from jobcore.errors import InvalidInput, JobError, PermanentError, TransientError
+from jobcore.errors import BusinessOutcome, InvalidInput, JobError, PermanentError, TransientError
 from shop.payments.provider_models import (
     Charge,
     Fulfilment,
@@ -67,7 +67,7 @@ class ProviderError(JobError):
         self.code = code
 
 
-class PaymentDeclined(ProviderError, PermanentError):
+class PaymentDeclined(ProviderError, BusinessOutcome):
     """The card was declined: ask the customer for another card; retrying cannot help."""
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import psycopg2
 from psycopg2 import sql
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from jobcore.errors import PermanentError, TransientError
 from shop import dbadmin
@@ -23,6 +23,24 @@ from shop import dbadmin
 
 def _libpq(url: str) -> str:
     return url.replace("postgresql+psycopg2://", "postgresql://", 1)
+
+
+def tool_connection(url: str) -> tuple[str, dict[str, str]]:
+    """The DSN for a libpq tool's argv, without its password, and the environment that carries it.
+
+    Anything in argv is readable by every user of the host (``ps``, /proc/<pid>/cmdline); the
+    environment of a process is readable only by its user and root, so the password goes there.
+    """
+    parsed = make_url(_libpq(url))
+    env = dict(os.environ)
+    env.pop("PGPASSWORD", None)
+    if parsed.password is not None:
+        env["PGPASSWORD"] = str(parsed.password)
+    # URL.set(password=None) keeps the password (None means "unchanged"): build it without one
+    bare = URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port,
+                      parsed.database, parsed.query)
+    dsn = bare.render_as_string(hide_password=False)
+    return dsn, env
 
 
 def tool(bin_dir: str, name: str) -> str:
@@ -73,11 +91,12 @@ def dump(bin_dir: str, database_url: str, tables: Sequence[str], path: str, time
             cur.execute("SELECT pg_export_snapshot()")
             snapshot = cur.fetchone()[0]
             counts = count_rows(cur, tables)
+            tool_dsn, env = tool_connection(database_url)
             command = [tool(bin_dir, "pg_dump"), "-Fc", "--no-owner", "--no-privileges",
-                       f"--snapshot={snapshot}", "-f", path, "-d", dsn]
+                       f"--snapshot={snapshot}", "-f", path, "-d", tool_dsn]
             for table in tables:
                 command += ["-t", f"public.{table}"]
-            _run(command, timeout_s, "pg_dump", TransientError)  # the server may be back on retry
+            _run(command, timeout_s, "pg_dump", TransientError, env)  # the server may be back on retry
         conn.rollback()
     return counts
 
@@ -96,8 +115,9 @@ def scratch_database(database_url: str) -> Iterator[str]:
 
 def restore(bin_dir: str, path: str, database_url: str, timeout_s: float) -> None:
     """``pg_restore`` the whole file, stopping at the first error (a damaged file fails here)."""
+    tool_dsn, env = tool_connection(database_url)
     _run([tool(bin_dir, "pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
-          "-d", _libpq(database_url), path], timeout_s, "pg_restore")
+          "-d", tool_dsn, path], timeout_s, "pg_restore", env=env)
 
 
 def restored_counts(database_url: str, tables: Sequence[str]) -> dict[str, int]:
@@ -108,11 +128,17 @@ def restored_counts(database_url: str, tables: Sequence[str]) -> dict[str, int]:
     return counts
 
 
-def _run(command: list[str], timeout_s: float, what: str, error: type[Exception] = PermanentError) -> None:
+def _run(
+    command: list[str],
+    timeout_s: float,
+    what: str,
+    error: type[Exception] = PermanentError,
+    env: dict[str, str] | None = None,
+) -> None:
     try:
         # errors="replace": a damaged dump makes pg_restore echo its raw bytes in the error
         done = subprocess.run(command, check=False, capture_output=True, text=True, errors="replace",
-                              timeout=timeout_s)
+                              timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
         raise TransientError(f"{what} did not finish within {timeout_s:.0f} s") from None
     if done.returncode != 0:

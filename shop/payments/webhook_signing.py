@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from jobcore.errors import PermanentError
@@ -69,7 +70,7 @@ def _parse(header: str) -> tuple[int, list[str]]:
 
 
 def verify(
-    secret: str,
+    secret: str | Sequence[str],
     body: bytes,
     header: str | None,
     tolerance_s: int = DEFAULT_TOLERANCE_S,
@@ -79,17 +80,21 @@ def verify(
 
     Verify the bytes exactly as received: re-serialising parsed JSON changes them and breaks
     the signature. Raises ``SignatureError`` on a missing, malformed, forged or stale signature.
+    ``secret`` may be several active secrets (rotation on our side): a signature made with any
+    one of them verifies, so the provider can switch while both are configured.
     """
-    if not secret:
+    secrets = [secret] if isinstance(secret, str) else list(secret)
+    if not secrets or not all(secrets):
         raise ValueError("a webhook secret must not be empty")
     if not header:
         raise SignatureError("malformed_header", f"the {HEADER} header is missing")
     timestamp, signatures = _parse(header)
-    expected = _digest(secret, body, timestamp).encode("ascii")
     # bytes, because compare_digest refuses non-ASCII str; no short-circuit between entries
     matched = False
-    for candidate in signatures:
-        matched |= hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
+    for key in secrets:
+        expected = _digest(key, body, timestamp).encode("ascii")
+        for candidate in signatures:
+            matched |= hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
     if not matched:
         raise SignatureError("signature_mismatch", "no signature matches the body and secret")
     current = time.time() if now is None else now

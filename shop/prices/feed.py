@@ -20,7 +20,14 @@ from shop.models import PriceFeed
 from shop.notifications.notifications import request_notification
 from shop.prices import cache as price_cache
 from shop.prices.metrics import FEED_AGE, FETCHES
-from shop.prices.sources import Quote, SourceFailed, fetch, parse_feed, parse_sources
+from shop.prices.sources import (
+    Quote,
+    SourceFailed,
+    fetch,
+    parse_feed,
+    parse_sources,
+    policy_for,
+)
 from shop.settings import current as current_settings
 
 log = logging.getLogger(__name__)
@@ -33,9 +40,11 @@ def poll_price_feed(feed: str) -> dict[str, Any]:
     settings = current_settings()
     max_age = settings.price_feed_max_age_s
     failures: list[str] = []
-    for name, url in parse_sources(settings.price_feed_sources):
+    sources = parse_sources(settings.price_feed_sources)
+    policy = policy_for(settings.outbound_allowed_hosts, sources)
+    for name, url in sources:
         try:
-            quote = fetch(url, feed, max_age, settings.http_timeout_s)
+            quote = fetch(url, feed, max_age, settings.http_timeout_s, policy)
         except SourceFailed as exc:
             FETCHES.labels(feed, name, exc.outcome).inc()
             failures.append(f"{name}: {exc}")

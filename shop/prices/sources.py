@@ -14,10 +14,12 @@ import decimal
 import math
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from jobcore.errors import InvalidInput
+from shop.integrations import outbound
 
 FEED = re.compile(r"^([A-Z]{3})_([A-Z]{3})$")
 NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
@@ -57,12 +59,28 @@ def parse_feed(feed: Any) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def fetch(url: str, feed: str, max_age_s: float, timeout_s: float) -> Quote:
-    """One source's quote for ``feed``, or ``SourceFailed``."""
+def policy_for(allowed_hosts: str, sources: list[tuple[str, str]]) -> outbound.Policy:
+    """The outbound policy of the feed: the allow-list plus the configured sources' own hosts."""
+    hosts = []
+    for _, url in sources:
+        parts = urlsplit(url)
+        hosts.append(f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}")
+    return outbound.Policy.parse(allowed_hosts, *hosts)
+
+
+def fetch(
+    url: str, feed: str, max_age_s: float, timeout_s: float, policy: outbound.Policy | None = None
+) -> Quote:
+    """One source's quote for ``feed``, or ``SourceFailed``; every redirect hop is checked."""
     base, symbol = parse_feed(feed)
+    policy = outbound.Policy() if policy is None else policy
+    timeout = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
     try:
-        response = httpx.get(f"{url}/v1/rates", params={"base": base, "symbols": symbol},
-                             timeout=httpx.Timeout(timeout_s, connect=min(2.0, timeout_s)))
+        with outbound.stream(policy, f"{url}/v1/rates", timeout,
+                             params={"base": base, "symbols": symbol}) as response:
+            response.read()
+    except outbound.OutboundRefused as exc:
+        raise SourceFailed("error", str(exc)) from None
     except httpx.TimeoutException as exc:
         raise SourceFailed("timeout", type(exc).__name__) from None
     except httpx.TransportError as exc:

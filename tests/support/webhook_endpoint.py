@@ -13,10 +13,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 class WebhookEndpoint:
-    def __init__(self, timeout: float = 20) -> None:
+    def __init__(self, timeout: float = 20, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "programs.webhooks", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})},
         )
         self.url = self._ready(timeout)
 

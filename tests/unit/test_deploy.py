@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
+import subprocess
 
 import jsonschema
+import pytest
 import yaml
 
 from jobcore.metrics import definitions, scheduling  # noqa: F401  (registers the metric families)
-from tests.support.metrics import promtool_check
+from tests.support.metrics import promtool, promtool_check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COMPOSE = os.path.join(ROOT, "docker-compose.yml")
@@ -19,7 +22,11 @@ SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY", re.IGNORECASE)
 INTERPOLATED_SECRET = re.compile(r"^\$\{[A-Z_]+:\?[^}]*\}$")
 URL_CREDENTIALS = re.compile(r"://[^/@\s]*:([^@\s]*)@")
 SCRAPE_TIME_NAMES = {"shopjobs_queue_messages", "shopjobs_queue_oldest_message_age_seconds",
-                     "shopjobs_dead_letters_stored", "shopjobs_metrics_source_up"}
+                     "shopjobs_dead_letters_stored", "shopjobs_metrics_source_up",
+                     "shopjobs_price_feed_last_success_timestamp_seconds",
+                     "shopjobs_price_feed_last_poll_timestamp_seconds",
+                     "shopjobs_health_check_last_run_timestamp_seconds",
+                     "shopjobs_backup_last_verified_timestamp_seconds"}
 DOMAIN_NAMES = {"shopjobs_price_feed_age_seconds", "shopjobs_price_feed_fetches_total",
                 "shopjobs_health_up", "shopjobs_health_latency_seconds"}
 
@@ -58,6 +65,43 @@ def test_the_compose_file_has_no_obsolete_version_key_and_no_written_in_credenti
         for key, value in (service.get("environment") or {}).items():
             if SECRET_NAME.search(key) and not key.endswith(("_USER", "_URL")):
                 assert INTERPOLATED_SECRET.match(str(value)), f"{name}.{key} must be ${{VAR:?...}}"
+
+
+INTERPOLATION = re.compile(r"\$\{([A-Z_]+)(?::([?-])([^}]*))?\}")
+
+
+def _interpolate(value: str, given: dict[str, str]) -> str:
+    """Compose's ``${VAR:?msg}`` / ``${VAR:-default}`` with ``given`` as the shell's environment."""
+
+    def one(match: re.Match[str]) -> str:
+        name, kind, rest = match.groups()
+        if name in given:
+            return given[name]
+        if kind == "?":
+            raise KeyError(f"{name}: {rest}")
+        return rest or ""
+
+    return INTERPOLATION.sub(one, value)
+
+
+def test_the_application_runs_in_production_mode_and_requires_every_secret():
+    from jobcore.settings import _is_secret
+    from shop.settings import Settings
+
+    env = _compose()["services"]["workers"]["environment"]
+    assert env["SHOPJOBS_ENV"] == "production"
+    required = {m.group(1) for v in env.values() for m in INTERPOLATION.finditer(str(v))
+                if m.group(2) == "?"}
+    secret_fields = {"SHOPJOBS_" + f.name.upper() for f in dataclasses.fields(Settings) if _is_secret(f)}
+    # every secret of the settings that has no safe default is required by the compose file
+    for variable in secret_fields - {"SHOPJOBS_SMTP_PASSWORD"}:  # SMTP AUTH is optional
+        assert variable in env and INTERPOLATED_SECRET.match(str(env[variable])), variable
+    given = {name: f"Test-{name.lower()}-pw" for name in required}
+    resolved = {k: _interpolate(str(v), given) for k, v in env.items()}
+    Settings.from_env(resolved)  # production validation passes with every secret given
+    for name in required:  # and a missing one stops `docker compose up` naming it
+        with pytest.raises(KeyError, match=name):
+            {k: _interpolate(str(v), {n: x for n, x in given.items() if n != name}) for k, v in env.items()}
 
 
 def test_every_service_has_a_healthcheck_or_runs_once_and_dependencies_wait_on_conditions():
@@ -120,3 +164,17 @@ def test_the_dashboard_and_the_alerts_use_only_metrics_that_exist():
     alerts = {r["alert"] for g in rules["groups"] for r in g["rules"]}
     assert {"ShopjobsJobFailureRateHigh", "ShopjobsDeadLettersGrowing", "ShopjobsQueueBacklogOld",
             "ShopjobsSchedulerWithoutLeader", "ShopjobsPriceFeedStale"} <= alerts
+
+
+def test_every_alert_has_promtool_rule_tests_firing_and_not_firing_and_they_pass():
+    with open(os.path.join(ROOT, "deploy", "alerts.yml")) as fh:
+        alerts = {r["alert"] for g in yaml.safe_load(fh)["groups"] for r in g["rules"]}
+    with open(os.path.join(ROOT, "deploy", "alerts.test.yml")) as fh:
+        cases = [c for t in yaml.safe_load(fh)["tests"] for c in t["alert_rule_test"]]
+    fires = {c["alertname"] for c in cases if c.get("exp_alerts")}
+    quiet = {c["alertname"] for c in cases if not c.get("exp_alerts")}
+    assert alerts - fires == set(), "alerts without a firing test"
+    assert alerts - quiet == set(), "alerts without a not-firing test"
+    done = subprocess.run([promtool(), "test", "rules", os.path.join(ROOT, "deploy", "alerts.test.yml")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

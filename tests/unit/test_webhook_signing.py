@@ -117,3 +117,16 @@ def test_a_rejection_is_a_permanent_error_and_an_empty_secret_is_refused():
         sign("", BODY, NOW)
     with pytest.raises(ValueError):
         verify("", BODY, sign(SECRET, BODY, NOW), now=NOW)
+
+
+def test_any_of_several_active_secrets_verifies_during_a_rotation():
+    # Given the old and the new secret both active
+    active = ["whsec_new_2", SECRET]
+    # Then a body signed with either verifies, and one signed with neither does not
+    assert verify(active, BODY, sign(SECRET, BODY, NOW), now=NOW)["id"] == "evt_1"
+    assert verify(active, BODY, sign("whsec_new_2", BODY, NOW), now=NOW)["id"] == "evt_1"
+    with pytest.raises(SignatureError) as info:
+        verify(active, BODY, sign("whsec_retired", BODY, NOW), now=NOW)
+    assert info.value.reason == "signature_mismatch"
+    with pytest.raises(ValueError):
+        verify([], BODY, sign(SECRET, BODY, NOW), now=NOW)

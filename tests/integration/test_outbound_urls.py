@@ -1,0 +1,126 @@
+"""Downloads refuse hosts off the allow-list and private addresses, at every redirect hop.
+
+Two loopback stand-ins speak real HTTP: the *source* redirects wherever the test asks, the
+*inside* one plays an internal service that serves an image and counts who reached it. Only
+the source is listed in the test's allow-list (loopback is refused unless listed).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from PIL import Image
+
+from shop.catalog import images
+from shop.integrations.outbound import OutboundRefused, Policy
+from shop.prices import sources
+
+
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), "red").save(out, "PNG")
+    return out.getvalue()
+
+
+PNG = _png()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.server.hits.append(self.path)  # type: ignore[attr-defined]
+        parts = urlsplit(self.path)
+        target = getattr(self.server, "redirect_all", None)
+        if parts.path == "/redirect" or target:
+            self.send_response(302)
+            self.send_header("Location", target or parse_qs(parts.query)["to"][0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(PNG)))
+        self.end_headers()
+        self.wfile.write(PNG)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def servers() -> Iterator[dict[str, ThreadingHTTPServer]]:
+    started = {}
+    for name in ("source", "inside"):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server.hits = []  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        started[name] = server
+    yield started
+    for server in started.values():
+        server.shutdown()
+        server.server_close()
+
+
+def _url(server: ThreadingHTTPServer, path: str) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}{path}"
+
+
+def _only(server: ThreadingHTTPServer) -> Policy:
+    return Policy.parse(f"127.0.0.1:{server.server_address[1]}")
+
+
+def test_an_allowed_source_is_downloaded_and_a_redirect_between_allowed_hosts_is_followed(servers):
+    source, inside = servers["source"], servers["inside"]
+    assert images.download(_url(source, "/a.png"), 10_000, 5, _only(source)) == PNG
+    # with both listed, the redirect is followed: the refusals below are the policy's doing
+    both = Policy.parse(f"127.0.0.1:{source.server_address[1]},127.0.0.1:{inside.server_address[1]}")
+    redirect = _url(source, "/redirect?to=" + _url(inside, "/b.png"))
+    assert images.download(redirect, 10_000, 5, both) == PNG
+    assert inside.hits == ["/b.png"]
+
+
+def test_a_redirect_to_127_0_0_1_is_refused_and_never_reaches_it(servers):
+    source, inside = servers["source"], servers["inside"]
+    redirect = _url(source, "/redirect?to=" + _url(inside, "/b.png"))
+    with pytest.raises(OutboundRefused, match="not in SHOPJOBS_OUTBOUND_ALLOWED_HOSTS"):
+        images.download(redirect, 10_000, 5, _only(source))
+    assert source.hits == ["/redirect?to=" + _url(inside, "/b.png")] and inside.hits == []
+
+
+def test_a_redirect_to_the_metadata_address_169_254_169_254_is_refused(servers):
+    source = servers["source"]
+    redirect = _url(source, "/redirect?to=http://169.254.169.254/latest/meta-data/iam/")
+    with pytest.raises(OutboundRefused, match="169.254.169.254"):
+        images.download(redirect, 10_000, 5, _only(source))
+    # a wildcard entry that matches the name does not make a link-local address acceptable
+    with pytest.raises(OutboundRefused, match="link-local"):
+        Policy.parse("*.254").address("169.254.169.254", 80)
+    assert source.hits == ["/redirect?to=http://169.254.169.254/latest/meta-data/iam/"]
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "10.1.2.3", "192.168.0.10",
+                                  "169.254.169.254", "::1", "0.0.0.0"])
+def test_without_an_allow_list_private_loopback_and_link_local_addresses_are_refused(host):
+    # "localhost" is refused after DNS resolution: its name says nothing, its address does
+    with pytest.raises(OutboundRefused):
+        Policy().address(host, 80)
+
+
+def test_an_image_url_that_resolves_to_loopback_is_refused_by_default(servers):
+    with pytest.raises(OutboundRefused, match="resolves to 127.0.0.1"):
+        images.download(f"http://localhost:{servers['source'].server_address[1]}/a.png", 10_000, 5)
+    assert servers["source"].hits == []
+
+
+def test_a_price_source_is_allowed_by_being_configured_but_not_its_redirects(servers):
+    source, inside = servers["source"], servers["inside"]
+    source.redirect_all = _url(inside, "/v1/rates")  # type: ignore[attr-defined]
+    configured = [("primary", _url(source, ""))]
+    policy = sources.policy_for("", configured)
+    with pytest.raises(sources.SourceFailed, match="not in SHOPJOBS_OUTBOUND_ALLOWED_HOSTS"):
+        sources.fetch(configured[0][1], "EUR_USD", 900, 5, policy)
+    assert len(source.hits) == 1 and inside.hits == []
