@@ -16,13 +16,13 @@ from collections.abc import Collection, Sequence
 import dramatiq
 from sqlalchemy.exc import OperationalError
 
-from jobcore.cli import dlq, jobs, queues, workers
+from jobcore.cli import dlq, jobs, queues, worker, workers
 from jobcore.cli.context import CliContext
 from jobcore.errors import InvalidInput, NotFound
 from shop.cli import backups, health, notifications, schedules, settings_cmd
 from shop.queues import Queue
 from shop.scheduling import entries as schedule_entries
-from shop.settings import SettingsError
+from shop.settings import Settings, SettingsError
 
 EXIT_NOT_FOUND, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     workers.register(groups)
     health.register(groups)
     backups.register(groups)
+    worker.register(groups, broker="actors", settings=Settings.from_env,
+                    defaults={"processes": 2, "threads": 8})
     return parser
 
 
@@ -68,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.context = context()
+        if getattr(args, "builds_process", True):  # the supervisor leaves the app to its children
+            args.context = context()
         return int(args.run(args) or 0)
     except NotFound as exc:
         print(f"error: {exc}", file=sys.stderr)
