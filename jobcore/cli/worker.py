@@ -49,7 +49,7 @@ def register(
     parser = groups.add_parser(
         "worker", parents=[base], add_help=False,
         help="run the worker processes under the supervisor (dead ones are replaced alone)",
-        description=__doc__.splitlines()[0] if __doc__ else None,
+        description="Run the worker processes under the supervisor: a dead one is replaced alone.",
         epilog="Exit codes: 0 stopped cleanly, 2 import error at start, 3 broker unreachable at "
                "start, 4 pid file, 5 crash loop (every worker kept dying).",
     )

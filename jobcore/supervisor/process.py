@@ -45,9 +45,25 @@ def run_worker(args: argparse.Namespace, slot: int, pipe: Any, canteen: Any, boo
     """Body of a worker process: Dramatiq's ``worker_process``."""
     _die_with(supervisor_pid)
     try:
-        cli.worker_process(args, slot, pipe, canteen, booted)
+        cli.worker_process(args, slot, pipe, canteen, _BootSignal(booted))
     finally:
         _exit_as_forked()
+
+
+class _BootSignal:
+    """The event Dramatiq's worker_process sets when its boot ends, set only if the boot worked.
+
+    ``worker_process`` sets it in a ``finally``, failed or not; while an exception (an import
+    error's ``sys.exit``) propagates, ``sys.exc_info()`` shows it, so a failed boot never
+    reads as ready to the supervisor in the moment before the process exits.
+    """
+
+    def __init__(self, event: Any) -> None:
+        self.event = event
+
+    def set(self) -> None:
+        if sys.exc_info()[0] is None:
+            self.event.set()
 
 
 def run_fork(args: argparse.Namespace, slot: int, path: str, pipe: Any, supervisor_pid: int) -> None:
