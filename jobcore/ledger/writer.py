@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from jobcore.libpq import TIMEOUTS
+
 logger = logging.getLogger(__name__)
 
 WORKER_NAME = f"{socket.gethostname()}:{{pid}}"
@@ -381,7 +383,7 @@ def connect_psycopg(dsn: str) -> Callable[[], Any]:
     def connect() -> Any:
         import psycopg2
 
-        conn = psycopg2.connect(dsn, connect_timeout=5, application_name=f"shopjobs-ledger[{os.getpid()}]")
+        conn = psycopg2.connect(dsn, **TIMEOUTS, application_name=f"shopjobs-ledger[{os.getpid()}]")
         return conn
 
     return connect
