@@ -73,6 +73,19 @@ def restart_postgres(mode: str = "fast") -> float:
     return time.monotonic() - started
 
 
+def stop_postgres_for(seconds: float) -> float:
+    """Stop the cluster (fast) for ``seconds``, then start it; returns how long it was away."""
+    cluster = _cluster()
+    started = time.monotonic()
+    _run([*cluster, "stop", "-m", "fast"])
+    try:
+        _pause.wait(seconds)
+    finally:
+        _run([*cluster, "start"])
+        _wait_postgres()
+    return time.monotonic() - started
+
+
 def terminate_sessions(database: str, application_prefix: str = "shopjobs") -> int:
     """``pg_terminate_backend`` every session of ``database`` opened by our processes."""
     with contextlib.closing(psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres")) as conn:
