@@ -92,12 +92,15 @@ class Harness:
         return worker.wait_ready(90)
 
     def finish(self, row: str, scenario: str, load: Load, faults: int, evidence: dict[str, Any],
-               last_fault: float, worker: Worker | None = None) -> Outcome:
-        """Wait for the drain, audit, stop the group: the run's outcome."""
+               last_fault: float, worker: Worker | None = None, relay: bool = True) -> Outcome:
+        """Wait for the drain, audit, stop the group: the run's outcome.
+
+        ``relay`` False: nothing but the system relays the outbox (the relay's own row).
+        """
         error = None
         drain_s: float | None = None
         try:
-            audit_mod.wait_drained(load, self.drain_timeout_s)
+            audit_mod.wait_drained(load, self.drain_timeout_s, 2.0 if relay else None)
             drain_s = time.monotonic() - last_fault
         except TimeoutError as exc:
             error = str(exc)

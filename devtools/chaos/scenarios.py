@@ -274,7 +274,8 @@ def relay_faults(h: Harness, orders: int, kills: int = 3) -> Outcome:
         _send_relay()
     last = time.monotonic()
     evidence = {"outbox_rows": left, "relays_sent": 2 * kills + 2, "workers_killed": killed}
-    return h.finish("T23", "relay killed repeatedly, two at once", load, killed + kills, evidence, last, worker)
+    return h.finish("T23", "relay killed repeatedly, two at once", load, killed + kills, evidence, last, worker,
+                    relay=False)
 
 
 def _send_relay() -> None:
@@ -328,3 +329,42 @@ ROWS: dict[str, Callable[..., Outcome]] = {
     "T25": oversell,
     "T26": sigterm_group,
 }
+
+
+def provider_faults(h: Harness, orders: int, phase_s: float = 4) -> Outcome:
+    """T17: the payment provider times out, answers 5xx and 429 Retry-After, hangs, charges
+    then times out, and resets connections (the fault proxy), in turn, while orders pay."""
+    from urllib.parse import urlsplit
+
+    from devtools.chaos.proxy import FaultProxy
+
+    upstream = urlsplit(h.payments.url)
+    proxy = FaultProxy((upstream.hostname or "127.0.0.1", upstream.port or 80)).start()
+    host, port = proxy.address
+    try:
+        load, worker, products = _start(h, "t17", orders, env={
+            "SHOPJOBS_PAYMENT_URL": f"http://{host}:{port}", "SHOPJOBS_HTTP_TIMEOUT_S": "1"})
+        shop_load.orders(load, h.rng, orders, products)
+        modes = [{"mode": "http_503", "rate": 0.3}, {"mode": "rate_limit", "rate": 0.3, "retry_after_s": 1},
+                 {"mode": "timeout_after_charge", "rate": 0.2}, {"mode": "timeout", "rate": 0.2}]
+        for spec in modes:
+            h.payments.set_faults(paths=["/v1/charges"], **spec)
+            _pause.wait(phase_s)
+        h.payments.clear_faults()
+        proxy.set_mode("reset")
+        _pause.wait(1.5)
+        proxy.set_mode("pass")
+        last = time.monotonic()
+        with session_scope() as s:
+            retried = s.scalar(select(func.count()).select_from(LedgerEntry).where(
+                LedgerEntry.actor == "payments.validate_payment", LedgerEntry.attempts > 1))
+        evidence = {"fault_modes": [m["mode"] for m in modes] + ["reset"], "payment_retries": retried,
+                    "connections_reset": proxy.resets}
+        return h.finish("T17", "provider timeouts, 5xx, 429, hangs, resets", load, len(modes) + 1, evidence,
+                        last, worker)
+    finally:
+        h.payments.clear_faults()
+        proxy.stop()
+
+
+ROWS["T17"] = provider_faults
