@@ -145,6 +145,10 @@ def close_connections(vhost: str, why: str = "chaos test") -> int:
     return len(names)
 
 
+def delete_queue(vhost: str, queue: str) -> None:
+    _rabbitmqctl("-p", vhost, "delete_queue", queue)
+
+
 def _disk_free_limit() -> str:
     status = _rabbitmqctl("status")
     match = re.search(r"Low free disk space watermark: ([\d.]+) gb", status)

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import String, and_, func, or_, select
 
 from devtools.chaos.load import Load
 from jobcore import outbox
@@ -46,6 +46,7 @@ class Audit:
     metrics: dict[str, tuple[int, int]]  # outcome -> (metrics, ledger)
     statuses: Counter[str]
     emails: dict[str, int] = dataclasses.field(default_factory=dict)
+    pii_leaks: list[str] = dataclasses.field(default_factory=list)  # T20: where a canary showed
 
     @property
     def duplicate_effects(self) -> int:
@@ -74,6 +75,8 @@ class Audit:
         if self.duplicate_effects:
             found.append(f"duplicate effects: {self.duplicate_charges} charges, {self.duplicate_refunds} refunds")
         found += self.wrong_money + self.stock_errors
+        if self.pii_leaks:
+            found.append(f"customers' e-mail or phone found in: {', '.join(self.pii_leaks)}")
         if not self.metrics_match:
             found.append(f"metrics differ from the ledger (metrics, ledger): {self.metrics}")
         return found
@@ -199,8 +202,27 @@ def _emails(smtp: Any) -> dict[str, int]:
             "unsettled": sum(n for st, n in states.items() if st not in ("sent", "failed", "skipped"))}
 
 
+def _pii(load: Load, worker_log: str) -> list[str]:
+    """T20 through every row: the customers' addresses and phones must appear nowhere."""
+    from jobcore.models import DeadLetter
+
+    where = []
+    if any(c in worker_log for c in load.canaries):
+        where.append("the worker log")
+    with session_scope() as s:
+        for label, column in (("ledger args", LedgerEntry.args.cast(String)), ("ledger errors", LedgerEntry.error),
+                              ("ledger tracebacks", LedgerEntry.traceback), ("dead letter errors", DeadLetter.error),
+                              ("dead letter tracebacks", DeadLetter.traceback)):
+            for canary in load.canaries:
+                table = DeadLetter if label.startswith("dead") else LedgerEntry
+                if s.scalar(select(func.count()).select_from(table).where(column.contains(canary))):
+                    where.append(label)
+                    break
+    return where
+
+
 def audit(load: Load, payments_ledger: dict[str, Any], metrics_port: int | None = None,
-          smtp: Any = None) -> Audit:
+          smtp: Any = None, worker_log: str = "") -> Audit:
     """The invariants, read after ``wait_drained`` (or after giving up on it)."""
     with session_scope() as s:
         statuses = dict(s.execute(select(Order.id, Order.status).where(Order.id.in_(load.order_ids))).all())
@@ -218,4 +240,5 @@ def audit(load: Load, payments_ledger: dict[str, Any], metrics_port: int | None 
         metrics=_metrics(metrics_port),
         statuses=Counter(statuses.values()),
         emails=_emails(smtp) if smtp is not None else {},
+        pii_leaks=_pii(load, worker_log) if load.canaries else [],
     )

@@ -108,7 +108,7 @@ class Harness:
             evidence.setdefault("worker_deaths", worker.deaths())
         evidence.setdefault("redeliveries", redeliveries())
         found = audit_mod.audit(load, self.payments.ledger(), self.metrics_port if worker else None,
-                                self.smtp)
+                                self.smtp, worker.log() if worker is not None else "")
         if worker is not None:
             worker.stop()
         return Outcome(row, scenario, len(load.order_ids), faults, evidence, found, drain_s, error)

@@ -26,6 +26,7 @@ class Load:
     stock: dict[int, int] = dataclasses.field(default_factory=dict)
     message_ids: list[str] = dataclasses.field(default_factory=list)
     user_ids: list[int] = dataclasses.field(default_factory=list)
+    canaries: list[str] = dataclasses.field(default_factory=list)  # customers' e-mails and phones
 
 
 def catalogue(load: Load, rng: random.Random, products: int = 5, scarce: int | None = None) -> list[int]:
@@ -33,8 +34,8 @@ def catalogue(load: Load, rng: random.Random, products: int = 5, scarce: int | N
     with session_scope() as s:
         rows = [Product(sku=f"CH-{rng.getrandbits(40):x}", name=f"Chaos product {i}",
                         price_cents=rng.randrange(999, 9999)) for i in range(products)]
-        users = [User(email=f"chaos{rng.getrandbits(40):x}@shop.example", full_name="Chaos Customer")
-                 for _ in range(20)]
+        users = [User(email=f"chaos{rng.getrandbits(40):x}@shop.example", full_name="Chaos Customer",
+                      phone=f"+4917{rng.randrange(10**8):08d}") for _ in range(20)]
         s.add_all([*rows, *users])
         s.flush()
         for i, product in enumerate(rows):
@@ -42,6 +43,7 @@ def catalogue(load: Load, rng: random.Random, products: int = 5, scarce: int | N
             s.add(Inventory(product_id=product.id, available=units))
             load.stock[product.id] = units
         load.user_ids = [u.id for u in users]
+        load.canaries = [v for u in users for v in (u.email, u.phone) if v]
         return [p.id for p in rows]
 
 

@@ -36,8 +36,8 @@ _pause = threading.Event()
 
 def _longest_job_s(since: datetime) -> float:
     with session_scope() as s:
-        longest = s.scalar(select(func.max(LedgerEntry.finished_at - LedgerEntry.started_at))
-                           .where(LedgerEntry.finished_at > since))
+        longest: Any = s.scalar(select(func.max(LedgerEntry.finished_at - LedgerEntry.started_at))
+                                .where(LedgerEntry.finished_at > since))
     return round(longest.total_seconds(), 1) if longest is not None else 0.0
 
 

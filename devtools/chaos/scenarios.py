@@ -242,17 +242,21 @@ def _duplicates() -> int:
 
 
 def _republish_finished(limit: int) -> int:
-    """Publish succeeded pipeline-start messages again, as a relay re-run would."""
+    """Publish finished pipeline-start messages again, as a relay that re-ran would: the same
+    id and options, the ledger row already written (``ledger_recorded``)."""
     import dramatiq
-    from dramatiq import Message
+
+    from jobcore.outbox import LEDGER_RECORDED_OPTION
+    from jobcore.routing import routes
 
     with session_scope() as s:
-        rows = s.execute(select(LedgerEntry.message_id, LedgerEntry.args).where(
+        rows = s.execute(select(LedgerEntry.message_id, LedgerEntry.order_id).where(
             LedgerEntry.actor == "orders.process_order_async", LedgerEntry.state == "succeeded").limit(limit)).all()
     broker = dramatiq.get_broker()
-    for message_id, args in rows:
-        broker.enqueue(Message(queue_name="orders", actor_name="orders.process_order_async",
-                               args=tuple(args or ()), kwargs={}, options={}, message_id=message_id))
+    for message_id, order_id in rows:
+        options: dict[str, Any] = {LEDGER_RECORDED_OPTION: True}
+        message = routes().message("orders.process_order_async", (order_id,), None, **options)
+        broker.enqueue(message.copy(message_id=message_id))
     return len(rows)
 
 
@@ -368,3 +372,35 @@ def provider_faults(h: Harness, orders: int, phase_s: float = 4) -> Outcome:
 
 
 ROWS["T17"] = provider_faults
+
+
+def broker_alarm(h: Harness, orders: int, alarm_s: float = 8) -> Outcome:
+    """T21: RabbitMQ's disk alarm blocks every publisher for ``alarm_s`` while the shop sells."""
+    load, worker, products = _start(h, "t21", orders)
+    shop_load.orders(load, h.rng, orders // 2, products)
+    selling = threading.Thread(target=shop_load.orders, args=(load, h.rng, 10, products), daemon=True)
+    with faults.disk_alarm():
+        started = time.monotonic()
+        selling.start()
+        selling.join(alarm_s)
+        blocked = selling.is_alive()
+    selling.join(120)
+    services_s = round(time.monotonic() - started, 1)
+    shop_load.orders(load, h.rng, orders - len(load.order_ids), products)
+    evidence = {"alarm_s": alarm_s, "ten_orders_took_s": services_s, "sales_blocked_by_alarm": blocked}
+    return h.finish("T21", f"broker disk alarm {alarm_s:.0f}s", load, 1, evidence, time.monotonic(), worker)
+
+
+def queue_deleted(h: Harness, orders: int) -> Outcome:
+    """T22: a work queue deleted under load (RabbitMQ drops what it held; publishes to it vanish
+    unless they are mandatory)."""
+    load, worker, products = _start(h, "t22", orders)
+    shop_load.orders(load, h.rng, orders, products)
+    at_progress(load, 0.3)
+    faults.delete_queue(_vhost(), "orders")
+    last = time.monotonic()
+    evidence = {"deleted": "orders"}
+    return h.finish("T22", "a work queue deleted under load", load, 1, evidence, last, worker)
+
+
+ROWS.update({"T21": broker_alarm, "T22": queue_deleted})

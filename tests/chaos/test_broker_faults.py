@@ -57,3 +57,23 @@ def test_t5_a_partition_from_rabbitmq_is_found_by_heartbeats_and_loses_nothing(h
     assert found is not None and found <= 3 * 5, outcome.evidence
     assert outcome.evidence["longest_job_s"] <= 35
     assert outcome.problems() == []
+
+
+@pytest.mark.xfail(reason="a service publishes after its commit on its own thread: under the alarm "
+                          "the publish blocks it (blocked_connection_timeout 60 s); [10] moves sends "
+                          "to the relay", strict=False)
+def test_t21_a_broker_alarm_does_not_hold_up_the_shop_and_loses_nothing(harness):
+    outcome = scenarios.broker_alarm(harness, ORDERS // 2, alarm_s=6)
+
+    assert not outcome.evidence["sales_blocked_by_alarm"], outcome.evidence
+    assert outcome.problems() == []
+
+
+@pytest.mark.xfail(reason="publishes are not mandatory and each process declares a queue once, "
+                          "so a deleted queue swallows what it held and what is sent to it; [10]'s "
+                          "durable sends (row kept until confirmed, mandatory, redeclare)", strict=False)
+def test_t22_a_work_queue_deleted_under_load_loses_nothing_silently(harness):
+    outcome = scenarios.queue_deleted(harness, ORDERS // 2)
+
+    assert outcome.lost == 0 and outcome.stranded == 0, outcome.audit.stranded
+    assert outcome.problems() == []

@@ -8,18 +8,11 @@ import pytest
 from devtools.chaos import scenarios
 from devtools.chaos.harness import Outcome
 from tests.chaos.conftest import ORDERS
+from tests.support.chaos import assert_metrics_within, problems_but_metrics
 
 
 def _metrics_within_deaths(outcome: Outcome, threads: int) -> None:
-    """A kill -9 between a job's ledger commit and its metric (or the reverse) moves the two
-    apart by that job: they may differ by at most the jobs the killed processes were running."""
-    deaths = outcome.evidence["worker_deaths"]
-    for metric, ledger in outcome.audit.metrics.values():
-        assert abs(metric - ledger) <= deaths * threads, outcome.audit.metrics
-
-
-def _invariants_but_metrics(outcome: Outcome) -> list[str]:
-    return [p for p in outcome.problems() if not p.startswith("metrics differ")]
+    assert_metrics_within(outcome, outcome.evidence["worker_deaths"] * threads)
 
 
 def test_t1_worker_processes_killed_again_and_again_are_replaced_and_nothing_is_lost(harness):
@@ -29,7 +22,7 @@ def test_t1_worker_processes_killed_again_and_again_are_replaced_and_nothing_is_
 
     # Then each dead process was replaced, and the audit finds nothing lost, stranded or doubled
     assert outcome.evidence["worker_deaths"] == 3, outcome.evidence  # the fault happened
-    assert _invariants_but_metrics(outcome) == []
+    assert problems_but_metrics(outcome) == []
     _metrics_within_deaths(outcome, harness.threads)
     assert outcome.drain_s is not None and outcome.drain_s <= 120
     assert outcome.audit.email_duplicates <= 3  # only the documented window (250, then killed)
@@ -44,7 +37,7 @@ def test_t2_a_process_killed_at_each_crash_point_leaves_one_effect_per_order(har
     # Then the kills happened, and every order has one charge, one reservation, one e-mail
     # (a resend only in the window the point opens, with the same Message-ID)
     assert outcome.evidence["kills"] == 2 and outcome.evidence["worker_deaths"] == 2, outcome.evidence
-    assert _invariants_but_metrics(outcome) == []
+    assert problems_but_metrics(outcome) == []
     _metrics_within_deaths(outcome, harness.threads)
     assert outcome.audit.email_duplicates <= (2 if point == "after_smtp_250" else 0)
 
@@ -56,7 +49,7 @@ def test_t8_a_message_that_kills_its_worker_is_parked_after_three_deliveries_and
     # Then it ran twice, killed its process twice, was parked; nothing beside it was parked
     assert outcome.evidence["runs_per_poison"] == [2] and outcome.evidence["worker_deaths"] == 2
     assert outcome.evidence["parked_culprits"] == 1 and outcome.evidence["bystanders_parked"] == 0
-    assert _invariants_but_metrics(outcome) == []
+    assert problems_but_metrics(outcome) == []
     _metrics_within_deaths(outcome, harness.threads)
 
 
