@@ -12,4 +12,4 @@ RUN pip install -c constraints.txt . && useradd --create-home shop
 USER shop
 # 9191: a worker instance's metrics (all its processes); 9192: the scheduler's metrics
 EXPOSE 9191 9192
-CMD ["dramatiq", "actors", "--processes", "2", "--threads", "8"]
+CMD ["shopjobs", "worker", "--processes", "2", "--threads", "8"]

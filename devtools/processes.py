@@ -1,8 +1,13 @@
-"""Real ``dramatiq`` worker processes, started and stopped by PID (tests and the main job)."""
+"""Real worker groups (``shopjobs worker``, the supervisor), started and stopped by PID.
+
+Tests, the main job and the soak start workers the way production does: the supervisor and
+its Dramatiq worker processes, in a session of their own so a hard kill takes all of them.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,11 +17,18 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _pause = threading.Event()
-DRAMATIQ = os.path.join(os.path.dirname(sys.executable), "dramatiq")
+SHOPJOBS = os.path.join(os.path.dirname(sys.executable), "shopjobs")
+_STARTED = re.compile(r"started (?:replacement |successor )?worker process (\d+) \(pid (\d+)\)")
+_DIED = re.compile(r"worker process \d+ \(pid (\d+)\) died after")
+GROUP_READY = "worker group ready"
 
 
 class Worker:
-    """``dramatiq <modules>`` run from the repository root, in its own session."""
+    """``shopjobs worker <modules>`` run from the repository root, in its own session.
+
+    Parameters:
+      supervisor_args: extra options of the supervisor (``--restart-stable-s 5``, ...).
+    """
 
     def __init__(
         self,
@@ -26,10 +38,12 @@ class Worker:
         queues: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
         log_path: str | None = None,
+        supervisor_args: tuple[str, ...] = (),
+        shutdown_timeout_ms: int = 10000,
     ) -> None:
         self.log_path = log_path or tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False).name  # noqa: SIM115  (only its name)
-        command = [DRAMATIQ, *modules, "--processes", str(processes), "--threads", str(threads),
-                   "--worker-shutdown-timeout", "10000"]
+        command = [SHOPJOBS, "worker", *modules, "--processes", str(processes), "--threads", str(threads),
+                   "--worker-shutdown-timeout", str(shutdown_timeout_ms), *supervisor_args]
         if queues:
             command += ["--queues", *queues]
         self.processes = processes
@@ -41,16 +55,17 @@ class Worker:
 
     @property
     def pid(self) -> int:
+        """The supervisor's pid (the group's main process, which keys its metrics directory)."""
         return self.proc.pid
 
     def log(self) -> str:
-        with open(self.log_path) as fh:
+        with open(self.log_path, errors="replace") as fh:
             return fh.read()
 
     def wait_ready(self, timeout: float = 60) -> Worker:
-        """Return once every worker process logged that it is ready; raise if it died or hung."""
+        """Return once the supervisor logged that every worker process is ready; raise if it died."""
         deadline = time.monotonic() + timeout
-        while self.log().count("is ready for action") < self.processes:
+        while GROUP_READY not in self.log():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
             if time.monotonic() > deadline:
@@ -65,8 +80,48 @@ class Worker:
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.pid)], capture_output=True, text=True, check=False)
         return [int(p) for p in out.stdout.split()]
 
+    def worker_pids(self) -> dict[int, int]:
+        """Live worker processes by slot: {slot: pid}, from the supervisor's log and ``ps``."""
+        live = set(self.child_pids())
+        slots: dict[int, int] = {}
+        for slot, pid in _STARTED.findall(self.log()):
+            if int(pid) in live:
+                slots[int(slot)] = int(pid)
+        return slots
+
+    def deaths(self) -> int:
+        """Worker processes the supervisor saw die and replaced."""
+        return len(_DIED.findall(self.log()))
+
+    def kill_worker_process(self, slot: int | None = None) -> int:
+        """SIGKILL one worker process (the lowest slot unless given); returns its pid."""
+        slots = self.worker_pids()
+        pid = slots[slot if slot is not None else min(slots)]
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def wait_replaced(self, pid: int, timeout: float = 60) -> int:
+        """Wait until the slot of dead ``pid`` runs a new ready process; returns the new pid."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.log()
+            slot = next((int(s) for s, p in _STARTED.findall(log) if int(p) == pid), None)
+            after = log.rsplit(f"(pid {pid}) died after", 1)
+            if slot is not None and len(after) == 2:
+                match = re.search(rf"worker process {slot} \(pid (\d+)\) is ready", after[1])
+                if match:
+                    return int(match.group(1))
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"supervisor exited with {self.proc.returncode}:\n{log[-3000:]}")
+            _pause.wait(0.05)
+        raise RuntimeError(f"worker process {pid} not replaced after {timeout}s:\n{self.log()[-3000:]}")
+
+    def reload(self) -> None:
+        """SIGHUP: the supervisor replaces its processes one at a time."""
+        self.proc.send_signal(signal.SIGHUP)
+
     def kill_hard(self) -> None:
-        """SIGKILL the worker's whole session (main process and its worker processes)."""
+        """SIGKILL the worker's whole session (supervisor and its worker processes)."""
         try:
             os.killpg(self.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -74,16 +129,19 @@ class Worker:
         self.proc.wait(30)
         self._log.close()
 
-    def stop(self, timeout: float = 30) -> None:
+    def stop(self, timeout: float = 30) -> int | None:
+        """SIGTERM (graceful), then SIGKILL whatever of its session is left; the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 pass
+        code = self.proc.poll()
         try:
             os.killpg(self.pid, signal.SIGKILL)  # anything of this worker's own session left
         except ProcessLookupError:
             pass
         self.proc.wait(10)
         self._log.close()
+        return code

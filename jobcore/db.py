@@ -15,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Engine, Result, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobcore.libpq import TIMEOUTS
 from jobcore.settings import JobSettings
 
 _lock = threading.Lock()
@@ -63,8 +64,11 @@ def get_engine() -> Engine:
                 max_overflow=settings.db_pool_size,
                 pool_pre_ping=True,
                 pool_recycle=1800,
-                connect_args={"connect_timeout": 5, "application_name": f"shopjobs[{pid}]",
-                              "options": settings.db_session_options},  # [16] session timeouts
+                connect_args={
+                    **TIMEOUTS,
+                    "application_name": f"shopjobs[{pid}]",
+                    "options": settings.db_session_options,  # statement, lock, idle timeouts
+                },
             )
             _engine_pid = pid
             _factory = sessionmaker(_engine, expire_on_commit=False)

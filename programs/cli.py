@@ -17,7 +17,7 @@ import dramatiq
 from sqlalchemy.exc import OperationalError
 
 from jobcore import db
-from jobcore.cli import dlq, jobs, queues, workers
+from jobcore.cli import dlq, jobs, queues, worker, workers
 from jobcore.cli.context import CliContext
 from jobcore.errors import InvalidInput, NotFound
 from shop.cli import backups, console, health, notifications, schedules, settings_cmd
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     health.register(groups)
     backups.register(groups)
     console.register(groups)
+    worker.register(groups, broker="actors", settings=Settings.from_env,
+                    defaults={"processes": 2, "threads": 8})
     return parser
 
 
@@ -76,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.context = context()
+        if getattr(args, "builds_process", True):  # the supervisor leaves the app to its children
+            args.context = context()
         return int(args.run(args) or 0)
     except NotFound as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,8 +1,10 @@
 """``python -m devtools.workload``: the main job.
 
-Makes a fresh vhost and database, migrates, starts real ``dramatiq actors`` workers, seeds the
-shop, sends every scenario's jobs, shows progress, prints a summary from the ledger, stops what
-it started, and exits 1 if any job was lost (not finished by the deadline) or failed unexpectedly.
+Makes a fresh vhost and database, migrates, starts the real worker group under the supervisor
+(``shopjobs worker``), seeds the shop, sends every scenario's jobs, shows progress, prints a
+summary from the ledger, stops what it started, and exits 1 if any job was lost (not finished by
+the deadline) or failed unexpectedly, or when work stopped moving (the reason is printed).
+Its progress poll and summary ride out a database or broker restart; ``--fault`` injects one.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import argparse
 import os
 import random
 import sys
-import threading
 import time
+
+from devtools.workload import inject
 
 VHOST = os.environ.get("SHOPJOBS_MAIN_VHOST", "shopjobs_main")
 DATABASE_URL = os.environ.get(
@@ -24,8 +27,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--threads", type=int, default=8)
-    ap.add_argument("--deadline", type=float, default=300, help="seconds for every job to finish")
+    ap.add_argument("--deadline", type=float, default=300, help="seconds for each phase's jobs to finish")
+    ap.add_argument("--overall-deadline", type=float, default=1200, help="seconds for the whole run")
+    ap.add_argument("--stall", type=float, default=180,
+                    help="give up when the ledger's counts stay unchanged this many seconds")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--fault", choices=inject.FAULTS, help="break something once during phase 1")
+    ap.add_argument("--fault-at", type=float, default=0.3, help="fraction of phase 1 done when it fires")
     args = ap.parse_args()
 
     from devtools import devservices
@@ -62,6 +70,7 @@ def main() -> int:
     import broker
     from devtools.processes import Worker
     from devtools.workload import metrics_check, scenarios, summary
+    from devtools.workload.progress import Progress, Stopped, retrying
     from devtools.workload.seed import seed
 
     rng = random.Random(args.seed)
@@ -71,14 +80,20 @@ def main() -> int:
     metrics_port = metrics_check.free_port()
     worker = Worker(("actors",), processes=args.processes, threads=args.threads, log_path=".run/workers.log",
                     env={"SHOPJOBS_METRICS_PORT": str(metrics_port)})
+    fault = inject.Injection(args.fault, args.fault_at, worker) if args.fault else None
     scraped = None
     scheduler = None
     started = time.monotonic()
+    progress = Progress(worker, started, args.overall_deadline, args.stall,
+                        on_poll=fault.on_poll if fault else None)
     sent: list[scenarios.Sent] = []
     ids: list[str] = []
+    stopped: str | None = None
+    snap = None
     try:
         worker.wait_ready()
-        print(f"== workers ready: {args.processes} processes x {args.threads} threads (log: .run/workers.log); "
+        print(f"== workers ready: {args.processes} processes x {args.threads} threads under the supervisor "
+              f"(pid {worker.pid}, log: .run/workers.log); "
               f"stand-ins: " + ", ".join(f"{n} {p.url}" for n, p in parties.items()), flush=True)
         scheduler = start_scheduler(
             extra_env={"SHOPJOBS_SCHEDULE_MODULE": "devtools.workload.schedule"}, log_path=".run/scheduler.log"
@@ -96,54 +111,56 @@ def main() -> int:
                 ids.extend(batch.message_ids)
                 print(f"   sent {len(batch.message_ids):5d}  {batch.name}", flush=True)
             broker.flush_ledger()
-            snap = _wait(ids, args.deadline, started)
+            if fault is not None and number == 1:
+                fault.arm()
+            snap = progress.wait(ids, args.deadline)
+            if fault is not None and number == 1:
+                fault.join()
         scheduler.stop()
         scheduler = None
-        snap = _wait(ids, args.deadline, started)  # the last fires' jobs
-        print(summary.workers_line(), flush=True)
+        snap = progress.wait(ids, args.deadline)  # the last fires' jobs
+        print(retrying(summary.workers_line, "the worker registry"), flush=True)
         scraped = metrics_check.scrape(metrics_port)
+    except Stopped as exc:
+        stopped = str(exc)
+        print(f"== stopped: {stopped}", flush=True)
     finally:
         if scheduler is not None:
             scheduler.stop()
+        deaths = worker.deaths()
         worker.stop()
         for party in parties.values():
             party.stop()
         stop_catalog()
     print("== summary")
-    for line in summary.report():
+    for line in retrying(summary.report, "the summary"):
         print(line)
     print(f"metrics (workers' /metrics on 127.0.0.1:{metrics_port}):")
-    print("\n".join(metrics_check.report(scraped)))
+    print("\n".join(retrying(lambda: metrics_check.report(scraped), "the ledger for the metrics check")))
     print("scheduler:")
-    for line in fires_summary():
+    for line in retrying(fires_summary, "the scheduler's fires"):
         print(f"  {line}")
+    print(f"worker processes that died and were replaced by the supervisor: {deaths}")
+    if fault is not None:
+        print(f"fault injected: {args.fault}: " + ("; ".join(fault.lines) or "never fired"))
     expected = sum(s.expected_failures + s.expected_failures_later for s in sent)
+    if snap is None:
+        print(f"MAIN JOB FAILED: {stopped or 'no progress was ever read'}", file=sys.stderr)
+        return 1
     failed = snap.states.get("failed", 0) + snap.states.get("dead", 0)
     lost = snap.total - snap.finished
     print(f"lost jobs: {lost}; failures: {failed} (expected from deliberate bad input, declines, sold-out stock: {expected})")
-    if lost or failed != expected:
-        print("MAIN JOB FAILED", file=sys.stderr)
+    reasons = [stopped] if stopped else []
+    if fault is not None and (fault.failed or not fault.lines):
+        reasons.append(fault.failed or f"the fault {args.fault} never fired")
+    if lost or failed != expected or reasons:
+        why = "; ".join(reasons + ([f"{lost} jobs lost"] if lost else [])
+                        + ([f"{failed} failures, {expected} expected"] if failed != expected else []))
+        print(f"MAIN JOB FAILED: {why}", file=sys.stderr)
         return 1
     print("MAIN JOB OK")
     return 0
 
-
-def _wait(ids: list[str], deadline_s: float, started: float):
-    from devtools.workload import summary
-
-    pause = threading.Event()
-    deadline = time.monotonic() + deadline_s
-    last_print = 0.0
-    while True:
-        snap = summary.snapshot(ids)
-        now = time.monotonic()
-        done = snap.finished == snap.total
-        if done or now - last_print >= 1.0 or now > deadline:
-            print(summary.progress_line(snap, now - started), flush=True)
-            last_print = now
-        if done or now > deadline:
-            return snap
-        pause.wait(0.2)
 
 
 def _start_console() -> None:

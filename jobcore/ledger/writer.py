@@ -23,6 +23,7 @@ from typing import Any
 
 from jobcore.ledger import precedence
 from jobcore.ledger.states import State
+from jobcore.libpq import TIMEOUTS
 
 logger = logging.getLogger(__name__)
 
@@ -339,7 +340,7 @@ def connect_psycopg(dsn: str) -> Callable[[], Any]:
     def connect() -> Any:
         import psycopg2
 
-        conn = psycopg2.connect(dsn, connect_timeout=5, application_name=f"shopjobs-ledger[{os.getpid()}]")
+        conn = psycopg2.connect(dsn, **TIMEOUTS, application_name=f"shopjobs-ledger[{os.getpid()}]")
         return conn
 
     return connect

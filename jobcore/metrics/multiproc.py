@@ -1,11 +1,12 @@
-"""One multiprocess metrics directory per ``dramatiq`` instance, stale ones swept at start.
+"""One multiprocess metrics directory per worker group, stale ones swept at start.
 
-Under ``dramatiq actors --processes N`` every worker process writes its own files; the
-exposition fork of the same instance merges them, so one scrape sees all N processes. The
-directory is named after the instance's main process (pid and start time, so a reused pid is
-a different instance): a second instance on the host never mixes with the first, and a
-restarted instance starts from empty files instead of adding to the old ones. Directories
-whose main process is gone are deleted by the next instance that starts on the host.
+Under ``dramatiq actors --processes N`` or the supervisor (``jobcore.supervisor``) every worker
+process writes its own files; the exposition fork of the same group merges them, so one scrape
+sees all N processes, and a replaced process's counts stay in the sum. The directory is named
+after the group's main process (pid and start time, so a reused pid is a different group): a
+second group on the host never mixes with the first, and a restarted group starts from empty
+files instead of adding to the old ones. Directories whose main process is gone are deleted by
+the next group that starts on the host.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tempfile
 
 PREFIX = "dramatiq-"
 BASE_ENV = "SHOPJOBS_METRICS_DIR"
+SUPERVISOR_ENV = "SHOPJOBS_SUPERVISOR_PID"  # set by the supervisor for the processes it starts
 
 
 def base_dir() -> str:
@@ -62,10 +64,13 @@ def sweep(base: str, keep: str) -> list[str]:
 
 
 def in_dramatiq_worker() -> bool:
-    """True in a worker process forked by the ``dramatiq`` command (not in its main process)."""
+    """True in a child of a worker group's main process (``dramatiq`` or the supervisor)."""
+    if multiprocessing.parent_process() is None:
+        return False
+    if os.environ.get(SUPERVISOR_ENV) == str(os.getppid()):
+        return True
     command = os.path.basename(sys.argv[0]) if sys.argv else ""
-    launched = command == "dramatiq" or sys.argv[0].endswith(os.path.join("dramatiq", "__main__.py"))
-    return launched and multiprocessing.parent_process() is not None
+    return command == "dramatiq" or sys.argv[0].endswith(os.path.join("dramatiq", "__main__.py"))
 
 
 def enable(path: str) -> None:

@@ -1,0 +1,133 @@
+"""Misbehaviour a chaos run loads into its workers (``shopjobs worker actors devtools.chaos.actors``).
+
+Actors: ``chaos.poison`` always raises (T7), ``chaos.crash_poison`` kills its process every
+time it runs (T8). Switches, read from the environment of the worker group:
+
+- ``SHOPJOBS_CHAOS_DUPLICATE=1``: every message is published twice, with the same id (T12).
+- ``SHOPJOBS_CHAOS_CRASH_AT=<point>``: the process SIGKILLs itself at a named point (T2), at
+  most ``SHOPJOBS_CHAOS_CRASH_BUDGET`` times over the whole group (one line per kill in
+  ``SHOPJOBS_CHAOS_CRASH_LOG``), every ``SHOPJOBS_CHAOS_CRASH_EVERY``-th pass. Points (``POINTS``):
+  after the warehouse took the order, before the step commits; after the provider charged,
+  before the payment is recorded; after the ledger committed, before the ack; after SMTP's
+  250, before the e-mail is marked sent; after publishing, before the outbox row is deleted.
+
+The points wrap the real functions from outside (the code under test carries no switch).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+from dramatiq import Broker, Middleware
+
+import broker as shop_broker
+
+QUEUE = "chaos"
+COPY_OPTION = "chaos_duplicate_copy"
+POINTS = ("after_warehouse_call", "after_provider_charge", "before_ack", "after_smtp_250",
+          "before_outbox_delete")
+
+
+@dramatiq.actor(actor_name="chaos.poison", queue_name=QUEUE, max_retries=2, min_backoff=100, max_backoff=200)
+def poison(n: int) -> None:
+    raise RuntimeError(f"poison message {n} fails every time")
+
+
+@dramatiq.actor(actor_name="chaos.crash_poison", queue_name=QUEUE, max_retries=3)
+def crash_poison(deliveries_path: str) -> None:
+    with open(deliveries_path, "a") as fh:
+        fh.write(f"{os.getpid()}\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class DuplicateEveryPublish(Middleware):
+    """Publishes each message a second time, as a relay that published twice would."""
+
+    def after_enqueue(self, broker: Broker, message: Any, delay: int | None) -> None:
+        if message.options.get(COPY_OPTION) or message.queue_name.endswith(".DQ") or "eta" in message.options:
+            return
+        broker.enqueue(message.copy(options={**message.options, COPY_OPTION: True}))
+
+
+class CrashPoint:
+    """Kills this process at a point, within the group's budget."""
+
+    def __init__(self, point: str, budget: int, every: int, log: str) -> None:
+        self.point, self.budget, self.every, self.log = point, budget, every, log
+        self.passes = itertools.count(1)
+
+    def maybe_die(self) -> None:
+        if next(self.passes) % self.every:
+            return
+        with open(self.log, "a+") as fh:
+            fh.seek(0)
+            if len(fh.read().splitlines()) >= self.budget:
+                return
+            fh.write(f"{self.point} {os.getpid()}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def after(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            result = fn(*args, **kwargs)
+            self.maybe_die()
+            return result
+        return wrapped
+
+    def before(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            self.maybe_die()
+            return fn(*args, **kwargs)
+        return wrapped
+
+
+def _install_crash_point(crash: CrashPoint) -> None:
+    if crash.point == "after_warehouse_call":
+        from shop.integrations.http_clients import WarehouseClient
+        WarehouseClient.send_fulfilment = crash.after(WarehouseClient.send_fulfilment)  # type: ignore[method-assign]
+    elif crash.point == "after_provider_charge":
+        from shop.integrations.http_clients import PaymentClient
+        PaymentClient.charge = crash.after(PaymentClient.charge)  # type: ignore[method-assign]
+    elif crash.point == "before_ack":
+        from dramatiq.brokers.rabbitmq import _RabbitmqConsumer
+        _RabbitmqConsumer.ack = crash.before(_RabbitmqConsumer.ack)  # type: ignore[method-assign]
+    elif crash.point == "after_smtp_250":
+        import smtplib
+        smtplib.SMTP.send_message = crash.after(smtplib.SMTP.send_message)  # type: ignore[method-assign]
+    elif crash.point == "before_outbox_delete":
+        from jobcore import outbox
+        engine = outbox.get_engine
+
+        def get_engine() -> Any:
+            if sys._getframe(1).f_code.co_name == "publish":  # the delete after a publish
+                crash.maybe_die()
+            return engine()
+
+        outbox.get_engine = get_engine
+    else:
+        raise ValueError(f"unknown crash point {crash.point!r}; expected one of {POINTS}")
+
+
+def _configure() -> None:
+    if os.environ.get("SHOPJOBS_CHAOS_DUPLICATE") == "1":
+        shop_broker.broker.add_middleware(DuplicateEveryPublish())
+    point = os.environ.get("SHOPJOBS_CHAOS_CRASH_AT")
+    if point:
+        _install_crash_point(CrashPoint(
+            point, int(os.environ.get("SHOPJOBS_CHAOS_CRASH_BUDGET", "3")),
+            int(os.environ.get("SHOPJOBS_CHAOS_CRASH_EVERY", "10")),
+            os.environ["SHOPJOBS_CHAOS_CRASH_LOG"],
+        ))
+
+
+_configure()

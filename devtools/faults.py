@@ -1,0 +1,170 @@
+"""Faults of the machine's own services, for the main job, the chaos tests and the soak.
+
+Each one is what an operator (or bad luck) does to production: a PostgreSQL restart or crash,
+killed database sessions, RabbitMQ stopped and started, its connections closed, its disk alarm
+raised. Every function restores what it broke before it returns (or in its ``finally``) and
+says how long the service was away. They act on the whole machine: run them only where no
+other test run shares the services (the ``chaos`` marker keeps them apart in the suite).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg2
+
+from devtools import devservices
+
+_pause = threading.Event()
+
+
+class FaultUnavailable(RuntimeError):
+    """The tool this fault needs is missing here (the reason is the message)."""
+
+
+def _run(command: list[str], timeout: float = 120) -> str:
+    out = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {(out.stderr or out.stdout).strip()}")
+    return out.stdout
+
+
+def _cluster() -> list[str]:
+    """``pg_ctlcluster`` arguments of the machine's cluster serving port 5432."""
+    if not shutil.which("pg_lsclusters") or not shutil.which("pg_ctlcluster"):
+        raise FaultUnavailable("pg_ctlcluster is not installed: PostgreSQL cannot be restarted here")
+    for line in _run(["pg_lsclusters", "-h"]).splitlines():
+        version, name, port = line.split()[:3]
+        if port == "5432":
+            return ["pg_ctlcluster", "--skip-systemctl-redirect", version, name]
+    raise FaultUnavailable("no PostgreSQL cluster of this machine listens on 5432")
+
+
+def _wait_postgres(deadline_s: float = 60) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(psycopg2.OperationalError):
+            psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=2).close()
+            return
+        _pause.wait(0.2)
+    raise RuntimeError(f"PostgreSQL did not accept connections within {deadline_s:.0f}s")
+
+
+def restart_postgres(mode: str = "fast") -> float:
+    """Restart the cluster (``fast``: sessions rolled back; ``immediate``: a crash, then recovery).
+
+    Returns the seconds it did not accept connections.
+    """
+    cluster = _cluster()
+    started = time.monotonic()
+    if mode == "immediate":
+        _run([*cluster, "stop", "-m", "immediate"])
+        _run([*cluster, "start"])
+    else:
+        _run([*cluster, "restart", "-m", mode])
+    _wait_postgres()
+    return time.monotonic() - started
+
+
+def stop_postgres_for(seconds: float) -> float:
+    """Stop the cluster (fast) for ``seconds``, then start it; returns how long it was away."""
+    cluster = _cluster()
+    started = time.monotonic()
+    _run([*cluster, "stop", "-m", "fast"])
+    try:
+        _pause.wait(seconds)
+    finally:
+        _run([*cluster, "start"])
+        _wait_postgres()
+    return time.monotonic() - started
+
+
+def terminate_sessions(database: str, application_prefix: str = "shopjobs") -> int:
+    """``pg_terminate_backend`` every session of ``database`` opened by our processes."""
+    with contextlib.closing(psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres")) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND application_name LIKE %s AND pid <> pg_backend_pid()",
+                (database, f"{application_prefix}%"),
+            )
+            return int(cur.fetchone()[0])
+
+
+def _rabbitmqctl(*args: str, timeout: float = 120) -> str:
+    if not shutil.which("rabbitmqctl"):
+        raise FaultUnavailable("rabbitmqctl is not installed: RabbitMQ cannot be faulted here")
+    return _run(["rabbitmqctl", "-q", *args], timeout=timeout)
+
+
+def stop_rabbitmq() -> None:
+    _rabbitmqctl("stop_app")
+
+
+def start_rabbitmq() -> None:
+    _rabbitmqctl("start_app")
+    _rabbitmqctl("await_startup")
+    if not devservices.wait_reachable("127.0.0.1", 5672, 60):
+        raise RuntimeError("RabbitMQ did not come back on 5672")
+
+
+@contextlib.contextmanager
+def rabbitmq_stopped() -> Iterator[None]:
+    """RabbitMQ's application stopped for the block, started again whatever happens."""
+    stop_rabbitmq()
+    try:
+        yield
+    finally:
+        start_rabbitmq()
+
+
+def rabbitmq_outage(seconds: float) -> float:
+    """Stop RabbitMQ for ``seconds``; returns how long it was away."""
+    started = time.monotonic()
+    with rabbitmq_stopped():
+        _pause.wait(seconds)
+    return time.monotonic() - started
+
+
+def close_connections(vhost: str, why: str = "chaos test") -> int:
+    """Close every AMQP connection to ``vhost`` (clients see a forced close); returns how many."""
+    listed = _rabbitmqctl("list_connections", "vhost", "name")
+    names = [line.split("\t", 1)[1] for line in listed.splitlines()
+             if "\t" in line and line.split("\t", 1)[0] == vhost]
+    for name in names:
+        with contextlib.suppress(RuntimeError):  # gone meanwhile
+            _rabbitmqctl("close_connection", name, why)
+    return len(names)
+
+
+def delete_queue(vhost: str, queue: str) -> None:
+    _rabbitmqctl("-p", vhost, "delete_queue", queue)
+
+
+def _disk_free_limit() -> str:
+    status = _rabbitmqctl("status")
+    match = re.search(r"Low free disk space watermark: ([\d.]+) gb", status)
+    return f"{float(match.group(1)) * 1000:.0f}MB" if match else "50MB"
+
+
+@contextlib.contextmanager
+def disk_alarm() -> Iterator[None]:
+    """RabbitMQ's disk alarm for the block: every publisher on the node is blocked."""
+    previous = _disk_free_limit()
+    _rabbitmqctl("set_disk_free_limit", "1000000GB")
+    try:
+        yield
+    finally:
+        _rabbitmqctl("set_disk_free_limit", previous)
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0

@@ -1,0 +1,38 @@
+"""The fault catalogue at CI size: real supervised workers, stand-ins, RabbitMQ and PostgreSQL.
+
+Every test here is marked ``chaos``: some stop or fault the machine's RabbitMQ or PostgreSQL
+(and restore them), so they must never run beside another test run on the same services.
+pytest runs them one at a time; run them alone with ``-m chaos``, or leave them out with
+``-m "not chaos"``. ``SHOPJOBS_CHAOS_ORDERS`` sets the orders per row (default 200).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+import broker  # noqa: F401  (builds the process: settings, database, routing table)
+from devtools.chaos.harness import Harness
+from tests.integration.conftest import parties, stand_ins  # noqa: F401  (the stand-in fixtures)
+from tests.support import amqp
+from tests.support.notify import notify_parties  # noqa: F401  (SMTP and SMS stand-ins)
+
+ORDERS = int(os.environ.get("SHOPJOBS_CHAOS_ORDERS", "200"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/chaos/" in str(item.fspath):
+            item.add_marker(pytest.mark.chaos)
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture()
+def harness(stand_ins: dict[str, object], notify_parties: tuple, tmp_path: object) -> Iterator[Harness]:  # noqa: F811
+    """A clean shop (tables, queues, stand-in state) and the harness over it."""
+    amqp.purge_all(("tests", "chaos"))
+    for party in notify_parties:
+        party.reset()
+    yield Harness(stand_ins["payments"], str(tmp_path), smtp=notify_parties[0])

@@ -1,0 +1,79 @@
+"""Catalogue rows about RabbitMQ: T3 (restarts), T24 (pipeline handoff), T5 (partition),
+T21 (resource alarm), T22 (queue deleted). The restarts and the alarm act on the machine's
+RabbitMQ and restore it."""
+
+from __future__ import annotations
+
+import pytest
+
+from devtools.chaos import network, scenarios
+from devtools.chaos.harness import Outcome
+from tests.chaos.conftest import ORDERS
+
+DURABLE_SENDS = ("[10] durable sends are not built yet: a pipeline's next step is published after "
+                 "the step's ledger commit, so a broker outage at that moment strands the order")
+
+
+@pytest.fixture(scope="module")
+def outage_run() -> dict[str, Outcome]:
+    return {}
+
+
+def _outages(harness, cache: dict[str, Outcome]) -> Outcome:
+    # one run feeds T3 and T24 (the suite's time budget): orders flowing and arriving while
+    # RabbitMQ is stopped twice for 5 s, then every connection of the vhost closed
+    if "run" not in cache:
+        cache["run"] = scenarios.broker_outages(harness, ORDERS, outages=2, outage_s=5)
+    return cache["run"]
+
+
+@pytest.mark.xfail(reason=DURABLE_SENDS, strict=False)
+def test_t3_broker_restarts_and_closed_connections_lose_nothing_and_consumers_resume(harness, outage_run):
+    outcome = _outages(harness, outage_run)
+
+    # the fault happened: the broker was away and the shop kept taking orders into the outbox
+    assert outcome.evidence["outbox_rows_during_outage"] > 0
+    assert all(r is not None and r <= 10 for r in outcome.evidence["consumers_resumed_in_s"]), outcome.evidence
+    assert outcome.lost == 0 and outcome.audit.duplicate_effects == 0
+    assert outcome.problems() == []
+
+
+@pytest.mark.xfail(reason=DURABLE_SENDS, strict=False)
+def test_t24_a_pipeline_step_that_commits_while_the_broker_is_down_strands_no_order(harness, outage_run):
+    outcome = _outages(harness, outage_run)
+
+    assert outcome.evidence["outages"] == 2
+    assert outcome.stranded == 0, outcome.audit.stranded
+
+
+def test_t5_a_partition_from_rabbitmq_is_found_by_heartbeats_and_loses_nothing(harness):
+    # Given workers behind the fault proxy with a 5 s heartbeat
+    # When the proxy blackholes RabbitMQ for 15 s under load
+    outcome = network.broker_partition(harness, ORDERS, blackhole_s=15, heartbeat_s=5)
+
+    # Then the workers found the dead connection within 3 heartbeats, no job hung past 35 s,
+    # and the audit finds nothing lost or doubled
+    found = outcome.evidence["dead_connection_found_s"]
+    assert found is not None and found <= 3 * 5, outcome.evidence
+    assert outcome.evidence["longest_job_s"] <= 35
+    assert outcome.problems() == []
+
+
+@pytest.mark.xfail(reason="a service publishes after its commit on its own thread: under the alarm "
+                          "the publish blocks it (blocked_connection_timeout 60 s); [10] moves sends "
+                          "to the relay", strict=False)
+def test_t21_a_broker_alarm_does_not_hold_up_the_shop_and_loses_nothing(harness):
+    outcome = scenarios.broker_alarm(harness, ORDERS // 2, alarm_s=6)
+
+    assert not outcome.evidence["sales_blocked_by_alarm"], outcome.evidence
+    assert outcome.problems() == []
+
+
+@pytest.mark.xfail(reason="publishes are not mandatory and each process declares a queue once, "
+                          "so a deleted queue swallows what it held and what is sent to it; [10]'s "
+                          "durable sends (row kept until confirmed, mandatory, redeclare)", strict=False)
+def test_t22_a_work_queue_deleted_under_load_loses_nothing_silently(harness):
+    outcome = scenarios.queue_deleted(harness, ORDERS // 2)
+
+    assert outcome.lost == 0 and outcome.stranded == 0, outcome.audit.stranded
+    assert outcome.problems() == []
