@@ -19,7 +19,7 @@ SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY", re.IGNORECASE)
 INTERPOLATED_SECRET = re.compile(r"^\$\{[A-Z_]+:\?[^}]*\}$")
 URL_CREDENTIALS = re.compile(r"://[^/@\s]*:([^@\s]*)@")
 SCRAPE_TIME_NAMES = {"shopjobs_queue_messages", "shopjobs_queue_oldest_message_age_seconds",
-                     "shopjobs_dead_letters_stored", "shopjobs_metrics_source_up"}
+                     "shopjobs_dead_letters_stored", "shopjobs_metrics_source_up", "shopjobs_stranded"}
 DOMAIN_NAMES = {"shopjobs_price_feed_age_seconds", "shopjobs_price_feed_fetches_total",
                 "shopjobs_health_up", "shopjobs_health_latency_seconds"}
 
