@@ -131,19 +131,23 @@ class Publisher:
                 body = message.copy(queue_name=dq_name(queue), options=options).encode()
                 routing_key = dq_name(queue)
             returned_queues[message_id] = queue
-            channel.basic_publish(
+            # registered first: publishing flushes the socket, which may dispatch its confirm
+            self._tag += 1
+            self._unconfirmed[self._tag] = message_id
+            # the channel implementation's publish only buffers the frames; the wait below
+            # writes them in one go (BlockingChannel's would flush the socket per message)
+            channel._impl.basic_publish(
                 exchange="", routing_key=routing_key, body=body, mandatory=True,
                 properties=pika.BasicProperties(delivery_mode=2, message_id=message_id),
             )
-            self._tag += 1
-            self._unconfirmed[self._tag] = message_id
         deadline = time.monotonic() + self.confirm_timeout_s
         while self._unconfirmed:
             if time.monotonic() > deadline:
                 RELAY_FAILURES.labels("timeout").inc()
                 self.close()  # late confirms would land on the next batch's tags
                 break
-            self._connection.process_data_events(time_limit=0.05)
+            # short slices: confirms arrive as channel callbacks, which do not end a longer wait
+            self._connection.process_data_events(time_limit=0.002)
         unconfirmed = set(self._unconfirmed.values())
         failed = unconfirmed | self._nacked | self._returned
         if self._nacked:
@@ -213,10 +217,17 @@ class Relay:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread, then publish what is due now (the process's last commits)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and self.run_once() > 0:
+                pass
+        except Exception as exc:  # noqa: BLE001  (another relay publishes what is left)
+            logger.warning("the relay's last round failed (%s); other relays take the rows", exc)
         self._close_db()
         self.publisher.close()
 

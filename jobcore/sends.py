@@ -157,7 +157,10 @@ def write(cursor: Any, sends: list[Send]) -> None:
     """Insert ``sends`` as outbox and ledger rows with ``cursor`` (psycopg2), uncommitted."""
     if not sends:
         return
-    rows = json.dumps([s.as_json() for s in sends], separators=(",", ":"))
+    # one row per message: two copies of one delivery (a redelivery running beside the first
+    # in the same process) each send the same retry, and an upsert may touch a row only once
+    unique = {send.message_id: send for send in sends}
+    rows = json.dumps([s.as_json() for s in unique.values()], separators=(",", ":"))
     cursor.execute(_INSERT_OUTBOX, {"rows": rows})
     cursor.execute(_INSERT_LEDGER, {"rows": rows})
 

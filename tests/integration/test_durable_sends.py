@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from dramatiq import Message
 from sqlalchemy import text
 
 import broker as shop_broker
 from actors.orders import process_order_async
 from jobcore import outbox
 from jobcore.db import session_scope
+from jobcore.ledger.writer import Change, LedgerWriter, connect_psycopg, now
+from jobcore.sends import Send
 from programs.cli import main as cli
 from shop.models import Order
 from tests.support import amqp
@@ -229,3 +234,54 @@ def test_stranded_work_is_listed_by_kind_until_a_relay_publishes_it(start_worker
     code, found = _stranded(capsys)
     assert found["counts"] == {"unpublished": 0, "lost": 1, "orders": 1} and code == 1
     assert path.exists()
+
+
+def _send(message_id: str, hold_ms: int = 0) -> Send:
+    body = Message(queue_name="tests", actor_name="tests.touch", args=("x",), kwargs={}, options={},
+                   message_id=message_id).encode()
+    return Send(message_id, "tests.touch", "tests", body, None, hold_ms, {"args": '{"path": "x"}'})
+
+
+def test_a_final_state_and_its_sends_commit_together_even_when_two_copies_send_the_same_retry(clean):
+    # Given two copies of one delivery in one process, each failing and sending the same
+    # retry (a redelivery running beside the first), flushed in one batch
+    writer = LedgerWriter(connect_psycopg(os.environ["SHOPJOBS_DATABASE_URL"].replace("+psycopg2", "")))
+    job, follow_up = str(uuid.uuid4()), str(uuid.uuid4())
+    t = now()
+    writer.record(Change(job, "tests.touch", "tests", "retrying", t, sends=[_send(job)]))
+    ticket = writer.record(Change(job, "tests.touch", "tests", "retrying", t + 0.01,
+                                  sends=[_send(job), _send(follow_up, hold_ms=60_000)]), urgent=True)
+
+    # When it is flushed, it commits: the outcome, one retry row, the held follow-up
+    writer.wait_durable(ticket)
+    held = _outbox()
+    assert set(held) == {job, follow_up} and held[follow_up] is not None
+    assert state(job) == "retrying" and state(follow_up) == "enqueued"
+    assert entry(follow_up).eta == held[follow_up]
+    writer.close()
+
+
+def test_a_hundred_held_jobs_each_run_once_within_two_seconds_of_their_due_time(
+    start_worker, held_after_2s, tmp_path, capsys
+):
+    # Given workers that hold delays over 2 s in PostgreSQL
+    start_worker(*ACTORS, processes=2, threads=4, env=HELD_AFTER)
+
+    # When 100 jobs are sent 8 s ahead, each with its own file
+    paths = [tmp_path / f"job-{i}" for i in range(100)]
+    ids = [touch.send_with_options(args=(str(p),), delay=8000).message_id for p in paths]
+    assert len(_outbox()) == 100 and amqp.depth("tests.DQ") == 0
+
+    # Then each runs once, between its due time and 2 s after it (by the database clock)
+    wait_until(lambda: all(state(i) == "succeeded" for i in ids), timeout=60, interval=0.25,
+               what="every held job ran")
+    with session_scope() as s:
+        late = [float(x) for x in s.scalars(text(
+            "SELECT EXTRACT(EPOCH FROM started_at - eta) FROM job_ledger WHERE message_id = ANY(:ids)"),
+            {"ids": ids})]
+    assert [_lines(p) for p in paths] == [1] * 100
+    assert len(late) == 100 and -0.1 <= min(late) and max(late) < 2.0, (min(late), max(late))
+    with capsys.disabled():
+        late.sort()
+        print(f"\nheld-delay lateness over 100 jobs: min {late[0]:.3f}s median {late[50]:.3f}s "
+              f"p95 {late[95]:.3f}s max {late[-1]:.3f}s")
