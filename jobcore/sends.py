@@ -113,7 +113,8 @@ def make_send(
     options = {k: v for k, v in message.options.items() if k != "eta"}
     options[LEDGER_RECORDED_OPTION] = True
     queue = q_name(message.queue_name)
-    ready = message.copy(queue_name=queue, options=options)
+    # built anew: Message.copy merges options, and a stale 'eta' must not travel
+    ready: Message[Any] = Message(**{**message.asdict(), "queue_name": queue, "options": options})
     try:
         actor = broker.get_actor(message.actor_name)
     except ActorNotFound:
