@@ -30,6 +30,7 @@ from dramatiq import Message
 from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
 
+from jobcore.db import get_engine
 from jobcore.ledger.args import ledger_fields
 
 logger = logging.getLogger(__name__)
@@ -193,8 +194,6 @@ class DurableSendsBroker:
 
 def store_sends(sends: list[Send]) -> None:
     """Commit ``sends`` in a transaction of their own (a long delay sent outside a job)."""
-    from jobcore.db import get_engine
-
     raw = get_engine().raw_connection()
     try:
         cursor = raw.cursor()
