@@ -26,20 +26,23 @@ from dramatiq.middleware import (
 from dramatiq.results import Results
 
 import jobcore.metrics  # noqa: F401  (first: a worker process's metrics go to its instance's files)
-from jobcore import db, routing
+from jobcore import db, outbox, routing
 from jobcore.acks import LedgerAckedRabbitmqBroker
 from jobcore.ledger import store as ledger_store
 from jobcore.ledger.results import LedgerResults
 from jobcore.ledger.writer import LedgerWriter, connect_psycopg
 from jobcore.metrics.publishing import PublishMetrics
+from jobcore.sends import DurableSendsBroker
 from middleware.cancellations import Cancellations
 from middleware.compensation import Compensation
 from middleware.crash_guard import CrashGuard
 from middleware.db_sessions import DbSessions
 from middleware.dead_letters import DeadLetters
+from middleware.durable_sends import DurableSends
 from middleware.job_status import JobStatus
 from middleware.log_context import LogContext
 from middleware.metrics import Metrics
+from middleware.outbox_relay import OutboxRelay
 from middleware.worker_registry import WorkerRegistry
 from shop import worker_metrics
 from shop.integrations import providers
@@ -50,12 +53,16 @@ DEFAULT_TIME_LIMIT_MS = 10 * 60 * 1000
 
 
 def build_middleware(
-    settings: Settings, ledger: LedgerWriter | None, *, acks_deferred: bool = False
+    settings: Settings, ledger: LedgerWriter | None, *, acks_deferred: bool = False,
+    durable_sends: bool = False,
 ) -> list[Middleware]:
     """The stack, in order. ``before_*`` hooks run top to bottom, ``after_*`` bottom to top.
 
     - LogContext first: its context is bound before anything logs and cleared last.
     - DbSessions next: the process's engine exists before any hook touches the database.
+    - DurableSends next (with the ledger): its ``after_*`` hooks run after every middleware
+      that sends (Retries, Compensation, Pipelines, Callbacks), so a job's sends are all
+      buffered when it records them with the job's final state. OutboxRelay publishes them.
     - Metrics next: its duration covers the other middleware, and its ``after_*`` hooks see
       Retries' decision (retried or failed for good).
     - Compensation above Retries: it compensates only once Retries has marked a step failed.
@@ -66,9 +73,10 @@ def build_middleware(
     - Results after JobStatus: it tells Dramatiq that return values are kept (JobStatus writes
       them to the ledger with the final state; ``LedgerResults`` reads them back).
     """
-    stack: list[Middleware] = [
-        LogContext(settings),
-        DbSessions(settings),
+    stack: list[Middleware] = [LogContext(settings), DbSessions(settings)]
+    if ledger is not None and durable_sends:
+        stack += [DurableSends(ledger), OutboxRelay(settings, ledger)]
+    stack += [
         Metrics(settings, serve=worker_metrics.serve),
         AgeLimit(),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
@@ -106,8 +114,9 @@ def build_middleware(
     return stack
 
 
-class ShopRabbitmqBroker(PublishMetrics, LedgerAckedRabbitmqBroker):
-    """The RabbitMQ broker with ledger-deferred acks, measuring every publish."""
+class ShopRabbitmqBroker(DurableSendsBroker, PublishMetrics, LedgerAckedRabbitmqBroker):
+    """The RabbitMQ broker with ledger-deferred acks, measuring every publish; a running job's
+    sends and long delays go to PostgreSQL first (``jobcore.sends``)."""
 
 
 def build_broker(settings: Settings) -> Broker:
@@ -121,16 +130,20 @@ def build_broker(settings: Settings) -> Broker:
             gather_ms=settings.ledger_gather_ms,
             max_batch=settings.ledger_max_batch,
         )
+    outbox.delay_in_db_after_ms = settings.delay_in_db_after_s * 1000
     if settings.broker == "stub":
         return StubBroker(middleware=build_middleware(settings, ledger))
-    return ShopRabbitmqBroker(
+    rabbitmq = ShopRabbitmqBroker(
         ledger=ledger,
         on_undecodable=ledger_store.store_undecodable if ledger is not None else None,
         on_requeue=ledger_store.mark_handed_back if ledger is not None else None,
         url=settings.amqp_url_with_heartbeat,
         confirm_delivery=True,
-        middleware=build_middleware(settings, ledger, acks_deferred=True),
+        middleware=build_middleware(settings, ledger, acks_deferred=True, durable_sends=True),
     )
+    rabbitmq.delay_in_db_after_ms = settings.delay_in_db_after_s * 1000
+    rabbitmq.args_max_bytes = settings.ledger_args_max_bytes
+    return rabbitmq
 
 
 def ledger_writer(broker: Broker) -> LedgerWriter | None:

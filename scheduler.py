@@ -19,6 +19,7 @@ from types import FrameType
 
 from jobcore import logs
 from jobcore.metrics.exposition import serve_process_metrics
+from middleware.outbox_relay import build_relay
 from shop.scheduling import entries as schedule_entries
 from shop.scheduling.daemon import MAX_TICK_S, MIN_TICK_S, Scheduler, load_schedule
 from shop.scheduling.entries import Entry
@@ -84,7 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "scheduler ready (pid %d, tick %gs, %d schedules from %s: %s)",
         os.getpid(), tick_s, len(entries), settings.schedule_module, ", ".join(e.name for e in entries),
     )
-    scheduler.run(stop)
+    # the scheduler relays outbox rows too: due delays keep leaving while no worker runs
+    relay = build_relay(settings, broker.broker).start()
+    try:
+        scheduler.run(stop)
+    finally:
+        relay.stop()
     return 0
 
 

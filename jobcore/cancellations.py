@@ -1,6 +1,7 @@
 """Cancelling jobs that have not started: by message id, or every pending job of an order.
 
-A cancel marks the ledger row ``cancelled`` (only from ``enqueued`` or ``retrying``) and
+A cancel marks the ledger row ``cancelled`` (only from ``enqueued`` or ``retrying``), deletes
+its outbox row if it is still there (a long delay held in PostgreSQL is never published), and
 announces the id on a PostgreSQL channel in the same transaction. Each worker process keeps the
 set of cancelled ids in memory (``CancellationWatch``: loaded at boot, then fed by LISTEN), so
 checking an arriving message costs a set lookup, not a query. A job already running cannot be
@@ -73,6 +74,11 @@ def cancel(
         RETURNING message_id, actor"""), params).all()
     for message_id, _ in cancelled:
         session.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": message_id})
+    if cancelled:
+        # a send still held in PostgreSQL (a delay, or not yet relayed) is never published;
+        # a relay publishing it right now holds its row locked, and this waits for that
+        session.execute(text("DELETE FROM outbox WHERE message_id = ANY(:ids)"),
+                        {"ids": [m for m, _ in cancelled]})
     done = {m: a for m, a in cancelled}
     others = session.execute(text(f"SELECT message_id, actor, state FROM job_ledger WHERE {where}"), params).all()
     outcomes = {m: Outcome(m, a, s, m in done) for m, a, s in others}

@@ -16,7 +16,7 @@ from typing import Any
 
 import dramatiq
 from dramatiq import Message
-from sqlalchemy import delete, event, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -25,11 +25,15 @@ from jobcore.db import get_engine
 from jobcore.ledger.args import ledger_fields
 from jobcore.ledger.states import State
 from jobcore.models import LedgerEntry, OutboxMessage
+from jobcore.sends import LEDGER_RECORDED_OPTION, bypass
 
 logger = logging.getLogger(__name__)
 
 _PENDING_KEY = "shopjobs.outbox"
-LEDGER_RECORDED_OPTION = "ledger_recorded"
+# a delay longer than this is held in the outbox by the database clock (see jobcore.sends);
+# the entry point sets it from its settings
+delay_in_db_after_ms = 30_000
+__all__ = ["LEDGER_RECORDED_OPTION", "enqueue", "publish", "relay_pending"]
 
 
 def _message(
@@ -77,6 +81,9 @@ def enqueue(
     now = dt.datetime.now(dt.UTC)
     fields = ledger_fields(declared, message)
     fields["args"] = json.loads(fields["args"])
+    held = delay_ms is not None and delay_ms > delay_in_db_after_ms
+    # held: due by the database clock, published by the relay (never after commit)
+    due_at = func.now() + dt.timedelta(milliseconds=delay_ms or 0) if held else None
     session.execute(
         insert(LedgerEntry)
         .values(
@@ -86,7 +93,7 @@ def enqueue(
             state=State.ENQUEUED,
             state_changed_at=now,
             enqueued_at=now,
-            eta=now + dt.timedelta(milliseconds=delay_ms) if delay_ms else None,
+            eta=due_at if held else now + dt.timedelta(milliseconds=delay_ms) if delay_ms else None,
             attempts=0,
             **fields,
         )
@@ -97,10 +104,12 @@ def enqueue(
             message_id=message.message_id,
             queue=message.queue_name,
             body=message.encode(),
-            delay_ms=delay_ms,
+            delay_ms=None if held else delay_ms,
+            due_at=due_at,
         )
     )
-    session.info.setdefault(_PENDING_KEY, []).append((message, delay_ms))
+    if not held:
+        session.info.setdefault(_PENDING_KEY, []).append((message, delay_ms))
     return message.message_id
 
 
@@ -122,7 +131,8 @@ def publish(pending: list[tuple[Message[Any], int | None]]) -> int:
     sent: list[str] = []
     for message, delay_ms in pending:
         try:
-            broker.enqueue(message, delay=delay_ms)
+            with bypass():  # already durable: published now even inside a job
+                broker.enqueue(message, delay=delay_ms)
         except Exception:
             logger.warning(
                 "publish of message %r failed; the outbox relay will retry it",
@@ -150,7 +160,7 @@ def relay_pending(older_than_s: float, batch: int = 500) -> int:
         with get_engine().begin() as conn:
             rows = conn.execute(
                 select(OutboxMessage.id, OutboxMessage.body, OutboxMessage.delay_ms)
-                .where(OutboxMessage.created_at < cutoff)
+                .where(OutboxMessage.created_at < cutoff, OutboxMessage.due_at.is_(None))
                 .order_by(OutboxMessage.id)
                 .limit(batch)
                 .with_for_update(skip_locked=True)
@@ -159,7 +169,8 @@ def relay_pending(older_than_s: float, batch: int = 500) -> int:
                 return total
             for row in rows:
                 message = Message.decode(row.body)
-                broker.enqueue(message, delay=row.delay_ms)
+                with bypass():
+                    broker.enqueue(message, delay=row.delay_ms)
             conn.execute(delete(OutboxMessage).where(OutboxMessage.id.in_([r.id for r in rows])))
             total += len(rows)
             logger.info("outbox relay published %d messages", len(rows))

@@ -150,6 +150,13 @@ class JobSettings:
     min_backoff_ms: int = _field(1000, _int(1, 3_600_000), "first retry delay")
     max_backoff_ms: int = _field(600_000, _int(1, 86_400_000), "longest retry delay (reference: 10 min)")
     outbox_relay_after_s: int = _field(30, _int(1, 86400), "age after which the relay publishes an outbox row")
+    delay_in_db_after_s: int = _field(
+        30, _int(0, 86400), "a send delayed longer than this waits in PostgreSQL, not in a worker"
+    )
+    relay_poll_ms: int = _field(500, _int(10, 60000), "how often the outbox relay looks for due rows")
+    stranded_after_s: int = _field(
+        300, _int(1, 86400), "seconds past due after which a send counts as stranded"
+    )
     metrics_dir: str = _field(
         "", str, "base of the per-instance multiprocess metrics directories (empty: <tmp>/shopjobs-metrics)"
     )

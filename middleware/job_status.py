@@ -29,6 +29,7 @@ from jobcore.ledger.writer import Change, LedgerWriter, now
 from jobcore.metrics.failures import counts_failures
 from jobcore.outbox import LEDGER_RECORDED_OPTION
 from jobcore.redaction import scrub_text
+from jobcore.sends import hand_over
 from middleware.cancellations import CANCELLED_ATTRIBUTE
 
 MAX_ERROR_CHARS = 2000
@@ -141,6 +142,8 @@ class JobStatus(Middleware):
         return ledger_fields(actor, message, self.args_max_bytes)
 
     def _final(self, message: MessageProxy, change: Change) -> None:
+        if hand_over(message, change):
+            return  # DurableSends records it with the job's sends, after the last one
         setattr(message, TICKET_ATTRIBUTE, self.writer.record(change, urgent=True))
 
     def after_enqueue(self, broker: Broker, message: dramatiq.Message[Any], delay: int | None) -> None:

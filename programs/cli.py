@@ -22,6 +22,7 @@ from jobcore.cli.context import CliContext
 from jobcore.errors import InvalidInput, NotFound
 from shop.cli import backups, console, health, notifications, schedules, settings_cmd
 from shop.integrations import providers
+from shop.orders.stranded import stranded_orders
 from shop.queues import Queue
 from shop.scheduling import entries as schedule_entries
 from shop.settings import Settings, SettingsError
@@ -70,7 +71,8 @@ def context() -> CliContext:
         providers.configure(settings)
         db.configure(settings)
     return CliContext(
-        settings=settings, broker=_broker, declare=_declare, flush_ledger=broker.flush_ledger
+        settings=settings, broker=_broker, declare=_declare, flush_ledger=broker.flush_ledger,
+        stranded_checks={"orders": stranded_orders},
     )
 
 

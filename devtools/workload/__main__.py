@@ -14,6 +14,7 @@ import os
 import random
 import sys
 import time
+from typing import Any
 
 from devtools.workload import inject
 
@@ -150,9 +151,14 @@ def main() -> int:
     failed = snap.states.get("failed", 0) + snap.states.get("dead", 0)
     lost = snap.total - snap.finished
     print(f"lost jobs: {lost}; failures: {failed} (expected from deliberate bad input, declines, sold-out stock: {expected})")
+    stranded_messages, stranded_orders = _stranded(set(seeded.order_ids))
+    print(f"stranded messages: {stranded_messages} (unpublished or lost for over {STRANDED_AFTER_S} s); "
+          f"stranded orders: {stranded_orders} (not settled, no job pending; seeded ones aside)")
     reasons = [stopped] if stopped else []
     if fault is not None and (fault.failed or not fault.lines):
         reasons.append(fault.failed or f"the fault {args.fault} never fired")
+    if stranded_messages:
+        reasons.append(f"{stranded_messages} messages stranded")
     if lost or failed != expected or reasons:
         why = "; ".join(reasons + ([f"{lost} jobs lost"] if lost else [])
                         + ([f"{failed} failures, {expected} expected"] if failed != expected else []))
@@ -162,6 +168,31 @@ def main() -> int:
     return 0
 
 
+STRANDED_AFTER_S = 30
+
+
+def _stranded(seeded_orders: set[int]) -> tuple[int, int]:
+    """Stranded sends (``jobs stranded``) and the workload's stranded orders, when it ends.
+
+    Seeded orders are left out: the seed writes past orders without jobs on purpose. Stranded
+    orders are reported, not failed on yet: an operator's cancel of a pipeline step strands its
+    order by design (the order keeps its status).
+    """
+    from jobcore.db import session_scope
+    from jobcore.ledger import stranded
+    from shop.orders.stranded import stranded_orders
+
+    def workload_orders(session: Any, older_than_s: float) -> list[dict[str, Any]]:
+        return [r for r in stranded_orders(session, older_than_s) if r["order_id"] not in seeded_orders]
+
+    with session_scope() as s:
+        found = stranded.find(s, STRANDED_AFTER_S, checks={"orders": workload_orders})
+    counts = found.counts
+    return counts["unpublished"] + counts["lost"], counts["orders"]
+
+
+def _wait(ids: list[str], deadline_s: float, started: float):
+    pass
 
 def _start_console() -> None:
     """[13] The operator's web console on this run's database, for watching the run: a one-run

@@ -1,4 +1,5 @@
-"""``shopjobs jobs show|list|order|tail|cancel``: what happened to a job or an order; follow; cancel."""
+"""``shopjobs jobs show|list|order|tail|cancel|stranded``: what happened to a job or an order;
+follow; cancel; what is stranded."""
 
 from __future__ import annotations
 
@@ -69,6 +70,13 @@ def register(groups: Any) -> None:
     cancel.add_argument("--reason", required=True)
     cancel.add_argument("--json", action="store_true")
     cancel.set_defaults(run=run_cancel)
+
+    stranded = commands.add_parser(
+        "stranded", help="sends never published, jobs no queue holds, the application's stuck work")
+    stranded.add_argument("--older-than", type=float, default=300.0, dest="older_than_s",
+                          help="seconds past due before something counts as stranded (300)")
+    stranded.add_argument("--json", action="store_true")
+    stranded.set_defaults(run=run_stranded)
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -169,3 +177,31 @@ def run_cancel(args: argparse.Namespace) -> int:
         return 1
     emit(rows, as_json=args.json, columns=["message_id", "actor", "state", "note"])
     return 0 if any(o.cancelled for o in outcomes) else 1
+
+
+def run_stranded(args: argparse.Namespace) -> int:
+    """Exit 1 when anything is stranded (so a script or a check can act on it), else 0."""
+    from jobcore.cli.queues import _depths
+    from jobcore.ledger import stranded
+
+    context = args.context
+    depth_cache: dict[str, int | None] = {}
+
+    def depth(queue: str) -> int | None:
+        if queue not in depth_cache:
+            found = _depths(context.settings.amqp_url, [queue, queue + ".DQ"])
+            counts = [n for n in found.values() if n is not None]
+            depth_cache[queue] = sum(counts) if counts else None
+        return depth_cache[queue]
+
+    with session_scope() as s:
+        found = stranded.find(s, args.older_than_s, depth=depth, checks=context.stranded_checks)
+    rows = [{"kind": kind, **row} for kind, kind_rows in found.kinds.items() for row in kind_rows]
+    if args.json:
+        emit_record({"counts": found.counts, "stranded": rows}, as_json=True)
+    else:
+        print("  ".join(f"{kind}: {count}" for kind, count in found.counts.items()))
+        if rows:
+            emit(rows, as_json=False, columns=["kind", "message_id", "actor", "queue", "state",
+                                                "order_id", "status", "age_s"])
+    return 1 if found.total else 0

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from jobcore import sends as job_sends
 from jobcore.ledger import precedence
 from jobcore.ledger.states import State
 from jobcore.libpq import TIMEOUTS
@@ -93,9 +94,12 @@ class Change:
     worker: str | None = None
     duplicates: int = 0
     result: str | None = None  # JSON text: the job's return value, redacted and capped
+    # the messages the job sent: committed with this change (jobcore.sends), then relayed
+    sends: list[job_sends.Send] | None = None
 
     def absorb(self, newer: Change) -> None:
         """Fold a later change for the same message into this one, as the upsert would."""
+        _absorb_sends(self, newer)
         if precedence.takes(self.state, self.state_ts, newer.state, newer.state_ts):
             self.state, self.state_ts = newer.state, newer.state_ts
         self.attempts += newer.attempts
@@ -145,6 +149,8 @@ class LedgerWriter:
         self.failures = 0
         self.dropped = 0
         self._callbacks: list[tuple[int, Callable[[], None]]] = []
+        # called (in the flusher thread) after a commit that stored job sends: wakes the relay
+        self.sends_committed: Callable[[], None] | None = None
 
     # -- producers -------------------------------------------------------------------------
     def record(self, change: Change, *, urgent: bool = False) -> int:
@@ -282,6 +288,7 @@ class LedgerWriter:
                     backoff = min(backoff * 2, 5.0)
                     continue
             backoff = 0.1
+            _notify_sends(self, batch)
             self.flushes += 1
             self.rows_written += len(batch)
             with self._cv:
@@ -322,7 +329,27 @@ class LedgerWriter:
             rows.append({k: row[k] for k in COLUMNS if row[k] is not None})
         with conn.cursor() as cur:
             cur.execute(_UPSERT, (json.dumps(rows, separators=(",", ":")),))
+            _write_sends(cur, batch)
         conn.commit()
+
+
+def _absorb_sends(change: Change, newer: Change) -> None:
+    if newer.sends:
+        change.sends = (change.sends or []) + newer.sends
+
+
+def _write_sends(cursor: Any, batch: list[Change]) -> None:
+    """The jobs' sends, in the transaction of their final states (after them: a retry's ETA)."""
+    sends = [send for change in batch if change.sends for send in change.sends]
+    job_sends.write(cursor, sends)
+
+
+def _notify_sends(writer: LedgerWriter, batch: list[Change]) -> None:
+    if writer.sends_committed is not None and any(change.sends for change in batch):
+        try:
+            writer.sends_committed()
+        except Exception:
+            logger.warning("could not wake the outbox relay; it polls anyway", exc_info=True)
 
 
 def _is_data_error(exc: BaseException) -> bool:

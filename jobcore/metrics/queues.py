@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from jobcore.ledger import stranded
 from jobcore.ledger.states import State
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ def _depths(amqp_url: str, queues: Sequence[str]) -> dict[tuple[str, str], int]:
     return out
 
 
-def _ledger(dsn: str) -> tuple[dict[str, float], dict[str, int]]:
+def _ledger(
+    dsn: str, stranded_after_s: float = 300.0
+) -> tuple[dict[str, float], dict[str, int], tuple[int, dict[str, int]]]:
     import psycopg2
 
     conn = psycopg2.connect(
@@ -67,10 +70,15 @@ def _ledger(dsn: str) -> tuple[dict[str, float], dict[str, int]]:
             oldest = {q: max(0.0, float(age)) for q, age in cur.fetchall()}
             cur.execute(STORED_SQL)
             stored = {q: int(n) for q, n in cur.fetchall()}
+            params = {"older_than_s": stranded_after_s}
+            cur.execute(stranded.UNPUBLISHED_COUNT_SQL, params)
+            unpublished = int(cur.fetchone()[0])
+            cur.execute(stranded.WAITING_BY_QUEUE_SQL, params)
+            waiting = {q: int(n) for q, n in cur.fetchall()}
         conn.rollback()
     finally:
         conn.close()
-    return oldest, stored
+    return oldest, stored, (unpublished, waiting)
 
 
 class QueueCollector(Collector):
@@ -85,6 +93,7 @@ class QueueCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("shopjobs_metrics_source_up", "1 when a scrape-time source answered.",
                                labels=["source"])
+        depths: dict[tuple[str, str], int] | None = None
         try:
             depths = _depths(self.settings.amqp_url, self.queues)
         except Exception as exc:  # noqa: BLE001  (any failure of a source: report it, keep scraping)
@@ -98,7 +107,8 @@ class QueueCollector(Collector):
                 messages.add_metric([queue, state], count)
             yield messages
         try:
-            oldest, stored = _ledger(self.settings.psycopg_dsn)
+            oldest, stored, (unpublished, waiting) = _ledger(
+                self.settings.psycopg_dsn, getattr(self.settings, "stranded_after_s", 300.0))
         except Exception as exc:  # noqa: BLE001  (any failure of a source: report it, keep scraping)
             logger.warning("ledger ages unavailable: %s", type(exc).__name__)
             up.add_metric(["postgresql"], 0)
@@ -114,4 +124,20 @@ class QueueCollector(Collector):
                 dead.add_metric([queue], stored.get(queue, 0))
             yield age
             yield dead
+            yield _stranded_family(unpublished, waiting, depths)
         yield up
+
+
+def _stranded_family(
+    unpublished: int, waiting: dict[str, int], depths: dict[tuple[str, str], int] | None
+) -> GaugeMetricFamily:
+    """Stranded sends: unpublished past due; lost (due, not in the outbox, its queue empty)."""
+    family = GaugeMetricFamily(
+        "shopjobs_stranded",
+        "Committed sends stranded longer than SHOPJOBS_STRANDED_AFTER_S, by kind.", labels=["kind"])
+    family.add_metric(["unpublished"], unpublished)
+    if depths is not None:  # without queue depths "lost" cannot be told from "waiting"
+        lost = sum(n for q, n in waiting.items()
+                   if not depths.get((q, "ready"), 0) and not depths.get((q, "delayed"), 0))
+        family.add_metric(["lost"], lost)
+    return family

@@ -79,3 +79,10 @@ class OutboxMessage(Base):
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), index=True
     )
+    # set: the relay publishes the row once the database clock passes it (a long delay, or a
+    # job's send committed with its outcome); NULL: published after commit by its sender
+    due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_outbox_due_at", "due_at", postgresql_where="due_at IS NOT NULL"),
+    )

@@ -26,7 +26,8 @@ SCRAPE_TIME_NAMES = {"shopjobs_queue_messages", "shopjobs_queue_oldest_message_a
                      "shopjobs_price_feed_last_success_timestamp_seconds",
                      "shopjobs_price_feed_last_poll_timestamp_seconds",
                      "shopjobs_health_check_last_run_timestamp_seconds",
-                     "shopjobs_backup_last_verified_timestamp_seconds"}
+                     "shopjobs_backup_last_verified_timestamp_seconds",
+                     "shopjobs_stranded"}
 DOMAIN_NAMES = {"shopjobs_price_feed_age_seconds", "shopjobs_price_feed_fetches_total",
                 "shopjobs_health_up", "shopjobs_health_latency_seconds"}
 

@@ -1,0 +1,206 @@
+"""Durable sends: nothing a job sends reaches the broker before it is committed in PostgreSQL.
+
+While a job runs, every ``broker.enqueue`` its thread makes (an actor's ``send``, a pipeline's
+next step from Dramatiq's Pipelines, Retries' re-enqueue, a compensation, a callback) is
+buffered here instead of published. When the job ends, the buffered sends are handed to the
+ledger writer with the job's final state, and the writer commits both in one transaction
+(outbox rows with ``due_at``, ledger rows ``enqueued``) before the job's message is acked; the
+relay (``jobcore.relay``) publishes them after that commit. A crash before the commit leaves a
+redelivery and no sends; after it, an outcome and its sends: never an outcome without them.
+
+Delays: a send delayed more than the threshold (``delay_in_db_after_s``, 30 s by default) is
+held in the outbox with ``due_at = now() + delay`` by the database clock, and published by
+the relay when due, so no worker holds it unacked (RabbitMQ closes channels whose deliveries
+stay unacked past ``consumer_timeout``). Shorter delays keep Dramatiq's ``.DQ`` path: they are
+published at once with their ETA, and a worker holds them at most the threshold.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from dramatiq import Message
+from dramatiq.common import q_name
+from dramatiq.errors import ActorNotFound
+
+from jobcore.db import get_engine
+from jobcore.ledger.args import ledger_fields
+
+logger = logging.getLogger(__name__)
+
+LEDGER_RECORDED_OPTION = "ledger_recorded"
+# set on a MessageProxy while its job runs: JobStatus hands its final change over here, so the
+# change is recorded once the job's last send is known (see ``hand_over``)
+FINAL_CHANGE_ATTRIBUTE = "durable_final_change"
+
+
+@dataclasses.dataclass
+class Send:
+    """One message a job sent, as the ledger writer stores it (outbox row + ledger row)."""
+
+    message_id: str
+    actor: str
+    queue: str
+    body: bytes
+    delay_ms: int | None  # a short delay: the relay publishes it to the .DQ with its ETA
+    hold_ms: int  # 0: due at commit; else a long delay held in PostgreSQL
+    fields: dict[str, Any]  # ledger args (JSON text) and business ids
+
+    def as_json(self) -> dict[str, Any]:
+        row = {
+            "message_id": self.message_id, "actor": self.actor, "queue": self.queue,
+            "body": base64.b64encode(self.body).decode(), "delay_ms": self.delay_ms,
+            "hold_ms": self.hold_ms, "eta_ms": self.hold_ms or self.delay_ms or None,
+        }
+        row.update(self.fields)
+        return row
+
+
+class _Local(threading.local):
+    job: list[Send] | None = None
+    bypass: int = 0
+
+
+_local = _Local()
+
+
+def begin() -> None:
+    """Start buffering this thread's sends (a job starts)."""
+    _local.job = []
+
+
+def end() -> list[Send]:
+    """Stop buffering; the sends the job made, in order."""
+    sends, _local.job = _local.job or [], None
+    return sends
+
+
+def buffering() -> bool:
+    return _local.job is not None and not _local.bypass
+
+
+@contextlib.contextmanager
+def bypass() -> Iterator[None]:
+    """Publish straight away inside a job: for messages already durable (outbox rows, relays)."""
+    _local.bypass += 1
+    try:
+        yield
+    finally:
+        _local.bypass -= 1
+
+
+def hand_over(message: Any, change: Any) -> bool:
+    """Keep a job's final ledger change on its message when the job buffers its sends.
+
+    Returns False when nobody buffers this message's sends; the caller records it itself.
+    """
+    if not hasattr(message, FINAL_CHANGE_ATTRIBUTE):
+        return False
+    setattr(message, FINAL_CHANGE_ATTRIBUTE, change)
+    return True
+
+
+def make_send(
+    broker: Any, message: Message[Any], delay: int | None, threshold_ms: int, args_max_bytes: int = 2048
+) -> Send:
+    """The ``Send`` for ``broker.enqueue(message, delay=delay)``."""
+    options = {k: v for k, v in message.options.items() if k != "eta"}
+    options[LEDGER_RECORDED_OPTION] = True
+    queue = q_name(message.queue_name)
+    # built anew: Message.copy merges options, and a stale 'eta' must not travel
+    ready: Message[Any] = Message(**{**message.asdict(), "queue_name": queue, "options": options})
+    try:
+        actor = broker.get_actor(message.actor_name)
+    except ActorNotFound:
+        actor = None
+    delay = delay or 0
+    held = delay > threshold_ms
+    return Send(
+        message_id=message.message_id,
+        actor=message.actor_name,
+        queue=queue,
+        body=ready.encode(),
+        delay_ms=delay if 0 < delay and not held else None,
+        hold_ms=delay if held else 0,
+        fields=ledger_fields(actor, ready, args_max_bytes),
+    )
+
+
+# Both statements run in the caller's transaction: the ledger writer's batch (a job's sends
+# commit with its outcome) or a producer's own (a long delay sent outside a job). A retry's
+# message already has its ledger row (state 'retrying'): only its ETA changes.
+_INSERT_OUTBOX = """
+INSERT INTO outbox (message_id, queue, body, delay_ms, due_at)
+SELECT v.message_id, v.queue, decode(v.body, 'base64'), v.delay_ms,
+    now() + make_interval(secs => v.hold_ms / 1000.0)
+FROM json_to_recordset(%(rows)s::json) AS v(message_id text, queue text, body text,
+    delay_ms int, hold_ms bigint)
+ON CONFLICT (message_id) DO NOTHING
+"""
+_INSERT_LEDGER = """
+INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, args, attempts,
+    enqueued_at, eta, order_id, user_id, job_id)
+SELECT v.message_id, v.actor, v.queue, 'enqueued', now(), v.args::jsonb, 0, now(),
+    now() + make_interval(secs => v.eta_ms / 1000.0), v.order_id, v.user_id, v.job_id
+FROM json_to_recordset(%(rows)s::json) AS v(message_id text, actor text, queue text, args text,
+    eta_ms bigint, order_id bigint, user_id bigint, job_id text)
+ON CONFLICT (message_id) DO UPDATE SET eta = EXCLUDED.eta
+"""
+
+
+def write(cursor: Any, sends: list[Send]) -> None:
+    """Insert ``sends`` as outbox and ledger rows with ``cursor`` (psycopg2), uncommitted."""
+    if not sends:
+        return
+    # one row per message: two copies of one delivery (a redelivery running beside the first
+    # in the same process) each send the same retry, and an upsert may touch a row only once
+    unique = {send.message_id: send for send in sends}
+    rows = json.dumps([s.as_json() for s in unique.values()], separators=(",", ":"))
+    cursor.execute(_INSERT_OUTBOX, {"rows": rows})
+    cursor.execute(_INSERT_LEDGER, {"rows": rows})
+
+
+class DurableSendsBroker:
+    """Put before the broker class: its ``enqueue`` buffers a running job's sends and holds
+    long delays in PostgreSQL; everything else is published as Dramatiq does.
+
+    ``store`` writes sends in a transaction of its own (``store_sends``); the relay wakes on
+    ``sends_committed``.
+    """
+
+    delay_in_db_after_ms: int = 30_000
+    args_max_bytes: int = 2048
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        if _local.bypass:
+            return super().enqueue(message, delay=delay)  # type: ignore[misc]
+        held = delay is not None and delay > self.delay_in_db_after_ms
+        if _local.job is None and not held:
+            return super().enqueue(message, delay=delay)  # type: ignore[misc]
+        send = make_send(self, message, delay, self.delay_in_db_after_ms, self.args_max_bytes)
+        if _local.job is not None:
+            _local.job.append(send)
+        else:
+            store_sends([send])
+        return message
+
+
+def store_sends(sends: list[Send]) -> None:
+    """Commit ``sends`` in a transaction of their own (a long delay sent outside a job)."""
+    raw = get_engine().raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            write(cursor, sends)
+        finally:
+            cursor.close()
+        raw.commit()
+    finally:
+        raw.close()
