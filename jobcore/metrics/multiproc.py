@@ -69,11 +69,14 @@ def in_dramatiq_worker() -> bool:
 
 
 def enable(path: str) -> None:
-    """Make every metric created from now on in this process write to ``path``."""
+    """Make every metric created from now on in this process write to ``path``, in batches
+    (``jobcore.metrics.batched``: memory first, the files once a second and at exit)."""
     from prometheus_client import values
 
+    from jobcore.metrics.batched import BatchedValue
+
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
-    values.ValueClass = values.MultiProcessValue()
+    values.ValueClass = BatchedValue()
 
 
 def setup() -> str | None:
