@@ -216,7 +216,7 @@ class Writers:
             writer.close()
 
 
-def prune_under_load(dsn: str, baseline_s: float) -> dict[str, Any]:
+def prune_under_load(dsn: str, baseline_s: float, batch: int) -> dict[str, Any]:
     from shop.ops.maintenance import prune_job_ledger
 
     writers = Writers(dsn)
@@ -225,7 +225,7 @@ def prune_under_load(dsn: str, baseline_s: float) -> dict[str, Any]:
         t_base = time.monotonic()
         time.sleep(baseline_s)  # the writers' own pace, before the prune
         t0 = time.monotonic()
-        removed = prune_job_ledger(PRUNE_DAYS)
+        removed = prune_job_ledger(PRUNE_DAYS, batch=batch)
         t1 = time.monotonic()
         time.sleep(1)
     finally:
@@ -251,6 +251,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--lookups", type=int, default=1000)
     ap.add_argument("--baseline-s", type=float, default=5.0)
+    ap.add_argument("--prune-batch", type=int, default=5000, help="rows per prune transaction")
     ap.add_argument("--explain", action="store_true", help="print the plans of the queries")
     ap.add_argument("--skip-load", action="store_true",
                     help="reuse the database of the last run (its rows, not a fresh COPY)")
@@ -349,7 +350,7 @@ def main() -> None:
         explain(cur, "SELECT * FROM job_ledger WHERE order_id = %s ORDER BY enqueued_at ASC NULLS"
                 " LAST, state_changed_at", (max_order // 2,))
 
-    pruned = prune_under_load(dsn, a.baseline_s)
+    pruned = prune_under_load(dsn, a.baseline_s, a.prune_batch)
     before, during = pruned["before"], pruned["during"]
     print(f"RESULT name=ledger_prune removed={pruned['removed']} seconds={pruned['prune_s']:.1f} "
           f"rows_per_s={pruned['removed'] / max(pruned['prune_s'], 1e-9):.0f}", flush=True)
