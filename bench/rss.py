@@ -33,7 +33,7 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def worker_pids(instance: int) -> list[int]:
+def worker_pids() -> list[int]:
     """The instance's worker processes: its children that run jobs (counter files name them)."""
     return sorted(int(name) for name in os.listdir(COUNTERS) if name.isdigit()
                   and os.path.exists(f"/proc/{name}"))
@@ -91,7 +91,7 @@ def main() -> None:
         while True:
             done, _, _ = read_counters(COUNTERS)
             if done >= next_at or done >= a.jobs:
-                rss = {pid: rss_kib(pid) for pid in worker_pids(proc.pid)}
+                rss = {pid: rss_kib(pid) for pid in worker_pids()}
                 samples.append((done, rss))
                 print(f"jobs {done:7d}  RSS MiB " + "  ".join(
                     f"{pid}: {kib / 1024:.1f}" for pid, kib in rss.items()), flush=True)
