@@ -124,12 +124,14 @@ def main() -> None:
     a = ap.parse_args()
     parts = set(a.only.split(","))
     table: list[tuple[str, str, str, str, str]] = []
-    if "drain" in parts:
-        table += drain(a.rounds, a.n)
-    if "rss" in parts:
-        table += rss(a.rss_jobs)
-    if "ledger" in parts:
-        table += ledger(a.ledger_rows)
+    steps = (("drain", lambda: drain(a.rounds, a.n)), ("rss", lambda: rss(a.rss_jobs)),
+             ("ledger", lambda: ledger(a.ledger_rows)))
+    for name, step in steps:
+        if name in parts:
+            try:
+                table += step()
+            except SystemExit as exc:  # one part failing leaves the others' figures
+                table.append((f"{name}: FAILED ({exc})", "-", "-", "-", "-"))
     header = ("measure", "shopjobs", "baseline", "ratio", "goal")
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(5)]
     print()

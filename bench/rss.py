@@ -66,7 +66,6 @@ def main() -> None:
     pg.cursor().execute("TRUNCATE job_ledger")
     pg.close()
 
-    import broker
     from bench import shop_actors
 
     cmd = [os.path.join(os.path.dirname(sys.executable), "dramatiq"), "bench.shop_actors",
@@ -77,9 +76,14 @@ def main() -> None:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
+    failures: list[Exception] = []
+
     def send(part: int) -> None:
-        for i in range(part, a.jobs, a.senders):
-            shop_actors.noop.send(i, "order.confirmation")
+        try:
+            for i in range(part, a.jobs, a.senders):
+                shop_actors.noop.send(i, "order.confirmation")
+        except Exception as exc:  # noqa: BLE001  (the main loop reports it and ends the run)
+            failures.append(exc)
 
     senders = [threading.Thread(target=send, args=(k,), daemon=True) for k in range(a.senders)]
     for thread in senders:
@@ -100,12 +104,13 @@ def main() -> None:
                 break
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"worker ended or timed out after {done}/{a.jobs} jobs")
+            if failures:
+                raise SystemExit(f"a sender failed after {done} jobs: {failures[0]!r}")
             time.sleep(0.05)
     finally:
-        for thread in senders:
-            thread.join(60)
-        broker.flush_ledger()
         stop_proc(proc)
+        for thread in senders:
+            thread.join(10)
     warm = [s for s in samples if s[0] >= a.warmup]
     if len(warm) < 4:
         raise SystemExit("too few samples after warm-up: raise --jobs or lower --every")
