@@ -160,6 +160,9 @@ class JobSettings:
     metrics_dir: str = _field(
         "", str, "base of the per-instance multiprocess metrics directories (empty: <tmp>/shopjobs-metrics)"
     )
+    metrics_flush_ms: int = _field(
+        1000, _int(0, 60_000), "how often a worker process writes its metric values (0: every update)"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:

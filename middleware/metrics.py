@@ -1,5 +1,8 @@
 """Metrics: counts, times and gauges every delivery, in Prometheus' multiprocess files.
 
+The values add up in process memory and reach the files once a second
+(``jobcore.metrics.batched``); this middleware writes the last ones at worker shutdown.
+
 Sits high in the stack (below LogContext and DbSessions): its ``before_process_message`` runs
 before the other middleware, so the duration includes theirs, and its ``after_*`` hooks run
 after Retries has decided, so a failed attempt is counted as retried or failed correctly.
@@ -16,6 +19,7 @@ from typing import Any
 from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 
+from jobcore.metrics import batched
 from jobcore.metrics.definitions import (
     DEAD_LETTERS,
     DURATION,
@@ -96,12 +100,17 @@ class Metrics(Middleware):
         reason = reason_for(broker, message, getattr(message, "_exception", None))
         DEAD_LETTERS.labels(_queue(message), reason).inc()
 
+    def after_worker_shutdown(self, broker: Broker, worker: Any) -> None:
+        batched.flush()  # the last jobs' counts, before the instance's endpoint goes away
+
     @staticmethod
     def _finish(message: MessageProxy, queue: str, outcome: str) -> None:
-        JOBS.labels(message.actor_name, queue, outcome).inc()
         started = getattr(message, _STARTED, None)
         if started is not None:
             setattr(message, _STARTED, None)
             in_progress, duration, _ = _series(message.actor_name, queue)
             in_progress.dec()
             duration.observe(time.perf_counter() - started)
+        # counted last: a batch written between these lines may show a duration without its
+        # count, never a counted job still in progress
+        JOBS.labels(message.actor_name, queue, outcome).inc()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections import Counter
 
 import httpx
@@ -10,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from jobcore.db import session_scope
+from jobcore.metrics.batched import FLUSH_INTERVAL_S
 from jobcore.models import LedgerEntry
 
 
@@ -19,15 +21,35 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def scrape(port: int) -> str | None:
-    """The workers' exposition text, or None (reported, not fatal) when the endpoint is down."""
-    try:
-        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        print(f"metrics: scrape of 127.0.0.1:{port} failed: {exc}", flush=True)
-        return None
-    return response.text
+def scrape(port: int, settle_s: float = 3 * FLUSH_INTERVAL_S) -> str | None:
+    """The workers' exposition text, or None (reported, not fatal) when the endpoint is down.
+
+    Workers write their metrics in batches (once a second), so a scrape right after the last
+    job lags by up to a batch: scrape again until the finished jobs match the ledger's, for at
+    most ``settle_s``; a real mismatch still shows in ``report``.
+    """
+    deadline = time.monotonic() + settle_s
+    while True:
+        try:
+            response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            print(f"metrics: scrape of 127.0.0.1:{port} failed: {exc}", flush=True)
+            return None
+        if _matches_ledger(response.text) or time.monotonic() > deadline:
+            return response.text
+        time.sleep(0.2)
+
+
+def _ledger_states() -> Counter[str]:
+    with session_scope() as s:
+        rows = s.execute(select(LedgerEntry.state, func.count()).group_by(LedgerEntry.state)).all()
+    return Counter(dict(rows))
+
+
+def _matches_ledger(text: str) -> bool:
+    outcomes, ledger = _sums(text, "shopjobs_jobs_total", "outcome"), _ledger_states()
+    return all(outcomes[o] == ledger[o] for o in ("succeeded", "failed"))
 
 
 def _sums(text: str, name: str, label: str) -> Counter[str]:
@@ -46,8 +68,7 @@ def report(text: str | None) -> list[str]:
     outcomes = _sums(text, "shopjobs_jobs_total", "outcome")
     dead = _sums(text, "shopjobs_dead_letters_total", "reason")
     retries = sum(_sums(text, "shopjobs_job_retries_total", "actor").values())
-    with session_scope() as s:
-        ledger = Counter(dict(s.execute(select(LedgerEntry.state, func.count()).group_by(LedgerEntry.state)).all()))
+    ledger = _ledger_states()
     lines = [
         "  jobs by outcome: " + ", ".join(f"{o} {n}" for o, n in sorted(outcomes.items())),
         f"  retries {retries}; dead letters by reason: " + (", ".join(f"{r} {n}" for r, n in sorted(dead.items())) or "none"),

@@ -20,6 +20,7 @@ import tempfile
 PREFIX = "dramatiq-"
 BASE_ENV = "SHOPJOBS_METRICS_DIR"
 SUPERVISOR_ENV = "SHOPJOBS_SUPERVISOR_PID"  # set by the supervisor for the processes it starts
+FLUSH_ENV = "SHOPJOBS_METRICS_FLUSH_MS"  # read here, like BASE_ENV: before any metric exists
 
 
 def base_dir() -> str:
@@ -73,12 +74,16 @@ def in_dramatiq_worker() -> bool:
     return command == "dramatiq" or sys.argv[0].endswith(os.path.join("dramatiq", "__main__.py"))
 
 
-def enable(path: str) -> None:
-    """Make every metric created from now on in this process write to ``path``."""
+def enable(path: str, flush_ms: int = 1000) -> None:
+    """Make every metric created from now on in this process write to ``path``, in batches
+    (``jobcore.metrics.batched``: memory first, the files every ``flush_ms`` and at exit);
+    0 writes every update at once (prometheus-client's own value: the way to compare)."""
     from prometheus_client import values
 
+    from jobcore.metrics.batched import BatchedValue
+
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
-    values.ValueClass = values.MultiProcessValue()
+    values.ValueClass = BatchedValue(flush_ms / 1000) if flush_ms else values.MultiProcessValue()
 
 
 def setup() -> str | None:
@@ -89,5 +94,5 @@ def setup() -> str | None:
     path = instance_dir(os.getppid(), base)
     os.makedirs(path, exist_ok=True)
     sweep(base, keep=os.path.basename(path))
-    enable(path)
+    enable(path, int(os.environ.get(FLUSH_ENV) or 1000))
     return path

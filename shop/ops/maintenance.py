@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
+
+from sqlalchemy import text
 
 from jobcore.db import session_scope
 from jobcore.ledger.states import State
 from jobcore.models import FINAL_STATES
-from shop.ops.batched import BatchStats, delete_in_batches
+from shop.ops.batched import BatchStats
 from shop.ops.runs import record_run, utcnow
 
 SUCCEEDED_STATES = (State.SUCCEEDED, State.SKIPPED, State.CANCELLED)
 FAILED_STATES = (State.FAILED, State.DEAD)
+PAUSE = 1.0  # rest as long as each batch took: half the database's time, at most, for a prune
 
 
 def prune_job_ledger(days: int, batch: int = 5000, states: tuple[str, ...] = FINAL_STATES) -> int:
@@ -36,12 +40,46 @@ def prune_job_ledger_by_policy(succeeded_days: int, failed_days: int, batch: int
     return stats
 
 
-def _prune(days: int, batch: int, states: tuple[str, ...]) -> BatchStats:
+# One state at a time, oldest first, from where the last batch ended: each batch is a range of
+# the (state, state_changed_at) index. Picking rows by message_id instead (as the generic
+# delete_in_batches does) made PostgreSQL walk the primary key and filter, past every row
+# already deleted: 9 s a batch at 2 M rows, quadratic in the rows to prune.
+_PRUNE_BATCH = text("""
+WITH doomed AS (
+    SELECT message_id FROM job_ledger
+    WHERE state = :state AND state_changed_at >= :after AND state_changed_at < :cutoff
+    ORDER BY state_changed_at LIMIT :batch FOR UPDATE SKIP LOCKED
+)
+DELETE FROM job_ledger j USING doomed WHERE j.message_id = doomed.message_id
+RETURNING j.state_changed_at
+""")
+
+
+def _prune(days: int, batch: int, states: tuple[str, ...], pause: float = PAUSE) -> BatchStats:
+    """Delete in batches, resting ``pause`` x the batch's time after each: a large prune shares
+    the database (CPU, WAL) with the workers' ledger writes instead of taking it whole."""
     unknown = set(states) - set(FINAL_STATES)
     if unknown:
         raise ValueError(f"only finished jobs are pruned; not {sorted(unknown)}")
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
-    return delete_in_batches(
-        "job_ledger", "state = ANY(:states) AND state_changed_at < :cutoff",
-        {"states": list(states), "cutoff": cutoff}, batch=batch, key="message_id", group="state",
-    )
+    stats = BatchStats()
+    for state in states:
+        after = dt.datetime.min.replace(tzinfo=dt.UTC)
+        while True:
+            started = time.monotonic()
+            with session_scope() as s:
+                changed = list(s.execute(_PRUNE_BATCH, {"state": str(state), "after": after,
+                                                        "cutoff": cutoff, "batch": batch}).scalars())
+            if len(changed) == batch and pause:
+                time.sleep(pause * (time.monotonic() - started))
+            if changed:
+                after = max(changed)  # ties stay in range: the deleted ones are gone
+                stats.removed += len(changed)
+                stats.batches += 1
+                stats.largest_batch = max(stats.largest_batch, len(changed))
+                stats.by[str(state)] += len(changed)
+            if len(changed) < batch:
+                break
+    return stats
