@@ -53,7 +53,10 @@ DEFAULT_TIME_LIMIT_MS = 10 * 60 * 1000
 
 
 def build_middleware(
-    settings: Settings, ledger: LedgerWriter | None, *, acks_deferred: bool = False,
+    settings: Settings,
+    ledger: LedgerWriter | None,
+    *,
+    acks_deferred: bool = False,
     durable_sends: bool = False,
 ) -> list[Middleware]:
     """The stack, in order. ``before_*`` hooks run top to bottom, ``after_*`` bottom to top.
@@ -90,7 +93,11 @@ def build_middleware(
             WorkerRegistry(),
             DeadLetters(),
             Cancellations(connect_psycopg(settings.psycopg_dsn)),
-            CrashGuard(ledger_store.classify_redelivery, ledger_store.start_lone_run, ledger_store.end_lone_run),
+            CrashGuard(
+                ledger_store.classify_redelivery,
+                ledger_store.start_lone_run,
+                ledger_store.end_lone_run,
+            ),
         ]
         stack.append(
             JobStatus(

@@ -32,7 +32,9 @@ logger = logging.getLogger("shop.scheduling.daemon")
 def _tick(raw: str) -> float:
     value = float(raw)
     if not MIN_TICK_S <= value <= MAX_TICK_S:
-        raise argparse.ArgumentTypeError(f"tick must be between {MIN_TICK_S} and {MAX_TICK_S} seconds")
+        raise argparse.ArgumentTypeError(
+            f"tick must be between {MIN_TICK_S} and {MAX_TICK_S} seconds"
+        )
     return value
 
 
@@ -50,8 +52,12 @@ def declare_schedule(module_name: str) -> tuple[Entry, ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run until SIGTERM; exit 2 on a bad schedule or setting."""
     parser = argparse.ArgumentParser(prog="scheduler.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--tick", type=_tick, help=f"seconds between leadership checks ({PREFIX}SCHEDULER_TICK_S)")
-    parser.add_argument("--parent-pid", type=int, help="exit when this process is no longer the parent")
+    parser.add_argument(
+        "--tick", type=_tick, help=f"seconds between leadership checks ({PREFIX}SCHEDULER_TICK_S)"
+    )
+    parser.add_argument(
+        "--parent-pid", type=int, help="exit when this process is no longer the parent"
+    )
     args = parser.parse_args(argv)
     try:
         import broker
@@ -63,7 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_process_metrics(settings.metrics_bind, settings.scheduler_metrics_port, "scheduler")
     tick_s = args.tick if args.tick is not None else settings.scheduler_tick_s
     if not MIN_TICK_S <= tick_s <= MAX_TICK_S:
-        logger.error("%sSCHEDULER_TICK_S must be between %s and %s seconds", PREFIX, MIN_TICK_S, MAX_TICK_S)
+        logger.error(
+            "%sSCHEDULER_TICK_S must be between %s and %s seconds", PREFIX, MIN_TICK_S, MAX_TICK_S
+        )
         return 2
     try:
         entries = declare_schedule(settings.schedule_module)
@@ -83,7 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     scheduler = Scheduler(entries, leadership, tick_s=tick_s, parent_pid=args.parent_pid)
     logger.info(
         "scheduler ready (pid %d, tick %gs, %d schedules from %s: %s)",
-        os.getpid(), tick_s, len(entries), settings.schedule_module, ", ".join(e.name for e in entries),
+        os.getpid(),
+        tick_s,
+        len(entries),
+        settings.schedule_module,
+        ", ".join(e.name for e in entries),
     )
     # the scheduler relays outbox rows too: due delays keep leaving while no worker runs
     relay = build_relay(settings, broker.broker).start()

@@ -77,5 +77,9 @@ def send_subscription_renewal_reminder(subscription_id: int) -> dict[str, Any]:
 def send_templated_email(user_id: int | None, template: str, entity_key: str) -> dict[str, Any]:
     """Any template to a user (or, with ``user_id=None``, to the administrators)."""
     uid = None if user_id is None else positive_id(user_id, "user_id")
-    return requests.templated(uid, text(template, "template", max_len=64), text(entity_key, "entity_key", max_len=64),
-                              "email")
+    return requests.templated(
+        uid,
+        text(template, "template", max_len=64),
+        text(entity_key, "entity_key", max_len=64),
+        "email",
+    )

@@ -20,8 +20,11 @@ def process_job(job_id: str) -> None:
 def run_job_of_message(job_id: str, job_type: str | None = None) -> str:
     """Run a Job record from the actor that carries it, linking the record to this message."""
     message = CurrentMessage.get_current_message()
-    return job_service.run_job(text(job_id, "job_id", max_len=64), message.message_id if message else None,
-                               job_type=job_type)
+    return job_service.run_job(
+        text(job_id, "job_id", max_len=64),
+        message.message_id if message else None,
+        job_type=job_type,
+    )
 
 
 @routes.actor("jobs.job_retries_exhausted")

@@ -42,7 +42,9 @@ def prune_job_ledger_by_policy() -> dict[str, Any]:
 @routes.actor("maintenance.cleanup_expired_carts")
 def cleanup_expired_carts(days_old: int | None = None) -> dict[str, Any]:
     s = settings
-    return cleanup.expired_carts(_age(days_old, s.cart_max_age_days, "days_old"), s.cleanup_batch_size)
+    return cleanup.expired_carts(
+        _age(days_old, s.cart_max_age_days, "days_old"), s.cleanup_batch_size
+    )
 
 
 @routes.actor("maintenance.cleanup_expired_tokens")
@@ -59,7 +61,9 @@ def cleanup_expired_sessions() -> dict[str, Any]:
 @routes.actor("maintenance.cleanup_abandoned_sessions")
 def cleanup_abandoned_sessions(idle_days: int | None = None) -> dict[str, Any]:
     s = settings
-    return cleanup.abandoned_sessions(_age(idle_days, s.session_abandoned_days, "idle_days"), s.cleanup_batch_size)
+    return cleanup.abandoned_sessions(
+        _age(idle_days, s.session_abandoned_days, "idle_days"), s.cleanup_batch_size
+    )
 
 
 @routes.actor("maintenance.cleanup_old_audit_logs")

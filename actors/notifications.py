@@ -28,8 +28,12 @@ def delivery_gave_up(message_data: dict[str, Any], retry_info: dict[str, Any]) -
 @routes.actor("notifications.send_templated_sms")
 def send_templated_sms(user_id: int | None, template: str, entity_key: str) -> dict[str, Any]:
     uid = None if user_id is None else positive_id(user_id, "user_id")
-    return requests.templated(uid, text(template, "template", max_len=64), text(entity_key, "entity_key", max_len=64),
-                              "sms")
+    return requests.templated(
+        uid,
+        text(template, "template", max_len=64),
+        text(entity_key, "entity_key", max_len=64),
+        "sms",
+    )
 
 
 @routes.actor("notifications.process_due")
@@ -43,8 +47,12 @@ def send_bulk(name: str, headline: str, body: str) -> int:
     """Start a campaign to every user who accepts e-mail (fanned out in chunks)."""
     with session_scope() as s:
         return campaigns.create_campaign(
-            s, name=text(name, "name", max_len=120), headline=text(headline, "headline", max_len=200),
-            body=text(body, "body", max_len=5000), chunk_size=settings.campaign_chunk_size)
+            s,
+            name=text(name, "name", max_len=120),
+            headline=text(headline, "headline", max_len=200),
+            body=text(body, "body", max_len=5000),
+            chunk_size=settings.campaign_chunk_size,
+        )
 
 
 @routes.actor("notifications.campaign_chunk")

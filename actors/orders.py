@@ -51,9 +51,13 @@ def cancel_order_async(order_id: int, reason: str) -> None:
 @honour_retry_after
 def update_order_tracking(order_id: int, tracking_number: str) -> None:
     """Record tracking, notify, and check delivery later."""
-    status = orders.record_tracking(positive_id(order_id, "order_id"), text(tracking_number, "tracking_number", max_len=64))
+    status = orders.record_tracking(
+        positive_id(order_id, "order_id"), text(tracking_number, "tracking_number", max_len=64)
+    )
     if status != "delivered":
-        check_delivery.send_with_options(args=(order_id,), delay=settings.delivery_check_delay_s * 1000)
+        check_delivery.send_with_options(
+            args=(order_id,), delay=settings.delivery_check_delay_s * 1000
+        )
 
 
 @routes.actor("orders.check_delivery")

@@ -12,7 +12,11 @@ from shop.prices.sources import parse_feed
 @routes.actor("prices.poll_price_feed")
 def poll_price_feed(feed: str | None = None) -> list[dict[str, Any]]:
     """Poll ``feed``, or every configured feed; each keeps its last known good value."""
-    feeds = [feed] if feed is not None else [f.strip() for f in settings.price_feeds.split(",") if f.strip()]
+    feeds = (
+        [feed]
+        if feed is not None
+        else [f.strip() for f in settings.price_feeds.split(",") if f.strip()]
+    )
     for name in feeds:
         parse_feed(name)
     return [price_feed.poll_price_feed(name) for name in feeds]

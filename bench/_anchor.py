@@ -6,7 +6,9 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ANCHOR_DIR = os.environ.get("SHOPJOBS_ANCHOR_BENCH", os.path.join(os.path.dirname(ROOT), "shared", "anchor-bench"))
+ANCHOR_DIR = os.environ.get(
+    "SHOPJOBS_ANCHOR_BENCH", os.path.join(os.path.dirname(ROOT), "shared", "anchor-bench")
+)
 if not os.path.isdir(ANCHOR_DIR):
     raise SystemExit(f"anchor benchmarks not found at {ANCHOR_DIR} (set SHOPJOBS_ANCHOR_BENCH)")
 if ANCHOR_DIR not in sys.path:

@@ -32,8 +32,7 @@ ANCHOR_PYTHON = os.environ.get("ANCHOR_PYTHON", "/tmp/anchors-venv/bin/python")
 
 def run(cmd: list[str], cwd: str, timeout: int = 3600) -> str:
     """Run a benchmark, echo its RESULT/GOAL/SUMMARY lines, return its whole output."""
-    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                         check=False)
+    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
     for line in out.stdout.splitlines():
         if line.startswith(("RESULT", "GOAL", "SUMMARY")):
             print("   ", line, flush=True)
@@ -48,7 +47,7 @@ def fields(output: str, prefix: str, name: str | None = None) -> dict[str, str]:
     found: dict[str, str] = {}
     for line in output.splitlines():
         if line.startswith(prefix + " "):
-            parsed = dict(FIELD.findall(line[len(prefix) + 1:]))
+            parsed = dict(FIELD.findall(line[len(prefix) + 1 :]))
             if name is None or parsed.get("name", "").startswith(name):
                 found = parsed
     if not found:
@@ -61,36 +60,76 @@ def drain(rounds: int, n: int) -> list[tuple[str, str, str, str, str]]:
     bare, ours, celery = [], [], []
     for k in range(rounds):
         print(f"== drain round {k + 1}/{rounds} (N={n})", flush=True)
-        out = run([py, os.path.join(_anchor.ANCHOR_DIR, "bench_dramatiq.py"), str(n), *shape,
-                   "--confirm", "1"], _anchor.ANCHOR_DIR)
+        out = run(
+            [
+                py,
+                os.path.join(_anchor.ANCHOR_DIR, "bench_dramatiq.py"),
+                str(n),
+                *shape,
+                "--confirm",
+                "1",
+            ],
+            _anchor.ANCHOR_DIR,
+        )
         bare.append(float(fields(out, "RESULT")["msgs_per_s"]))
         out = run([py, "-m", "bench.run_shopjobs", str(n), *shape], _anchor.ROOT)
         ours.append(float(fields(out, "RESULT")["msgs_per_s"]))
-        out = run([ANCHOR_PYTHON, os.path.join(_anchor.ANCHOR_DIR, "bench_celery.py"), str(n),
-                   "--concurrency", "2", "--prefetch-mult", "4"], _anchor.ANCHOR_DIR)
+        out = run(
+            [
+                ANCHOR_PYTHON,
+                os.path.join(_anchor.ANCHOR_DIR, "bench_celery.py"),
+                str(n),
+                "--concurrency",
+                "2",
+                "--prefetch-mult",
+                "4",
+            ],
+            _anchor.ANCHOR_DIR,
+        )
         celery.append(float(fields(out, "RESULT")["msgs_per_s"]))
     b, o, c = (statistics.median(x) for x in (bare, ours, celery))
     per_bare = [round(x / y, 2) for x, y in zip(ours, bare, strict=True)]
     per_celery = [round(x / y, 2) for x, y in zip(ours, celery, strict=True)]
     print(f"   drain msgs/s: bare {bare}, shopjobs {ours}, celery {celery}", flush=True)
     return [
-        (f"drain vs bare Dramatiq (median of {rounds}; per round {per_bare})",
-         f"{o:.0f} msgs/s", f"{b:.0f} msgs/s", f"{o / b:.2f}x", ">= 0.9x"),
-        (f"drain vs Celery prefork c2 (median of {rounds}; per round {per_celery})",
-         f"{o:.0f} msgs/s", f"{c:.0f} msgs/s", f"{o / c:.2f}x", ">= 3x"),
+        (
+            f"drain vs bare Dramatiq (median of {rounds}; per round {per_bare})",
+            f"{o:.0f} msgs/s",
+            f"{b:.0f} msgs/s",
+            f"{o / b:.2f}x",
+            ">= 0.9x",
+        ),
+        (
+            f"drain vs Celery prefork c2 (median of {rounds}; per round {per_celery})",
+            f"{o:.0f} msgs/s",
+            f"{c:.0f} msgs/s",
+            f"{o / c:.2f}x",
+            ">= 3x",
+        ),
     ]
 
 
 def ledger(rows: int) -> list[tuple[str, str, str, str, str]]:
     print(f"== ledger at scale ({rows:,} rows)", flush=True)
-    out = run([sys.executable, "-m", "bench.ledger_scale", "--rows", str(rows)], _anchor.ROOT,
-              timeout=7200)
-    s = {k: float(v) for k, v in fields(out, "SUMMARY").items() if k not in ("ledger_scale",)
-         and re.fullmatch(r"[-\d.]+|nan", v)}
+    out = run(
+        [sys.executable, "-m", "bench.ledger_scale", "--rows", str(rows)],
+        _anchor.ROOT,
+        timeout=7200,
+    )
+    s = {
+        k: float(v)
+        for k, v in fields(out, "SUMMARY").items()
+        if k not in ("ledger_scale",) and re.fullmatch(r"[-\d.]+|nan", v)
+    }
 
     def row(what: str, key: str, goal: float) -> tuple[str, str, str, str, str]:
-        return (what, f"{s[key]:.2f} ms", f"goal {goal:g} ms", f"{s[key] / goal:.2f} of goal",
-                "< 1")
+        return (
+            what,
+            f"{s[key]:.2f} ms",
+            f"goal {goal:g} ms",
+            f"{s[key] / goal:.2f} of goal",
+            "< 1",
+        )
 
     return [
         row("ledger lookup by message id p99 (client, ORM)", "by_id_p99_ms", 2),
@@ -98,20 +137,41 @@ def ledger(rows: int) -> list[tuple[str, str, str, str, str]]:
         row("ledger lookup by order p99 (client, ORM)", "by_order_p99_ms", 5),
         row("ledger lookup by order p99 (in PostgreSQL)", "server_by_order_p99_ms", 5),
         row("jobs list --state failed --since 2h p99", "list_p99_ms", 200),
-        row(f"writers' p99 while pruning {int(s['pruned']):,} rows ({s['prune_s']:.0f} s)",
-            "writers_p99_ms", 50),
+        row(
+            f"writers' p99 while pruning {int(s['pruned']):,} rows ({s['prune_s']:.0f} s)",
+            "writers_p99_ms",
+            50,
+        ),
     ]
 
 
 def rss(jobs: int) -> list[tuple[str, str, str, str, str]]:
     print(f"== worker RSS over {jobs:,} jobs", flush=True)
-    out = run([sys.executable, "-m", "bench.rss", "--jobs", str(jobs),
-               "--every", str(max(1000, jobs // 20)), "--warmup", str(jobs // 10)], _anchor.ROOT)
+    out = run(
+        [
+            sys.executable,
+            "-m",
+            "bench.rss",
+            "--jobs",
+            str(jobs),
+            "--every",
+            str(max(1000, jobs // 20)),
+            "--warmup",
+            str(jobs // 10),
+        ],
+        _anchor.ROOT,
+    )
     r = fields(out, "RESULT", "worker_rss_growth")
     growth = float(r["growth_pct_max"])
-    return [(f"worker RSS growth after warm-up ({jobs:,} jobs)",
-             f"{r['rss_after_warmup_mib']} -> {r['rss_end_mib']} MiB", "goal 5 %",
-             f"{growth:.2f} %", "< 5 %")]
+    return [
+        (
+            f"worker RSS growth after warm-up ({jobs:,} jobs)",
+            f"{r['rss_after_warmup_mib']} -> {r['rss_end_mib']} MiB",
+            "goal 5 %",
+            f"{growth:.2f} %",
+            "< 5 %",
+        )
+    ]
 
 
 def main() -> None:
@@ -124,8 +184,11 @@ def main() -> None:
     a = ap.parse_args()
     parts = set(a.only.split(","))
     table: list[tuple[str, str, str, str, str]] = []
-    steps = (("drain", lambda: drain(a.rounds, a.n)), ("rss", lambda: rss(a.rss_jobs)),
-             ("ledger", lambda: ledger(a.ledger_rows)))
+    steps = (
+        ("drain", lambda: drain(a.rounds, a.n)),
+        ("rss", lambda: rss(a.rss_jobs)),
+        ("ledger", lambda: ledger(a.ledger_rows)),
+    )
     for name, step in steps:
         if name in parts:
             try:

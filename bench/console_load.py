@@ -30,22 +30,48 @@ import httpx
 import psycopg2
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-URL = os.environ.get("SHOPJOBS_BENCH_DATABASE_URL",
-                     "postgresql+psycopg2://postgres@127.0.0.1:5432/shopjobs_console_bench")
+URL = os.environ.get(
+    "SHOPJOBS_BENCH_DATABASE_URL",
+    "postgresql+psycopg2://postgres@127.0.0.1:5432/shopjobs_console_bench",
+)
 TARGET_MS = 300
-CONSOLE_INDEXES = ("ix_job_ledger_actor_changed", "ix_job_ledger_queue_changed", "ix_job_ledger_args",
-                   "ix_job_ledger_replay_of")
+CONSOLE_INDEXES = (
+    "ix_job_ledger_actor_changed",
+    "ix_job_ledger_queue_changed",
+    "ix_job_ledger_args",
+    "ix_job_ledger_replay_of",
+)
 QUEUES = ("orders", "payments", "inventory", "notifications", "maintenance", "reports", "media")
 ACTORS = [(f"{q}.task_{i:02d}", q) for q in QUEUES for i in range(9)]  # 63 actors
-STATES = (("succeeded", 0.90), ("failed", 0.03), ("dead", 0.01), ("cancelled", 0.02), ("skipped", 0.02),
-          ("enqueued", 0.01), ("retrying", 0.005), ("running", 0.005))
-ORDER_STEPS = ("payments.validate_payment", "orders.reserve_inventory", "orders.send_to_warehouse",
-               "orders.notify_customer", "notifications.send_email", "orders.update_order_tracking")
-ERRORS = ("TimeoutError: read timed out after 5 s", "PaymentDeclined: card declined for order {n}",
-          "RuntimeError: warehouse answered 503", "IntegrityError: duplicate key value violates unique constraint")
-TRACEBACK = ('Traceback (most recent call last):\n  File "/app/actors/x.py", line 20, in wrapper\n'
-             '    return fn(*args, **kwargs)\n  File "/app/shop/x.py", line 52, in step\n'
-             '    raise error(...)\n{error}\n')
+STATES = (
+    ("succeeded", 0.90),
+    ("failed", 0.03),
+    ("dead", 0.01),
+    ("cancelled", 0.02),
+    ("skipped", 0.02),
+    ("enqueued", 0.01),
+    ("retrying", 0.005),
+    ("running", 0.005),
+)
+ORDER_STEPS = (
+    "payments.validate_payment",
+    "orders.reserve_inventory",
+    "orders.send_to_warehouse",
+    "orders.notify_customer",
+    "notifications.send_email",
+    "orders.update_order_tracking",
+)
+ERRORS = (
+    "TimeoutError: read timed out after 5 s",
+    "PaymentDeclined: card declined for order {n}",
+    "RuntimeError: warehouse answered 503",
+    "IntegrityError: duplicate key value violates unique constraint",
+)
+TRACEBACK = (
+    'Traceback (most recent call last):\n  File "/app/actors/x.py", line 20, in wrapper\n'
+    '    return fn(*args, **kwargs)\n  File "/app/shop/x.py", line 52, in step\n'
+    "    raise error(...)\n{error}\n"
+)
 
 
 def psycopg_dsn(url: str) -> str:
@@ -78,27 +104,70 @@ def rows(n: int, now: dt.datetime, rng: random.Random):  # type: ignore[no-untyp
         if state in ("enqueued", "running", "retrying") and base < recent:
             state = "succeeded"
         at = base + dt.timedelta(seconds=rng.uniform(-30, 30))
-        args = {"user_id": rng.randrange(1, 200_000), "kind": rng.choice(("daily", "weekly", "manual"))}
+        args = {
+            "user_id": rng.randrange(1, 200_000),
+            "kind": rng.choice(("daily", "weekly", "manual")),
+        }
         yield row(actor, queue, state, at, args, None, rng)
         i += 1
 
 
-def row(actor: str, queue: str, state: str, at: dt.datetime, args: dict, order: int | None,  # type: ignore[type-arg]
-        rng: random.Random) -> list[object]:
+def row(
+    actor: str,
+    queue: str,
+    state: str,
+    at: dt.datetime,
+    args: dict,
+    order: int | None,  # type: ignore[type-arg]
+    rng: random.Random,
+) -> list[object]:
     failed = state in ("failed", "dead", "retrying")
     error = rng.choice(ERRORS).format(n=order or 0) if failed else None
-    started = at - dt.timedelta(seconds=rng.uniform(0.01, 2)) if state not in ("enqueued", "cancelled") else None
+    started = (
+        at - dt.timedelta(seconds=rng.uniform(0.01, 2))
+        if state not in ("enqueued", "cancelled")
+        else None
+    )
     enqueued = (started or at) - dt.timedelta(seconds=rng.uniform(0.001, 1))
     finished = at if state in ("succeeded", "failed", "dead", "skipped", "cancelled") else None
-    return [str(uuid.UUID(int=rng.getrandbits(128), version=4)), actor, queue, state, at.isoformat(),
-            json.dumps(args), 1 + (2 if failed else 0), enqueued.isoformat(), None,
-            started.isoformat() if started else None, finished.isoformat() if finished else None,
-            error, TRACEBACK.format(error=error) if error else None, order, args.get("user_id"),
-            "bench-host:1" if started else None]
+    return [
+        str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        actor,
+        queue,
+        state,
+        at.isoformat(),
+        json.dumps(args),
+        1 + (2 if failed else 0),
+        enqueued.isoformat(),
+        None,
+        started.isoformat() if started else None,
+        finished.isoformat() if finished else None,
+        error,
+        TRACEBACK.format(error=error) if error else None,
+        order,
+        args.get("user_id"),
+        "bench-host:1" if started else None,
+    ]
 
 
-COLUMNS = ("message_id", "actor", "queue", "state", "state_changed_at", "args", "attempts", "enqueued_at",
-           "eta", "started_at", "finished_at", "error", "traceback", "order_id", "user_id", "worker")
+COLUMNS = (
+    "message_id",
+    "actor",
+    "queue",
+    "state",
+    "state_changed_at",
+    "args",
+    "attempts",
+    "enqueued_at",
+    "eta",
+    "started_at",
+    "finished_at",
+    "error",
+    "traceback",
+    "order_id",
+    "user_id",
+    "worker",
+)
 
 
 class CsvStream(io.RawIOBase):
@@ -133,17 +202,24 @@ def load(conn, n: int) -> float:  # type: ignore[no-untyped-def]
     load would); returns seconds."""
     started = time.monotonic()
     with conn.cursor() as cur:
-        cur.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'job_ledger' "
-                    "AND indexname <> 'pk_job_ledger'")
+        cur.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'job_ledger' "
+            "AND indexname <> 'pk_job_ledger'"
+        )
         indexes = cur.fetchall()
         for name, _ in indexes:
             cur.execute(f"DROP INDEX {name}")
         conn.commit()
         now = dt.datetime.now(dt.UTC)
         stream = io.BufferedReader(CsvStream(rows(n, now, random.Random(13))), 1 << 20)
-        cur.copy_expert(f"COPY job_ledger ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)", stream)
+        cur.copy_expert(
+            f"COPY job_ledger ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)", stream
+        )
         conn.commit()
-        print(f"   copied {n:,} rows in {time.monotonic() - started:.0f} s; building indexes", flush=True)
+        print(
+            f"   copied {n:,} rows in {time.monotonic() - started:.0f} s; building indexes",
+            flush=True,
+        )
         cur.execute("SET maintenance_work_mem = '512MB'")
         for _, definition in indexes:
             cur.execute(definition)
@@ -152,7 +228,9 @@ def load(conn, n: int) -> float:  # type: ignore[no-untyped-def]
     return time.monotonic() - started
 
 
-def writer_cost(dsn: str, n: int = 40_000, only: tuple[str, ...] = CONSOLE_INDEXES) -> tuple[float, float]:
+def writer_cost(
+    dsn: str, n: int = 40_000, only: tuple[str, ...] = CONSOLE_INDEXES
+) -> tuple[float, float]:
     """Seconds for the ledger writer (its own batched upsert) to record ``n`` jobs as enqueued,
     running, succeeded: with the console's indexes and without them (alternating, best of two),
     on the still empty job_ledger."""
@@ -160,8 +238,9 @@ def writer_cost(dsn: str, n: int = 40_000, only: tuple[str, ...] = CONSOLE_INDEX
 
     conn = psycopg2.connect(dsn)
     with conn.cursor() as cur:
-        cur.execute("SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)",
-                    (list(only),))
+        cur.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)", (list(only),)
+        )
         definitions = cur.fetchall()
     results: dict[bool, list[float]] = {True: [], False: []}
     try:
@@ -177,11 +256,19 @@ def writer_cost(dsn: str, n: int = 40_000, only: tuple[str, ...] = CONSOLE_INDEX
             started = time.monotonic()
             for state in ("enqueued", "running", "succeeded"):
                 for i in range(0, n, 500):
-                    batch = [Change(message_id=m, actor="orders.task_01", queue="orders", state=state,
-                                    state_ts=time.time(), attempts=1 if state == "running" else 0,
-                                    args=json.dumps({"order_id": k}) if state == "enqueued" else None,
-                                    order_id=k)
-                             for k, m in enumerate(ids[i:i + 500], start=i)]
+                    batch = [
+                        Change(
+                            message_id=m,
+                            actor="orders.task_01",
+                            queue="orders",
+                            state=state,
+                            state_ts=time.time(),
+                            attempts=1 if state == "running" else 0,
+                            args=json.dumps({"order_id": k}) if state == "enqueued" else None,
+                            order_id=k,
+                        )
+                        for k, m in enumerate(ids[i : i + 500], start=i)
+                    ]
                     LedgerWriter._write(conn, batch)
             results[with_indexes].append(time.monotonic() - started)
         with conn.cursor() as cur:
@@ -194,8 +281,15 @@ def writer_cost(dsn: str, n: int = 40_000, only: tuple[str, ...] = CONSOLE_INDEX
 
 def start_console(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     command = [os.path.join(os.path.dirname(sys.executable), "shopjobs"), "console", "--port", "0"]
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
     found: list[str] = []
 
     def read() -> None:
@@ -238,17 +332,24 @@ def main() -> int:
         dbadmin.create_database(URL, recreate=True)
         dbadmin.migrate(URL)
         before, after = writer_cost(dsn)
-        print(f"== ledger writer, 40,000 jobs x 3 states (best of 2): {before:.2f} s with the console's indexes, "
-              f"{after:.2f} s without ({before / after:.2f}x)", flush=True)
+        print(
+            f"== ledger writer, 40,000 jobs x 3 states (best of 2): {before:.2f} s with the console's indexes, "
+            f"{after:.2f} s without ({before / after:.2f}x)",
+            flush=True,
+        )
         conn = psycopg2.connect(dsn)
         print(f"== loading {args.rows:,} ledger rows by COPY", flush=True)
         print(f"   loaded and indexed in {load(conn, args.rows):.0f} s", flush=True)
         conn.close()
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_size_pretty(pg_total_relation_size('job_ledger')), count(*) FROM job_ledger")
+        cur.execute(
+            "SELECT pg_size_pretty(pg_total_relation_size('job_ledger')), count(*) FROM job_ledger"
+        )
         size, count = cur.fetchone()
-        cur.execute("SELECT order_id FROM job_ledger WHERE order_id IS NOT NULL AND state = 'failed' "
-                    "ORDER BY order_id DESC LIMIT 1")
+        cur.execute(
+            "SELECT order_id FROM job_ledger WHERE order_id IS NOT NULL AND state = 'failed' "
+            "ORDER BY order_id DESC LIMIT 1"
+        )
         failed_order = cur.fetchone()[0]
         cur.execute("SELECT max(order_id) / 2 FROM job_ledger")
         some_order = cur.fetchone()[0]
@@ -269,15 +370,24 @@ def main() -> int:
         except InvalidInput:  # the user exists from an earlier run
             s.rollback()
             auth.set_password(s, "bench", password)
-    env = {**os.environ, "SHOPJOBS_DATABASE_URL": URL, "SHOPJOBS_CONSOLE_SECURE_COOKIES": "0",
-           "SHOPJOBS_CONSOLE_STATEMENT_TIMEOUT_MS": "30000"}
+    env = {
+        **os.environ,
+        "SHOPJOBS_DATABASE_URL": URL,
+        "SHOPJOBS_CONSOLE_SECURE_COOKIES": "0",
+        "SHOPJOBS_CONSOLE_STATEMENT_TIMEOUT_MS": "30000",
+    }
     proc, base = start_console(env)
     try:
         client = httpx.Client(base_url=base, timeout=60)
         form = client.get("/login").text
         token = re.search(r'name="csrf_token" value="([^"]+)"', form)[1]  # type: ignore[index]
-        assert client.post("/login", data={"csrf_token": token, "name": "bench", "password": password,
-                                            "next": "/"}).status_code == 303
+        assert (
+            client.post(
+                "/login",
+                data={"csrf_token": token, "name": "bench", "password": password, "next": "/"},
+            ).status_code
+            == 303
+        )
         deep = _deep_cursor(client, 100)
         pages = [
             ("jobs page (newest 50)", "/jobs", True),
@@ -297,9 +407,14 @@ def main() -> int:
             ("ledger health (counts every row)", "/ledger", False),
         ]
         newest = client.get("/jobs.json?limit=1").json()["jobs"][0]["message_id"]
-        print("\nms over HTTP; 'first' is the first request (the overview and the ledger's counts are "
-              "then shared for 2 s and 60 s)", flush=True)
-        print(f"{'page':40s} {'first':>7s} {'median':>7s} {'p95':>7s} {'max':>7s}  target", flush=True)
+        print(
+            "\nms over HTTP; 'first' is the first request (the overview and the ledger's counts are "
+            "then shared for 2 s and 60 s)",
+            flush=True,
+        )
+        print(
+            f"{'page':40s} {'first':>7s} {'median':>7s} {'p95':>7s} {'max':>7s}  target", flush=True
+        )
         failures = 0
         for name, path, targeted in pages:
             path = path or f"/jobs/{newest}"
@@ -310,7 +425,9 @@ def main() -> int:
                 response = client.get(path)
                 elapsed = (time.perf_counter() - started) * 1000
                 if response.status_code != 200:
-                    raise SystemExit(f"{path} answered {response.status_code}: {response.text[:300]}")
+                    raise SystemExit(
+                        f"{path} answered {response.status_code}: {response.text[:300]}"
+                    )
                 if i == 0:
                     first = elapsed
                 if i >= 2:  # two warm-ups
@@ -322,8 +439,10 @@ def main() -> int:
                 ok = p95 < TARGET_MS
                 failures += not ok
                 verdict = f"p95 < {TARGET_MS} ms: {'yes' if ok else 'NO'}"
-            print(f"{name:40s} {first:7.0f} {median:7.0f} {p95:7.0f} {max(samples):7.0f}  {verdict}",
-                  flush=True)
+            print(
+                f"{name:40s} {first:7.0f} {median:7.0f} {p95:7.0f} {max(samples):7.0f}  {verdict}",
+                flush=True,
+            )
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
@@ -341,8 +460,10 @@ def writer_only() -> int:
     try:
         for name in CONSOLE_INDEXES:
             with_, without = writer_cost(psycopg_dsn(url), only=(name,))
-            print(f"{name:32s} {with_:6.2f} s with, {without:6.2f} s without ({with_ / without:.2f}x)",
-                  flush=True)
+            print(
+                f"{name:32s} {with_:6.2f} s with, {without:6.2f} s without ({with_ / without:.2f}x)",
+                flush=True,
+            )
     finally:
         dbadmin.drop_database(url)
     return 0

@@ -41,11 +41,17 @@ def fill(url: str, rows: int) -> None:
     dbadmin.migrate(url)
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO users (email, full_name) VALUES ('bench@example.test', 'Bench')"))
-        conn.execute(text(
-            "INSERT INTO orders (user_id, status, total_cents, placed_at) "
-            "SELECT 1, 'completed', (g * 37) % 100000, now() - (g || ' seconds')::interval "
-            "FROM generate_series(1, :n) g"), {"n": rows})
+        conn.execute(
+            text("INSERT INTO users (email, full_name) VALUES ('bench@example.test', 'Bench')")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO orders (user_id, status, total_cents, placed_at) "
+                "SELECT 1, 'completed', (g * 37) % 100000, now() - (g || ' seconds')::interval "
+                "FROM generate_series(1, :n) g"
+            ),
+            {"n": rows},
+        )
         conn.execute(text("ANALYZE orders"))
     engine.dispose()
 
@@ -66,18 +72,38 @@ def child(fmt: str) -> None:
     with session_scope() as s:
         job = s.get(Job, job_id)
         result, progress = job.result, job.progress
-    print(json.dumps({
-        "status": status, "progress": progress, "rows": result["rows"], "bytes": result["size"],
-        "sha256": result["sha256"], "seconds": round(seconds, 2), "rss_before_kb": before_kb,
-        "peak_kb": _status_kb("VmHWM"), "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-    }))
+    print(
+        json.dumps(
+            {
+                "status": status,
+                "progress": progress,
+                "rows": result["rows"],
+                "bytes": result["size"],
+                "sha256": result["sha256"],
+                "seconds": round(seconds, 2),
+                "rss_before_kb": before_kb,
+                "peak_kb": _status_kb("VmHWM"),
+                "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            }
+        )
+    )
 
 
 def measure(url: str, fmt: str, storage_dir: str) -> dict[str, object]:
-    env = {**os.environ, "SHOPJOBS_DATABASE_URL": url, "SHOPJOBS_STORAGE_URL": f"file://{storage_dir}",
-           "SHOPJOBS_LOG_LEVEL": "WARNING"}
-    out = subprocess.run([sys.executable, "-m", "bench.export_memory", "--child", "--format", fmt],
-                         check=False, env=env, capture_output=True, text=True, timeout=1800)
+    env = {
+        **os.environ,
+        "SHOPJOBS_DATABASE_URL": url,
+        "SHOPJOBS_STORAGE_URL": f"file://{storage_dir}",
+        "SHOPJOBS_LOG_LEVEL": "WARNING",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.export_memory", "--child", "--format", fmt],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if out.returncode != 0:
         raise SystemExit(f"export run failed:\n{out.stderr[-3000:]}")
     figures: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -108,15 +134,20 @@ def main() -> None:
             finally:
                 dbadmin.drop_database(url)
             r = runs[label]
-            print(f"RESULT {label} rows={r['rows']} bytes={r['bytes']} seconds={r['seconds']} "
-                  f"rss_before_mb={r['rss_before_kb'] / 1024:.1f} peak_rss_mb={r['peak_kb'] / 1024:.1f} "
-                  f"ru_maxrss_mb={r['ru_maxrss_kb'] / 1024:.1f} progress={r['progress']}", flush=True)
+            print(
+                f"RESULT {label} rows={r['rows']} bytes={r['bytes']} seconds={r['seconds']} "
+                f"rss_before_mb={r['rss_before_kb'] / 1024:.1f} peak_rss_mb={r['peak_kb'] / 1024:.1f} "
+                f"ru_maxrss_mb={r['ru_maxrss_kb'] / 1024:.1f} progress={r['progress']}",
+                flush=True,
+            )
     base, large = runs["baseline"], runs["large"]
     growth = (large["peak_kb"] - base["peak_kb"]) / 1024
-    print(f"SUMMARY rows x{large['rows'] / base['rows']:.0f}, file x{large['bytes'] / base['bytes']:.0f}; "
-          f"peak RSS {base['peak_kb'] / 1024:.1f} MB -> {large['peak_kb'] / 1024:.1f} MB "
-          f"(ratio {large['peak_kb'] / base['peak_kb']:.2f}, growth {growth:+.1f} MB); "
-          f"peak over the process's RSS before the export: {(large['peak_kb'] - large['rss_before_kb']) / 1024:.1f} MB")
+    print(
+        f"SUMMARY rows x{large['rows'] / base['rows']:.0f}, file x{large['bytes'] / base['bytes']:.0f}; "
+        f"peak RSS {base['peak_kb'] / 1024:.1f} MB -> {large['peak_kb'] / 1024:.1f} MB "
+        f"(ratio {large['peak_kb'] / base['peak_kb']:.2f}, growth {growth:+.1f} MB); "
+        f"peak over the process's RSS before the export: {(large['peak_kb'] - large['rss_before_kb']) / 1024:.1f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ import sys
 
 from bench import _anchor
 
-RESULT = re.compile(r"^RESULT .*? msgs_per_s=(\d+)", re.MULTILINE)  # the drain rate, not enqueue_msgs_per_s
+RESULT = re.compile(
+    r"^RESULT .*? msgs_per_s=(\d+)", re.MULTILINE
+)  # the drain rate, not enqueue_msgs_per_s
 
 
 def run(cmd: list[str], cwd: str) -> int:
@@ -42,7 +44,19 @@ def main() -> None:
     shape = ["--processes", str(a.processes), "--threads", str(a.threads)]
     bare, ours = [], []
     for _ in range(a.rounds):
-        bare.append(run([py, os.path.join(_anchor.ANCHOR_DIR, "bench_dramatiq.py"), str(a.n), *shape, "--confirm", "1"], _anchor.ANCHOR_DIR))
+        bare.append(
+            run(
+                [
+                    py,
+                    os.path.join(_anchor.ANCHOR_DIR, "bench_dramatiq.py"),
+                    str(a.n),
+                    *shape,
+                    "--confirm",
+                    "1",
+                ],
+                _anchor.ANCHOR_DIR,
+            )
+        )
         ours.append(run([py, "-m", "bench.run_shopjobs", str(a.n), *shape], _anchor.ROOT))
     b, o = statistics.median(bare), statistics.median(ours)
     print(f"SUMMARY bare_dramatiq msgs_per_s median={b:.0f} runs={bare}")

@@ -42,17 +42,47 @@ DB_URL = os.environ.get(
 )
 SPAN_S = 30 * 86400 / 0.9  # 10 % of the rows older than 30 days
 PRUNE_DAYS = 30
-ACTORS = [(f"{domain}.{verb}", queue) for domain, queue in (
-    ("orders", "orders"), ("payments", "payments"), ("inventory", "inventory"),
-    ("notifications", "notifications"), ("reports", "reports"), ("media", "media"),
-    ("ops", "maintenance")) for verb in ("validate", "charge", "reserve", "send", "build", "sync")]
-STATES = (("succeeded", 0.95), ("failed", 0.02), ("dead", 0.01), ("skipped", 0.01),
-          ("cancelled", 0.01))
-COPY_COLUMNS = ("message_id", "actor", "queue", "state", "state_changed_at", "args", "attempts",
-                "enqueued_at", "started_at", "finished_at", "error", "traceback", "order_id",
-                "user_id", "worker")
-TRACEBACK = ("Traceback (most recent call last):\\n  File \\\"shop/payments/charge.py\\\", line 88,"
-             " in charge\\n    raise ProviderUnavailable(status)\\nProviderUnavailable: 503")
+ACTORS = [
+    (f"{domain}.{verb}", queue)
+    for domain, queue in (
+        ("orders", "orders"),
+        ("payments", "payments"),
+        ("inventory", "inventory"),
+        ("notifications", "notifications"),
+        ("reports", "reports"),
+        ("media", "media"),
+        ("ops", "maintenance"),
+    )
+    for verb in ("validate", "charge", "reserve", "send", "build", "sync")
+]
+STATES = (
+    ("succeeded", 0.95),
+    ("failed", 0.02),
+    ("dead", 0.01),
+    ("skipped", 0.01),
+    ("cancelled", 0.01),
+)
+COPY_COLUMNS = (
+    "message_id",
+    "actor",
+    "queue",
+    "state",
+    "state_changed_at",
+    "args",
+    "attempts",
+    "enqueued_at",
+    "started_at",
+    "finished_at",
+    "error",
+    "traceback",
+    "order_id",
+    "user_id",
+    "worker",
+)
+TRACEBACK = (
+    'Traceback (most recent call last):\\n  File \\"shop/payments/charge.py\\", line 88,'
+    " in charge\\n    raise ProviderUnavailable(status)\\nProviderUnavailable: 503"
+)
 
 
 def _ts(epoch: float) -> str:
@@ -92,16 +122,27 @@ class _Rows(io.RawIOBase):
             state = next(s for cut, s in self.state_cut if draw <= cut)
             order = rng.randrange(1, self.orders + 1) if rng.random() < 0.6 else None
             failed = state in ("failed", "dead")
-            lines.append("\t".join((
-                mid, actor, queue, state, _ts(changed),
-                f'{{"order_id": {order or 0}}}', "3" if failed else "1",
-                _ts(changed - 0.5), _ts(changed - 0.05), _ts(changed),
-                "ProviderUnavailable: 503" if failed else "\\N",
-                TRACEBACK if failed else "\\N",
-                str(order) if order else "\\N",
-                str(rng.randrange(1, 200_000)) if rng.random() < 0.3 else "\\N",
-                "worker-1:4242",
-            )))
+            lines.append(
+                "\t".join(
+                    (
+                        mid,
+                        actor,
+                        queue,
+                        state,
+                        _ts(changed),
+                        f'{{"order_id": {order or 0}}}',
+                        "3" if failed else "1",
+                        _ts(changed - 0.5),
+                        _ts(changed - 0.05),
+                        _ts(changed),
+                        "ProviderUnavailable: 503" if failed else "\\N",
+                        TRACEBACK if failed else "\\N",
+                        str(order) if order else "\\N",
+                        str(rng.randrange(1, 200_000)) if rng.random() < 0.3 else "\\N",
+                        "worker-1:4242",
+                    )
+                )
+            )
         return ("\n".join(lines) + "\n").encode() if lines else b""
 
     def readinto(self, b: Any) -> int:
@@ -137,8 +178,10 @@ def load(cur: Any, rows: int, sample: int) -> list[str]:
         cur.execute(f'ALTER TABLE job_ledger DROP CONSTRAINT "{name}"')
     source = _Rows(rows, seed=12, sample=sample)
     t0 = time.perf_counter()
-    cur.copy_expert(f"COPY job_ledger ({', '.join(COPY_COLUMNS)}) FROM STDIN",
-                    io.BufferedReader(source, 1 << 20))
+    cur.copy_expert(
+        f"COPY job_ledger ({', '.join(COPY_COLUMNS)}) FROM STDIN",
+        io.BufferedReader(source, 1 << 20),
+    )
     t1 = time.perf_counter()
     cur.execute("SET maintenance_work_mem = '512MB'")
     for name, definition in keys:
@@ -150,9 +193,11 @@ def load(cur: Any, rows: int, sample: int) -> list[str]:
     t3 = time.perf_counter()
     cur.execute("SELECT pg_size_pretty(pg_total_relation_size('job_ledger'))")
     size = cur.fetchone()[0]
-    print(f"RESULT name=ledger_scale_load rows={rows} copy_s={t1 - t0:.1f} "
-          f"index_s={t2 - t1:.1f} vacuum_analyze_s={t3 - t2:.1f} table_and_indexes={size}",
-          flush=True)
+    print(
+        f"RESULT name=ledger_scale_load rows={rows} copy_s={t1 - t0:.1f} "
+        f"index_s={t2 - t1:.1f} vacuum_analyze_s={t3 - t2:.1f} table_and_indexes={size}",
+        flush=True,
+    )
     return source.sampled_ids
 
 
@@ -174,8 +219,11 @@ class Writers:
 
         self.writers = [LedgerWriter(connect_psycopg(dsn)) for _ in range(processes)]
         self.period = processes * threads / rate
-        self.threads = [threading.Thread(target=self._run, args=(w,), daemon=True)
-                        for w in self.writers for _ in range(threads)]
+        self.threads = [
+            threading.Thread(target=self._run, args=(w,), daemon=True)
+            for w in self.writers
+            for _ in range(threads)
+        ]
         self.stop = threading.Event()
         self.samples: list[tuple[float, float]] = []  # (when, latency)
         self.lock = threading.Lock()
@@ -192,13 +240,26 @@ class Writers:
         while not self.stop.is_set():
             began = time.time()
             mid = f"w-{rng.getrandbits(128):032x}"
-            writer.record(Change(mid, "orders.validate", "orders", State.RUNNING, began,
-                                 attempts=1, started_at=began, order_id=rng.randrange(1, 10**6)))
+            writer.record(
+                Change(
+                    mid,
+                    "orders.validate",
+                    "orders",
+                    State.RUNNING,
+                    began,
+                    attempts=1,
+                    started_at=began,
+                    order_id=rng.randrange(1, 10**6),
+                )
+            )
             end = time.time()
             t0 = time.perf_counter()
-            writer.wait_durable(writer.record(
-                Change(mid, "orders.validate", "orders", State.SUCCEEDED, end, finished_at=end),
-                urgent=True))
+            writer.wait_durable(
+                writer.record(
+                    Change(mid, "orders.validate", "orders", State.SUCCEEDED, end, finished_at=end),
+                    urgent=True,
+                )
+            )
             latency = time.perf_counter() - t0
             with self.lock:
                 self.samples.append((time.monotonic(), latency))
@@ -253,8 +314,11 @@ def main() -> None:
     ap.add_argument("--baseline-s", type=float, default=5.0)
     ap.add_argument("--prune-batch", type=int, default=5000, help="rows per prune transaction")
     ap.add_argument("--explain", action="store_true", help="print the plans of the queries")
-    ap.add_argument("--skip-load", action="store_true",
-                    help="reuse the database of the last run (its rows, not a fresh COPY)")
+    ap.add_argument(
+        "--skip-load",
+        action="store_true",
+        help="reuse the database of the last run (its rows, not a fresh COPY)",
+    )
     a = ap.parse_args()
 
     import psycopg2
@@ -272,8 +336,9 @@ def main() -> None:
     pg.autocommit = True
     cur = pg.cursor()
     if a.skip_load:
-        cur.execute("SELECT message_id FROM job_ledger TABLESAMPLE SYSTEM (1) LIMIT %s",
-                    (a.lookups,))
+        cur.execute(
+            "SELECT message_id FROM job_ledger TABLESAMPLE SYSTEM (1) LIMIT %s", (a.lookups,)
+        )
         ids = [r[0] for r in cur.fetchall()]
     else:
         ids = load(cur, a.rows, a.lookups)
@@ -313,19 +378,30 @@ def main() -> None:
     # the same lookups timed inside PostgreSQL (planning + execution): what the index gives,
     # apart from this client's Python and a busy machine's scheduling
     by_id_sql = "SELECT * FROM job_ledger WHERE message_id = %s"
-    by_order_sql = ("SELECT * FROM job_ledger WHERE order_id = %s"
-                    " ORDER BY enqueued_at ASC NULLS LAST, state_changed_at")
-    list_sql = ("SELECT * FROM job_ledger WHERE state = 'failed' AND state_changed_at >= %s"
-                " ORDER BY state_changed_at DESC LIMIT 50")
+    by_order_sql = (
+        "SELECT * FROM job_ledger WHERE order_id = %s"
+        " ORDER BY enqueued_at ASC NULLS LAST, state_changed_at"
+    )
+    list_sql = (
+        "SELECT * FROM job_ledger WHERE state = 'failed' AND state_changed_at >= %s"
+        " ORDER BY state_changed_at DESC LIMIT 50"
+    )
     server_id = [server_ms(cur, by_id_sql, (mid,)) for mid in ids]
-    server_order = [server_ms(cur, by_order_sql, (rng.randrange(1, max_order + 1),))
-                    for _ in range(a.lookups)]
+    server_order = [
+        server_ms(cur, by_order_sql, (rng.randrange(1, max_order + 1),)) for _ in range(a.lookups)
+    ]
     since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
     server_list = [server_ms(cur, list_sql, (since,)) for _ in range(50)]
-    for name, values in (("by_message_id", server_id), ("by_order", server_order),
-                         ("jobs_list_failed_2h", server_list)):
-        print(f"RESULT name=ledger_server_side_{name} n={len(values)} "
-              f"p50_ms={_pct(values, 0.5):.3f} p99_ms={_pct(values, 0.99):.3f}", flush=True)
+    for name, values in (
+        ("by_message_id", server_id),
+        ("by_order", server_order),
+        ("jobs_list_failed_2h", server_list),
+    ):
+        print(
+            f"RESULT name=ledger_server_side_{name} n={len(values)} "
+            f"p50_ms={_pct(values, 0.5):.3f} p99_ms={_pct(values, 0.99):.3f}",
+            flush=True,
+        )
     results["server_by_id_p99_ms"] = _pct(server_id, 0.99)
     results["server_by_order_p99_ms"] = _pct(server_order, 0.99)
     results["server_list_p99_ms"] = _pct(server_list, 0.99)
@@ -334,47 +410,75 @@ def main() -> None:
     shopjobs = os.path.join(os.path.dirname(sys.executable), "shopjobs")
     env = {**os.environ, "SHOPJOBS_DATABASE_URL": DB_URL}
     t0 = time.perf_counter()
-    subprocess.run([shopjobs, "jobs", "list", "--state", "failed", "--since", "2h"], env=env,
-                   cwd=_anchor.ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [shopjobs, "jobs", "list", "--state", "failed", "--since", "2h"],
+        env=env,
+        cwd=_anchor.ROOT,
+        check=True,
+        capture_output=True,
+    )
     command_s = time.perf_counter() - t0
-    print(f"RESULT name=ledger_jobs_list_failed_2h n=50 {_ms(list_times)} "
-          f"command_wall_ms={command_s * 1000:.0f}", flush=True)
+    print(
+        f"RESULT name=ledger_jobs_list_failed_2h n=50 {_ms(list_times)} "
+        f"command_wall_ms={command_s * 1000:.0f}",
+        flush=True,
+    )
     results["list_p99_ms"] = _pct(list_times, 0.99) * 1000
 
     if a.explain:
         since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
         print("  plan: jobs list --state failed --since 2h")
-        explain(cur, "SELECT * FROM job_ledger WHERE state = 'failed' AND state_changed_at >= %s"
-                " ORDER BY state_changed_at DESC LIMIT 50", (since,))
+        explain(
+            cur,
+            "SELECT * FROM job_ledger WHERE state = 'failed' AND state_changed_at >= %s"
+            " ORDER BY state_changed_at DESC LIMIT 50",
+            (since,),
+        )
         print("  plan: jobs order")
-        explain(cur, "SELECT * FROM job_ledger WHERE order_id = %s ORDER BY enqueued_at ASC NULLS"
-                " LAST, state_changed_at", (max_order // 2,))
+        explain(
+            cur,
+            "SELECT * FROM job_ledger WHERE order_id = %s ORDER BY enqueued_at ASC NULLS"
+            " LAST, state_changed_at",
+            (max_order // 2,),
+        )
 
     pruned = prune_under_load(dsn, a.baseline_s, a.prune_batch)
     before, during = pruned["before"], pruned["during"]
-    print(f"RESULT name=ledger_prune removed={pruned['removed']} seconds={pruned['prune_s']:.1f} "
-          f"rows_per_s={pruned['removed'] / max(pruned['prune_s'], 1e-9):.0f}", flush=True)
+    print(
+        f"RESULT name=ledger_prune removed={pruned['removed']} seconds={pruned['prune_s']:.1f} "
+        f"rows_per_s={pruned['removed'] / max(pruned['prune_s'], 1e-9):.0f}",
+        flush=True,
+    )
     print(f"RESULT name=ledger_writers_before_prune n={len(before)} {_ms(before)}", flush=True)
     print(f"RESULT name=ledger_writers_during_prune n={len(during)} {_ms(during)}", flush=True)
     results["writers_p99_ms"] = _pct(during, 0.99) * 1000 if during else float("nan")
     results["prune_s"] = pruned["prune_s"]
     results["pruned"] = pruned["removed"]
-    cur.execute("SELECT count(*) FROM job_ledger WHERE state_changed_at < now() - %s::interval",
-                (f"{PRUNE_DAYS} days",))
+    cur.execute(
+        "SELECT count(*) FROM job_ledger WHERE state_changed_at < now() - %s::interval",
+        (f"{PRUNE_DAYS} days",),
+    )
     left = cur.fetchone()[0]
     pg.close()
-    goals = (("lookup by message id p99 (client)", results["by_id_p99_ms"], 2.0),
-             ("lookup by message id p99 (in PostgreSQL)", results["server_by_id_p99_ms"], 2.0),
-             ("lookup by order p99 (client)", results["by_order_p99_ms"], 5.0),
-             ("lookup by order p99 (in PostgreSQL)", results["server_by_order_p99_ms"], 5.0),
-             ("jobs list --state failed --since 2h p99", results["list_p99_ms"], 200.0),
-             ("writers' p99 during the prune", results["writers_p99_ms"], 50.0))
+    goals = (
+        ("lookup by message id p99 (client)", results["by_id_p99_ms"], 2.0),
+        ("lookup by message id p99 (in PostgreSQL)", results["server_by_id_p99_ms"], 2.0),
+        ("lookup by order p99 (client)", results["by_order_p99_ms"], 5.0),
+        ("lookup by order p99 (in PostgreSQL)", results["server_by_order_p99_ms"], 5.0),
+        ("jobs list --state failed --since 2h p99", results["list_p99_ms"], 200.0),
+        ("writers' p99 during the prune", results["writers_p99_ms"], 50.0),
+    )
     for what, value, goal in goals:
         verdict = "met" if value < goal else "NOT MET"
         print(f"GOAL {what}: {value:.2f} ms (goal < {goal:g} ms) {verdict}")
-    print(f"SUMMARY ledger_scale rows={a.rows} " + " ".join(
-        f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in results.items())
-        + f" old_rows_left={left}", flush=True)
+    print(
+        f"SUMMARY ledger_scale rows={a.rows} "
+        + " ".join(
+            f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in results.items()
+        )
+        + f" old_rows_left={left}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

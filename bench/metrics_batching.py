@@ -19,8 +19,15 @@ from bench.all import fields
 
 def drain(n: int, flush_ms: str) -> float:
     env = {**os.environ, "SHOPJOBS_METRICS_FLUSH_MS": flush_ms}
-    out = subprocess.run([sys.executable, "-m", "bench.run_shopjobs", str(n)], cwd=_anchor.ROOT,
-                         env=env, capture_output=True, text=True, timeout=900, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.run_shopjobs", str(n)],
+        cwd=_anchor.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     if out.returncode != 0:
         sys.stderr.write(out.stdout[-2000:] + out.stderr[-3000:])
         raise SystemExit("bench.run_shopjobs failed")
@@ -41,8 +48,10 @@ def main() -> None:
         batched.append(drain(a.n, "1000"))
     e, b = statistics.median(each), statistics.median(batched)
     per_round = [round(x / y, 2) for x, y in zip(batched, each, strict=True)]
-    print(f"SUMMARY metrics_batching every_update_median={e:.0f} batched_median={b:.0f} "
-          f"ratio={b / e:.2f} per_round={per_round}")
+    print(
+        f"SUMMARY metrics_batching every_update_median={e:.0f} batched_median={b:.0f} "
+        f"ratio={b / e:.2f} per_round={per_round}"
+    )
 
 
 if __name__ == "__main__":

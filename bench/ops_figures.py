@@ -12,7 +12,10 @@ import os
 import tempfile
 import time
 
-URL = os.environ.get("SHOPJOBS_BENCH_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/shopjobs_bench_ops")
+URL = os.environ.get(
+    "SHOPJOBS_BENCH_DATABASE_URL",
+    "postgresql+psycopg2://postgres@127.0.0.1:5432/shopjobs_bench_ops",
+)
 
 SEED = """
 INSERT INTO users (email, full_name) SELECT 'bench' || g || '@example.test', 'Bench ' || g FROM generate_series(1, :users) g;
@@ -46,25 +49,34 @@ def main() -> None:
     try:
         with db.session_scope() as s:
             for statement in SEED.split(";\n"):
-                s.execute(text(statement), {"users": 5000, "orders": args.orders, "audit": args.audit})
+                s.execute(
+                    text(statement), {"users": 5000, "orders": args.orders, "audit": args.audit}
+                )
         with tempfile.TemporaryDirectory(prefix="bench-ops-") as tmp:
             settings = dataclasses.replace(
-                Settings.from_env(), backup_primary_url=f"file://{tmp}/a", backup_secondary_url=f"file://{tmp}/b")
+                Settings.from_env(),
+                backup_primary_url=f"file://{tmp}/a",
+                backup_secondary_url=f"file://{tmp}/b",
+            )
             started = time.monotonic()
             created = backups.create_backup(settings, "snapshot", "bench")
             total = time.monotonic() - started
             verified = verify_backup(settings, created["backup_id"])
-            print(f"backup: {created['size_bytes'] / 1e6:.2f} MB, {created['tables']} tables, "
-                  f"dump {created['dump_seconds']:.2f} s (dump + two copies {total:.2f} s); "
-                  f"verification {verified['status']}: restore + row counts {verified['restore_seconds']:.2f} s "
-                  f"per copy")
+            print(
+                f"backup: {created['size_bytes'] / 1e6:.2f} MB, {created['tables']} tables, "
+                f"dump {created['dump_seconds']:.2f} s (dump + two copies {total:.2f} s); "
+                f"verification {verified['status']}: restore + row counts {verified['restore_seconds']:.2f} s "
+                f"per copy"
+            )
         started = time.monotonic()
         stats = cleanup.old_audit_logs(90, args.batch)
         seconds = time.monotonic() - started
-        print(f"cleanup: {stats['removed']} audit rows older than 90 days removed in {stats['batches']} batches "
-              f"of <= {args.batch} ({stats['removed'] / stats['batches']:.0f} rows per batch), "
-              f"{seconds:.2f} s = {stats['removed'] / seconds:.0f} rows/s, "
-              f"{seconds / stats['batches'] * 1000:.1f} ms per batch transaction")
+        print(
+            f"cleanup: {stats['removed']} audit rows older than 90 days removed in {stats['batches']} batches "
+            f"of <= {args.batch} ({stats['removed'] / stats['batches']:.0f} rows per batch), "
+            f"{seconds:.2f} s = {stats['removed'] / seconds:.0f} rows/s, "
+            f"{seconds / stats['batches'] * 1000:.1f} ms per batch transaction"
+        )
     finally:
         db.dispose_engine()
         dbadmin.drop_database(URL)

@@ -130,18 +130,39 @@ def main() -> None:
     if spy is None:
         raise SystemExit("py-spy not found: pip install py-spy (it is in the test extras)")
     raw = a.out or os.path.join(tempfile.mkdtemp(prefix="shopjobs-prof-"), "stacks.txt")
-    run = subprocess.Popen([sys.executable, "-m", "bench.run_shopjobs", str(a.n)], cwd=_anchor.ROOT,
-                           stdout=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "bench.run_shopjobs", str(a.n)],
+        cwd=_anchor.ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     instance = _find_instance(run.pid, timeout=600)
-    spy_proc = subprocess.Popen([spy, "record", "--pid", str(instance), "--subprocesses",
-                                 "--nonblocking", "--gil", "--rate", str(a.rate), "--format", "raw",
-                                 "--output", raw], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+    spy_proc = subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(instance),
+            "--subprocesses",
+            "--nonblocking",
+            "--gil",
+            "--rate",
+            str(a.rate),
+            "--format",
+            "raw",
+            "--output",
+            raw,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     out, _ = run.communicate()
     spy_proc.wait(timeout=60)
     sys.stdout.write(out)
     total, per, frames_of = attribute(raw)
-    print(f"PROFILE GIL-holding samples in worker processes: {total} (py-spy {a.rate}/s, raw stacks: {raw})")
+    print(
+        f"PROFILE GIL-holding samples in worker processes: {total} (py-spy {a.rate}/s, raw stacks: {raw})"
+    )
     for component, n in sorted(per.items(), key=lambda kv: -kv[1]):
         print(f"{100 * n / max(total, 1):5.1f}%  {component}")
         for frame, m in frames_of[component].most_common(a.top):

@@ -18,7 +18,8 @@ import statistics
 import time
 
 DB_URL = os.environ.get(
-    "BENCH_RELAY_DB", "postgresql+psycopg2://postgres@127.0.0.1:5432/shopjobs_bench_relay")
+    "BENCH_RELAY_DB", "postgresql+psycopg2://postgres@127.0.0.1:5432/shopjobs_bench_relay"
+)
 QUEUE = "bench_relay"
 
 
@@ -45,8 +46,16 @@ def _purge(channel_url: str) -> None:
 def _messages(n: int) -> list[object]:
     from dramatiq import Message
 
-    return [Message(queue_name=QUEUE, actor_name="bench.noop", args=(i, "order.confirmation"),
-                    kwargs={}, options={}) for i in range(n)]
+    return [
+        Message(
+            queue_name=QUEUE,
+            actor_name="bench.noop",
+            args=(i, "order.confirmation"),
+            kwargs={},
+            options={},
+        )
+        for i in range(n)
+    ]
 
 
 def dramatiq_enqueue(broker: object, n: int) -> float:
@@ -64,13 +73,17 @@ def relay(settings: object, broker: object, n: int, batch: int) -> float:
 
     from jobcore.relay import Publisher, Relay, connect_psycopg
 
-    rows = json.dumps([{"message_id": m.message_id, "body": m.encode().decode()} for m in _messages(n)])
+    rows = json.dumps(
+        [{"message_id": m.message_id, "body": m.encode().decode()} for m in _messages(n)]
+    )
     dsn = DB_URL.replace("+psycopg2", "")
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
         cur.execute(
             "INSERT INTO outbox (message_id, queue, body, due_at) SELECT v.message_id, %s,"
             " convert_to(v.body, 'UTF8'), now() FROM json_to_recordset(%s::json)"
-            " AS v(message_id text, body text)", (QUEUE, rows))
+            " AS v(message_id text, body text)",
+            (QUEUE, rows),
+        )
     publisher = Publisher(settings.amqp_url, lambda q: broker.declare_queue(q, ensure=True))  # type: ignore[attr-defined]
     worker = Relay(connect_psycopg(dsn), publisher, batch=batch)
     t0 = time.perf_counter()

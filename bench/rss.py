@@ -35,8 +35,11 @@ def rss_kib(pid: int) -> int:
 
 def worker_pids() -> list[int]:
     """The instance's worker processes: its children that run jobs (counter files name them)."""
-    return sorted(int(name) for name in os.listdir(COUNTERS) if name.isdigit()
-                  and os.path.exists(f"/proc/{name}"))
+    return sorted(
+        int(name)
+        for name in os.listdir(COUNTERS)
+        if name.isdigit() and os.path.exists(f"/proc/{name}")
+    )
 
 
 def main() -> None:
@@ -68,13 +71,23 @@ def main() -> None:
 
     from bench import shop_actors
 
-    cmd = [os.path.join(os.path.dirname(sys.executable), "dramatiq"), "bench.shop_actors",
-           "--processes", str(a.processes), "--threads", str(a.threads), "--queues", "bench_shop",
-           "--worker-shutdown-timeout", "15000"]
+    cmd = [
+        os.path.join(os.path.dirname(sys.executable), "dramatiq"),
+        "bench.shop_actors",
+        "--processes",
+        str(a.processes),
+        "--threads",
+        str(a.threads),
+        "--queues",
+        "bench_shop",
+        "--worker-shutdown-timeout",
+        "15000",
+    ]
     os.makedirs("/tmp/bench_logs", exist_ok=True)
     with open("/tmp/bench_logs/shopjobs_rss_worker.log", "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     failures: list[Exception] = []
 
@@ -97,8 +110,11 @@ def main() -> None:
             if done >= next_at or done >= a.jobs:
                 rss = {pid: rss_kib(pid) for pid in worker_pids()}
                 samples.append((done, rss))
-                print(f"jobs {done:7d}  RSS MiB " + "  ".join(
-                    f"{pid}: {kib / 1024:.1f}" for pid, kib in rss.items()), flush=True)
+                print(
+                    f"jobs {done:7d}  RSS MiB "
+                    + "  ".join(f"{pid}: {kib / 1024:.1f}" for pid, kib in rss.items()),
+                    flush=True,
+                )
                 next_at = (done // a.every + 1) * a.every
             if done >= a.jobs:
                 break
@@ -114,19 +130,23 @@ def main() -> None:
     warm = [s for s in samples if s[0] >= a.warmup]
     if len(warm) < 4:
         raise SystemExit("too few samples after warm-up: raise --jobs or lower --every")
-    base, tail = warm[0][1], warm[-max(1, len(warm) // 4):]
+    base, tail = warm[0][1], warm[-max(1, len(warm) // 4) :]
     growth = {}
     for pid, kib in base.items():
         late = max(s[1].get(pid, 0) for s in tail)
         growth[pid] = 100.0 * (late - kib) / kib
     worst = max(growth.values())
-    print(f"RESULT name=worker_rss_growth jobs={a.jobs} warmup={a.warmup} every={a.every} "
-          f"rss_after_warmup_mib={max(base.values()) / 1024:.1f} "
-          f"rss_end_mib={max(samples[-1][1].values()) / 1024:.1f} "
-          f"growth_pct_max={worst:.2f} per_process=" + ",".join(f"{g:.2f}" for g in growth.values()),
-          flush=True)
-    print(f"GOAL worker RSS growth after warm-up: {worst:.2f} % (goal < 5 %) "
-          + ("met" if worst < 5 else "NOT MET"))
+    print(
+        f"RESULT name=worker_rss_growth jobs={a.jobs} warmup={a.warmup} every={a.every} "
+        f"rss_after_warmup_mib={max(base.values()) / 1024:.1f} "
+        f"rss_end_mib={max(samples[-1][1].values()) / 1024:.1f} "
+        f"growth_pct_max={worst:.2f} per_process=" + ",".join(f"{g:.2f}" for g in growth.values()),
+        flush=True,
+    )
+    print(
+        f"GOAL worker RSS growth after warm-up: {worst:.2f} % (goal < 5 %) "
+        + ("met" if worst < 5 else "NOT MET")
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ from bench import _anchor
 
 ROOT = _anchor.ROOT
 COUNTERS = "/tmp/bench_counters/shopjobs"
-DB_URL = os.environ.get("BENCH_SHOPJOBS_DB", "postgresql+psycopg2://postgres@127.0.0.1:5432/shopjobs_bench")
+DB_URL = os.environ.get(
+    "BENCH_SHOPJOBS_DB", "postgresql+psycopg2://postgres@127.0.0.1:5432/shopjobs_bench"
+)
 
 
 def main() -> None:
@@ -59,12 +61,23 @@ def main() -> None:
     d = wait_depth("bench_shop", a.n)
     assert d == a.n, f"queue depth {d} != {a.n}"
 
-    cmd = [os.path.join(os.path.dirname(sys.executable), "dramatiq"), "bench.shop_actors",
-           "--processes", str(a.processes), "--threads", str(a.threads), "--queues", "bench_shop",
-           "--worker-shutdown-timeout", "15000"]
+    cmd = [
+        os.path.join(os.path.dirname(sys.executable), "dramatiq"),
+        "bench.shop_actors",
+        "--processes",
+        str(a.processes),
+        "--threads",
+        str(a.threads),
+        "--queues",
+        "bench_shop",
+        "--worker-shutdown-timeout",
+        "15000",
+    ]
     os.makedirs("/tmp/bench_logs", exist_ok=True)
     with open("/tmp/bench_logs/shopjobs_worker.log", "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     t_start = time.time()
     try:
         first, last, cpu = wait_drained(COUNTERS, a.n, proc)
@@ -76,9 +89,17 @@ def main() -> None:
     ok = cur.fetchone()[0]
     if broker.settings.ledger_enabled:
         assert ok == a.n, f"ledger shows {ok}/{a.n} succeeded"
-    result(f"shopjobs_full_stack_p{a.processes}t{a.threads}_confirm1", a.n, last - first,
-           enqueue_s=enq, enqueue_msgs_per_s=round(a.n / enq), startup_s=first - t_start,
-           remaining_depth=depth("bench_shop"), ledger_succeeded_at_drain=ok_at_drain, **cpu)
+    result(
+        f"shopjobs_full_stack_p{a.processes}t{a.threads}_confirm1",
+        a.n,
+        last - first,
+        enqueue_s=enq,
+        enqueue_msgs_per_s=round(a.n / enq),
+        startup_s=first - t_start,
+        remaining_depth=depth("bench_shop"),
+        ledger_succeeded_at_drain=ok_at_drain,
+        **cpu,
+    )
 
 
 if __name__ == "__main__":

@@ -27,10 +27,13 @@ def _setup() -> None:
     from shop import dbadmin
 
     devservices.create_vhost(VHOST)
-    os.environ.update({
-        "SHOPJOBS_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{VHOST}",
-        "SHOPJOBS_DATABASE_URL": DATABASE_URL, "SHOPJOBS_LOG_FORMAT": "json",
-    })
+    os.environ.update(
+        {
+            "SHOPJOBS_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{VHOST}",
+            "SHOPJOBS_DATABASE_URL": DATABASE_URL,
+            "SHOPJOBS_LOG_FORMAT": "json",
+        }
+    )
     dbadmin.create_database(DATABASE_URL, recreate=True)
     dbadmin.migrate(DATABASE_URL)
 
@@ -84,12 +87,16 @@ def _run(row: str, h, orders: int):  # type: ignore[no-untyped-def]
 def _line(outcome) -> str:  # type: ignore[no-untyped-def]
     drain = f"{outcome.drain_s:.1f}s" if outcome.drain_s is not None else "not drained"
     problems = "; ".join(p[:140] for p in outcome.problems()) or "ok"
-    return (f"| {outcome.row} | {outcome.scenario} | {outcome.orders} | {outcome.faults} | {outcome.lost} | "
-            f"{outcome.stranded} | {outcome.audit.duplicate_effects} | {drain} | {problems} |")
+    return (
+        f"| {outcome.row} | {outcome.scenario} | {outcome.orders} | {outcome.faults} | {outcome.lost} | "
+        f"{outcome.stranded} | {outcome.audit.duplicate_effects} | {drain} | {problems} |"
+    )
 
 
-HEADER = ("| row | scenario | orders | faults injected | lost | stranded | duplicate effects | "
-          "time to drain | problems |\n|---|---|---|---|---|---|---|---|---|")
+HEADER = (
+    "| row | scenario | orders | faults injected | lost | stranded | duplicate effects | "
+    "time to drain | problems |\n|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def main() -> int:
@@ -116,7 +123,9 @@ def main() -> int:
     smtp, sms = start_smtp_stand_in(), start_sms_stand_in()
     parties.update(smtp=smtp, sms=sms)
     host, port = smtp.smtp_address()
-    os.environ.update({"SHOPJOBS_SMTP_HOST": host, "SHOPJOBS_SMTP_PORT": str(port), "SHOPJOBS_SMS_URL": sms.url})
+    os.environ.update(
+        {"SHOPJOBS_SMTP_HOST": host, "SHOPJOBS_SMTP_PORT": str(port), "SHOPJOBS_SMS_URL": sms.url}
+    )
     from shop.integrations import providers
     from shop.settings import Settings
 
@@ -127,17 +136,27 @@ def main() -> int:
             _reset()
             for party in parties.values():
                 party.reset()
-            h = Harness(parties["payments"], ".run/soak", args.processes, args.threads, args.drain_timeout,
-                        smtp=smtp)
+            h = Harness(
+                parties["payments"],
+                ".run/soak",
+                args.processes,
+                args.threads,
+                args.drain_timeout,
+                smtp=smtp,
+            )
             started = time.monotonic()
             outcome = _run(row.strip(), h, args.orders)
             lines.append(_line(outcome))
-            print(f"{lines[-1]}  ({time.monotonic() - started:.0f}s; evidence: {outcome.evidence})",
-                  flush=True)
+            print(
+                f"{lines[-1]}  ({time.monotonic() - started:.0f}s; evidence: {outcome.evidence})",
+                flush=True,
+            )
     finally:
         for party in parties.values():
             party.stop()
-    print(f"\nsoak: {args.orders} orders per row, {args.processes} x {args.threads} workers\n{HEADER}")
+    print(
+        f"\nsoak: {args.orders} orders per row, {args.processes} x {args.threads} workers\n{HEADER}"
+    )
     print("\n".join(lines))
     return 0 if all(line.endswith("| ok |") for line in lines) else 1
 

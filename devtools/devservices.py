@@ -14,11 +14,17 @@ import sys
 import time
 
 START_COMMANDS = {
-    "postgresql": lambda: [
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"]
-        for version in sorted(os.listdir("/etc/postgresql"))
-    ] if os.path.isdir("/etc/postgresql") else [],
-    "rabbitmq": lambda: [["rabbitmq-server", "-detached"]] if shutil.which("rabbitmq-server") else [],
+    "postgresql": lambda: (
+        [
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"]
+            for version in sorted(os.listdir("/etc/postgresql"))
+        ]
+        if os.path.isdir("/etc/postgresql")
+        else []
+    ),
+    "rabbitmq": lambda: (
+        [["rabbitmq-server", "-detached"]] if shutil.which("rabbitmq-server") else []
+    ),
 }
 PORTS = {"postgresql": ("127.0.0.1", 5432), "rabbitmq": ("127.0.0.1", 5672)}
 
@@ -55,7 +61,9 @@ def ensure(service: str, deadline_s: float = 90.0) -> None:
         raise SystemExit(f"{service} did not come up on {host}:{port} within {deadline_s:.0f}s")
     if service == "rabbitmq" and shutil.which("rabbitmqctl"):
         # the port may answer before the broker accepts logins
-        subprocess.run(["rabbitmqctl", "await_startup"], check=False, capture_output=True, timeout=120)
+        subprocess.run(
+            ["rabbitmqctl", "await_startup"], check=False, capture_output=True, timeout=120
+        )
 
 
 def rabbitmqctl(*args: str) -> None:
@@ -65,7 +73,9 @@ def rabbitmqctl(*args: str) -> None:
         ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=False
     )
     if out.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {out.stderr.strip() or out.stdout.strip()}")
+        raise RuntimeError(
+            f"rabbitmqctl {' '.join(args)} failed: {out.stderr.strip() or out.stdout.strip()}"
+        )
 
 
 def create_vhost(vhost: str, user: str = "guest") -> None:
@@ -80,9 +90,15 @@ def delete_vhost(vhost: str) -> None:
 
 def list_vhosts() -> list[str]:
     out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_vhosts", "name"], capture_output=True, text=True, timeout=60, check=True
+        ["rabbitmqctl", "-q", "list_vhosts", "name"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
-    return [line.strip() for line in out.stdout.splitlines() if line.strip() and line.strip() != "name"]
+    return [
+        line.strip() for line in out.stdout.splitlines() if line.strip() and line.strip() != "name"
+    ]
 
 
 def main() -> None:

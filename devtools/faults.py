@@ -39,7 +39,9 @@ def _run(command: list[str], timeout: float = 120) -> str:
 def _cluster() -> list[str]:
     """``pg_ctlcluster`` arguments of the machine's cluster serving port 5432."""
     if not shutil.which("pg_lsclusters") or not shutil.which("pg_ctlcluster"):
-        raise FaultUnavailable("pg_ctlcluster is not installed: PostgreSQL cannot be restarted here")
+        raise FaultUnavailable(
+            "pg_ctlcluster is not installed: PostgreSQL cannot be restarted here"
+        )
     for line in _run(["pg_lsclusters", "-h"]).splitlines():
         version, name, port = line.split()[:3]
         if port == "5432":
@@ -51,7 +53,9 @@ def _wait_postgres(deadline_s: float = 60) -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         with contextlib.suppress(psycopg2.OperationalError):
-            psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=2).close()
+            psycopg2.connect(
+                "postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=2
+            ).close()
             return
         _pause.wait(0.2)
     raise RuntimeError(f"PostgreSQL did not accept connections within {deadline_s:.0f}s")
@@ -88,7 +92,9 @@ def stop_postgres_for(seconds: float) -> float:
 
 def terminate_sessions(database: str, application_prefix: str = "shopjobs") -> int:
     """``pg_terminate_backend`` every session of ``database`` opened by our processes."""
-    with contextlib.closing(psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres")) as conn:
+    with contextlib.closing(
+        psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+    ) as conn:
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(
@@ -137,8 +143,11 @@ def rabbitmq_outage(seconds: float) -> float:
 def close_connections(vhost: str, why: str = "chaos test") -> int:
     """Close every AMQP connection to ``vhost`` (clients see a forced close); returns how many."""
     listed = _rabbitmqctl("list_connections", "vhost", "name")
-    names = [line.split("\t", 1)[1] for line in listed.splitlines()
-             if "\t" in line and line.split("\t", 1)[0] == vhost]
+    names = [
+        line.split("\t", 1)[1]
+        for line in listed.splitlines()
+        if "\t" in line and line.split("\t", 1)[0] == vhost
+    ]
     for name in names:
         with contextlib.suppress(RuntimeError):  # gone meanwhile
             _rabbitmqctl("close_connection", name, why)

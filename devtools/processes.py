@@ -41,16 +41,33 @@ class Worker:
         supervisor_args: tuple[str, ...] = (),
         shutdown_timeout_ms: int = 10000,
     ) -> None:
-        self.log_path = log_path or tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False).name  # noqa: SIM115  (only its name)
-        command = [SHOPJOBS, "worker", *modules, "--processes", str(processes), "--threads", str(threads),
-                   "--worker-shutdown-timeout", str(shutdown_timeout_ms), *supervisor_args]
+        self.log_path = (
+            log_path
+            or tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False).name  # noqa: SIM115  (only its name)
+        )
+        command = [
+            SHOPJOBS,
+            "worker",
+            *modules,
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+            "--worker-shutdown-timeout",
+            str(shutdown_timeout_ms),
+            *supervisor_args,
+        ]
         if queues:
             command += ["--queues", *queues]
         self.processes = processes
         self._log = open(self.log_path, "w")  # noqa: SIM115  (the worker writes it until stop())
         self.proc = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=self._log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            command,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     @property
@@ -67,7 +84,9 @@ class Worker:
         deadline = time.monotonic() + timeout
         while GROUP_READY not in self.log():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+                raise RuntimeError(
+                    f"worker exited with {self.proc.returncode}:\n{self.log()[-3000:]}"
+                )
             if time.monotonic() > deadline:
                 raise RuntimeError(f"worker not ready after {timeout}s:\n{self.log()[-3000:]}")
             _pause.wait(0.05)
@@ -77,7 +96,12 @@ class Worker:
         return self.proc.poll() is None
 
     def child_pids(self) -> list[int]:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.pid)], capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(self.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         return [int(p) for p in out.stdout.split()]
 
     def worker_pids(self) -> dict[int, int]:
@@ -114,7 +138,9 @@ class Worker:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"supervisor exited with {self.proc.returncode}:\n{log[-3000:]}")
             _pause.wait(0.05)
-        raise RuntimeError(f"worker process {pid} not replaced after {timeout}s:\n{self.log()[-3000:]}")
+        raise RuntimeError(
+            f"worker process {pid} not replaced after {timeout}s:\n{self.log()[-3000:]}"
+        )
 
     def reload(self) -> None:
         """SIGHUP: the supervisor replaces its processes one at a time."""

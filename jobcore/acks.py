@@ -43,9 +43,14 @@ def _well_formed(message: Any) -> bool:
     """The fields Dramatiq relies on have the types it expects."""
     m = message._message
     return (
-        isinstance(m.queue_name, str) and isinstance(m.actor_name, str) and isinstance(m.message_id, str)
-        and isinstance(m.args, list | tuple) and isinstance(m.kwargs, dict) and isinstance(m.options, dict)
-        and isinstance(m.message_timestamp, int) and not isinstance(m.message_timestamp, bool)
+        isinstance(m.queue_name, str)
+        and isinstance(m.actor_name, str)
+        and isinstance(m.message_id, str)
+        and isinstance(m.args, list | tuple)
+        and isinstance(m.kwargs, dict)
+        and isinstance(m.options, dict)
+        and isinstance(m.message_timestamp, int)
+        and not isinstance(m.message_timestamp, bool)
     )
 
 
@@ -97,7 +102,11 @@ class LedgerAckedConsumer(_RabbitmqConsumer):
 
     def _nack(self, tag: Any) -> None:
         last = self.iterator.last
-        if not getattr(_regular_nack, "active", False) and last is not None and last[0].delivery_tag == tag:
+        if (
+            not getattr(_regular_nack, "active", False)
+            and last is not None
+            and last[0].delivery_tag == tag
+        ):
             # Dramatiq rejects a body it cannot decode straight from the consumer: keep it
             hook = self.broker.on_undecodable
             if hook is not None:

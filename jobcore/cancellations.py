@@ -64,31 +64,47 @@ def cancel(
     if not reason.strip():
         raise InvalidInput("a cancellation needs a reason")
     where = "message_id = ANY(:ids)" if ids else "order_id = :order_id"
-    params: dict[str, Any] = {"ids": ids, "order_id": order_id, "states": list(CANCELLABLE),
-                              "error": f"cancelled by {operator}: {reason}"[:2000]}
-    cancelled = session.execute(text(f"""
+    params: dict[str, Any] = {
+        "ids": ids,
+        "order_id": order_id,
+        "states": list(CANCELLABLE),
+        "error": f"cancelled by {operator}: {reason}"[:2000],
+    }
+    cancelled = session.execute(
+        text(f"""
         UPDATE job_ledger
         SET state = '{State.CANCELLED}', state_changed_at = now(), finished_at = now(),
             error = :error
         WHERE {where} AND state = ANY(:states)
-        RETURNING message_id, actor"""), params).all()
+        RETURNING message_id, actor"""),
+        params,
+    ).all()
     for message_id, _ in cancelled:
-        session.execute(text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": message_id})
+        session.execute(
+            text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": message_id}
+        )
     if cancelled:
         # a send still held in PostgreSQL (a delay, or not yet relayed) is never published;
         # a relay publishing it right now holds its row locked, and this waits for that
-        session.execute(text("DELETE FROM outbox WHERE message_id = ANY(:ids)"),
-                        {"ids": [m for m, _ in cancelled]})
+        session.execute(
+            text("DELETE FROM outbox WHERE message_id = ANY(:ids)"),
+            {"ids": [m for m, _ in cancelled]},
+        )
     done = {m: a for m, a in cancelled}
-    others = session.execute(text(f"SELECT message_id, actor, state FROM job_ledger WHERE {where}"), params).all()
+    others = session.execute(
+        text(f"SELECT message_id, actor, state FROM job_ledger WHERE {where}"), params
+    ).all()
     outcomes = {m: Outcome(m, a, s, m in done) for m, a, s in others}
     for message_id in ids:
         outcomes.setdefault(message_id, Outcome(message_id, None, None, False))
-    session.add(AuditLog(
-        actor=operator, action="jobs.cancel",
-        subject=f"order {order_id}" if order_id is not None else f"{len(ids)} jobs",
-        details={"reason": reason, "cancelled": sorted(done), "requested": ids or None},
-    ))
+    session.add(
+        AuditLog(
+            actor=operator,
+            action="jobs.cancel",
+            subject=f"order {order_id}" if order_id is not None else f"{len(ids)} jobs",
+            details={"reason": reason, "cancelled": sorted(done), "requested": ids or None},
+        )
+    )
     return sorted(outcomes.values(), key=lambda o: (not o.cancelled, o.message_id))
 
 
@@ -145,7 +161,9 @@ class CancellationWatch:
             try:
                 self._listen()
             except Exception:
-                logger.warning("cancellation watch lost its connection; reconnecting", exc_info=True)
+                logger.warning(
+                    "cancellation watch lost its connection; reconnecting", exc_info=True
+                )
                 self._stop.wait(self._reconnect_s)
 
     def _listen(self) -> None:
@@ -159,7 +177,9 @@ class CancellationWatch:
                 # loaded after LISTEN, so no cancellation falls between the two
                 cur.execute(
                     f"SELECT message_id FROM job_ledger WHERE state = '{State.CANCELLED}' "
-                    "AND state_changed_at > now() - make_interval(days => %s)", (REMEMBER_DAYS,))
+                    "AND state_changed_at > now() - make_interval(days => %s)",
+                    (REMEMBER_DAYS,),
+                )
                 self._ids.update(row[0] for row in cur.fetchall())
             self._ready.set()
             while not self._stop.is_set():

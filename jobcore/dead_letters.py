@@ -44,24 +44,52 @@ def preview(body: bytes) -> str:
     return body[:PREVIEW_BYTES].decode("utf-8", "replace").replace("\n", "\\n")
 
 
-def record(*, queue: str, body: bytes, reason: str, message_id: str | None = None, actor: str | None = None,
-           error: str | None = None, traceback: str | None = None, attempts: int = 0) -> None:
+def record(
+    *,
+    queue: str,
+    body: bytes,
+    reason: str,
+    message_id: str | None = None,
+    actor: str | None = None,
+    error: str | None = None,
+    traceback: str | None = None,
+    attempts: int = 0,
+) -> None:
     """Store one dead letter now (a short transaction of its own, before the message is rejected)."""
     with get_engine().begin() as conn:
-        conn.execute(insert(DeadLetter).values(
-            message_id=message_id, queue=queue.removesuffix(".DQ").removesuffix(".XQ"), actor=actor,
-            reason=reason, error=error, traceback=traceback, attempts=attempts, body=body,
-        ))
+        conn.execute(
+            insert(DeadLetter).values(
+                message_id=message_id,
+                queue=queue.removesuffix(".DQ").removesuffix(".XQ"),
+                actor=actor,
+                reason=reason,
+                error=error,
+                traceback=traceback,
+                attempts=attempts,
+                body=body,
+            )
+        )
     logger.log(
         LOG_LEVELS.get(reason, logging.ERROR),
-        "dead letter: queue=%s actor=%s message_id=%r reason=%s", queue, actor, message_id, reason,
+        "dead letter: queue=%s actor=%s message_id=%r reason=%s",
+        queue,
+        actor,
+        message_id,
+        reason,
         # as fields too: a dead letter is often logged outside the job's bound context
         extra={"queue": queue, "actor": actor, "message_id": message_id, "reason": reason},
     )
 
 
-def listing(session: Session, *, queue: str | None = None, actor: str | None = None, reason: str | None = None,
-            include_replayed: bool = False, limit: int = 100) -> list[DeadLetter]:
+def listing(
+    session: Session,
+    *,
+    queue: str | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+    include_replayed: bool = False,
+    limit: int = 100,
+) -> list[DeadLetter]:
     query = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
     if queue:
         query = query.where(DeadLetter.queue == queue)
@@ -91,7 +119,9 @@ def replay(
     try:
         original = Message.decode(row.body)
     except DecodeError:
-        raise InvalidInput(f"dead letter {row.id} is not a decodable message ({row.reason}); it can only be purged") from None
+        raise InvalidInput(
+            f"dead letter {row.id} is not a decodable message ({row.reason}); it can only be purged"
+        ) from None
     broker = dramatiq.get_broker()
     if original.actor_name not in broker.actors:
         raise InvalidInput(f"dead letter {row.id} names unknown actor {original.actor_name!r}")
@@ -102,18 +132,44 @@ def replay(
     queue = to_queue or original.queue_name.removesuffix(".DQ").removesuffix(".XQ")
     message = original.copy(message_id=new_id, queue_name=queue, options=options)
     now = dt.datetime.now(dt.UTC)
-    session.execute(pg_insert(LedgerEntry).values(
-        message_id=new_id, actor=original.actor_name, queue=queue, state=State.ENQUEUED,
-        state_changed_at=now, enqueued_at=now, attempts=0, replay_of=original.message_id,
-        args=json.loads(json.dumps({"args": list(original.args), "kwargs": original.kwargs}, default=str)),
-    ).on_conflict_do_update(index_elements=["message_id"], set_={"replay_of": original.message_id}))
-    session.execute(update(DeadLetter).where(DeadLetter.id == row.id, DeadLetter.replayed_at.is_(None))
-                    .values(replayed_at=now, replay_message_id=new_id))
+    session.execute(
+        pg_insert(LedgerEntry)
+        .values(
+            message_id=new_id,
+            actor=original.actor_name,
+            queue=queue,
+            state=State.ENQUEUED,
+            state_changed_at=now,
+            enqueued_at=now,
+            attempts=0,
+            replay_of=original.message_id,
+            args=json.loads(
+                json.dumps({"args": list(original.args), "kwargs": original.kwargs}, default=str)
+            ),
+        )
+        .on_conflict_do_update(
+            index_elements=["message_id"], set_={"replay_of": original.message_id}
+        )
+    )
+    session.execute(
+        update(DeadLetter)
+        .where(DeadLetter.id == row.id, DeadLetter.replayed_at.is_(None))
+        .values(replayed_at=now, replay_message_id=new_id)
+    )
     if operator is not None:
-        session.add(AuditLog(
-            actor=operator, action="dlq.replay", subject=f"dead letter {row.id}",
-            details={"dead_letter": row.id, "old_message_id": original.message_id,
-                     "new_message_id": new_id, "to_queue": to_queue}))
+        session.add(
+            AuditLog(
+                actor=operator,
+                action="dlq.replay",
+                subject=f"dead letter {row.id}",
+                details={
+                    "dead_letter": row.id,
+                    "old_message_id": original.message_id,
+                    "new_message_id": new_id,
+                    "to_queue": to_queue,
+                },
+            )
+        )
     session.flush()
     broker.enqueue(message)
     return new_id
@@ -122,18 +178,34 @@ def replay(
 def purge(session: Session, ids: list[int], operator: str) -> int:
     """Delete dead letters for good, leaving an audit row naming who and how many."""
     count = affected(session.execute(delete(DeadLetter).where(DeadLetter.id.in_(ids))))
-    session.add(AuditLog(actor=operator, action="dlq.purge", subject=f"{count} dead letters",
-                         details={"ids": ids[:1000]}))
+    session.add(
+        AuditLog(
+            actor=operator,
+            action="dlq.purge",
+            subject=f"{count} dead letters",
+            details={"ids": ids[:1000]},
+        )
+    )
     return count
 
 
 def as_dict(row: DeadLetter, *, full: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "id": row.id, "message_id": row.message_id, "queue": row.queue, "actor": row.actor, "reason": row.reason,
-        "attempts": row.attempts, "error": row.error, "created_at": row.created_at.isoformat() if row.created_at else None,
+        "id": row.id,
+        "message_id": row.message_id,
+        "queue": row.queue,
+        "actor": row.actor,
+        "reason": row.reason,
+        "attempts": row.attempts,
+        "error": row.error,
+        "created_at": row.created_at.isoformat() if row.created_at else None,
         "replayed_as": row.replay_message_id,
     }
     if full:
         out["traceback"] = row.traceback
-        out["body"] = preview(row.body) if len(row.body) <= PREVIEW_BYTES else preview(row.body) + f"... ({len(row.body)} bytes)"
+        out["body"] = (
+            preview(row.body)
+            if len(row.body) <= PREVIEW_BYTES
+            else preview(row.body) + f"... ({len(row.body)} bytes)"
+        )
     return out

@@ -22,7 +22,9 @@ from jobcore.redaction import register_secrets, scrub_text, secrets_of
 
 __all__ = ["configure", "get_logger", "redact_processor", "scrub_text"]
 
-SECRET_FIELD = re.compile(r"pass(word)?|secret|token|api[_-]?key|authorization|card|cvv|email|phone", re.IGNORECASE)
+SECRET_FIELD = re.compile(
+    r"pass(word)?|secret|token|api[_-]?key|authorization|card|cvv|email|phone", re.IGNORECASE
+)
 
 
 def redact_processor(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -116,7 +118,9 @@ def _will_retry(message: Any, exception: BaseException) -> bool:
     retry_when = actor.options.get("retry_when", retries_mw.retry_when)
     if retry_when is not None:
         return bool(retry_when(retries, exception))
-    max_retries = message.options.get("max_retries", actor.options.get("max_retries", retries_mw.max_retries))
+    max_retries = message.options.get(
+        "max_retries", actor.options.get("max_retries", retries_mw.max_retries)
+    )
     return max_retries is None or retries < max_retries
 
 

@@ -37,7 +37,10 @@ __all__ = ["LEDGER_RECORDED_OPTION", "enqueue", "publish", "relay_pending"]
 
 
 def _message(
-    actor: dramatiq.Actor[Any, Any] | str, args: tuple[Any, ...], kwargs: dict[str, Any], options: dict[str, Any]
+    actor: dramatiq.Actor[Any, Any] | str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    options: dict[str, Any],
 ) -> tuple[Message[Any], dramatiq.Actor[Any, Any] | None]:
     """The message for ``actor`` (an actor or its name) and the actor when this process has it.
 

@@ -25,7 +25,9 @@ SECRET_IN_TEXT = re.compile(
     r"(\s*[=:]\s*|['\"]\s*:\s*['\"]?)([^\s&,;'\"]+)"
 )
 BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
-TOKEN = re.compile(r"\b(?:sk|pk|rk|tok|whsec|ghp|xox[abp])_[A-Za-z0-9_]{8,}|\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9._-]+")
+TOKEN = re.compile(
+    r"\b(?:sk|pk|rk|tok|whsec|ghp|xox[abp])_[A-Za-z0-9_]{8,}|\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9._-]+"
+)
 URL_PASSWORD = re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^:/@\s]+:)([^@\s]+)(@)")
 
 _known: set[str] = set()

@@ -103,7 +103,8 @@ class Publisher:
         method = frame.method
         tags = (
             [t for t in self._unconfirmed if t <= method.delivery_tag]
-            if method.multiple else [method.delivery_tag]
+            if method.multiple
+            else [method.delivery_tag]
         )
         for tag in tags:
             key = self._unconfirmed.pop(tag, None)
@@ -112,8 +113,12 @@ class Publisher:
 
     def _on_return(self, _channel: Any, method: Any, properties: Any, _body: bytes) -> None:
         self._returned.add(properties.message_id)
-        logger.warning("RabbitMQ returned message %r (%s): its queue %r is redeclared",
-                       properties.message_id, method.reply_text, method.routing_key)
+        logger.warning(
+            "RabbitMQ returned message %r (%s): its queue %r is redeclared",
+            properties.message_id,
+            method.reply_text,
+            method.routing_key,
+        )
 
     def publish(self, items: list[tuple[str, str, bytes, int | None]]) -> set[str]:
         """Publish ``(message_id, queue, body, delay_ms)`` items; the ids RabbitMQ confirmed."""
@@ -137,7 +142,10 @@ class Publisher:
             # the channel implementation's publish only buffers the frames; the wait below
             # writes them in one go (BlockingChannel's would flush the socket per message)
             channel._impl.basic_publish(
-                exchange="", routing_key=routing_key, body=body, mandatory=True,
+                exchange="",
+                routing_key=routing_key,
+                body=body,
+                mandatory=True,
                 properties=pika.BasicProperties(delivery_mode=2, message_id=message_id),
             )
         deadline = time.monotonic() + self.confirm_timeout_s
@@ -254,14 +262,14 @@ class Relay:
         conn = self._db
         try:
             with conn.cursor() as cur:
-                cur.execute(_DUE, {"straggler_after_s": self.straggler_after_s, "batch": self.batch})
+                cur.execute(
+                    _DUE, {"straggler_after_s": self.straggler_after_s, "batch": self.batch}
+                )
                 rows = cur.fetchall()
                 if not rows:
                     conn.rollback()
                     return 0
-                confirmed = self.publisher.publish(
-                    [(r[1], r[2], bytes(r[3]), r[4]) for r in rows]
-                )
+                confirmed = self.publisher.publish([(r[1], r[2], bytes(r[3]), r[4]) for r in rows])
                 ids = [r[0] for r in rows if r[1] in confirmed]
                 cur.execute("DELETE FROM outbox WHERE id = ANY(%s)", (ids,))
             conn.commit()

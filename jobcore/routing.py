@@ -83,7 +83,9 @@ class Routes(Mapping[str, Route]):
         """Every queue a route names, in first-seen order."""
         return list(dict.fromkeys(route.queue_name for route in self._routes.values()))
 
-    def actor(self, name: str, **overrides: Any) -> Callable[[Callable[P, R]], dramatiq.Actor[P, R]]:
+    def actor(
+        self, name: str, **overrides: Any
+    ) -> Callable[[Callable[P, R]], dramatiq.Actor[P, R]]:
         """Declare ``fn`` as the actor ``name`` with its route's queue and options."""
         route = self[name]
         options: dict[str, Any] = {**route.options, **overrides}

@@ -55,9 +55,13 @@ class Send:
 
     def as_json(self) -> dict[str, Any]:
         row = {
-            "message_id": self.message_id, "actor": self.actor, "queue": self.queue,
-            "body": base64.b64encode(self.body).decode(), "delay_ms": self.delay_ms,
-            "hold_ms": self.hold_ms, "eta_ms": self.hold_ms or self.delay_ms or None,
+            "message_id": self.message_id,
+            "actor": self.actor,
+            "queue": self.queue,
+            "body": base64.b64encode(self.body).decode(),
+            "delay_ms": self.delay_ms,
+            "hold_ms": self.hold_ms,
+            "eta_ms": self.hold_ms or self.delay_ms or None,
         }
         row.update(self.fields)
         return row
@@ -108,7 +112,11 @@ def hand_over(message: Any, change: Any) -> bool:
 
 
 def make_send(
-    broker: Any, message: Message[Any], delay: int | None, threshold_ms: int, args_max_bytes: int = 2048
+    broker: Any,
+    message: Message[Any],
+    delay: int | None,
+    threshold_ms: int,
+    args_max_bytes: int = 2048,
 ) -> Send:
     """The ``Send`` for ``broker.enqueue(message, delay=delay)``."""
     options = {k: v for k, v in message.options.items() if k != "eta"}

@@ -26,7 +26,9 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         parsed = urlparse(raw)
         if parsed.scheme not in schemes or not parsed.hostname:
-            raise ValueError(f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}")
+            raise ValueError(
+                f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}"
+            )
         return raw
 
     return parse
@@ -79,7 +81,9 @@ def _optional_str(raw: str) -> str | None:
 
 def _field(default: Any, parse: Callable[[str], Any], doc: str, *, secret: bool = False) -> Any:
     """A setting; ``secret=True`` masks its value in logs and errors (comma-separated: each one)."""
-    return dataclasses.field(default=default, metadata={"parse": parse, "doc": doc, "secret": secret})
+    return dataclasses.field(
+        default=default, metadata={"parse": parse, "doc": doc, "secret": secret}
+    )
 
 
 DEFAULT_USERS = frozenset({"guest", "postgres", "root", "admin"})
@@ -114,9 +118,13 @@ class JobSettings:
         "production refuses default users, empty passwords, *_dev_only secrets and public metrics",
     )
     amqp_url: str = _field(
-        "amqp://guest:guest@127.0.0.1:5672/%2F", _url(("amqp", "amqps")), "RabbitMQ URL (vhost in the path)"
+        "amqp://guest:guest@127.0.0.1:5672/%2F",
+        _url(("amqp", "amqps")),
+        "RabbitMQ URL (vhost in the path)",
     )
-    broker: str = _field("rabbitmq", _choice("rabbitmq", "stub"), "rabbitmq, or stub for unit tests")
+    broker: str = _field(
+        "rabbitmq", _choice("rabbitmq", "stub"), "rabbitmq, or stub for unit tests"
+    )
     amqp_heartbeat: int = _field(30, _int(0, 600), "AMQP heartbeat, seconds")
     database_url: str = _field(
         "postgresql+psycopg2://postgres@127.0.0.1:5432/shopjobs",
@@ -131,7 +139,9 @@ class JobSettings:
         5_000, _int(0, 86_400_000), "longest wait for a lock before the statement fails (0: none)"
     )
     db_idle_in_transaction_timeout_ms: int = _field(
-        60_000, _int(0, 86_400_000), "an open transaction left idle this long is ended by the server"
+        60_000,
+        _int(0, 86_400_000),
+        "an open transaction left idle this long is ended by the server",
     )
     metrics_bind: str = _field("127.0.0.1", _ip, "address the metrics endpoint binds to")
     metrics_public: bool = _field(
@@ -142,26 +152,38 @@ class JobSettings:
     log_level: str = _field("INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "log level")
     ledger_enabled: bool = _field(True, _bool, "record every job in the PostgreSQL ledger")
     ledger_flush_ms: int = _field(50, _int(1, 5000), "longest a non-final ledger write waits")
-    ledger_gather_ms: int = _field(5, _int(0, 1000), "how long an ack-bound ledger flush gathers rows")
+    ledger_gather_ms: int = _field(
+        5, _int(0, 1000), "how long an ack-bound ledger flush gathers rows"
+    )
     prefetch_per_thread: int = _field(16, _int(1, 1000), "unacked messages per worker thread")
     ledger_max_batch: int = _field(500, _int(1, 100000), "rows per ledger flush at most")
     ledger_args_max_bytes: int = _field(2048, _int(64, 1_000_000), "size cap of args kept per job")
     default_max_retries: int = _field(5, _int(0, 100), "retries of an actor that sets none")
     min_backoff_ms: int = _field(1000, _int(1, 3_600_000), "first retry delay")
-    max_backoff_ms: int = _field(600_000, _int(1, 86_400_000), "longest retry delay (reference: 10 min)")
-    outbox_relay_after_s: int = _field(30, _int(1, 86400), "age after which the relay publishes an outbox row")
+    max_backoff_ms: int = _field(
+        600_000, _int(1, 86_400_000), "longest retry delay (reference: 10 min)"
+    )
+    outbox_relay_after_s: int = _field(
+        30, _int(1, 86400), "age after which the relay publishes an outbox row"
+    )
     delay_in_db_after_s: int = _field(
         30, _int(0, 86400), "a send delayed longer than this waits in PostgreSQL, not in a worker"
     )
-    relay_poll_ms: int = _field(500, _int(10, 60000), "how often the outbox relay looks for due rows")
+    relay_poll_ms: int = _field(
+        500, _int(10, 60000), "how often the outbox relay looks for due rows"
+    )
     stranded_after_s: int = _field(
         300, _int(1, 86400), "seconds past due after which a send counts as stranded"
     )
     metrics_dir: str = _field(
-        "", str, "base of the per-instance multiprocess metrics directories (empty: <tmp>/shopjobs-metrics)"
+        "",
+        str,
+        "base of the per-instance multiprocess metrics directories (empty: <tmp>/shopjobs-metrics)",
     )
     metrics_flush_ms: int = _field(
-        1000, _int(0, 60_000), "how often a worker process writes its metric values (0: every update)"
+        1000,
+        _int(0, 60_000),
+        "how often a worker process writes its metric values (0: every update)",
     )
 
     @classmethod
@@ -181,9 +203,7 @@ class JobSettings:
                 raise SettingsError(f"{name}={shown} is invalid: {exc}") from None
         settings = cls(**values)
         if settings.min_backoff_ms > settings.max_backoff_ms:
-            raise SettingsError(
-                f"{PREFIX}MIN_BACKOFF_MS must not exceed {PREFIX}MAX_BACKOFF_MS"
-            )
+            raise SettingsError(f"{PREFIX}MIN_BACKOFF_MS must not exceed {PREFIX}MAX_BACKOFF_MS")
         if settings.production:
             problems = settings.production_problems()
             if problems:

@@ -20,13 +20,19 @@ def minor_units(value: Any, name: str, *, allow_zero: bool = False) -> int:
     if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
         raise InvalidInput(f"{name} must be an integer amount in minor units, got {value!r}")
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{name} must be an integer amount in minor units, got {type(value).__name__}")
+        raise InvalidInput(
+            f"{name} must be an integer amount in minor units, got {type(value).__name__}"
+        )
     if value < 0 or (value == 0 and not allow_zero):
         raise InvalidInput(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
     return value
 
 
 def text(value: Any, name: str, *, max_len: int = 500, allow_empty: bool = False) -> str:
-    if not isinstance(value, str) or (not allow_empty and not value.strip()) or len(value) > max_len:
+    if (
+        not isinstance(value, str)
+        or (not allow_empty and not value.strip())
+        or len(value) > max_len
+    ):
         raise InvalidInput(f"{name} must be a non-empty string of at most {max_len} characters")
     return value

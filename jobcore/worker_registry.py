@@ -43,7 +43,9 @@ class Heartbeat:
 
     def start(self) -> None:
         with db.session_scope() as s:
-            s.execute(delete(WorkerProcess).where(WorkerProcess.heartbeat_at < func.now() - FORGET_AFTER))
+            s.execute(
+                delete(WorkerProcess).where(WorkerProcess.heartbeat_at < func.now() - FORGET_AFTER)
+            )
         self._upsert()
         self._thread.start()
 
@@ -54,18 +56,30 @@ class Heartbeat:
             s.execute(delete(WorkerProcess).where(WorkerProcess.name == self.name))
 
     def _upsert(self) -> None:
-        values = {"name": self.name, "host": socket.gethostname(), "pid": os.getpid(),
-                  "queues": self.queues, "threads": self.threads}
+        values = {
+            "name": self.name,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": self.queues,
+            "threads": self.threads,
+        }
         with db.session_scope() as s:
-            s.execute(insert(WorkerProcess).values(**values).on_conflict_do_update(
-                index_elements=[WorkerProcess.name], set_={"heartbeat_at": func.now(), **values}))
+            s.execute(
+                insert(WorkerProcess)
+                .values(**values)
+                .on_conflict_do_update(
+                    index_elements=[WorkerProcess.name], set_={"heartbeat_at": func.now(), **values}
+                )
+            )
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
             try:
                 self._upsert()
             except Exception:
-                logger.warning("worker heartbeat not written; retrying in %.0f s", HEARTBEAT_S, exc_info=True)
+                logger.warning(
+                    "worker heartbeat not written; retrying in %.0f s", HEARTBEAT_S, exc_info=True
+                )
 
 
 @dataclasses.dataclass
@@ -86,8 +100,9 @@ def workers(session: Session, *, include_gone: bool = False) -> list[WorkerView]
     now = session.execute(select(func.now())).scalar_one()
     rows = session.scalars(select(WorkerProcess).order_by(WorkerProcess.name)).all()
     running = session.execute(
-        select(LedgerEntry.worker, LedgerEntry.actor, LedgerEntry.started_at)
-        .where(LedgerEntry.state == State.RUNNING, LedgerEntry.worker.in_([r.name for r in rows]))
+        select(LedgerEntry.worker, LedgerEntry.actor, LedgerEntry.started_at).where(
+            LedgerEntry.state == State.RUNNING, LedgerEntry.worker.in_([r.name for r in rows])
+        )
     ).all()
     views = []
     for row in rows:
@@ -96,10 +111,17 @@ def workers(session: Session, *, include_gone: bool = False) -> list[WorkerView]
             continue
         mine = [(actor, started) for worker, actor, started in running if worker == row.name]
         starts = [started for _, started in mine if started is not None]
-        views.append(WorkerView(
-            name=row.name, queues=list(row.queues), threads=row.threads, started_at=row.started_at,
-            heartbeat_age_s=round(age, 1), alive=age <= STALE_S, running=len(mine),
-            running_actors=sorted({actor for actor, _ in mine}),
-            oldest_running_s=round((now - min(starts)).total_seconds(), 1) if starts else None,
-        ))
+        views.append(
+            WorkerView(
+                name=row.name,
+                queues=list(row.queues),
+                threads=row.threads,
+                started_at=row.started_at,
+                heartbeat_age_s=round(age, 1),
+                alive=age <= STALE_S,
+                running=len(mine),
+                running_actors=sorted({actor for actor, _ in mine}),
+                oldest_running_s=round((now - min(starts)).total_seconds(), 1) if starts else None,
+            )
+        )
     return views

@@ -49,5 +49,7 @@ class Cancellations(Middleware):
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         if self.watch is not None and message.message_id in self.watch:
             setattr(message, CANCELLED_ATTRIBUTE, True)
-            logger.info("job %r (%s) was cancelled; skipped", message.message_id, message.actor_name)
+            logger.info(
+                "job %r (%s) was cancelled; skipped", message.message_id, message.actor_name
+            )
             raise JobCancelled("cancelled by an operator")

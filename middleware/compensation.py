@@ -28,7 +28,12 @@ class Compensation(Middleware):
         return {"compensate_with"}
 
     def after_process_message(
-        self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
     ) -> None:
         if exception is None or not message.failed:
             return

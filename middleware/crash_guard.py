@@ -85,9 +85,9 @@ class _Solitude:
 @counts_failures
 class CrashGuard(Middleware):
     """Parameters:
-      classify: (message_id, actor, queue) -> why a redelivered message came back; records its start.
-      start_lone_run, end_lone_run: commit that a suspect runs alone now, and that it ended.
-      alone_within_s: how long a suspect waits for its process to empty.
+    classify: (message_id, actor, queue) -> why a redelivered message came back; records its start.
+    start_lone_run, end_lone_run: commit that a suspect runs alone now, and that it ended.
+    alone_within_s: how long a suspect waits for its process to empty.
     """
 
     def __init__(
@@ -116,8 +116,11 @@ class CrashGuard(Middleware):
 
     def _run_alone(self, message: MessageProxy) -> bool:
         if not self._solitude.be_alone(self.alone_within_s):
-            logger.warning("crash suspect %r runs beside others: its process did not empty in %.0f s",
-                           message.message_id, self.alone_within_s)
+            logger.warning(
+                "crash suspect %r runs beside others: its process did not empty in %.0f s",
+                message.message_id,
+                self.alone_within_s,
+            )
             return False
         try:
             self.start_lone_run(message.message_id, message.actor_name)
@@ -125,11 +128,20 @@ class CrashGuard(Middleware):
             self._solitude.end_alone()
             raise
         setattr(message, _ALONE, True)
-        logger.warning("crash suspect %r (%s) runs alone in this process", message.message_id, message.actor_name)
+        logger.warning(
+            "crash suspect %r (%s) runs alone in this process",
+            message.message_id,
+            message.actor_name,
+        )
         return True
 
     def after_process_message(
-        self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
     ) -> None:
         if getattr(message, _SHARED, False):
             setattr(message, _SHARED, False)

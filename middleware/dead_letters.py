@@ -34,7 +34,9 @@ def reason_for(broker: Broker, message: MessageProxy, exception: BaseException |
     if exception is None:
         return "rejected"
     try:
-        throws = message.options.get("throws") or broker.get_actor(message.actor_name).options.get("throws")
+        throws = message.options.get("throws") or broker.get_actor(message.actor_name).options.get(
+            "throws"
+        )
     except ActorNotFound:
         throws = None
     if throws and isinstance(exception, throws):
@@ -57,9 +59,12 @@ class DeadLetters(Middleware):
             reason=reason,
             message_id=message.message_id,
             actor=message.actor_name,
-            error=scrub_text(f"{type(exception).__name__}: {exception}")[:2000] if exception is not None else None,
+            error=scrub_text(f"{type(exception).__name__}: {exception}")[:2000]
+            if exception is not None
+            else None,
             traceback=scrub_text("".join(traceback.format_exception(exception)))[-16000:]
-            if exception is not None else None,
+            if exception is not None
+            else None,
             # Retries counts the failed run itself; a permanent error returns before counting
             attempts=retries + 1 if reason in ("permanent_error", "business_outcome") else retries,
         )

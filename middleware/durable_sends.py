@@ -40,7 +40,11 @@ class DurableSends(Middleware):
         setattr(message, sends.FINAL_CHANGE_ATTRIBUTE, None)
 
     def after_process_message(
-        self, broker: Broker, message: MessageProxy, *, result: Any = None,
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
         self._record(message)

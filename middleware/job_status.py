@@ -91,8 +91,12 @@ class JobStatus(Middleware):
 
     def before_worker_boot(self, broker: Broker, worker: dramatiq.Worker) -> None:
         worker.queue_prefetch, why = self.choose_prefetch(worker)
-        logger.info("queue prefetch %d per queue for %d threads: %s",
-                    worker.queue_prefetch, worker.worker_threads, why)
+        logger.info(
+            "queue prefetch %d per queue for %d threads: %s",
+            worker.queue_prefetch,
+            worker.worker_threads,
+            why,
+        )
 
     def after_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
         """Write what is buffered and stop the flusher: its connection closes with it.
@@ -120,7 +124,8 @@ class JobStatus(Middleware):
         widened = max(default, min(worker.worker_threads * self.prefetch_per_thread, 65535))
         return widened, (
             f"Dramatiq's default {default} widened to {self.prefetch_per_thread} per thread, "
-            "because acks wait for the ledger commit")
+            "because acks wait for the ledger commit"
+        )
 
     @staticmethod
     def _change(message: Any, state: State, at: float, **extra: Any) -> Change:
@@ -146,7 +151,9 @@ class JobStatus(Middleware):
             return  # DurableSends records it with the job's sends, after the last one
         setattr(message, TICKET_ATTRIBUTE, self.writer.record(change, urgent=True))
 
-    def after_enqueue(self, broker: Broker, message: dramatiq.Message[Any], delay: int | None) -> None:
+    def after_enqueue(
+        self, broker: Broker, message: dramatiq.Message[Any], delay: int | None
+    ) -> None:
         options = message.options
         if options.get(LEDGER_RECORDED_OPTION) or options.get("retries"):
             return  # written in the business transaction, or a retry (recorded as retrying)
@@ -164,7 +171,12 @@ class JobStatus(Middleware):
         enqueued_at = message.message_timestamp / 1000 if message.message_timestamp else None
         described = self._described(broker, message)
         running = self._change(
-            message, State.RUNNING, at, started_at=at, attempts=1, enqueued_at=enqueued_at,
+            message,
+            State.RUNNING,
+            at,
+            started_at=at,
+            attempts=1,
+            enqueued_at=enqueued_at,
             **described,
         )
         if self.claim is not None and self._dedupe(broker, message):
@@ -177,7 +189,11 @@ class JobStatus(Middleware):
             if not claimed:
                 raise SkipMessage("duplicate delivery, or a cancelled job")
             return
-        if redelivered and self.already_finished is not None and self.already_finished(message.message_id):
+        if (
+            redelivered
+            and self.already_finished is not None
+            and self.already_finished(message.message_id)
+        ):
             raise SkipMessage("duplicate delivery of a finished job")
         self.writer.record(running)
 
@@ -212,7 +228,9 @@ class JobStatus(Middleware):
                 at,
                 finished_at=at,
                 error=describe_error(exception),
-                traceback=scrub_text("".join(traceback.format_exception(exception)))[-MAX_TRACEBACK_CHARS:],
+                traceback=scrub_text("".join(traceback.format_exception(exception)))[
+                    -MAX_TRACEBACK_CHARS:
+                ],
             ),
         )
 
@@ -222,9 +240,14 @@ class JobStatus(Middleware):
             change = self._change(message, State.CANCELLED, at, finished_at=at)
         elif message.failed:  # parked (a crash loop, the age limit): it goes to the dead letters
             exception = getattr(message, "_exception", None)
-            change = self._change(message, State.DEAD, at, finished_at=at,
-                                  error=describe_error(exception),
-                                  **self._described(broker, message))
+            change = self._change(
+                message,
+                State.DEAD,
+                at,
+                finished_at=at,
+                error=describe_error(exception),
+                **self._described(broker, message),
+            )
         else:
             change = self._change(message, State.SKIPPED, at, duplicates=1)
         self._final(message, change)

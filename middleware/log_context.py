@@ -15,7 +15,13 @@ from jobcore.metrics.failures import counts_failures
 from jobcore.settings import JobSettings
 
 BOUND_IDS = (
-    "order_id", "user_id", "job_id", "payment_id", "product_id", "subscription_id", "notification_id"
+    "order_id",
+    "user_id",
+    "job_id",
+    "payment_id",
+    "product_id",
+    "subscription_id",
+    "notification_id",
 )
 
 
@@ -49,7 +55,12 @@ class LogContext(Middleware):
         structlog.contextvars.bind_contextvars(**context)
 
     def after_process_message(
-        self, broker: Broker, message: MessageProxy, *, result: Any = None, exception: BaseException | None = None
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
     ) -> None:
         structlog.contextvars.clear_contextvars()
 

@@ -75,7 +75,11 @@ class Metrics(Middleware):
             queue_wait.observe(max(0.0, now - due_ms / 1000))
 
     def after_process_message(
-        self, broker: Broker, message: MessageProxy, *, result: Any = None,
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
         queue = _queue(message)

@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     health.register(groups)
     backups.register(groups)
     console.register(groups)
-    worker.register(groups, broker="actors", settings=Settings.from_env,
-                    defaults={"processes": 2, "threads": 8})
+    worker.register(
+        groups, broker="actors", settings=Settings.from_env, defaults={"processes": 2, "threads": 8}
+    )
     return parser
 
 
@@ -71,7 +72,10 @@ def context() -> CliContext:
         providers.configure(settings)
         db.configure(settings)
     return CliContext(
-        settings=settings, broker=_broker, declare=_declare, flush_ledger=broker.flush_ledger,
+        settings=settings,
+        broker=_broker,
+        declare=_declare,
+        flush_ledger=broker.flush_ledger,
         stranded_checks={"orders": stranded_orders},
     )
 

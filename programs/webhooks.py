@@ -28,7 +28,9 @@ def main() -> None:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
-    sock.listen(2048)  # before READY: a client that connects while uvicorn starts waits, not refused
+    sock.listen(
+        2048
+    )  # before READY: a client that connects while uvicorn starts waits, not refused
     print(f"READY webhooks http://{args.host}:{sock.getsockname()[1]}", flush=True)
     app = build_app(settings.payment_webhook_secrets)
     # log_config=None: uvicorn keeps the handlers logs.configure installed (no plain lines)

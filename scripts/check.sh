@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "== import contracts (import-linter)"
 .venv/bin/lint-imports --no-cache
-echo "== ruff check"
+echo "== ruff check, ruff format --check (line length 100)"
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy

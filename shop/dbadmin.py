@@ -15,8 +15,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _admin_connection(url: str) -> Any:
     u = make_url(url)
     conn = psycopg2.connect(
-        host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres",
-        password=u.password, dbname="postgres", connect_timeout=5,
+        host=u.host or "127.0.0.1",
+        port=u.port or 5432,
+        user=u.username or "postgres",
+        password=u.password,
+        dbname="postgres",
+        connect_timeout=5,
     )
     conn.autocommit = True
     return conn
@@ -37,7 +41,9 @@ def create_database(url: str, *, recreate: bool = False) -> None:
     conn = _admin_connection(url)
     try:
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(make_url(url).database)))
+            cur.execute(
+                sql.SQL("CREATE DATABASE {}").format(sql.Identifier(make_url(url).database))
+            )
     finally:
         conn.close()
 
@@ -53,8 +59,10 @@ def hold_exclusive_use(url: str, purpose: str) -> Any:
         (got,) = cur.fetchone()
     if not got:
         conn.close()
-        raise RuntimeError(f"another {purpose} is using database {name!r}; wait for it, or give this one "
-                           "its own names (SHOPJOBS_MAIN_VHOST, SHOPJOBS_MAIN_DATABASE_URL)")
+        raise RuntimeError(
+            f"another {purpose} is using database {name!r}; wait for it, or give this one "
+            "its own names (SHOPJOBS_MAIN_VHOST, SHOPJOBS_MAIN_DATABASE_URL)"
+        )
     return conn
 
 
@@ -62,7 +70,11 @@ def drop_database(url: str) -> None:
     conn = _admin_connection(url)
     try:
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(make_url(url).database)))
+            cur.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(make_url(url).database)
+                )
+            )
     finally:
         conn.close()
 

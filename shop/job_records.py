@@ -45,7 +45,9 @@ def job_types() -> list[str]:
     return sorted(_HANDLERS)
 
 
-def create_job(session: Session, job_type: str, params: dict[str, Any], requested_by: int | None = None) -> Job:
+def create_job(
+    session: Session, job_type: str, params: dict[str, Any], requested_by: int | None = None
+) -> Job:
     """Create a pending Job in the caller's transaction (enqueue it with ``jobcore.outbox.enqueue``)."""
     if job_type not in _HANDLERS:
         raise InvalidInput(f"unknown job type {job_type!r}; known: {', '.join(job_types())}")
@@ -60,7 +62,11 @@ def create_job(session: Session, job_type: str, params: dict[str, Any], requeste
 def _set_progress(job_id: str) -> Progress:
     def progress(percent: int) -> None:
         with session_scope() as s:
-            s.execute(update(Job).where(Job.id == job_id, Job.status == "running").values(progress=max(0, min(100, percent))))
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == "running")
+                .values(progress=max(0, min(100, percent)))
+            )
 
     return progress
 

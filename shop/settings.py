@@ -34,53 +34,103 @@ class Settings(JobSettings):
     smtp_password: str | None = _field(None, _optional_str, "SMTP password")
     smtp_starttls: bool = _field(False, _bool, "use STARTTLS")
     mail_from: str = _field("shop@example.test", str, "From address of shop e-mail")
-    payment_url: str = _field("http://127.0.0.1:8101", _url(("http", "https")), "payment provider API")
+    payment_url: str = _field(
+        "http://127.0.0.1:8101", _url(("http", "https")), "payment provider API"
+    )
     payment_webhook_secret: str = _field(
         "whsec_dev_only",
         str,
         "secrets of the provider's webhook signatures, comma-separated: any one verifies (rotation)",
     )
-    warehouse_url: str = _field("http://127.0.0.1:8102", _url(("http", "https")), "warehouse system API")
-    carrier_url: str = _field("http://127.0.0.1:8103", _url(("http", "https")), "carrier tracking API")
+    warehouse_url: str = _field(
+        "http://127.0.0.1:8102", _url(("http", "https")), "warehouse system API"
+    )
+    carrier_url: str = _field(
+        "http://127.0.0.1:8103", _url(("http", "https")), "carrier tracking API"
+    )
     storage_url: str = _field(
-        "file:///var/tmp/shopjobs/storage", str, "where exports, images and backups are kept (file:// or s3://)"
+        "file:///var/tmp/shopjobs/storage",
+        str,
+        "where exports, images and backups are kept (file:// or s3://)",
     )
     http_timeout_s: int = _field(5, _int(1, 60), "read timeout of every outbound HTTP call")
-    delivery_check_delay_s: int = _field(21600, _int(1, 7 * 86400), "delay of the delivery check after shipping")
+    delivery_check_delay_s: int = _field(
+        21600, _int(1, 7 * 86400), "delay of the delivery check after shipping"
+    )
     timezone: str = _field("Europe/Berlin", _zone, "the shop's time zone")
-    scheduler_tick_s: float = _field(1.0, float, "seconds between the scheduler's leadership checks (0.05-60)")
+    scheduler_tick_s: float = _field(
+        1.0, float, "seconds between the scheduler's leadership checks (0.05-60)"
+    )
     schedule_module: str = _field(
-        "shop.scheduling.schedule", str, "dotted module whose ENTRIES the scheduler runs (tests swap it)"
+        "shop.scheduling.schedule",
+        str,
+        "dotted module whose ENTRIES the scheduler runs (tests swap it)",
     )
     # --- subscriptions, cleanup, backups and health ([08]) ---
     cleanup_batch_size: int = _field(1000, _int(1, 100_000), "rows per cleanup transaction")
-    cart_max_age_days: int = _field(30, _int(1, 3650), "carts not updated for this long are deleted (empty ones first)")
-    token_used_keep_hours: int = _field(24, _int(0, 24 * 365), "used tokens are kept this long, then deleted")
-    audit_log_keep_days: int = _field(90, _int(1, 3650), "audit log rows older than this are deleted")
-    session_abandoned_days: int = _field(14, _int(1, 3650), "anonymous sessions idle this long are deleted")
-    ledger_keep_days_succeeded: int = _field(14, _int(1, 3650), "succeeded/skipped/cancelled ledger rows kept")
+    cart_max_age_days: int = _field(
+        30, _int(1, 3650), "carts not updated for this long are deleted (empty ones first)"
+    )
+    token_used_keep_hours: int = _field(
+        24, _int(0, 24 * 365), "used tokens are kept this long, then deleted"
+    )
+    audit_log_keep_days: int = _field(
+        90, _int(1, 3650), "audit log rows older than this are deleted"
+    )
+    session_abandoned_days: int = _field(
+        14, _int(1, 3650), "anonymous sessions idle this long are deleted"
+    )
+    ledger_keep_days_succeeded: int = _field(
+        14, _int(1, 3650), "succeeded/skipped/cancelled ledger rows kept"
+    )
     ledger_keep_days_failed: int = _field(60, _int(1, 3650), "failed/dead ledger rows kept")
-    backup_primary_url: str = _field("file:///var/tmp/shopjobs/backups-a", str, "first storage target of backups")
-    backup_secondary_url: str = _field("file:///var/tmp/shopjobs/backups-b", str, "second storage target of backups")
+    backup_primary_url: str = _field(
+        "file:///var/tmp/shopjobs/backups-a", str, "first storage target of backups"
+    )
+    backup_secondary_url: str = _field(
+        "file:///var/tmp/shopjobs/backups-b", str, "second storage target of backups"
+    )
     backup_keep_daily: int = _field(7, _int(1, 366), "daily backups kept")
     backup_keep_weekly: int = _field(4, _int(1, 520), "weekly backups kept")
     backup_keep_snapshots: int = _field(5, _int(1, 1000), "pre-operation snapshot backups kept")
-    pg_bin_dir: str = _field("/usr/bin", str, "where pg_dump, pg_restore live (major version must match the server)")
+    pg_bin_dir: str = _field(
+        "/usr/bin", str, "where pg_dump, pg_restore live (major version must match the server)"
+    )
     health_timeout_s: int = _field(3, _int(1, 60), "longest one health probe may take")
-    health_scheduler_stale_s: int = _field(120, _int(5, 86400), "scheduler heartbeat older than this counts as down")
-    health_alert_after_s: int = _field(300, _int(0, 86400), "a component down this long alerts the admins (once)")
+    health_scheduler_stale_s: int = _field(
+        120, _int(5, 86400), "scheduler heartbeat older than this counts as down"
+    )
+    health_alert_after_s: int = _field(
+        300, _int(0, 86400), "a component down this long alerts the admins (once)"
+    )
     # --- notifications ([03]): e-mail, SMS, links in messages, retention ---
     smtp_timeout_s: int = _field(10, _int(1, 10), "SMTP connect/read timeout, seconds (at most 10)")
-    smtp_ca_file: str | None = _field(None, _optional_str, "CA bundle trusted for STARTTLS (default: the system's)")
+    smtp_ca_file: str | None = _field(
+        None, _optional_str, "CA bundle trusted for STARTTLS (default: the system's)"
+    )
     sms_url: str = _field("http://127.0.0.1:8104", _url(("http", "https")), "SMS gateway API")
     sms_api_secret: str = _field("sms_dev_only", str, "SMS gateway API key, sent as a Bearer token")
-    shop_base_url: str = _field("https://shop.example.test", _url(("http", "https")), "base of links in messages")
-    verification_secret: str = _field("verify_dev_only", str, "HMAC secret of e-mail verification links")
-    verification_ttl_s: int = _field(172800, _int(60, 30 * 86400), "lifetime of a verification link, seconds")
-    notify_max_retries: int = _field(20, _int(0, 100), "retries of one e-mail/SMS delivery (backoff capped by MAX_BACKOFF_MS)")
-    notify_claim_s: int = _field(120, _int(15, 3600), "lease of a delivery attempt; after it the sweep may retry")
-    notify_retention_days: int = _field(90, _int(1, 3650), "settled notifications older than this are deleted")
-    payment_overdue_after_h: int = _field(24, _int(1, 24 * 90), "hours after which an unpaid order is reminded daily")
+    shop_base_url: str = _field(
+        "https://shop.example.test", _url(("http", "https")), "base of links in messages"
+    )
+    verification_secret: str = _field(
+        "verify_dev_only", str, "HMAC secret of e-mail verification links"
+    )
+    verification_ttl_s: int = _field(
+        172800, _int(60, 30 * 86400), "lifetime of a verification link, seconds"
+    )
+    notify_max_retries: int = _field(
+        20, _int(0, 100), "retries of one e-mail/SMS delivery (backoff capped by MAX_BACKOFF_MS)"
+    )
+    notify_claim_s: int = _field(
+        120, _int(15, 3600), "lease of a delivery attempt; after it the sweep may retry"
+    )
+    notify_retention_days: int = _field(
+        90, _int(1, 3650), "settled notifications older than this are deleted"
+    )
+    payment_overdue_after_h: int = _field(
+        24, _int(1, 24 * 90), "hours after which an unpaid order is reminded daily"
+    )
     campaign_chunk_size: int = _field(200, _int(1, 10000), "users per fanned-out campaign chunk")
     # [07] catalog jobs: price feed, images, exports, rankings
     price_feed_sources: str = _field(
@@ -89,13 +139,25 @@ class Settings(JobSettings):
         "price sources in fallback order, name=url comma-separated",
     )
     price_feeds: str = _field("EUR_USD", str, "feeds polled, BASE_QUOTE comma-separated")
-    price_feed_max_age_s: int = _field(900, _int(1, 7 * 86400), "a feed value older than this is stale (alert)")
-    image_max_bytes: int = _field(10_000_000, _int(1024, 200_000_000), "largest image download accepted")
-    image_max_pixels: int = _field(40_000_000, _int(1, 1_000_000_000), "largest image size (decompression-bomb guard)")
-    export_chunk_rows: int = _field(5000, _int(100, 1_000_000), "rows per chunk of a streamed export")
-    rankings_window_days: int = _field(7, _int(1, 365), "days of views and purchases that rank products")
+    price_feed_max_age_s: int = _field(
+        900, _int(1, 7 * 86400), "a feed value older than this is stale (alert)"
+    )
+    image_max_bytes: int = _field(
+        10_000_000, _int(1024, 200_000_000), "largest image download accepted"
+    )
+    image_max_pixels: int = _field(
+        40_000_000, _int(1, 1_000_000_000), "largest image size (decompression-bomb guard)"
+    )
+    export_chunk_rows: int = _field(
+        5000, _int(100, 1_000_000), "rows per chunk of a streamed export"
+    )
+    rankings_window_days: int = _field(
+        7, _int(1, 365), "days of views and purchases that rank products"
+    )
     # observability ([06]): metrics directories and the scheduler's endpoint
-    scheduler_metrics_port: int = _field(9192, _int(0, 65535), "the scheduler's metrics port (0 disables)")
+    scheduler_metrics_port: int = _field(
+        9192, _int(0, 65535), "the scheduler's metrics port (0 disables)"
+    )
     # [16] outbound URLs: which hosts downloads may reach
     outbound_allowed_hosts: str = _field(
         "",
@@ -107,7 +169,9 @@ class Settings(JobSettings):
     @property
     def payment_webhook_secrets(self) -> tuple[str, ...]:
         """The active webhook secrets, in the order given (rotation: add the new, drop the old)."""
-        return tuple(part.strip() for part in self.payment_webhook_secret.split(",") if part.strip())
+        return tuple(
+            part.strip() for part in self.payment_webhook_secret.split(",") if part.strip()
+        )
 
     def production_problems(self) -> list[str]:
         """The core's checks plus the shop's: SMTP AUTH only over TLS, a webhook secret set."""

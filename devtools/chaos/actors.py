@@ -31,11 +31,18 @@ import broker as shop_broker
 
 QUEUE = "chaos"
 COPY_OPTION = "chaos_duplicate_copy"
-POINTS = ("after_warehouse_call", "after_provider_charge", "before_ack", "after_smtp_250",
-          "before_outbox_delete")
+POINTS = (
+    "after_warehouse_call",
+    "after_provider_charge",
+    "before_ack",
+    "after_smtp_250",
+    "before_outbox_delete",
+)
 
 
-@dramatiq.actor(actor_name="chaos.poison", queue_name=QUEUE, max_retries=2, min_backoff=100, max_backoff=200)
+@dramatiq.actor(
+    actor_name="chaos.poison", queue_name=QUEUE, max_retries=2, min_backoff=100, max_backoff=200
+)
 def poison(n: int) -> None:
     raise RuntimeError(f"poison message {n} fails every time")
 
@@ -51,7 +58,11 @@ class DuplicateEveryPublish(Middleware):
     """Publishes each message a second time, as a relay that published twice would."""
 
     def after_enqueue(self, broker: Broker, message: Any, delay: int | None) -> None:
-        if message.options.get(COPY_OPTION) or message.queue_name.endswith(".DQ") or "eta" in message.options:
+        if (
+            message.options.get(COPY_OPTION)
+            or message.queue_name.endswith(".DQ")
+            or "eta" in message.options
+        ):
             return
         broker.enqueue(message.copy(options={**message.options, COPY_OPTION: True}))
 
@@ -81,6 +92,7 @@ class CrashPoint:
             result = fn(*args, **kwargs)
             self.maybe_die()
             return result
+
         return wrapped
 
     def before(self, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,24 +100,30 @@ class CrashPoint:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             self.maybe_die()
             return fn(*args, **kwargs)
+
         return wrapped
 
 
 def _install_crash_point(crash: CrashPoint) -> None:
     if crash.point == "after_warehouse_call":
         from shop.integrations.http_clients import WarehouseClient
+
         WarehouseClient.send_fulfilment = crash.after(WarehouseClient.send_fulfilment)  # type: ignore[method-assign]
     elif crash.point == "after_provider_charge":
         from shop.integrations.http_clients import PaymentClient
+
         PaymentClient.charge = crash.after(PaymentClient.charge)  # type: ignore[method-assign]
     elif crash.point == "before_ack":
         from dramatiq.brokers.rabbitmq import _RabbitmqConsumer
+
         _RabbitmqConsumer.ack = crash.before(_RabbitmqConsumer.ack)  # type: ignore[method-assign]
     elif crash.point == "after_smtp_250":
         import smtplib
+
         smtplib.SMTP.send_message = crash.after(smtplib.SMTP.send_message)  # type: ignore[method-assign]
     elif crash.point == "before_outbox_delete":
         from jobcore import outbox
+
         engine = outbox.get_engine
 
         def get_engine() -> Any:
@@ -123,11 +141,14 @@ def _configure() -> None:
         shop_broker.broker.add_middleware(DuplicateEveryPublish())
     point = os.environ.get("SHOPJOBS_CHAOS_CRASH_AT")
     if point:
-        _install_crash_point(CrashPoint(
-            point, int(os.environ.get("SHOPJOBS_CHAOS_CRASH_BUDGET", "3")),
-            int(os.environ.get("SHOPJOBS_CHAOS_CRASH_EVERY", "10")),
-            os.environ["SHOPJOBS_CHAOS_CRASH_LOG"],
-        ))
+        _install_crash_point(
+            CrashPoint(
+                point,
+                int(os.environ.get("SHOPJOBS_CHAOS_CRASH_BUDGET", "3")),
+                int(os.environ.get("SHOPJOBS_CHAOS_CRASH_EVERY", "10")),
+                os.environ["SHOPJOBS_CHAOS_CRASH_LOG"],
+            )
+        )
 
 
 _configure()

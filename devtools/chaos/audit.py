@@ -65,15 +65,21 @@ class Audit:
         """What broke an invariant, one line each (empty: the run survived)."""
         found = []
         if self.stranded:
-            found.append(f"{len(self.stranded)} orders stranded (not terminal): {self.stranded[:10]}")
+            found.append(
+                f"{len(self.stranded)} orders stranded (not terminal): {self.stranded[:10]}"
+            )
         if self.lost:
-            found.append(f"{len(self.lost)} sent messages without a terminal ledger row: {self.lost[:5]}")
+            found.append(
+                f"{len(self.lost)} sent messages without a terminal ledger row: {self.lost[:5]}"
+            )
         if self.open_ledger:
             found.append(f"{self.open_ledger} ledger rows left enqueued/running/retrying")
         if self.outbox_left:
             found.append(f"{self.outbox_left} outbox rows left")
         if self.duplicate_effects:
-            found.append(f"duplicate effects: {self.duplicate_charges} charges, {self.duplicate_refunds} refunds")
+            found.append(
+                f"duplicate effects: {self.duplicate_charges} charges, {self.duplicate_refunds} refunds"
+            )
         found += self.wrong_money + self.stock_errors
         if self.pii_leaks:
             found.append(f"customers' e-mail or phone found in: {', '.join(self.pii_leaks)}")
@@ -84,15 +90,30 @@ class Audit:
 
 def _statuses(order_ids: list[int]) -> Counter[str]:
     with session_scope() as s:
-        return Counter(dict(s.execute(select(Order.status, func.count()).where(Order.id.in_(order_ids))
-                                      .group_by(Order.status)).all()))
+        return Counter(
+            dict(
+                s.execute(
+                    select(Order.status, func.count())
+                    .where(Order.id.in_(order_ids))
+                    .group_by(Order.status)
+                ).all()
+            )
+        )
 
 
 def _open_ledger_rows() -> int:
     with session_scope() as s:
-        return int(s.scalar(select(func.count()).select_from(LedgerEntry).where(
-            LedgerEntry.state.in_(OPEN_LEDGER),
-            or_(LedgerEntry.eta.is_(None), LedgerEntry.eta <= func.now()))) or 0)
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(LedgerEntry)
+                .where(
+                    LedgerEntry.state.in_(OPEN_LEDGER),
+                    or_(LedgerEntry.eta.is_(None), LedgerEntry.eta <= func.now()),
+                )
+            )
+            or 0
+        )
 
 
 def _outbox_rows() -> int:
@@ -126,12 +147,16 @@ def wait_drained(load: Load, timeout: float, relay_after_s: float | None = 2.0) 
             logger.debug("drain poll failed: %s", exc)
         if time.monotonic() > deadline:
             left = _statuses(load.order_ids)
-            raise TimeoutError(f"not drained after {timeout:.0f}s: orders {dict(left)}, "
-                               f"open ledger rows {_open_ledger_rows()}, outbox {_outbox_rows()}")
+            raise TimeoutError(
+                f"not drained after {timeout:.0f}s: orders {dict(left)}, "
+                f"open ledger rows {_open_ledger_rows()}, outbox {_outbox_rows()}"
+            )
         _pause.wait(0.25)
 
 
-def _money(load: Load, ledger: dict[str, Any], statuses: dict[int, str]) -> tuple[int, int, list[str]]:
+def _money(
+    load: Load, ledger: dict[str, Any], statuses: dict[int, str]
+) -> tuple[int, int, list[str]]:
     charges: dict[int, list[dict[str, Any]]] = {}
     for charge in ledger["charges"]:
         if charge["order_id"] in statuses:
@@ -147,7 +172,10 @@ def _money(load: Load, ledger: dict[str, Any], statuses: dict[int, str]) -> tupl
                 wrong.append(f"order {order_id} is {status} without a captured charge")
         elif status == "cancelled":
             for charge in mine:
-                given_back = charge["status"] == "voided" or charge["refunded_cents"] == charge["amount_cents"]
+                given_back = (
+                    charge["status"] == "voided"
+                    or charge["refunded_cents"] == charge["amount_cents"]
+                )
                 if not given_back:
                     wrong.append(f"cancelled order {order_id} kept its money ({charge['id']})")
     return duplicate_charges, duplicate_refunds, wrong
@@ -159,19 +187,30 @@ def _stock(load: Load) -> list[str]:
         for product_id, initial in load.stock.items():
             inv = s.get(Inventory, product_id)
             assert inv is not None
-            held = s.scalar(select(func.coalesce(func.sum(InventoryReservation.quantity), 0)).where(
-                InventoryReservation.product_id == product_id, InventoryReservation.released_at.is_(None)))
+            held = s.scalar(
+                select(func.coalesce(func.sum(InventoryReservation.quantity), 0)).where(
+                    InventoryReservation.product_id == product_id,
+                    InventoryReservation.released_at.is_(None),
+                )
+            )
             if inv.available < 0 or inv.available + inv.reserved != initial or inv.reserved != held:
-                errors.append(f"product {product_id}: initial {initial}, available {inv.available}, "
-                              f"reserved {inv.reserved}, held by open reservations {held}")
+                errors.append(
+                    f"product {product_id}: initial {initial}, available {inv.available}, "
+                    f"reserved {inv.reserved}, held by open reservations {held}"
+                )
     return errors
 
 
 def _lost(load: Load) -> list[str]:
     with session_scope() as s:
-        final = set(s.scalars(select(LedgerEntry.message_id).where(
-            LedgerEntry.message_id.in_(load.message_ids),
-            and_(LedgerEntry.state.not_in(OPEN_LEDGER)))))
+        final = set(
+            s.scalars(
+                select(LedgerEntry.message_id).where(
+                    LedgerEntry.message_id.in_(load.message_ids),
+                    and_(LedgerEntry.state.not_in(OPEN_LEDGER)),
+                )
+            )
+        )
     return [m for m in load.message_ids if m not in final]
 
 
@@ -185,7 +224,11 @@ def _metrics(port: int | None) -> dict[str, tuple[int, int]]:
             if sample.name == "shopjobs_jobs_total":
                 counted[sample.labels["outcome"]] += int(sample.value)
     with session_scope() as s:
-        ledger = Counter(dict(s.execute(select(LedgerEntry.state, func.count()).group_by(LedgerEntry.state)).all()))
+        ledger = Counter(
+            dict(
+                s.execute(select(LedgerEntry.state, func.count()).group_by(LedgerEntry.state)).all()
+            )
+        )
     return {outcome: (counted[outcome], ledger[outcome]) for outcome in ("succeeded", "failed")}
 
 
@@ -195,11 +238,21 @@ def _emails(smtp: Any) -> dict[str, int]:
     received = smtp.messages(raw=False)
     ids = [m.get("message_id") for m in received]
     with session_scope() as s:
-        states = Counter(dict(s.execute(select(Notification.status, func.count())
-                                        .where(Notification.channel == "email")
-                                        .group_by(Notification.status)).all()))
-    return {"received": len(ids), "distinct": len(set(ids)), "sent": states["sent"],
-            "unsettled": sum(n for st, n in states.items() if st not in ("sent", "failed", "skipped"))}
+        states = Counter(
+            dict(
+                s.execute(
+                    select(Notification.status, func.count())
+                    .where(Notification.channel == "email")
+                    .group_by(Notification.status)
+                ).all()
+            )
+        )
+    return {
+        "received": len(ids),
+        "distinct": len(set(ids)),
+        "sent": states["sent"],
+        "unsettled": sum(n for st, n in states.items() if st not in ("sent", "failed", "skipped")),
+    }
 
 
 def _pii(load: Load, worker_log: str) -> list[str]:
@@ -210,9 +263,13 @@ def _pii(load: Load, worker_log: str) -> list[str]:
     if any(c in worker_log for c in load.canaries):
         where.append("the worker log")
     with session_scope() as s:
-        for label, column in (("ledger args", LedgerEntry.args.cast(String)), ("ledger errors", LedgerEntry.error),
-                              ("ledger tracebacks", LedgerEntry.traceback), ("dead letter errors", DeadLetter.error),
-                              ("dead letter tracebacks", DeadLetter.traceback)):
+        for label, column in (
+            ("ledger args", LedgerEntry.args.cast(String)),
+            ("ledger errors", LedgerEntry.error),
+            ("ledger tracebacks", LedgerEntry.traceback),
+            ("dead letter errors", DeadLetter.error),
+            ("dead letter tracebacks", DeadLetter.traceback),
+        ):
             for canary in load.canaries:
                 table = DeadLetter if label.startswith("dead") else LedgerEntry
                 if s.scalar(select(func.count()).select_from(table).where(column.contains(canary))):
@@ -221,11 +278,18 @@ def _pii(load: Load, worker_log: str) -> list[str]:
     return where
 
 
-def audit(load: Load, payments_ledger: dict[str, Any], metrics_port: int | None = None,
-          smtp: Any = None, worker_log: str = "") -> Audit:
+def audit(
+    load: Load,
+    payments_ledger: dict[str, Any],
+    metrics_port: int | None = None,
+    smtp: Any = None,
+    worker_log: str = "",
+) -> Audit:
     """The invariants, read after ``wait_drained`` (or after giving up on it)."""
     with session_scope() as s:
-        statuses = dict(s.execute(select(Order.id, Order.status).where(Order.id.in_(load.order_ids))).all())
+        statuses = dict(
+            s.execute(select(Order.id, Order.status).where(Order.id.in_(load.order_ids))).all()
+        )
     duplicate_charges, duplicate_refunds, wrong = _money(load, payments_ledger, statuses)
     return Audit(
         orders=len(load.order_ids),

@@ -36,8 +36,17 @@ def publish_raw(queue: str, bodies: list[bytes]) -> None:
 
 
 def _message(actor: str, queue: str, args: list[Any]) -> bytes:
-    return json.dumps({"queue_name": queue, "actor_name": actor, "args": args, "kwargs": {}, "options": {},
-                       "message_id": str(uuid.uuid4()), "message_timestamp": int(time.time() * 1000)}).encode()
+    return json.dumps(
+        {
+            "queue_name": queue,
+            "actor_name": actor,
+            "args": args,
+            "kwargs": {},
+            "options": {},
+            "message_id": str(uuid.uuid4()),
+            "message_timestamp": int(time.time() * 1000),
+        }
+    ).encode()
 
 
 def _dead_letters() -> int:
@@ -56,9 +65,20 @@ def malformed_bodies(h: Harness, orders: int, per_kind: int = 20) -> Outcome:
     kinds = {
         "not utf-8": [b"\xff\xfe\x00\x9c garbage"] * per_kind,
         "truncated json": [good[: len(good) // 2]] * per_kind,
-        "wrong shapes": [json.dumps({"queue_name": "orders", "actor_name": 5, "args": "x", "kwargs": [],
-                                     "options": 1, "message_id": n, "message_timestamp": "t"}).encode()
-                         for n in range(per_kind)],
+        "wrong shapes": [
+            json.dumps(
+                {
+                    "queue_name": "orders",
+                    "actor_name": 5,
+                    "args": "x",
+                    "kwargs": [],
+                    "options": 1,
+                    "message_id": n,
+                    "message_timestamp": "t",
+                }
+            ).encode()
+            for n in range(per_kind)
+        ],
         "10 MB nesting": [b"[" * (5 * MIB) + b"]" * (5 * MIB)] * 2,
     }
     sent = 0
@@ -67,10 +87,15 @@ def malformed_bodies(h: Harness, orders: int, per_kind: int = 20) -> Outcome:
         sent += len(bodies)
     shop_load.orders(load, h.rng, orders - orders // 2, products)
     when(lambda: _dead_letters() >= sent, h.drain_timeout_s, f"{sent} dead letters stored")
-    evidence = {"published": sent, "dead_letters": _dead_letters(),
-                "same_processes": worker.worker_pids() == before,
-                "consumer_restarts": worker.log().count("Restarting consumer")}
-    return h.finish("T9", "malformed bodies into the queues", load, sent, evidence, time.monotonic(), worker)
+    evidence = {
+        "published": sent,
+        "dead_letters": _dead_letters(),
+        "same_processes": worker.worker_pids() == before,
+        "consumer_restarts": worker.log().count("Restarting consumer"),
+    }
+    return h.finish(
+        "T9", "malformed bodies into the queues", load, sent, evidence, time.monotonic(), worker
+    )
 
 
 def misrouted(h: Harness, orders: int) -> Outcome:
@@ -80,21 +105,43 @@ def misrouted(h: Harness, orders: int) -> Outcome:
     worker = h.workers("t10", env=BACKOFF)
     shop_load.orders(load, h.rng, orders, products)
     # an order that was never sent: a misrouted step must not touch it
-    (victim,) = shop_load.orders(shop_load.Load(user_ids=load.user_ids), h.rng, 1, products, send=False)
+    (victim,) = shop_load.orders(
+        shop_load.Load(user_ids=load.user_ids), h.rng, 1, products, send=False
+    )
     publish_raw("orders", [_message("orders.no_such_actor", "orders", [victim])])
     publish_raw("payments", [_message("orders.reserve_inventory", "payments", [victim])])
     when(lambda: _dead_letters() >= 2 or bool(_reserved(victim)), h.drain_timeout_s, "both handled")
     with session_scope() as s:
         reasons = sorted(s.scalars(select(DeadLetter.reason)))
-        attempts = sorted(s.scalars(select(LedgerEntry.attempts).where(LedgerEntry.order_id == victim)))
-    evidence = {"dead_letter_reasons": reasons, "victim_reserved": _reserved(victim), "victim_attempts": attempts}
-    return h.finish("T10", "unknown actor; real actor on a wrong queue", load, 2, evidence, time.monotonic(), worker)
+        attempts = sorted(
+            s.scalars(select(LedgerEntry.attempts).where(LedgerEntry.order_id == victim))
+        )
+    evidence = {
+        "dead_letter_reasons": reasons,
+        "victim_reserved": _reserved(victim),
+        "victim_attempts": attempts,
+    }
+    return h.finish(
+        "T10",
+        "unknown actor; real actor on a wrong queue",
+        load,
+        2,
+        evidence,
+        time.monotonic(),
+        worker,
+    )
 
 
 def _reserved(order_id: int) -> int:
     with session_scope() as s:
-        return int(s.scalar(select(func.count()).select_from(InventoryReservation)
-                            .where(InventoryReservation.order_id == order_id)) or 0)
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(InventoryReservation)
+                .where(InventoryReservation.order_id == order_id)
+            )
+            or 0
+        )
 
 
 def oversized(h: Harness, orders: int) -> Outcome:
@@ -116,8 +163,20 @@ def oversized(h: Harness, orders: int) -> Outcome:
     return h.finish("T11", "oversized payloads", load, 1, evidence, time.monotonic(), worker)
 
 
-HOSTILE: list[Any] = ["1; DROP TABLE orders; --", "1\x00", "x" * MIB, float("nan"), float("inf"), 12.5,
-                      {"$gt": 0}, [1, 2], -1, 2**64, True, None]
+HOSTILE: list[Any] = [
+    "1; DROP TABLE orders; --",
+    "1\x00",
+    "x" * MIB,
+    float("nan"),
+    float("inf"),
+    12.5,
+    {"$gt": 0},
+    [1, 2],
+    -1,
+    2**64,
+    True,
+    None,
+]
 
 
 def hostile_arguments(h: Harness, orders: int) -> Outcome:
@@ -133,15 +192,35 @@ def hostile_arguments(h: Harness, orders: int) -> Outcome:
         for value in HOSTILE:
             ids.append(outbox.enqueue(s, "orders.process_order_async", value))
     shop_load.orders(load, h.rng, orders, products)
-    when(lambda: ledger_count(message_id=ids, state=["failed", "dead", "succeeded"]) == len(ids),
-         h.drain_timeout_s, "every hostile message settled")
+    when(
+        lambda: ledger_count(message_id=ids, state=["failed", "dead", "succeeded"]) == len(ids),
+        h.drain_timeout_s,
+        "every hostile message settled",
+    )
     with session_scope() as s:
-        settled = dict(s.execute(select(LedgerEntry.state, func.count()).where(LedgerEntry.message_id.in_(ids))
-                                 .group_by(LedgerEntry.state)).all())
-        attempts = max(s.scalars(select(LedgerEntry.attempts).where(LedgerEntry.message_id.in_(ids))))
+        settled = dict(
+            s.execute(
+                select(LedgerEntry.state, func.count())
+                .where(LedgerEntry.message_id.in_(ids))
+                .group_by(LedgerEntry.state)
+            ).all()
+        )
+        attempts = max(
+            s.scalars(select(LedgerEntry.attempts).where(LedgerEntry.message_id.in_(ids)))
+        )
         tables_after = s.scalar(text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"))
-        untouched = dict(s.execute(select(Order.status, func.count()).where(Order.id.not_in(load.order_ids))
-                                   .group_by(Order.status)).all())
-    evidence = {"hostile": len(ids), "states": settled, "max_attempts": attempts,
-                "schema_unchanged": tables == tables_after, "other_orders_unchanged": untouched == statuses}
+        untouched = dict(
+            s.execute(
+                select(Order.status, func.count())
+                .where(Order.id.not_in(load.order_ids))
+                .group_by(Order.status)
+            ).all()
+        )
+    evidence = {
+        "hostile": len(ids),
+        "states": settled,
+        "max_attempts": attempts,
+        "schema_unchanged": tables == tables_after,
+        "other_orders_unchanged": untouched == statuses,
+    }
     return h.finish("T19", "hostile arguments", load, len(ids), evidence, time.monotonic(), worker)

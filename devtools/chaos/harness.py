@@ -64,15 +64,22 @@ def free_port() -> int:
 
 class Harness:
     """Parameters:
-      payments: the payment stand-in (``.ledger()`` lists every charge and refund).
-      log_dir: where worker logs go.
-      processes, threads: the worker group's size.
-      drain_timeout_s: the longest a run may take to drain after its last fault.
-      smtp: the SMTP stand-in (what was delivered), when the workers send e-mail to it.
+    payments: the payment stand-in (``.ledger()`` lists every charge and refund).
+    log_dir: where worker logs go.
+    processes, threads: the worker group's size.
+    drain_timeout_s: the longest a run may take to drain after its last fault.
+    smtp: the SMTP stand-in (what was delivered), when the workers send e-mail to it.
     """
 
-    def __init__(self, payments: Any, log_dir: str, processes: int = 2, threads: int = 4,
-                 drain_timeout_s: float = 120.0, smtp: Any = None) -> None:
+    def __init__(
+        self,
+        payments: Any,
+        log_dir: str,
+        processes: int = 2,
+        threads: int = 4,
+        drain_timeout_s: float = 120.0,
+        smtp: Any = None,
+    ) -> None:
         self.payments = payments
         self.smtp = smtp
         self.log_dir = log_dir
@@ -82,17 +89,36 @@ class Harness:
         self.rng = random.Random(11)
         self.metrics_port: int | None = None
 
-    def workers(self, name: str, env: dict[str, str] | None = None, modules: tuple[str, ...] = (),
-                **kwargs: Any) -> Worker:
+    def workers(
+        self,
+        name: str,
+        env: dict[str, str] | None = None,
+        modules: tuple[str, ...] = (),
+        **kwargs: Any,
+    ) -> Worker:
         """A supervised group with a metrics endpoint, ready."""
         self.metrics_port = free_port()
-        worker = Worker(WORKER_MODULES + modules, processes=self.processes, threads=self.threads,
-                        env={"SHOPJOBS_METRICS_PORT": str(self.metrics_port), **(env or {})},
-                        log_path=os.path.join(self.log_dir, f"{name}-workers.log"), **kwargs)
+        worker = Worker(
+            WORKER_MODULES + modules,
+            processes=self.processes,
+            threads=self.threads,
+            env={"SHOPJOBS_METRICS_PORT": str(self.metrics_port), **(env or {})},
+            log_path=os.path.join(self.log_dir, f"{name}-workers.log"),
+            **kwargs,
+        )
         return worker.wait_ready(90)
 
-    def finish(self, row: str, scenario: str, load: Load, faults: int, evidence: dict[str, Any],
-               last_fault: float, worker: Worker | None = None, relay: bool = True) -> Outcome:
+    def finish(
+        self,
+        row: str,
+        scenario: str,
+        load: Load,
+        faults: int,
+        evidence: dict[str, Any],
+        last_fault: float,
+        worker: Worker | None = None,
+        relay: bool = True,
+    ) -> Outcome:
         """Wait for the drain, audit, stop the group: the run's outcome.
 
         ``relay`` False: nothing but the system relays the outbox (the relay's own row).
@@ -107,8 +133,13 @@ class Harness:
         if worker is not None:
             evidence.setdefault("worker_deaths", worker.deaths())
         evidence.setdefault("redeliveries", redeliveries())
-        found = audit_mod.audit(load, self.payments.ledger(), self.metrics_port if worker else None,
-                                self.smtp, worker.log() if worker is not None else "")
+        found = audit_mod.audit(
+            load,
+            self.payments.ledger(),
+            self.metrics_port if worker else None,
+            self.smtp,
+            worker.log() if worker is not None else "",
+        )
         if worker is not None:
             worker.stop()
         return Outcome(row, scenario, len(load.order_ids), faults, evidence, found, drain_s, error)
@@ -117,8 +148,11 @@ class Harness:
 def terminal_fraction(load: Load) -> float:
     try:
         with session_scope() as s:
-            done = s.scalar(select(func.count()).select_from(Order).where(
-                Order.id.in_(load.order_ids), Order.status.in_(TERMINAL_ORDERS)))
+            done = s.scalar(
+                select(func.count())
+                .select_from(Order)
+                .where(Order.id.in_(load.order_ids), Order.status.in_(TERMINAL_ORDERS))
+            )
     except DBAPIError:
         return 0.0
     return (done or 0) / max(1, len(load.order_ids))
@@ -147,5 +181,7 @@ def ledger_count(**where: Any) -> int:
         query = select(func.count()).select_from(LedgerEntry)
         for column, value in where.items():
             attr = getattr(LedgerEntry, column)
-            query = query.where(attr.in_(value) if isinstance(value, list | tuple) else attr == value)
+            query = query.where(
+                attr.in_(value) if isinstance(value, list | tuple) else attr == value
+            )
         return int(s.scalar(query) or 0)

@@ -56,7 +56,18 @@ class Partition:
         self.host_ip, self.ns_ip = f"10.213.{n}.1", f"10.213.{n}.2"
         _ip("netns", "add", self.name)
         try:
-            _ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if, "netns", self.name)
+            _ip(
+                "link",
+                "add",
+                self.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                self.ns_if,
+                "netns",
+                self.name,
+            )
             _ip("addr", "add", f"{self.host_ip}/30", "dev", self.host_if)
             _ip("link", "set", self.host_if, "up")
             _ip("-n", self.name, "addr", "add", f"{self.ns_ip}/30", "dev", self.ns_if)
@@ -64,9 +75,27 @@ class Partition:
             _ip("-n", self.name, "link", "set", "lo", "up")
             # a permanent neighbour entry: once cut, packets leave and vanish (no ARP failure
             # answering "no route to host" at once), as they do on a partitioned network
-            mac = subprocess.run(["ip", "-n", self.name, "-o", "link", "show", self.ns_if],
-                                 capture_output=True, text=True, check=True).stdout.split("link/ether ")[1].split()[0]
-            _ip("neigh", "replace", self.ns_ip, "lladdr", mac, "dev", self.host_if, "nud", "permanent")
+            mac = (
+                subprocess.run(
+                    ["ip", "-n", self.name, "-o", "link", "show", self.ns_if],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                .stdout.split("link/ether ")[1]
+                .split()[0]
+            )
+            _ip(
+                "neigh",
+                "replace",
+                self.ns_ip,
+                "lladdr",
+                mac,
+                "dev",
+                self.host_if,
+                "nud",
+                "permanent",
+            )
         except subprocess.CalledProcessError:
             self.close()
             raise

@@ -36,8 +36,11 @@ _pause = threading.Event()
 
 def _longest_job_s(since: datetime) -> float:
     with session_scope() as s:
-        longest: Any = s.scalar(select(func.max(LedgerEntry.finished_at - LedgerEntry.started_at))
-                                .where(LedgerEntry.finished_at > since))
+        longest: Any = s.scalar(
+            select(func.max(LedgerEntry.finished_at - LedgerEntry.started_at)).where(
+                LedgerEntry.finished_at > since
+            )
+        )
     return round(longest.total_seconds(), 1) if longest is not None else 0.0
 
 
@@ -55,7 +58,9 @@ def _first_log_after(log: str, since: datetime, needles: tuple[str, ...]) -> flo
     return None
 
 
-def broker_partition(h: Harness, orders: int, blackhole_s: float = 20, heartbeat_s: int = 5) -> Outcome:
+def broker_partition(
+    h: Harness, orders: int, blackhole_s: float = 20, heartbeat_s: int = 5
+) -> Outcome:
     """T5: RabbitMQ unreachable for the workers (bytes stop, sockets stay open) ``blackhole_s``."""
     parts = urlsplit(os.environ["SHOPJOBS_AMQP_URL"])
     proxy = FaultProxy((parts.hostname or "127.0.0.1", parts.port or 5672)).start()
@@ -63,8 +68,10 @@ def broker_partition(h: Harness, orders: int, blackhole_s: float = 20, heartbeat
     amqp = urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@{host}:{port}"))
     load = Load()
     products = shop_load.catalogue(load, h.rng)
-    worker = h.workers("t5", env={**BACKOFF, "SHOPJOBS_AMQP_URL": amqp,
-                                  "SHOPJOBS_AMQP_HEARTBEAT": str(heartbeat_s)})
+    worker = h.workers(
+        "t5",
+        env={**BACKOFF, "SHOPJOBS_AMQP_URL": amqp, "SHOPJOBS_AMQP_HEARTBEAT": str(heartbeat_s)},
+    )
     try:
         shop_load.orders(load, h.rng, orders, products)
         at_progress(load, 0.3)
@@ -74,15 +81,27 @@ def broker_partition(h: Harness, orders: int, blackhole_s: float = 20, heartbeat
         proxy.set_mode("pass")
         healed = time.monotonic()
         evidence: dict[str, Any] = {"blackhole_s": blackhole_s, "heartbeat_s": heartbeat_s}
-        outcome = h.finish("T5", f"broker partition {blackhole_s:.0f}s (heartbeat {heartbeat_s}s)", load, 1,
-                           evidence, healed, worker)
+        outcome = h.finish(
+            "T5",
+            f"broker partition {blackhole_s:.0f}s (heartbeat {heartbeat_s}s)",
+            load,
+            1,
+            evidence,
+            healed,
+            worker,
+        )
         log = worker.log()
-        outcome.evidence.update({
-            "dead_connection_found_s": _first_log_after(log, cut_at, ("connection error", "Connection error",
-                                                                      "ConnectionClosed", "heartbeat")),
-            "longest_job_s": _longest_job_s(cut_at),
-            "proxied_connections": proxy.accepted,
-        })
+        outcome.evidence.update(
+            {
+                "dead_connection_found_s": _first_log_after(
+                    log,
+                    cut_at,
+                    ("connection error", "Connection error", "ConnectionClosed", "heartbeat"),
+                ),
+                "longest_job_s": _longest_job_s(cut_at),
+                "proxied_connections": proxy.accepted,
+            }
+        )
         return outcome
     finally:
         proxy.stop()
@@ -115,10 +134,15 @@ def database_partition(h: Harness, orders: int, blackhole_s: float = 30) -> Outc
     try:
         host, port = proxy.address
         url = make_url(os.environ["SHOPJOBS_DATABASE_URL"]).set(host=host, port=port)
-        dsn = url.render_as_string(hide_password=False).replace("postgresql+psycopg2://", "postgresql://", 1)
+        dsn = url.render_as_string(hide_password=False).replace(
+            "postgresql+psycopg2://", "postgresql://", 1
+        )
         load = Load()
         products = shop_load.catalogue(load, h.rng)
-        worker = h.workers("t6", env={**BACKOFF, "SHOPJOBS_DATABASE_URL": url.render_as_string(hide_password=False)})
+        worker = h.workers(
+            "t6",
+            env={**BACKOFF, "SHOPJOBS_DATABASE_URL": url.render_as_string(hide_password=False)},
+        )
         shop_load.orders(load, h.rng, orders, products)
         guarded = _Probe(dsn, **TIMEOUTS, options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}")
         control = _Probe(dsn, connect_timeout=5)  # what a thread without the timeouts does
@@ -139,11 +163,19 @@ def database_partition(h: Harness, orders: int, blackhole_s: float = 30) -> Outc
             "bound_s": STATEMENT_TIMEOUT_MS / 1000 + 5,
             "control_probe_blocked_whole_partition": control_still_blocked,
         }
-        outcome = h.finish("T6", f"database partition {blackhole_s:.0f}s", load, partition.cuts, evidence,
-                           healed, worker)
+        outcome = h.finish(
+            "T6",
+            f"database partition {blackhole_s:.0f}s",
+            load,
+            partition.cuts,
+            evidence,
+            healed,
+            worker,
+        )
         outcome.evidence["longest_job_s"] = _longest_job_s(cut_at)
-        outcome.evidence["worker_db_errors"] = sum(worker.log().count(s) for s in (
-            "OperationalError", "timed out", "timeout expired"))
+        outcome.evidence["worker_db_errors"] = sum(
+            worker.log().count(s) for s in ("OperationalError", "timed out", "timeout expired")
+        )
         return outcome
     finally:
         proxy.stop()

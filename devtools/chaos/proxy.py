@@ -22,8 +22,8 @@ MODES = ("pass", "blackhole", "reset")
 
 class FaultProxy:
     """Parameters:
-      upstream: (host, port) the proxy connects to, from this process's network namespace.
-      listen: a bound, listening socket, or None for a free port on 127.0.0.1.
+    upstream: (host, port) the proxy connects to, from this process's network namespace.
+    listen: a bound, listening socket, or None for a free port on 127.0.0.1.
     """
 
     def __init__(self, upstream: tuple[str, int], listen: socket.socket | None = None) -> None:

@@ -28,8 +28,9 @@ _pause = threading.Event()
 BACKOFF = {"SHOPJOBS_MIN_BACKOFF_MS": "1000", "SHOPJOBS_MAX_BACKOFF_MS": "8000"}
 
 
-def _start(h: Harness, name: str, orders: int, env: dict[str, str] | None = None,
-           **kwargs: Any) -> tuple[Load, Any, list[int]]:
+def _start(
+    h: Harness, name: str, orders: int, env: dict[str, str] | None = None, **kwargs: Any
+) -> tuple[Load, Any, list[int]]:
     load = Load()
     products = shop_load.catalogue(load, h.rng)
     worker = h.workers(name, env={**BACKOFF, **(env or {})}, **kwargs)
@@ -50,7 +51,9 @@ def kill_worker_processes(h: Harness, orders: int, kills: int = 4) -> Outcome:
         worker.wait_replaced(victim)
         replaced_in.append(round(time.monotonic() - last, 1))
     evidence = {"kills": kills, "replaced_in_s": replaced_in}
-    return h.finish("T1", "kill -9 a worker process, repeatedly", load, kills, evidence, last, worker)
+    return h.finish(
+        "T1", "kill -9 a worker process, repeatedly", load, kills, evidence, last, worker
+    )
 
 
 def _settled(worker: Any, quiet_s: float = 3.0, timeout: float = 120) -> None:
@@ -72,18 +75,31 @@ def _settled(worker: Any, quiet_s: float = 3.0, timeout: float = 120) -> None:
         _pause.wait(0.2)
 
 
-def crash_points(h: Harness, orders: int, point: str, budget: int = 3, every: int = 7,
-                 extra_env: dict[str, str] | None = None) -> Outcome:
+def crash_points(
+    h: Harness,
+    orders: int,
+    point: str,
+    budget: int = 3,
+    every: int = 7,
+    extra_env: dict[str, str] | None = None,
+) -> Outcome:
     """T2: a worker process SIGKILLs itself at a named point, ``budget`` times."""
     log = os.path.join(h.log_dir, f"t2-{point}-{uuid.uuid4().hex[:6]}.kills")
-    env = {"SHOPJOBS_CHAOS_CRASH_AT": point, "SHOPJOBS_CHAOS_CRASH_BUDGET": str(budget),
-           "SHOPJOBS_CHAOS_CRASH_EVERY": str(every), "SHOPJOBS_CHAOS_CRASH_LOG": log, **(extra_env or {})}
+    env = {
+        "SHOPJOBS_CHAOS_CRASH_AT": point,
+        "SHOPJOBS_CHAOS_CRASH_BUDGET": str(budget),
+        "SHOPJOBS_CHAOS_CRASH_EVERY": str(every),
+        "SHOPJOBS_CHAOS_CRASH_LOG": log,
+        **(extra_env or {}),
+    }
     load, worker, products = _start(h, f"t2-{point}", orders, env=env)
     shop_load.orders(load, h.rng, orders, products)
     at_progress(load, 0.99, timeout=h.drain_timeout_s)
     kills = _lines(log)
     evidence = {"point": point, "kills": len(kills)}
-    return h.finish("T2", f"kill -9 at {point}", load, len(kills), evidence, time.monotonic(), worker)
+    return h.finish(
+        "T2", f"kill -9 at {point}", load, len(kills), evidence, time.monotonic(), worker
+    )
 
 
 def _lines(path: str) -> list[str]:
@@ -112,11 +128,22 @@ def broker_outages(h: Harness, orders: int, outages: int = 2, outage_s: float = 
         resumed_in.append(_resumed_after(last))
     closed = faults.close_connections(_vhost())
     shop_load.orders(load, h.rng, orders - len(load.order_ids), products)
-    evidence = {"outages": outages, "outbox_rows_during_outage": outbox_seen,
-                "consumers_resumed_in_s": resumed_in, "connections_closed": closed,
-                "consumer_restarts": worker.log().count("Restarting consumer")}
-    return h.finish("T3", f"broker stopped {outage_s:.0f}s x{outages} + connections closed", load,
-                    outages + 1, evidence, last, worker)
+    evidence = {
+        "outages": outages,
+        "outbox_rows_during_outage": outbox_seen,
+        "consumers_resumed_in_s": resumed_in,
+        "connections_closed": closed,
+        "consumer_restarts": worker.log().count("Restarting consumer"),
+    }
+    return h.finish(
+        "T3",
+        f"broker stopped {outage_s:.0f}s x{outages} + connections closed",
+        load,
+        outages + 1,
+        evidence,
+        last,
+        worker,
+    )
 
 
 def _vhost() -> str:
@@ -136,7 +163,11 @@ def _resumed_after(up_at: float, timeout: float = 60) -> float | None:
 
     since = datetime.now(UTC) - timedelta(seconds=time.monotonic() - up_at)
     try:
-        when(lambda: ledger_count_since(since) > 0, timeout, "a job started after the broker came back")
+        when(
+            lambda: ledger_count_since(since) > 0,
+            timeout,
+            "a job started after the broker came back",
+        )
     except TimeoutError:
         return None
     return round(time.monotonic() - up_at, 1)
@@ -145,8 +176,14 @@ def _resumed_after(up_at: float, timeout: float = 60) -> float | None:
 def ledger_count_since(since: Any) -> int:
     try:
         with session_scope() as s:
-            return int(s.scalar(select(func.count()).select_from(LedgerEntry)
-                                .where(LedgerEntry.started_at > since)) or 0)
+            return int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(LedgerEntry)
+                    .where(LedgerEntry.started_at > since)
+                )
+                or 0
+            )
     except Exception:  # noqa: BLE001  (polled again)
         return 0
 
@@ -166,23 +203,45 @@ def postgres_faults(h: Harness, orders: int, database: str, stop_s: float = 0) -
         at_progress(load, 0.7)
         away.append(round(faults.stop_postgres_for(stop_s), 1))
     last = time.monotonic()
-    evidence = {"sessions_terminated": terminated, "away_s": away,
-                "db_errors_in_worker_log": _db_errors(worker.log())}
-    outcome = h.finish("T4", "PostgreSQL sessions killed, restart, crash" + (f", {stop_s:.0f}s down" if stop_s else ""),
-                       load, 2 + (1 if stop_s else 0) + (1 if terminated else 0), evidence, last, worker)
-    outcome.evidence["exhausted_by_outage"] = ledger_count(state=["failed", "dead"]) and _exhausted_by_outage()
+    evidence = {
+        "sessions_terminated": terminated,
+        "away_s": away,
+        "db_errors_in_worker_log": _db_errors(worker.log()),
+    }
+    outcome = h.finish(
+        "T4",
+        "PostgreSQL sessions killed, restart, crash" + (f", {stop_s:.0f}s down" if stop_s else ""),
+        load,
+        2 + (1 if stop_s else 0) + (1 if terminated else 0),
+        evidence,
+        last,
+        worker,
+    )
+    outcome.evidence["exhausted_by_outage"] = (
+        ledger_count(state=["failed", "dead"]) and _exhausted_by_outage()
+    )
     return outcome
 
 
 def _db_errors(log: str) -> int:
-    return sum(log.count(s) for s in ("OperationalError", "InterfaceError", "server closed the connection"))
+    return sum(
+        log.count(s) for s in ("OperationalError", "InterfaceError", "server closed the connection")
+    )
 
 
 def _exhausted_by_outage() -> int:
     with session_scope() as s:
-        return int(s.scalar(select(func.count()).select_from(LedgerEntry).where(
-            LedgerEntry.state.in_(("failed", "dead")),
-            LedgerEntry.error.op("~*")("OperationalError|InterfaceError|connection"))) or 0)
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(LedgerEntry)
+                .where(
+                    LedgerEntry.state.in_(("failed", "dead")),
+                    LedgerEntry.error.op("~*")("OperationalError|InterfaceError|connection"),
+                )
+            )
+            or 0
+        )
 
 
 def poison_messages(h: Harness, orders: int, poisons: int = 5) -> Outcome:
@@ -193,13 +252,27 @@ def poison_messages(h: Harness, orders: int, poisons: int = 5) -> Outcome:
     shop_load.orders(load, h.rng, orders // 2, products)
     ids = [poison.send(n).message_id for n in range(poisons)]
     shop_load.orders(load, h.rng, orders - orders // 2, products)
-    when(lambda: ledger_count(message_id=ids, state="failed") == poisons, h.drain_timeout_s, "poisons failed")
+    when(
+        lambda: ledger_count(message_id=ids, state="failed") == poisons,
+        h.drain_timeout_s,
+        "poisons failed",
+    )
     with session_scope() as s:
-        attempts = sorted(s.scalars(select(LedgerEntry.attempts).where(LedgerEntry.message_id.in_(ids))))
-        parked = s.scalar(select(func.count()).select_from(DeadLetter).where(DeadLetter.message_id.in_(ids)))
-    evidence = {"poisons": poisons, "attempts": attempts, "dead_letters": parked,
-                "max_retries": poison.options["max_retries"]}
-    return h.finish("T7", "poison messages (always raise)", load, poisons, evidence, time.monotonic(), worker)
+        attempts = sorted(
+            s.scalars(select(LedgerEntry.attempts).where(LedgerEntry.message_id.in_(ids)))
+        )
+        parked = s.scalar(
+            select(func.count()).select_from(DeadLetter).where(DeadLetter.message_id.in_(ids))
+        )
+    evidence = {
+        "poisons": poisons,
+        "attempts": attempts,
+        "dead_letters": parked,
+        "max_retries": poison.options["max_retries"],
+    }
+    return h.finish(
+        "T7", "poison messages (always raise)", load, poisons, evidence, time.monotonic(), worker
+    )
 
 
 def crash_poison(h: Harness, orders: int, poisons: int = 1) -> Outcome:
@@ -211,14 +284,28 @@ def crash_poison(h: Harness, orders: int, poisons: int = 1) -> Outcome:
     shop_load.orders(load, h.rng, orders // 2, products)
     ids = [culprit.send(path).message_id for path in runs]
     shop_load.orders(load, h.rng, orders - orders // 2, products)
-    when(lambda: ledger_count(message_id=ids, state="dead") == poisons, h.drain_timeout_s, "culprits parked")
+    when(
+        lambda: ledger_count(message_id=ids, state="dead") == poisons,
+        h.drain_timeout_s,
+        "culprits parked",
+    )
     with session_scope() as s:
-        parked = dict(s.execute(select(DeadLetter.message_id, DeadLetter.reason)
-                                .where(DeadLetter.reason == "crashed_worker")).all())
-    evidence = {"poisons": poisons, "runs_per_poison": [len(_lines(p)) for p in runs],
-                "parked_culprits": sum(1 for m in ids if parked.get(m) == "crashed_worker"),
-                "bystanders_parked": sum(1 for m in parked if m not in ids)}
-    return h.finish("T8", "crash poison (kills its worker)", load, poisons, evidence, time.monotonic(), worker)
+        parked = dict(
+            s.execute(
+                select(DeadLetter.message_id, DeadLetter.reason).where(
+                    DeadLetter.reason == "crashed_worker"
+                )
+            ).all()
+        )
+    evidence = {
+        "poisons": poisons,
+        "runs_per_poison": [len(_lines(p)) for p in runs],
+        "parked_culprits": sum(1 for m in ids if parked.get(m) == "crashed_worker"),
+        "bystanders_parked": sum(1 for m in parked if m not in ids),
+    }
+    return h.finish(
+        "T8", "crash poison (kills its worker)", load, poisons, evidence, time.monotonic(), worker
+    )
 
 
 def duplicate_delivery(h: Harness, orders: int) -> Outcome:
@@ -231,9 +318,20 @@ def duplicate_delivery(h: Harness, orders: int) -> Outcome:
     with session_scope() as s:
         messages = s.scalar(select(func.count()).select_from(LedgerEntry))
     messages = messages or 0
-    evidence = {"messages": messages, "republished_old": republished, "duplicates_skipped": _duplicates()}
-    return h.finish("T12", "every message twice + old ones again", load, messages + republished, evidence,
-                    time.monotonic(), worker)
+    evidence = {
+        "messages": messages,
+        "republished_old": republished,
+        "duplicates_skipped": _duplicates(),
+    }
+    return h.finish(
+        "T12",
+        "every message twice + old ones again",
+        load,
+        messages + republished,
+        evidence,
+        time.monotonic(),
+        worker,
+    )
 
 
 def _duplicates() -> int:
@@ -250,8 +348,13 @@ def _republish_finished(limit: int) -> int:
     from jobcore.routing import routes
 
     with session_scope() as s:
-        rows = s.execute(select(LedgerEntry.message_id, LedgerEntry.order_id).where(
-            LedgerEntry.actor == "orders.process_order_async", LedgerEntry.state == "succeeded").limit(limit)).all()
+        rows = s.execute(
+            select(LedgerEntry.message_id, LedgerEntry.order_id)
+            .where(
+                LedgerEntry.actor == "orders.process_order_async", LedgerEntry.state == "succeeded"
+            )
+            .limit(limit)
+        ).all()
     broker = dramatiq.get_broker()
     for message_id, order_id in rows:
         options: dict[str, Any] = {LEDGER_RECORDED_OPTION: True}
@@ -278,8 +381,16 @@ def relay_faults(h: Harness, orders: int, kills: int = 3) -> Outcome:
         _send_relay()
     last = time.monotonic()
     evidence = {"outbox_rows": left, "relays_sent": 2 * kills + 2, "workers_killed": killed}
-    return h.finish("T23", "relay killed repeatedly, two at once", load, killed + kills, evidence, last, worker,
-                    relay=False)
+    return h.finish(
+        "T23",
+        "relay killed repeatedly, two at once",
+        load,
+        killed + kills,
+        evidence,
+        last,
+        worker,
+        relay=False,
+    )
 
 
 def _send_relay() -> None:
@@ -297,8 +408,15 @@ def oversell(h: Harness, orders: int, stock: int) -> Outcome:
     worker = h.workers("t25", env=BACKOFF)
     shop_load.orders(load, h.rng, orders, products, declined=0.0, quantity=1)
     evidence = {"stock": stock}
-    outcome = h.finish("T25", f"oversell: {orders} orders for {stock} in stock", load, orders - stock, evidence,
-                       time.monotonic(), worker)
+    outcome = h.finish(
+        "T25",
+        f"oversell: {orders} orders for {stock} in stock",
+        load,
+        orders - stock,
+        evidence,
+        time.monotonic(),
+        worker,
+    )
     outcome.evidence["reserved"] = outcome.audit.statuses["completed"]
     return outcome
 
@@ -346,11 +464,19 @@ def provider_faults(h: Harness, orders: int, phase_s: float = 4) -> Outcome:
     proxy = FaultProxy((upstream.hostname or "127.0.0.1", upstream.port or 80)).start()
     host, port = proxy.address
     try:
-        load, worker, products = _start(h, "t17", orders, env={
-            "SHOPJOBS_PAYMENT_URL": f"http://{host}:{port}", "SHOPJOBS_HTTP_TIMEOUT_S": "1"})
+        load, worker, products = _start(
+            h,
+            "t17",
+            orders,
+            env={"SHOPJOBS_PAYMENT_URL": f"http://{host}:{port}", "SHOPJOBS_HTTP_TIMEOUT_S": "1"},
+        )
         shop_load.orders(load, h.rng, orders, products)
-        modes = [{"mode": "http_503", "rate": 0.3}, {"mode": "rate_limit", "rate": 0.3, "retry_after_s": 1},
-                 {"mode": "timeout_after_charge", "rate": 0.2}, {"mode": "timeout", "rate": 0.2}]
+        modes = [
+            {"mode": "http_503", "rate": 0.3},
+            {"mode": "rate_limit", "rate": 0.3, "retry_after_s": 1},
+            {"mode": "timeout_after_charge", "rate": 0.2},
+            {"mode": "timeout", "rate": 0.2},
+        ]
         for spec in modes:
             h.payments.set_faults(paths=["/v1/charges"], **spec)
             _pause.wait(phase_s)
@@ -360,12 +486,25 @@ def provider_faults(h: Harness, orders: int, phase_s: float = 4) -> Outcome:
         proxy.set_mode("pass")
         last = time.monotonic()
         with session_scope() as s:
-            retried = s.scalar(select(func.count()).select_from(LedgerEntry).where(
-                LedgerEntry.actor == "payments.validate_payment", LedgerEntry.attempts > 1))
-        evidence = {"fault_modes": [m["mode"] for m in modes] + ["reset"], "payment_retries": retried,
-                    "connections_reset": proxy.resets}
-        return h.finish("T17", "provider timeouts, 5xx, 429, hangs, resets", load, len(modes) + 1, evidence,
-                        last, worker)
+            retried = s.scalar(
+                select(func.count())
+                .select_from(LedgerEntry)
+                .where(LedgerEntry.actor == "payments.validate_payment", LedgerEntry.attempts > 1)
+            )
+        evidence = {
+            "fault_modes": [m["mode"] for m in modes] + ["reset"],
+            "payment_retries": retried,
+            "connections_reset": proxy.resets,
+        }
+        return h.finish(
+            "T17",
+            "provider timeouts, 5xx, 429, hangs, resets",
+            load,
+            len(modes) + 1,
+            evidence,
+            last,
+            worker,
+        )
     finally:
         h.payments.clear_faults()
         proxy.stop()
@@ -378,7 +517,9 @@ def broker_alarm(h: Harness, orders: int, alarm_s: float = 8) -> Outcome:
     """T21: RabbitMQ's disk alarm blocks every publisher for ``alarm_s`` while the shop sells."""
     load, worker, products = _start(h, "t21", orders)
     shop_load.orders(load, h.rng, orders // 2, products)
-    selling = threading.Thread(target=shop_load.orders, args=(load, h.rng, 10, products), daemon=True)
+    selling = threading.Thread(
+        target=shop_load.orders, args=(load, h.rng, 10, products), daemon=True
+    )
     with faults.disk_alarm():
         started = time.monotonic()
         selling.start()
@@ -387,8 +528,14 @@ def broker_alarm(h: Harness, orders: int, alarm_s: float = 8) -> Outcome:
     selling.join(120)
     services_s = round(time.monotonic() - started, 1)
     shop_load.orders(load, h.rng, orders - len(load.order_ids), products)
-    evidence = {"alarm_s": alarm_s, "ten_orders_took_s": services_s, "sales_blocked_by_alarm": blocked}
-    return h.finish("T21", f"broker disk alarm {alarm_s:.0f}s", load, 1, evidence, time.monotonic(), worker)
+    evidence = {
+        "alarm_s": alarm_s,
+        "ten_orders_took_s": services_s,
+        "sales_blocked_by_alarm": blocked,
+    }
+    return h.finish(
+        "T21", f"broker disk alarm {alarm_s:.0f}s", load, 1, evidence, time.monotonic(), worker
+    )
 
 
 def queue_deleted(h: Harness, orders: int) -> Outcome:

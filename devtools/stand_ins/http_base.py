@@ -226,9 +226,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _write(self, reply: Reply) -> None:
         raw = isinstance(reply.body, bytes)  # a file (an image), sent as is with its own type
-        payload = reply.body if raw else b"" if reply.body is None else json.dumps(reply.body).encode("utf-8")
+        payload = (
+            reply.body
+            if raw
+            else b""
+            if reply.body is None
+            else json.dumps(reply.body).encode("utf-8")
+        )
         headers = dict(reply.headers)
-        content_type = headers.pop("Content-Type", "application/octet-stream" if raw else "application/json")
+        content_type = headers.pop(
+            "Content-Type", "application/octet-stream" if raw else "application/json"
+        )
         try:
             self.send_response(reply.status)
             self.send_header("Content-Type", content_type)

@@ -83,7 +83,10 @@ class ImagesApp(App):
 
     def _ledger(self, request: Request, match: Any) -> Reply:
         with self.lock:
-            return Reply(200, {"hits": dict(self.hits), "sizes": {k: len(v[1]) for k, v in self.images.items()}})
+            return Reply(
+                200,
+                {"hits": dict(self.hits), "sizes": {k: len(v[1]) for k, v in self.images.items()}},
+            )
 
 
 if __name__ == "__main__":

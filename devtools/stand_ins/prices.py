@@ -30,7 +30,11 @@ class PricesApp(App):
         self.served = 0
         self.route("GET", "/v1/rates", self._rates)
         self.route("POST", "/_admin/rates", self._set_rates)
-        self.route("GET", "/_admin/ledger", lambda r, m: Reply(200, {"served": self.served, "rates": self.rates}))
+        self.route(
+            "GET",
+            "/_admin/ledger",
+            lambda r, m: Reply(200, {"served": self.served, "rates": self.rates}),
+        )
 
     def reset_state(self) -> None:
         self.rates = dict(DEFAULT_RATES)
@@ -45,8 +49,14 @@ class PricesApp(App):
             raise HttpError(404, "unknown_pair", f"no rate for {base}/{symbols}")
         mode = request.fault.mode if request.fault else None
         if mode == "garbage":
-            return Reply(200, b"<html><h1>Service temporarily moved</h1></html>", {"Content-Type": "text/html"})
-        as_of = dt.datetime.now(dt.UTC) - (dt.timedelta(days=2) if mode == "stale" else dt.timedelta())
+            return Reply(
+                200,
+                b"<html><h1>Service temporarily moved</h1></html>",
+                {"Content-Type": "text/html"},
+            )
+        as_of = dt.datetime.now(dt.UTC) - (
+            dt.timedelta(days=2) if mode == "stale" else dt.timedelta()
+        )
         return Reply(200, {"base": base, "rates": wanted, "as_of": as_of.isoformat()})
 
     def _set_rates(self, request: Request, match: Any) -> Reply:
@@ -57,7 +67,9 @@ class PricesApp(App):
             except decimal.InvalidOperation:
                 ok = False
             if not ok:
-                raise HttpError(400, "invalid_request", "rates are {\"EUR_USD\": \"1.08\"} with positive values")
+                raise HttpError(
+                    400, "invalid_request", 'rates are {"EUR_USD": "1.08"} with positive values'
+                )
         with self.lock:
             self.rates.update({k: str(v) for k, v in body.items()})
             return Reply(200, {"rates": self.rates})

@@ -127,14 +127,23 @@ def launch(
     # the log outlives this function: StandIn.stop() closes it
     log: IO[bytes] = open(log_path, "a+b") if log_path else tempfile.TemporaryFile()  # noqa: SIM115
     command = [
-        sys.executable, "-m", f"devtools.stand_ins.{name}",
-        "--port", str(port),
-        "--parent-pid", str(os.getpid()),
-        "--log-level", "INFO" if log_path else "WARNING",
+        sys.executable,
+        "-m",
+        f"devtools.stand_ins.{name}",
+        "--port",
+        str(port),
+        "--parent-pid",
+        str(os.getpid()),
+        "--log-level",
+        "INFO" if log_path else "WARNING",
         *(extra_args or []),
     ]
     proc = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
@@ -145,7 +154,9 @@ def launch(
         for stream in (proc.stdout, log):
             if stream is not None:
                 stream.close()
-        raise StandInError(f"stand-in {name} did not become ready ({exc}); its log: {tail}") from None
+        raise StandInError(
+            f"stand-in {name} did not become ready ({exc}); its log: {tail}"
+        ) from None
     return cls(name, url, proc, log)
 
 

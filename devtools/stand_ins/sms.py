@@ -58,11 +58,17 @@ class SmsApp(App):
             replay = self.idempotency.lookup("messages", key, body)
             if replay is not None:
                 return replay
-            message = {"id": f"sms_{uuid.uuid4().hex[:20]}", "to": to, "body": text,
-                       "idempotency_key": key, "created": time.time()}
+            message = {
+                "id": f"sms_{uuid.uuid4().hex[:20]}",
+                "to": to,
+                "body": text,
+                "idempotency_key": key,
+                "created": time.time(),
+            }
             self.messages.append(message)
-            return self.idempotency.remember("messages", key, body, Reply(201, {"id": message["id"],
-                                                                              "status": "queued"}))
+            return self.idempotency.remember(
+                "messages", key, body, Reply(201, {"id": message["id"], "status": "queued"})
+            )
 
     def _list(self, request: Request, match: Any) -> Reply:
         with self.lock:

@@ -38,7 +38,11 @@ from devtools.stand_ins.process import StandIn, launch
 
 log = logging.getLogger("devtools.stand_ins.smtp")
 MODES = frozenset({"none", "refuse", "smtp_421", "smtp_451", "smtp_550", "hang", "drop_after_data"})
-STAGE_MODES = {"MAIL": {"smtp_421"}, "RCPT": {"smtp_550"}, "DATA": {"smtp_451", "hang", "drop_after_data"}}
+STAGE_MODES = {
+    "MAIL": {"smtp_421"},
+    "RCPT": {"smtp_550"},
+    "DATA": {"smtp_451", "hang", "drop_after_data"},
+}
 REPLIES = {
     "smtp_421": "421 4.3.2 Service not available, closing transmission channel",
     "smtp_451": "451 4.3.0 Requested action aborted: local error in processing",
@@ -80,13 +84,22 @@ class SmtpApp(App):
     def _messages(self, request: Request, match: re.Match[str]) -> Reply:
         with_raw = request.query.get("raw", "1") != "0"
         with self.lock:
-            rows = [m if with_raw else {k: v for k, v in m.items() if k != "raw"} for m in self.messages]
+            rows = [
+                m if with_raw else {k: v for k, v in m.items() if k != "raw"} for m in self.messages
+            ]
         return Reply(200, {"messages": rows, "count": len(rows)})
 
     def _smtp_info(self, request: Request, match: re.Match[str]) -> Reply:
         assert self.listener is not None
-        return Reply(200, {"host": self.listener.host, "port": self.listener.port,
-                           "listening": self.listener.listening, "sessions": self.sessions})
+        return Reply(
+            200,
+            {
+                "host": self.listener.host,
+                "port": self.listener.port,
+                "listening": self.listener.listening,
+                "sessions": self.sessions,
+            },
+        )
 
     def store(self, envelope: Envelope) -> dict[str, Any]:
         content = envelope.original_content or envelope.content or b""
@@ -117,8 +130,14 @@ class Handler:
         modes = STAGE_MODES[stage]
         return self.app.faults.decide("SMTP", f"/{stage}", lambda spec: spec.mode in modes)
 
-    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, mail_options: list[str]) -> str:
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
         with self.app.lock:
             self.app.sessions += 1
         if self._fault("MAIL") is not None:
@@ -127,8 +146,14 @@ class Handler:
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
         if self._fault("RCPT") is not None:
             return REPLIES["smtp_550"]
         envelope.rcpt_tos.append(address)
@@ -153,8 +178,14 @@ class Handler:
 class Listener:
     """The SMTP port, which can stop listening (``refuse``) and listen again on the same port."""
 
-    def __init__(self, app: SmtpApp, loop: asyncio.AbstractEventLoop, host: str, port: int,
-                 smtp_kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        app: SmtpApp,
+        loop: asyncio.AbstractEventLoop,
+        host: str,
+        port: int,
+        smtp_kwargs: dict[str, Any],
+    ) -> None:
         self.app, self.loop, self.host, self.port = app, loop, host, port
         self.smtp_kwargs = smtp_kwargs
         self.server: asyncio.Server | None = None
@@ -193,15 +224,23 @@ class Listener:
 
 
 def _authenticator(user: str, password: str) -> Any:
-    def check(server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
-        ok = isinstance(data, LoginPassword) and data.login.decode() == user and data.password.decode() == password
+    def check(
+        server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login.decode() == user
+            and data.password.decode() == password
+        )
         return AuthResult(success=ok, handled=False)
 
     return check
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m devtools.stand_ins.smtp", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.stand_ins.smtp", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--port", type=int, default=0, help="admin HTTP port (0 picks a free one)")
     parser.add_argument("--smtp-port", type=int, default=0, help="SMTP port (0 picks a free one)")
     parser.add_argument("--host", default="127.0.0.1")
@@ -209,19 +248,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parent-pid", type=int, default=None)
     parser.add_argument("--auth-user", default=None, help="require AUTH with this user")
     parser.add_argument("--auth-password", default=None)
-    parser.add_argument("--tls-cert", default=None, help="offer STARTTLS with this certificate (PEM)")
+    parser.add_argument(
+        "--tls-cert", default=None, help="offer STARTTLS with this certificate (PEM)"
+    )
     parser.add_argument("--tls-key", default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s smtp[%(process)d] %(message)s")
-    smtp_kwargs: dict[str, Any] = {"hostname": "smtp.stand-in.test", "enable_SMTPUTF8": True, "timeout": 60}
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s smtp[%(process)d] %(message)s",
+    )
+    smtp_kwargs: dict[str, Any] = {
+        "hostname": "smtp.stand-in.test",
+        "enable_SMTPUTF8": True,
+        "timeout": 60,
+    }
     if args.tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.tls_cert, args.tls_key)
         smtp_kwargs.update(tls_context=context, require_starttls=True)
     if args.auth_user:
-        smtp_kwargs.update(authenticator=_authenticator(args.auth_user, args.auth_password or ""),
-                           auth_required=True, auth_require_tls=bool(args.tls_cert))
+        smtp_kwargs.update(
+            authenticator=_authenticator(args.auth_user, args.auth_password or ""),
+            auth_required=True,
+            auth_require_tls=bool(args.tls_cert),
+        )
     asyncio.run(_serve(args, smtp_kwargs))
 
 
@@ -264,15 +315,21 @@ class SmtpStandIn(StandIn):
         return str(info["host"]), int(info["port"])
 
     def messages(self, raw: bool = True) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.admin("GET", f"/_admin/messages?raw={int(raw)}")["messages"]
+        result: list[dict[str, Any]] = self.admin("GET", f"/_admin/messages?raw={int(raw)}")[
+            "messages"
+        ]
         return result
 
     def ledger(self) -> dict[str, Any]:
         return {"messages": self.messages(raw=False)}
 
 
-def start_smtp_stand_in(port: int = 0, smtp_port: int = 0, log_path: str | None = None,
-                        extra_args: list[str] | None = None) -> SmtpStandIn:
+def start_smtp_stand_in(
+    port: int = 0,
+    smtp_port: int = 0,
+    log_path: str | None = None,
+    extra_args: list[str] | None = None,
+) -> SmtpStandIn:
     """Start the SMTP stand-in process; ``smtp_address()`` tells where it listens."""
     args = ["--smtp-port", str(smtp_port), *(extra_args or [])]
     return launch(SmtpStandIn, "smtp", port=port, extra_args=args, log_path=log_path)

@@ -28,13 +28,23 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--threads", type=int, default=8)
-    ap.add_argument("--deadline", type=float, default=300, help="seconds for each phase's jobs to finish")
-    ap.add_argument("--overall-deadline", type=float, default=1200, help="seconds for the whole run")
-    ap.add_argument("--stall", type=float, default=180,
-                    help="give up when the ledger's counts stay unchanged this many seconds")
+    ap.add_argument(
+        "--deadline", type=float, default=300, help="seconds for each phase's jobs to finish"
+    )
+    ap.add_argument(
+        "--overall-deadline", type=float, default=1200, help="seconds for the whole run"
+    )
+    ap.add_argument(
+        "--stall",
+        type=float,
+        default=180,
+        help="give up when the ledger's counts stay unchanged this many seconds",
+    )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--fault", choices=inject.FAULTS, help="break something once during phase 1")
-    ap.add_argument("--fault-at", type=float, default=0.3, help="fraction of phase 1 done when it fires")
+    ap.add_argument(
+        "--fault-at", type=float, default=0.3, help="fraction of phase 1 done when it fires"
+    )
     args = ap.parse_args()
 
     from devtools import devservices
@@ -62,7 +72,10 @@ def main() -> int:
 
     stop_catalog = catalog_scenarios.prepare()
 
-    parties = {name: start_stand_in(name, log_path=f".run/{name}.log") for name in ("payments", "warehouse", "carrier")}
+    parties = {
+        name: start_stand_in(name, log_path=f".run/{name}.log")
+        for name in ("payments", "warehouse", "carrier")
+    }
     os.environ["SHOPJOBS_PAYMENT_URL"] = parties["payments"].url
     os.environ["SHOPJOBS_WAREHOUSE_URL"] = parties["warehouse"].url
     os.environ["SHOPJOBS_CARRIER_URL"] = parties["carrier"].url
@@ -79,31 +92,44 @@ def main() -> int:
     from shop.scheduling.summary import fires_summary
 
     metrics_port = metrics_check.free_port()
-    worker = Worker(("actors",), processes=args.processes, threads=args.threads, log_path=".run/workers.log",
-                    env={"SHOPJOBS_METRICS_PORT": str(metrics_port)})
+    worker = Worker(
+        ("actors",),
+        processes=args.processes,
+        threads=args.threads,
+        log_path=".run/workers.log",
+        env={"SHOPJOBS_METRICS_PORT": str(metrics_port)},
+    )
     fault = inject.Injection(args.fault, args.fault_at, worker) if args.fault else None
     scraped = None
     scheduler = None
     started = time.monotonic()
-    progress = Progress(worker, started, args.overall_deadline, args.stall,
-                        on_poll=fault.on_poll if fault else None)
+    progress = Progress(
+        worker, started, args.overall_deadline, args.stall, on_poll=fault.on_poll if fault else None
+    )
     sent: list[scenarios.Sent] = []
     ids: list[str] = []
     stopped: str | None = None
     snap = None
     try:
         worker.wait_ready()
-        print(f"== workers ready: {args.processes} processes x {args.threads} threads under the supervisor "
-              f"(pid {worker.pid}, log: .run/workers.log); "
-              f"stand-ins: " + ", ".join(f"{n} {p.url}" for n, p in parties.items()), flush=True)
+        print(
+            f"== workers ready: {args.processes} processes x {args.threads} threads under the supervisor "
+            f"(pid {worker.pid}, log: .run/workers.log); "
+            f"stand-ins: " + ", ".join(f"{n} {p.url}" for n, p in parties.items()),
+            flush=True,
+        )
         scheduler = start_scheduler(
-            extra_env={"SHOPJOBS_SCHEDULE_MODULE": "devtools.workload.schedule"}, log_path=".run/scheduler.log"
+            extra_env={"SHOPJOBS_SCHEDULE_MODULE": "devtools.workload.schedule"},
+            log_path=".run/scheduler.log",
         )
         print(f"== scheduler running (pid {scheduler.pid}, log: .run/scheduler.log)", flush=True)
         _start_console()
         seeded = seed(rng)
-        print(f"== seeded {len(seeded.user_ids)} customers, {len(seeded.product_ids)} products, "
-              f"{len(seeded.order_ids)} past orders", flush=True)
+        print(
+            f"== seeded {len(seeded.user_ids)} customers, {len(seeded.product_ids)} products, "
+            f"{len(seeded.order_ids)} past orders",
+            flush=True,
+        )
         for number, phase in enumerate(scenarios.phases(), 1):
             print(f"== phase {number}", flush=True)
             for scenario in phase:
@@ -137,7 +163,11 @@ def main() -> int:
     for line in retrying(summary.report, "the summary"):
         print(line)
     print(f"metrics (workers' /metrics on 127.0.0.1:{metrics_port}):")
-    print("\n".join(retrying(lambda: metrics_check.report(scraped), "the ledger for the metrics check")))
+    print(
+        "\n".join(
+            retrying(lambda: metrics_check.report(scraped), "the ledger for the metrics check")
+        )
+    )
     print("scheduler:")
     for line in retrying(fires_summary, "the scheduler's fires"):
         print(f"  {line}")
@@ -150,18 +180,25 @@ def main() -> int:
         return 1
     failed = snap.states.get("failed", 0) + snap.states.get("dead", 0)
     lost = snap.total - snap.finished
-    print(f"lost jobs: {lost}; failures: {failed} (expected from deliberate bad input, declines, sold-out stock: {expected})")
+    print(
+        f"lost jobs: {lost}; failures: {failed} (expected from deliberate bad input, declines, sold-out stock: {expected})"
+    )
     stranded_messages, stranded_orders = _stranded(set(seeded.order_ids))
-    print(f"stranded messages: {stranded_messages} (unpublished or lost for over {STRANDED_AFTER_S} s); "
-          f"stranded orders: {stranded_orders} (not settled, no job pending; seeded ones aside)")
+    print(
+        f"stranded messages: {stranded_messages} (unpublished or lost for over {STRANDED_AFTER_S} s); "
+        f"stranded orders: {stranded_orders} (not settled, no job pending; seeded ones aside)"
+    )
     reasons = [stopped] if stopped else []
     if fault is not None and (fault.failed or not fault.lines):
         reasons.append(fault.failed or f"the fault {args.fault} never fired")
     if stranded_messages:
         reasons.append(f"{stranded_messages} messages stranded")
     if lost or failed != expected or reasons:
-        why = "; ".join(reasons + ([f"{lost} jobs lost"] if lost else [])
-                        + ([f"{failed} failures, {expected} expected"] if failed != expected else []))
+        why = "; ".join(
+            reasons
+            + ([f"{lost} jobs lost"] if lost else [])
+            + ([f"{failed} failures, {expected} expected"] if failed != expected else [])
+        )
         print(f"MAIN JOB FAILED: {why}", file=sys.stderr)
         return 1
     print("MAIN JOB OK")
@@ -183,7 +220,9 @@ def _stranded(seeded_orders: set[int]) -> tuple[int, int]:
     from shop.orders.stranded import stranded_orders
 
     def workload_orders(session: Any, older_than_s: float) -> list[dict[str, Any]]:
-        return [r for r in stranded_orders(session, older_than_s) if r["order_id"] not in seeded_orders]
+        return [
+            r for r in stranded_orders(session, older_than_s) if r["order_id"] not in seeded_orders
+        ]
 
     with session_scope() as s:
         found = stranded.find(s, STRANDED_AFTER_S, checks={"orders": workload_orders})
@@ -193,6 +232,7 @@ def _stranded(seeded_orders: set[int]) -> tuple[int, int]:
 
 def _wait(ids: list[str], deadline_s: float, started: float):
     pass
+
 
 def _start_console() -> None:
     """[13] The operator's web console on this run's database, for watching the run: a one-run
@@ -206,17 +246,33 @@ def _start_console() -> None:
     shopjobs = os.path.join(os.path.dirname(sys.executable), "shopjobs")
     env = {**os.environ, "PYTHONPATH": ROOT}
     password = secrets.token_urlsafe(12)
-    made = subprocess.run([shopjobs, "console", "users", "add", "main", "--role", "admin", "--password-stdin"],
-                          input=password + "\n", text=True, env=env, cwd=ROOT, capture_output=True,
-                          check=False)
+    made = subprocess.run(
+        [shopjobs, "console", "users", "add", "main", "--role", "admin", "--password-stdin"],
+        input=password + "\n",
+        text=True,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
     if made.returncode != 0:  # the console only watches the run: the run goes on without it
         print(f"== console not started: {made.stderr.strip()[-300:]}", flush=True)
         return
     log = open(".run/console.log", "w")  # noqa: SIM115  (held open for the process's life)
-    proc = subprocess.Popen([shopjobs, "console", "--port", os.environ.get("SHOPJOBS_MAIN_CONSOLE_PORT", "0")],
-                            stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [shopjobs, "console", "--port", os.environ.get("SHOPJOBS_MAIN_CONSOLE_PORT", "0")],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     line = proc.stdout.readline() if proc.stdout else ""
-    url = line.rsplit(" ", 1)[-1].strip() if "listening on" in line else "(did not start: .run/console.log)"
+    url = (
+        line.rsplit(" ", 1)[-1].strip()
+        if "listening on" in line
+        else "(did not start: .run/console.log)"
+    )
     print(f"== console: {url} (user main, password {password}; log: .run/console.log)", flush=True)
 
     def stop() -> None:

@@ -26,14 +26,20 @@ def prepare() -> Callable[[], None]:
     """Start the catalog stand-ins and point this process (and the workers it starts) at them."""
     from devtools.stand_ins.process import start_stand_in
 
-    started = {name: start_stand_in(kind, log_path=f".run/{name}.log")
-               for name, kind in (("images", "images"), ("primary", "prices"), ("backup", "prices"))}
+    started = {
+        name: start_stand_in(kind, log_path=f".run/{name}.log")
+        for name, kind in (("images", "images"), ("primary", "prices"), ("backup", "prices"))
+    }
     _urls.update({name: s.url for name, s in started.items()})
-    os.environ["SHOPJOBS_PRICE_FEED_SOURCES"] = f"primary={_urls['primary']},backup={_urls['backup']}"
+    os.environ["SHOPJOBS_PRICE_FEED_SOURCES"] = (
+        f"primary={_urls['primary']},backup={_urls['backup']}"
+    )
     os.environ.setdefault("SHOPJOBS_STORAGE_URL", f"file://{os.path.abspath('.run/storage')}")
     # image downloads refuse loopback addresses unless the host is listed: list the stand-in's
     os.environ["SHOPJOBS_OUTBOUND_ALLOWED_HOSTS"] = _urls["images"].split("://", 1)[1].rstrip("/")
-    started["primary"].set_faults(mode="garbage", rate=0.5)  # every other poll falls back to the backup
+    started["primary"].set_faults(
+        mode="garbage", rate=0.5
+    )  # every other poll falls back to the backup
 
     def stop() -> None:
         for stand_in in started.values():
@@ -60,31 +66,65 @@ def catalog_jobs(rng: random.Random, seeded: Seeded) -> Sent:
 
     sent = Sent("catalog: sync + wait-lists, alerts, reports, rankings, exports, images, prices")
     with session_scope() as s:
-        stock = dict(s.execute(select(Product.sku, Inventory.available).join(Inventory)
-                               .where(Product.id.in_(seeded.product_ids))).all())
-        sold_out = list(s.scalars(select(Product.id).join(Inventory).where(
-            Product.id.in_(seeded.product_ids), Inventory.available == 0)))
+        stock = dict(
+            s.execute(
+                select(Product.sku, Inventory.available)
+                .join(Inventory)
+                .where(Product.id.in_(seeded.product_ids))
+            ).all()
+        )
+        sold_out = list(
+            s.scalars(
+                select(Product.id)
+                .join(Inventory)
+                .where(Product.id.in_(seeded.product_ids), Inventory.available == 0)
+            )
+        )
         for pid in sold_out:  # customers wait for every sold-out product
             for user_id in rng.sample(seeded.user_ids, 3):
                 restock.join_wait_list(s, pid, user_id)
         s.add_all(ProductView(product_id=rng.choice(seeded.product_ids)) for _ in range(500))
     # the warehouse counted differently: sold-out products are back, some counts are off
-    counted = {sku: (n if rng.random() < 0.8 else n + rng.randint(1, 9)) or 12 for sku, n in stock.items()}
-    httpx.post(f"{os.environ['SHOPJOBS_WAREHOUSE_URL']}/_admin/stock", json=counted, timeout=5).raise_for_status()
+    counted = {
+        sku: (n if rng.random() < 0.8 else n + rng.randint(1, 9)) or 12 for sku, n in stock.items()
+    }
+    httpx.post(
+        f"{os.environ['SHOPJOBS_WAREHOUSE_URL']}/_admin/stock", json=counted, timeout=5
+    ).raise_for_status()
     today = dt.date.today()
-    ids = [sync_inventory_levels.send().message_id, check_low_stock_alerts.send().message_id,
-           update_product_rankings.send().message_id]
-    ids += [generate_daily_sales_report.send((today - dt.timedelta(days=d)).isoformat()).message_id
-            for d in (1, 2, 1)]  # the second run of yesterday replaces its report
+    ids = [
+        sync_inventory_levels.send().message_id,
+        check_low_stock_alerts.send().message_id,
+        update_product_rankings.send().message_id,
+    ]
+    ids += [
+        generate_daily_sales_report.send((today - dt.timedelta(days=d)).isoformat()).message_id
+        for d in (1, 2, 1)
+    ]  # the second run of yesterday replaces its report
     with session_scope() as s:
-        for params in ({"kind": "orders", "format": "csv"}, {"kind": "products", "format": "jsonl"}, {"kind": "x"}):
+        for params in (
+            {"kind": "orders", "format": "csv"},
+            {"kind": "products", "format": "jsonl"},
+            {"kind": "x"},
+        ):
             ids.append(outbox.enqueue(s, export_data_async, create_job(s, "export", params).id))
     images = _urls["images"]
     for pid in seeded.product_ids[:4]:
-        ids.append(process_product_images.send(pid, [f"{images}/images/photo.jpg", f"{images}/images/logo.png"])
-                   .message_id)
-    ids.append(process_product_images.send(seeded.product_ids[5], [f"{images}/images/corrupt.jpg"]).message_id)
-    ids.append(generate_image_variants.send(f"{images}/images/slow.jpg?delay=0.3", ["thumb", "medium"]).message_id)
+        ids.append(
+            process_product_images.send(
+                pid, [f"{images}/images/photo.jpg", f"{images}/images/logo.png"]
+            ).message_id
+        )
+    ids.append(
+        process_product_images.send(
+            seeded.product_ids[5], [f"{images}/images/corrupt.jpg"]
+        ).message_id
+    )
+    ids.append(
+        generate_image_variants.send(
+            f"{images}/images/slow.jpg?delay=0.3", ["thumb", "medium"]
+        ).message_id
+    )
     ids += [poll_price_feed.send().message_id for _ in range(4)]
     sent.message_ids.extend(ids)
     sent.expected_failures += 2  # the export of an unknown kind, the corrupt image
@@ -95,16 +135,41 @@ def summary_lines() -> list[str]:
     from shop.models import InventorySyncRun, Notification, PriceFeed, ProductImage, SalesReport
 
     with session_scope() as s:
-        runs = s.execute(select(func.count(), func.coalesce(func.sum(InventorySyncRun.discrepancies), 0))
-                         .where(InventorySyncRun.status == "finished")).one()
-        notes = dict(s.execute(select(Notification.template, func.count()).where(Notification.template.in_(
-            ("back_in_stock", "low_stock", "daily_sales_report", "export_ready", "price_feed_alert")))
-            .group_by(Notification.template)).all())
-        reports = s.execute(select(func.count(), func.coalesce(func.max(SalesReport.version), 0))).one()
+        runs = s.execute(
+            select(func.count(), func.coalesce(func.sum(InventorySyncRun.discrepancies), 0)).where(
+                InventorySyncRun.status == "finished"
+            )
+        ).one()
+        notes = dict(
+            s.execute(
+                select(Notification.template, func.count())
+                .where(
+                    Notification.template.in_(
+                        (
+                            "back_in_stock",
+                            "low_stock",
+                            "daily_sales_report",
+                            "export_ready",
+                            "price_feed_alert",
+                        )
+                    )
+                )
+                .group_by(Notification.template)
+            ).all()
+        )
+        reports = s.execute(
+            select(func.count(), func.coalesce(func.max(SalesReport.version), 0))
+        ).one()
         variants = s.scalar(select(func.count()).select_from(ProductImage))
-        feeds = s.execute(select(PriceFeed.feed, PriceFeed.value, PriceFeed.source, PriceFeed.incident)).all()
-    feed_text = ", ".join(f"{f}={v} from {src} ({i} incidents)" for f, v, src, i in feeds) or "no value"
-    line = (f"catalog: {runs[0]} sync runs ({runs[1]} discrepancies), wait-list told {notes.get('back_in_stock', 0)}, "
-            f"low-stock alerts {notes.get('low_stock', 0)}, {reports[0]} sales reports (max version {reports[1]}), "
-            f"exports e-mailed {notes.get('export_ready', 0)}, {variants} image variants, price feed {feed_text}")
+        feeds = s.execute(
+            select(PriceFeed.feed, PriceFeed.value, PriceFeed.source, PriceFeed.incident)
+        ).all()
+    feed_text = (
+        ", ".join(f"{f}={v} from {src} ({i} incidents)" for f, v, src, i in feeds) or "no value"
+    )
+    line = (
+        f"catalog: {runs[0]} sync runs ({runs[1]} discrepancies), wait-list told {notes.get('back_in_stock', 0)}, "
+        f"low-stock alerts {notes.get('low_stock', 0)}, {reports[0]} sales reports (max version {reports[1]}), "
+        f"exports e-mailed {notes.get('export_ready', 0)}, {variants} image variants, price feed {feed_text}"
+    )
     return [line]

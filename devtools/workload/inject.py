@@ -27,8 +27,8 @@ FAULTS = ("kill-worker", "restart-postgres", "crash-postgres", "restart-rabbitmq
 
 class Injection:
     """Parameters:
-      name: one of ``FAULTS``.
-      at: fraction of the phase's jobs finished when the fault fires.
+    name: one of ``FAULTS``.
+    at: fraction of the phase's jobs finished when the fault fires.
     """
 
     def __init__(self, name: str, at: float, worker: Worker) -> None:
@@ -44,7 +44,12 @@ class Injection:
         self.armed = True
 
     def on_poll(self, snap: summary.Snapshot) -> None:
-        if self.armed and self.thread is None and snap.total and snap.finished >= self.at * snap.total:
+        if (
+            self.armed
+            and self.thread is None
+            and snap.total
+            and snap.finished >= self.at * snap.total
+        ):
             self.thread = threading.Thread(target=self._run, name="fault", daemon=True)
             self.thread.start()
 
@@ -63,7 +68,9 @@ class Injection:
             elif self.name in ("restart-postgres", "crash-postgres"):
                 mode = "fast" if self.name == "restart-postgres" else "immediate"
                 away = faults.restart_postgres(mode)
-                self._say(f"PostgreSQL restarted (-m {mode}); it refused connections for {away:.1f}s")
+                self._say(
+                    f"PostgreSQL restarted (-m {mode}); it refused connections for {away:.1f}s"
+                )
             elif self.name == "restart-rabbitmq":
                 away = faults.rabbitmq_outage(10)
                 self._say(f"RabbitMQ stopped and started again; it was away {away:.1f}s")
@@ -95,7 +102,11 @@ class Injection:
 def _finished_by(pids: list[int], since: dt.datetime, until: dt.datetime) -> int:
     names = [WORKER_NAME.format(pid=pid) for pid in pids]
     with session_scope() as s:
-        return int(s.scalar(
-            select(func.count()).select_from(LedgerEntry)
-            .where(LedgerEntry.worker.in_(names), LedgerEntry.finished_at.between(since, until))
-        ) or 0)
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(LedgerEntry)
+                .where(LedgerEntry.worker.in_(names), LedgerEntry.finished_at.between(since, until))
+            )
+            or 0
+        )

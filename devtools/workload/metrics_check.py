@@ -71,9 +71,12 @@ def report(text: str | None) -> list[str]:
     ledger = _ledger_states()
     lines = [
         "  jobs by outcome: " + ", ".join(f"{o} {n}" for o, n in sorted(outcomes.items())),
-        f"  retries {retries}; dead letters by reason: " + (", ".join(f"{r} {n}" for r, n in sorted(dead.items())) or "none"),
+        f"  retries {retries}; dead letters by reason: "
+        + (", ".join(f"{r} {n}" for r, n in sorted(dead.items())) or "none"),
     ]
     for outcome in ("succeeded", "failed"):
         verdict = "matches" if outcomes[outcome] == ledger[outcome] else "DIFFERS from"
-        lines.append(f"  {outcome}: metrics {outcomes[outcome]} {verdict} the ledger's {ledger[outcome]}")
+        lines.append(
+            f"  {outcome}: metrics {outcomes[outcome]} {verdict} the ledger's {ledger[outcome]}"
+        )
     return lines

@@ -22,11 +22,16 @@ def cancel_delayed_jobs(rng: random.Random, seeded: Seeded) -> Sent:
     sent = Sent("operator: cancel delayed jobs")
     for _ in range(DELAYED):
         message = update_product_availability.send_with_options(
-            args=(rng.choice(seeded.product_ids),), delay=DELAY_MS)
+            args=(rng.choice(seeded.product_ids),), delay=DELAY_MS
+        )
         sent.message_ids.append(message.message_id)
     broker.flush_ledger()
     with session_scope() as s:
-        outcomes = cancel(s, message_ids=sent.message_ids[:CANCELLED], reason="main job: stock recount pending",
-                          operator=getpass.getuser())
+        outcomes = cancel(
+            s,
+            message_ids=sent.message_ids[:CANCELLED],
+            reason="main job: stock recount pending",
+            operator=getpass.getuser(),
+        )
     assert sum(o.cancelled for o in outcomes) == CANCELLED, [o.note for o in outcomes]
     return sent

@@ -40,21 +40,48 @@ def ops_jobs(rng: random.Random, seeded: Seeded) -> Sent:
         plenty = s.scalar(select(Inventory.product_id).where(Inventory.available >= 500).limit(1))
         sold_out = s.scalar(select(Inventory.product_id).where(Inventory.available == 0).limit(1))
         for i in range(SUBSCRIPTIONS):
-            s.add(Subscription(user_id=rng.choice(seeded.user_ids), product_id=plenty, quantity=1,
-                               frequency=rng.choice(["weekly", "monthly"]), next_delivery_date=today))
+            s.add(
+                Subscription(
+                    user_id=rng.choice(seeded.user_ids),
+                    product_id=plenty,
+                    quantity=1,
+                    frequency=rng.choice(["weekly", "monthly"]),
+                    next_delivery_date=today,
+                )
+            )
         if sold_out is not None:  # renewed as "out_of_stock": no order, the date still advances
-            s.add(Subscription(user_id=seeded.user_ids[0], product_id=sold_out, frequency="monthly",
-                               next_delivery_date=today))
+            s.add(
+                Subscription(
+                    user_id=seeded.user_ids[0],
+                    product_id=sold_out,
+                    frequency="monthly",
+                    next_delivery_date=today,
+                )
+            )
         for _ in range(5):
-            s.add(Subscription(user_id=rng.choice(seeded.user_ids), product_id=plenty, frequency="weekly",
-                               next_delivery_date=today + dt.timedelta(days=1)))
+            s.add(
+                Subscription(
+                    user_id=rng.choice(seeded.user_ids),
+                    product_id=plenty,
+                    frequency="weekly",
+                    next_delivery_date=today + dt.timedelta(days=1),
+                )
+            )
         for statement in AGED_ROWS.split(";\n"):
             s.execute(text(statement), {"user": seeded.user_ids[0], "product": plenty})
-    for actor in (subscriptions.process_due_subscriptions, subscriptions.process_due_subscriptions,
-                  subscriptions.send_subscription_renewal_reminders, maintenance.cleanup_expired_carts,
-                  maintenance.cleanup_expired_tokens, maintenance.cleanup_expired_sessions,
-                  maintenance.cleanup_abandoned_sessions, maintenance.cleanup_old_audit_logs,
-                  maintenance.prune_job_ledger_by_policy, backups.daily_backup, health.health_check):
+    for actor in (
+        subscriptions.process_due_subscriptions,
+        subscriptions.process_due_subscriptions,
+        subscriptions.send_subscription_renewal_reminders,
+        maintenance.cleanup_expired_carts,
+        maintenance.cleanup_expired_tokens,
+        maintenance.cleanup_expired_sessions,
+        maintenance.cleanup_abandoned_sessions,
+        maintenance.cleanup_old_audit_logs,
+        maintenance.prune_job_ledger_by_policy,
+        backups.daily_backup,
+        health.health_check,
+    ):
         sent.message_ids.append(actor.send().message_id)
     return sent
 
@@ -62,21 +89,40 @@ def ops_jobs(rng: random.Random, seeded: Seeded) -> Sent:
 def ops_summary(rng: random.Random, seeded: Seeded) -> Sent:
     """Print what the operations jobs did, read from their own tables."""
     with session_scope() as s:
-        outcomes = dict(s.execute(select(SubscriptionDelivery.outcome, func.count())
-                                  .group_by(SubscriptionDelivery.outcome)).all())
-        runs = {task: stats for task, stats in s.execute(select(OpsRun.task, OpsRun.stats).order_by(OpsRun.id))}
+        outcomes = dict(
+            s.execute(
+                select(SubscriptionDelivery.outcome, func.count()).group_by(
+                    SubscriptionDelivery.outcome
+                )
+            ).all()
+        )
+        runs = {
+            task: stats
+            for task, stats in s.execute(select(OpsRun.task, OpsRun.stats).order_by(OpsRun.id))
+        }
         backup = s.scalars(select(Backup).order_by(Backup.id.desc()).limit(1)).first()
         checks: list[HealthCheck] = latest(s)
-    removed = {task.removeprefix("cleanup."): stats.get("removed", 0) for task, stats in runs.items()
-               if task.startswith("cleanup.")}
-    backup_text = "none" if backup is None else (
-        f"#{backup.id} {backup.status}, {backup.size_bytes or 0} bytes, {len(backup.table_counts)} tables, "
-        f"dump {backup.dump_seconds}s, restore {backup.restore_seconds}s")
+    removed = {
+        task.removeprefix("cleanup."): stats.get("removed", 0)
+        for task, stats in runs.items()
+        if task.startswith("cleanup.")
+    }
+    backup_text = (
+        "none"
+        if backup is None
+        else (
+            f"#{backup.id} {backup.status}, {backup.size_bytes or 0} bytes, {len(backup.table_counts)} tables, "
+            f"dump {backup.dump_seconds}s, restore {backup.restore_seconds}s"
+        )
+    )
     down = [c.component for c in checks if not c.up]
-    print(f"   ops: subscriptions {outcomes} (2 daily runs); reminders "
-          f"{runs.get('subscriptions.renewal_reminders', {}).get('requested')}; cleanups removed {removed}; "
-          f"backup {backup_text}; health {len(checks) - len(down)}/{len(checks)} up"
-          f"{' (down: ' + ', '.join(down) + ')' if down else ''}", flush=True)
+    print(
+        f"   ops: subscriptions {outcomes} (2 daily runs); reminders "
+        f"{runs.get('subscriptions.renewal_reminders', {}).get('requested')}; cleanups removed {removed}; "
+        f"backup {backup_text}; health {len(checks) - len(down)}/{len(checks)} up"
+        f"{' (down: ' + ', '.join(down) + ')' if down else ''}",
+        flush=True,
+    )
     return Sent("ops: summary")
 
 

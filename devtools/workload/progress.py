@@ -37,10 +37,15 @@ def retrying(fn: Callable[[], T], what: str, deadline_s: float = 180) -> T:
             if not exc.connection_invalidated and not _is_outage(exc):
                 raise
             if time.monotonic() > deadline:
-                raise Stopped(f"the database stayed unreachable for {deadline_s:.0f}s ({what})") from exc
+                raise Stopped(
+                    f"the database stayed unreachable for {deadline_s:.0f}s ({what})"
+                ) from exc
             if not said:
-                print(f"   database unreachable while reading {what}; retrying "
-                      f"({str(exc.orig).strip().splitlines()[0]})", flush=True)
+                print(
+                    f"   database unreachable while reading {what}; retrying "
+                    f"({str(exc.orig).strip().splitlines()[0]})",
+                    flush=True,
+                )
                 said = True
             _pause.wait(1.0)
 
@@ -53,15 +58,21 @@ def _is_outage(exc: DBAPIError) -> bool:
 
 class Progress:
     """Parameters:
-      worker: the supervised worker group (its exit stops the wait).
-      started: monotonic time the main job started (for the elapsed column).
-      overall_deadline_s: from ``started``, the longest the whole run may take.
-      stall_s: the longest the ledger's counts may stay unchanged.
-      on_poll: called with each snapshot (fault injection hooks in here).
+    worker: the supervised worker group (its exit stops the wait).
+    started: monotonic time the main job started (for the elapsed column).
+    overall_deadline_s: from ``started``, the longest the whole run may take.
+    stall_s: the longest the ledger's counts may stay unchanged.
+    on_poll: called with each snapshot (fault injection hooks in here).
     """
 
-    def __init__(self, worker: Worker, started: float, overall_deadline_s: float, stall_s: float,
-                 on_poll: Callable[[summary.Snapshot], None] | None = None) -> None:
+    def __init__(
+        self,
+        worker: Worker,
+        started: float,
+        overall_deadline_s: float,
+        stall_s: float,
+        on_poll: Callable[[summary.Snapshot], None] | None = None,
+    ) -> None:
         self.worker = worker
         self.started = started
         self.overall_deadline = started + overall_deadline_s
@@ -86,13 +97,17 @@ class Progress:
                     down_since = now
                     self.outages += 1
                     first = str(exc.orig).strip().splitlines()[0] if exc.orig else exc
-                    print(f"[{now - self.started:6.1f}s] database unreachable ({first}); "
-                          "polling on", flush=True)
+                    print(
+                        f"[{now - self.started:6.1f}s] database unreachable ({first}); polling on",
+                        flush=True,
+                    )
                 fresh = None
             else:
                 if down_since is not None:
-                    print(f"[{now - self.started:6.1f}s] database back after {now - down_since:.1f}s",
-                          flush=True)
+                    print(
+                        f"[{now - self.started:6.1f}s] database back after {now - down_since:.1f}s",
+                        flush=True,
+                    )
                     down_since = None
             if fresh is not None:
                 if snap is None or (fresh.states, fresh.missing) != (snap.states, snap.missing):
@@ -112,8 +127,12 @@ class Progress:
     def _check(self, snap: summary.Snapshot | None, now: float, last_change: float) -> None:
         where = f"{snap.finished}/{snap.total} finished" if snap is not None else "no progress read"
         if not self.worker.alive():
-            raise Stopped(f"the worker group exited with code {self.worker.proc.returncode} ({where})")
+            raise Stopped(
+                f"the worker group exited with code {self.worker.proc.returncode} ({where})"
+            )
         if now - last_change > self.stall_s:
-            raise Stopped(f"work stopped moving: {where}, the ledger unchanged for {self.stall_s:.0f}s")
+            raise Stopped(
+                f"work stopped moving: {where}, the ledger unchanged for {self.stall_s:.0f}s"
+            )
         if now > self.overall_deadline:
             raise Stopped(f"the overall deadline passed ({where})")

@@ -23,7 +23,9 @@ def availability_updates(rng: random.Random, seeded: Seeded) -> Sent:
 
     sent = Sent("inventory: availability updates")
     for _ in range(250):
-        sent.message_ids.append(update_product_availability.send(rng.choice(seeded.product_ids)).message_id)
+        sent.message_ids.append(
+            update_product_availability.send(rng.choice(seeded.product_ids)).message_id
+        )
     # a client bug: an id that does not exist (a permanent error, not retried)
     for missing in (999_999, 888_888):
         sent.message_ids.append(update_product_availability.send(missing).message_id)
@@ -39,7 +41,10 @@ def report_jobs(rng: random.Random, seeded: Seeded) -> Sent:
     today = dt.date.today()
     with session_scope() as s:
         for days in range(1, 25):
-            params = {"from": (today - dt.timedelta(days=days)).isoformat(), "to": today.isoformat()}
+            params = {
+                "from": (today - dt.timedelta(days=days)).isoformat(),
+                "to": today.isoformat(),
+            }
             job = create_job(s, "order_stats", params, requested_by=rng.choice(seeded.user_ids))
             sent.message_ids.append(outbox.enqueue(s, process_job, job.id))
         bad = create_job(s, "order_stats", {"from": "last tuesday", "to": today.isoformat()})
@@ -56,9 +61,21 @@ def malformed_input(rng: random.Random, seeded: Seeded) -> Sent:
 
     import pika
 
-    bodies = [b"\x00 not json", b"[1, 2, 3]",
-              json.dumps({"queue_name": "inventory", "actor_name": "inventory.nope", "args": [], "kwargs": {},
-                          "options": {}, "message_id": f"bad-{rng.random()}", "message_timestamp": 0}).encode()]
+    bodies = [
+        b"\x00 not json",
+        b"[1, 2, 3]",
+        json.dumps(
+            {
+                "queue_name": "inventory",
+                "actor_name": "inventory.nope",
+                "args": [],
+                "kwargs": {},
+                "options": {},
+                "message_id": f"bad-{rng.random()}",
+                "message_timestamp": 0,
+            }
+        ).encode(),
+    ]
     conn = pika.BlockingConnection(pika.URLParameters(os.environ["SHOPJOBS_AMQP_URL"]))
     try:
         channel = conn.channel()
@@ -74,7 +91,9 @@ def malformed_input(rng: random.Random, seeded: Seeded) -> Sent:
 def housekeeping(rng: random.Random, seeded: Seeded) -> Sent:
     from actors.maintenance import prune_job_ledger, relay_outbox
 
-    return Sent("maintenance", [relay_outbox.send().message_id, prune_job_ledger.send(30).message_id])
+    return Sent(
+        "maintenance", [relay_outbox.send().message_id, prune_job_ledger.send(30).message_id]
+    )
 
 
 Scenario = Callable[[random.Random, Seeded], Sent]
@@ -91,8 +110,16 @@ def phases() -> list[list[Scenario]]:
     from devtools.workload import notification_scenarios as notify
 
     return [
-        [notify.notifications, availability_updates, report_jobs, housekeeping, malformed_input,
-         order_scenarios.order_pipeline, operator_scenarios.cancel_delayed_jobs, catalog_scenarios.catalog_jobs],
+        [
+            notify.notifications,
+            availability_updates,
+            report_jobs,
+            housekeeping,
+            malformed_input,
+            order_scenarios.order_pipeline,
+            operator_scenarios.cancel_delayed_jobs,
+            catalog_scenarios.catalog_jobs,
+        ],
         [order_scenarios.order_follow_ups, notify.refusals],
         *ops_scenarios.PHASES,
     ]

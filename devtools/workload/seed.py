@@ -21,14 +21,23 @@ def seed(rng: random.Random, users: int = 60, products: int = 40, orders: int = 
     """Create the data in bulk, in one transaction."""
     with session_scope() as s:
         user_rows = [
-            User(email=f"customer{i}@shop.example", full_name=f"Customer {i}", locale=rng.choice(["en", "en", "fa"]),
-                 phone=f"+4915{i:08d}", notify_sms=rng.random() < 0.3)
+            User(
+                email=f"customer{i}@shop.example",
+                full_name=f"Customer {i}",
+                locale=rng.choice(["en", "en", "fa"]),
+                phone=f"+4915{i:08d}",
+                notify_sms=rng.random() < 0.3,
+            )
             for i in range(users)
         ]
         s.add_all(user_rows)
         product_rows = [
-            Product(sku=f"SKU-{i:04d}", name=f"Product {i}", price_cents=rng.randrange(499, 19999, 100),
-                    low_stock_threshold=5)
+            Product(
+                sku=f"SKU-{i:04d}",
+                name=f"Product {i}",
+                price_cents=rng.randrange(499, 19999, 100),
+                low_stock_threshold=5,
+            )
             for i in range(products)
         ]
         s.add_all(product_rows)
@@ -51,7 +60,13 @@ def seed(rng: random.Random, users: int = 60, products: int = 40, orders: int = 
             )
             s.add(order)
             s.flush()
-            s.add_all(OrderLine(order_id=order.id, product_id=p.id, quantity=q, unit_price_cents=p.price_cents)
-                      for p, q in lines)
+            s.add_all(
+                OrderLine(
+                    order_id=order.id, product_id=p.id, quantity=q, unit_price_cents=p.price_cents
+                )
+                for p, q in lines
+            )
             order_rows.append(order)
-        return Seeded([u.id for u in user_rows], [p.id for p in product_rows], [o.id for o in order_rows])
+        return Seeded(
+            [u.id for u in user_rows], [p.id for p in product_rows], [o.id for o in order_rows]
+        )

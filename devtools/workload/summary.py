@@ -35,7 +35,9 @@ def snapshot(sent_ids: list[str]) -> Snapshot:
         )
         rows = s.execute(select(state, func.count()).group_by(state)).all()
         recorded = s.execute(
-            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.message_id.in_(sent_ids))
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.message_id.in_(sent_ids))
         ).scalar_one()
     return Snapshot(Counter({st: n for st, n in rows}), len(sent_ids) - recorded)
 
@@ -55,10 +57,16 @@ def report() -> list[str]:
             .order_by(LedgerEntry.actor, LedgerEntry.state)
         ).all()
         first, last, attempts = s.execute(
-            select(func.min(LedgerEntry.started_at), func.max(LedgerEntry.finished_at), func.sum(LedgerEntry.attempts))
+            select(
+                func.min(LedgerEntry.started_at),
+                func.max(LedgerEntry.finished_at),
+                func.sum(LedgerEntry.attempts),
+            )
         ).one()
         total = s.execute(
-            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.finished_at.is_not(None))
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.finished_at.is_not(None))
         ).scalar_one()
         failures = s.execute(
             select(LedgerEntry.actor, LedgerEntry.error, func.count())
@@ -66,14 +74,18 @@ def report() -> list[str]:
             .group_by(LedgerEntry.actor, LedgerEntry.error)
             .order_by(func.count().desc())
         ).all()
-        jobs = s.execute(select(Job.status, func.count()).group_by(Job.status).order_by(Job.status)).all()
+        jobs = s.execute(
+            select(Job.status, func.count()).group_by(Job.status).order_by(Job.status)
+        ).all()
     lines.append("jobs by actor and state:")
     for actor, state, n in by_actor:
         lines.append(f"  {actor:45s} {state:10s} {n:6d}")
     if first and last:
         seconds = max((last - first).total_seconds(), 1e-3)
-        lines.append(f"throughput: {total} jobs finished in {seconds:.2f}s = {total / seconds:.0f} jobs/s "
-                     f"({attempts} attempts)")
+        lines.append(
+            f"throughput: {total} jobs finished in {seconds:.2f}s = {total / seconds:.0f} jobs/s "
+            f"({attempts} attempts)"
+        )
     lines.append("failures with their reasons:" if failures else "failures: none")
     for actor, error, n in failures:
         lines.append(f"  {n:4d} x {actor}: {error}")
@@ -93,26 +105,46 @@ def shop_outcomes() -> list[str]:
     from shop.models import Notification, Order, Payment, Refund
 
     with session_scope() as s:
-        orders = s.execute(select(Order.status, func.count()).where(Order.payment_token != "seed")
-                           .group_by(Order.status).order_by(Order.status)).all()
+        orders = s.execute(
+            select(Order.status, func.count())
+            .where(Order.payment_token != "seed")
+            .group_by(Order.status)
+            .order_by(Order.status)
+        ).all()
         cause = func.split_part(Order.cancel_reason, ":", 2).label("cause")
-        reasons = s.execute(select(cause, func.count())
-                            .where(Order.status == "cancelled", Order.cancel_reason.is_not(None))
-                            .group_by(cause).order_by(func.count().desc())).all()
-        pays = s.execute(select(Payment.status, func.count()).group_by(Payment.status).order_by(Payment.status)).all()
-        refunds = s.execute(select(func.count(), func.coalesce(func.sum(Refund.amount_cents), 0))
-                            .where(Refund.status == "completed")).one()
-        dead = s.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)
-                         .order_by(DeadLetter.reason)).all()
-        notes = s.execute(select(Notification.template, func.count()).group_by(Notification.template)
-                          .order_by(Notification.template)).all()
+        reasons = s.execute(
+            select(cause, func.count())
+            .where(Order.status == "cancelled", Order.cancel_reason.is_not(None))
+            .group_by(cause)
+            .order_by(func.count().desc())
+        ).all()
+        pays = s.execute(
+            select(Payment.status, func.count()).group_by(Payment.status).order_by(Payment.status)
+        ).all()
+        refunds = s.execute(
+            select(func.count(), func.coalesce(func.sum(Refund.amount_cents), 0)).where(
+                Refund.status == "completed"
+            )
+        ).one()
+        dead = s.execute(
+            select(DeadLetter.reason, func.count())
+            .group_by(DeadLetter.reason)
+            .order_by(DeadLetter.reason)
+        ).all()
+        notes = s.execute(
+            select(Notification.template, func.count())
+            .group_by(Notification.template)
+            .order_by(Notification.template)
+        ).all()
     return [
         "orders by outcome: " + ", ".join(f"{st} {n}" for st, n in orders),
-        "cancellation reasons: " + (", ".join(f"{r.strip() or '?'} {n}" for r, n in reasons) or "none"),
+        "cancellation reasons: "
+        + (", ".join(f"{r.strip() or '?'} {n}" for r, n in reasons) or "none"),
         "payments: " + ", ".join(f"{st} {n}" for st, n in pays),
         f"refunds completed: {refunds[0]} ({refunds[1] / 100:.2f} EUR)",
         "notifications queued: " + ", ".join(f"{t} {n}" for t, n in notes),
-        "dead letters stored (shopjobs dlq list): " + (", ".join(f"{r} {n}" for r, n in dead) or "none"),
+        "dead letters stored (shopjobs dlq list): "
+        + (", ".join(f"{r} {n}" for r, n in dead) or "none"),
     ]
 
 
@@ -123,5 +155,7 @@ def workers_line() -> str:
     with session_scope() as s:
         views = workers(s)
     busy = sum(v.running for v in views)
-    return (f"== workers (shopjobs workers): {len(views)} processes alive, "
-            f"{sum(v.threads for v in views)} threads, {busy} jobs running")
+    return (
+        f"== workers (shopjobs workers): {len(views)} processes alive, "
+        f"{sum(v.threads for v in views)} threads, {busy} jobs running"
+    )

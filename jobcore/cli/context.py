@@ -18,11 +18,11 @@ from jobcore.settings import JobSettings
 @dataclasses.dataclass(frozen=True)
 class CliContext:
     """Parameters:
-      settings: the process's one settings object (the application's subclass).
-      broker: the broker with every actor declared (commands that publish call it).
-      declare: imports the modules a schedule names and returns the declared actor names.
-      flush_ledger: writes the process's buffered ledger rows (after a publish).
-      stranded_checks: the application's own stranded-work checks (``jobs stranded``).
+    settings: the process's one settings object (the application's subclass).
+    broker: the broker with every actor declared (commands that publish call it).
+    declare: imports the modules a schedule names and returns the declared actor names.
+    flush_ledger: writes the process's buffered ledger rows (after a publish).
+    stranded_checks: the application's own stranded-work checks (``jobs stranded``).
     """
 
     settings: JobSettings

@@ -38,7 +38,9 @@ def register(groups: Any) -> None:
     replay = commands.add_parser("replay", help="publish again under a new message id")
     replay.add_argument("ids", type=int, nargs="*", help="dead letter ids (or use filters / --all)")
     filters(replay)
-    replay.add_argument("--all", action="store_true", help="every open dead letter matching the filters")
+    replay.add_argument(
+        "--all", action="store_true", help="every open dead letter matching the filters"
+    )
     replay.add_argument("--to-queue", help="publish to this queue instead of the original one")
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(run=run_replay)
@@ -56,13 +58,24 @@ def _selected(s: Any, args: argparse.Namespace) -> list[Any]:
         return [dead_letters.get(s, i) for i in args.ids]
     if not (args.all or args.queue or args.actor or args.reason):
         raise InvalidInput("name dead letter ids, or select with --queue/--actor/--reason or --all")
-    return dead_letters.listing(s, queue=args.queue, actor=args.actor, reason=args.reason, limit=100_000)
+    return dead_letters.listing(
+        s, queue=args.queue, actor=args.actor, reason=args.reason, limit=100_000
+    )
 
 
 def run_list(args: argparse.Namespace) -> int:
     with session_scope() as s:
-        rows = [dead_letters.as_dict(r) for r in dead_letters.listing(
-            s, queue=args.queue, actor=args.actor, reason=args.reason, include_replayed=args.all, limit=args.limit)]
+        rows = [
+            dead_letters.as_dict(r)
+            for r in dead_letters.listing(
+                s,
+                queue=args.queue,
+                actor=args.actor,
+                reason=args.reason,
+                include_replayed=args.all,
+                limit=args.limit,
+            )
+        ]
     emit(rows, as_json=args.json)
     return 0
 
@@ -79,9 +92,15 @@ def run_replay(args: argparse.Namespace) -> int:
     replayed = []
     with session_scope() as s:
         for row in _selected(s, args):
-            replayed.append({"dead_letter": row.id, "old_message_id": row.message_id,
-                             "new_message_id": dead_letters.replay(
-                                 s, row, to_queue=args.to_queue, operator=getpass.getuser())})
+            replayed.append(
+                {
+                    "dead_letter": row.id,
+                    "old_message_id": row.message_id,
+                    "new_message_id": dead_letters.replay(
+                        s, row, to_queue=args.to_queue, operator=getpass.getuser()
+                    ),
+                }
+            )
     args.context.flush_ledger()
     emit(replayed, as_json=args.json)
     return 0

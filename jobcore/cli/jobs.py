@@ -27,7 +27,9 @@ def _since(value: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is neither an ISO time nor like 15m, 2h, 3d") from None
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is neither an ISO time nor like 15m, 2h, 3d"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
@@ -54,7 +56,9 @@ def register(groups: Any) -> None:
     order.add_argument("--json", action="store_true")
     order.set_defaults(run=run_order)
 
-    tail = commands.add_parser("tail", help="follow job state changes as they happen (Ctrl-C stops)")
+    tail = commands.add_parser(
+        "tail", help="follow job state changes as they happen (Ctrl-C stops)"
+    )
     tail.add_argument("--state")
     tail.add_argument("--actor")
     tail.add_argument("--order", type=int, dest="order_id")
@@ -64,17 +68,27 @@ def register(groups: Any) -> None:
     tail.add_argument("--for", type=float, dest="for_s", help="stop after this many seconds")
     tail.set_defaults(run=run_tail)
 
-    cancel = commands.add_parser("cancel", help="cancel pending or delayed jobs, by message id or by order")
+    cancel = commands.add_parser(
+        "cancel", help="cancel pending or delayed jobs, by message id or by order"
+    )
     cancel.add_argument("message_ids", nargs="*")
-    cancel.add_argument("--order", type=int, dest="order_id", help="every pending job of this order")
+    cancel.add_argument(
+        "--order", type=int, dest="order_id", help="every pending job of this order"
+    )
     cancel.add_argument("--reason", required=True)
     cancel.add_argument("--json", action="store_true")
     cancel.set_defaults(run=run_cancel)
 
     stranded = commands.add_parser(
-        "stranded", help="sends never published, jobs no queue holds, the application's stuck work")
-    stranded.add_argument("--older-than", type=float, default=300.0, dest="older_than_s",
-                          help="seconds past due before something counts as stranded (300)")
+        "stranded", help="sends never published, jobs no queue holds, the application's stuck work"
+    )
+    stranded.add_argument(
+        "--older-than",
+        type=float,
+        default=300.0,
+        dest="older_than_s",
+        help="seconds past due before something counts as stranded (300)",
+    )
     stranded.add_argument("--json", action="store_true")
     stranded.set_defaults(run=run_stranded)
 
@@ -98,15 +112,26 @@ def run_list(args: argparse.Namespace) -> int:
     if args.limit <= 0:
         raise InvalidInput("--limit must be positive")
     with session_scope() as s:
-        rows = [ledger_queries.as_dict(r) for r in ledger_queries.jobs(
-            s, state=args.state, actor=args.actor, order_id=args.order_id, since=args.since, limit=args.limit)]
+        rows = [
+            ledger_queries.as_dict(r)
+            for r in ledger_queries.jobs(
+                s,
+                state=args.state,
+                actor=args.actor,
+                order_id=args.order_id,
+                since=args.since,
+                limit=args.limit,
+            )
+        ]
     emit(rows, as_json=args.json)
     return 0
 
 
 def run_order(args: argparse.Namespace) -> int:
     with session_scope() as s:
-        rows = [ledger_queries.as_dict(r) for r in ledger_queries.history_of_order(s, args.order_id)]
+        rows = [
+            ledger_queries.as_dict(r) for r in ledger_queries.history_of_order(s, args.order_id)
+        ]
     if not rows:
         print(f"no jobs recorded for order {args.order_id}", file=sys.stderr)
         return 1
@@ -125,7 +150,8 @@ def run_tail(args: argparse.Namespace) -> int:
         while deadline is None or time.monotonic() < deadline:
             with session_scope() as s:
                 rows = ledger_queries.changed_after(
-                    s, cursor - overlap, state=args.state, actor=args.actor, order_id=args.order_id)
+                    s, cursor - overlap, state=args.state, actor=args.actor, order_id=args.order_id
+                )
                 for row in rows:
                     key = (row.message_id, row.state, row.state_changed_at)
                     if key in seen:
@@ -157,8 +183,12 @@ def _print_change(row: Any, *, as_json: bool) -> None:
         return
     order = f" order={row.order_id}" if row.order_id is not None else ""
     error = f"  {row.error}" if row.error and row.state in _WITH_ERROR else ""
-    print(f"{row.state_changed_at:%H:%M:%S.%f}"[:-3] + f"  {row.state:<9}  {row.actor}  {row.message_id}"
-          f"  attempts={row.attempts}{order}{error}", flush=True)
+    print(
+        f"{row.state_changed_at:%H:%M:%S.%f}"[:-3]
+        + f"  {row.state:<9}  {row.actor}  {row.message_id}"
+        f"  attempts={row.attempts}{order}{error}",
+        flush=True,
+    )
 
 
 def run_cancel(args: argparse.Namespace) -> int:
@@ -167,11 +197,23 @@ def run_cancel(args: argparse.Namespace) -> int:
     if args.message_ids and args.order_id is not None:
         raise InvalidInput("name message ids or --order, not both")
     with session_scope() as s:
-        outcomes = cancel(s, message_ids=args.message_ids, order_id=args.order_id, reason=args.reason,
-                          operator=getpass.getuser())
-    rows = [{"message_id": o.message_id, "actor": o.actor,
-             "state": State.CANCELLED if o.cancelled else o.state,
-             "cancelled": o.cancelled, "note": o.note} for o in outcomes]
+        outcomes = cancel(
+            s,
+            message_ids=args.message_ids,
+            order_id=args.order_id,
+            reason=args.reason,
+            operator=getpass.getuser(),
+        )
+    rows = [
+        {
+            "message_id": o.message_id,
+            "actor": o.actor,
+            "state": State.CANCELLED if o.cancelled else o.state,
+            "cancelled": o.cancelled,
+            "note": o.note,
+        }
+        for o in outcomes
+    ]
     if not rows:
         print(f"no jobs recorded for order {args.order_id}", file=sys.stderr)
         return 1
@@ -202,6 +244,18 @@ def run_stranded(args: argparse.Namespace) -> int:
     else:
         print("  ".join(f"{kind}: {count}" for kind, count in found.counts.items()))
         if rows:
-            emit(rows, as_json=False, columns=["kind", "message_id", "actor", "queue", "state",
-                                                "order_id", "status", "age_s"])
+            emit(
+                rows,
+                as_json=False,
+                columns=[
+                    "kind",
+                    "message_id",
+                    "actor",
+                    "queue",
+                    "state",
+                    "order_id",
+                    "status",
+                    "age_s",
+                ],
+            )
     return 1 if found.total else 0

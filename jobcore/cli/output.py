@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def emit(rows: Sequence[dict[str, Any]], *, as_json: bool, columns: Sequence[str] | None = None) -> None:
+def emit(
+    rows: Sequence[dict[str, Any]], *, as_json: bool, columns: Sequence[str] | None = None
+) -> None:
     if as_json:
         print(json.dumps(list(rows), indent=2, default=str))
         return

@@ -20,7 +20,12 @@ from jobcore import logs
 from jobcore.settings import JobSettings
 from jobcore.supervisor import RestartPolicy, supervise
 
-_SUPERVISION = ("restart_stable_s", "restart_backoff_s", "restart_backoff_max_s", "crash_loop_restarts")
+_SUPERVISION = (
+    "restart_stable_s",
+    "restart_backoff_s",
+    "restart_backoff_max_s",
+    "crash_loop_restarts",
+)
 
 
 def dramatiq_parser(broker: str) -> argparse.ArgumentParser:
@@ -34,7 +39,10 @@ def dramatiq_parser(broker: str) -> argparse.ArgumentParser:
 
 
 def register(
-    groups: Any, *, broker: str, settings: Callable[[], JobSettings],
+    groups: Any,
+    *,
+    broker: str,
+    settings: Callable[[], JobSettings],
     defaults: Mapping[str, Any] | None = None,
 ) -> None:
     """Add the ``worker`` command.
@@ -47,35 +55,56 @@ def register(
     base = dramatiq_parser(broker)
     policy = RestartPolicy()
     parser = groups.add_parser(
-        "worker", parents=[base], add_help=False,
+        "worker",
+        parents=[base],
+        add_help=False,
         help="run the worker processes under the supervisor (dead ones are replaced alone)",
         description="Run the worker processes under the supervisor: a dead one is replaced alone.",
         epilog="Exit codes: 0 stopped cleanly, 2 import error at start, 3 broker unreachable at "
-               "start, 4 pid file, 5 crash loop (every worker kept dying).",
+        "start, 4 pid file, 5 crash loop (every worker kept dying).",
     )
     group = parser.add_argument_group("supervision")
-    group.add_argument("--restart-stable-s", type=float, default=policy.stable_s,
-                       help="a process that ran this long before dying restarts without backoff "
-                            "(default: %(default)s)")
-    group.add_argument("--restart-backoff-s", type=float, default=policy.backoff_min_s,
-                       help="wait before the second restart in a row; doubles each time "
-                            "(default: %(default)s)")
-    group.add_argument("--restart-backoff-max-s", type=float, default=policy.backoff_max_s,
-                       help="longest wait between restarts (default: %(default)s)")
-    group.add_argument("--crash-loop-restarts", type=int, default=policy.crash_loop_after,
-                       help="quick deaths in a row of every worker process that end the group "
-                            "with exit code 5 (default: %(default)s)")
+    group.add_argument(
+        "--restart-stable-s",
+        type=float,
+        default=policy.stable_s,
+        help="a process that ran this long before dying restarts without backoff "
+        "(default: %(default)s)",
+    )
+    group.add_argument(
+        "--restart-backoff-s",
+        type=float,
+        default=policy.backoff_min_s,
+        help="wait before the second restart in a row; doubles each time (default: %(default)s)",
+    )
+    group.add_argument(
+        "--restart-backoff-max-s",
+        type=float,
+        default=policy.backoff_max_s,
+        help="longest wait between restarts (default: %(default)s)",
+    )
+    group.add_argument(
+        "--crash-loop-restarts",
+        type=int,
+        default=policy.crash_loop_after,
+        help="quick deaths in a row of every worker process that end the group "
+        "with exit code 5 (default: %(default)s)",
+    )
     parser.set_defaults(**dict(defaults or {}))
     parser.set_defaults(run=lambda args: run(args, base, settings), builds_process=False)
 
 
-def run(args: argparse.Namespace, base: argparse.ArgumentParser,
-        settings: Callable[[], JobSettings]) -> int:
+def run(
+    args: argparse.Namespace, base: argparse.ArgumentParser, settings: Callable[[], JobSettings]
+) -> int:
     config = settings()
     logs.configure(config.log_format, config.log_level, settings=config)
     if args.watch:
-        print("error: --watch is not supported under the supervisor; use `dramatiq --watch` "
-              "while developing", file=sys.stderr)
+        print(
+            "error: --watch is not supported under the supervisor; use `dramatiq --watch` "
+            "while developing",
+            file=sys.stderr,
+        )
         return cli.RET_IMPORT
     for path in args.path:
         sys.path.insert(0, path)
@@ -83,8 +112,10 @@ def run(args: argparse.Namespace, base: argparse.ArgumentParser,
     own = {a.dest for a in base._actions if a.dest not in ("help", "version")}
     dramatiq_args = argparse.Namespace(**{name: getattr(args, name) for name in own})
     policy = RestartPolicy(
-        stable_s=args.restart_stable_s, backoff_min_s=args.restart_backoff_s,
-        backoff_max_s=args.restart_backoff_max_s, crash_loop_after=args.crash_loop_restarts,
+        stable_s=args.restart_stable_s,
+        backoff_min_s=args.restart_backoff_s,
+        backoff_max_s=args.restart_backoff_max_s,
+        crash_loop_after=args.crash_loop_restarts,
     )
     out = open(args.log_file, "a", encoding="utf-8") if args.log_file else sys.stderr  # noqa: SIM115
     for handler in logging.getLogger().handlers:

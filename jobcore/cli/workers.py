@@ -13,7 +13,12 @@ from jobcore.worker_registry import workers
 
 def register(groups: Any) -> None:
     parser = groups.add_parser("workers", help="live worker processes and what they run")
-    parser.add_argument("--all", action="store_true", dest="include_gone", help="also processes that stopped beating")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        dest="include_gone",
+        help="also processes that stopped beating",
+    )
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(run=run)
 

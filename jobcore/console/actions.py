@@ -36,7 +36,9 @@ def cancel(who: Principal, message_ids: Sequence[str], reason: str, cap: int) ->
     """``shopjobs jobs cancel``: pending or delayed jobs only; one audit row (written by it)."""
     ids = _capped(list(dict.fromkeys(message_ids)), cap)
     with session_scope() as s:
-        outcomes = cancellations.cancel(s, message_ids=ids, reason=reason, operator=who.operator_name)
+        outcomes = cancellations.cancel(
+            s, message_ids=ids, reason=reason, operator=who.operator_name
+        )
     return [Result(o.message_id, o.cancelled, o.note, f"/jobs/{o.message_id}") for o in outcomes]
 
 
@@ -50,12 +52,20 @@ def replay(who: Principal, ext: Extensions, letter_ids: Sequence[int], cap: int)
             with session_scope() as s:
                 row = dead_letters.get(s, letter_id)
                 new = dead_letters.replay(s, row, operator=who.operator_name)
-            results.append(Result(f"dead letter {letter_id}", True, f"replayed as {new}", f"/jobs/{new}"))
+            results.append(
+                Result(f"dead letter {letter_id}", True, f"replayed as {new}", f"/jobs/{new}")
+            )
         except (InvalidInput, NotFound) as exc:
-            results.append(Result(f"dead letter {letter_id}", False, str(exc), f"/dead-letters/{letter_id}"))
+            results.append(
+                Result(f"dead letter {letter_id}", False, str(exc), f"/dead-letters/{letter_id}")
+            )
     ext.flush()
-    logger.info("console: %s replayed %d of %d dead letters", who.name,
-                sum(r.done for r in results), len(ids))
+    logger.info(
+        "console: %s replayed %d of %d dead letters",
+        who.name,
+        sum(r.done for r in results),
+        len(ids),
+    )
     return results
 
 
@@ -82,8 +92,11 @@ def schedule(who: Principal, ext: Extensions, name: str, action: str) -> Result:
         fire_time, message_id = ext.schedules.trigger(name, who.operator_name)
         ext.flush()
         changed = message_id is not None
-        note = (f"fired at {fire_time:%H:%M:%S} as {message_id}" if changed
-                else f"a fire at {fire_time:%H:%M:%S} was already sent; nothing sent")
+        note = (
+            f"fired at {fire_time:%H:%M:%S} as {message_id}"
+            if changed
+            else f"a fire at {fire_time:%H:%M:%S} was already sent; nothing sent"
+        )
     else:
         raise NotFound(f"no schedule action {action!r}")
     return Result(name, changed, note, "/schedules")

@@ -87,11 +87,18 @@ def create_app(settings: JobSettings, console: ConsoleSettings, ext: Extensions)
         await hub.stop()
 
     app = Starlette(
-        routes=routes(), lifespan=lifespan, middleware=[Middleware(web.SecurityHeaders)],
+        routes=routes(),
+        lifespan=lifespan,
+        middleware=[Middleware(web.SecurityHeaders)],
         exception_handlers={
-            InvalidInput: _bad_request, NotFound: _not_found, web.LoginRequired: _login,
-            web.Forbidden: _forbidden, HTTPException: _http, OperationalError: _database,
-            DBAPIError: _database, Exception: _crash,
+            InvalidInput: _bad_request,
+            NotFound: _not_found,
+            web.LoginRequired: _login,
+            web.Forbidden: _forbidden,
+            HTTPException: _http,
+            OperationalError: _database,
+            DBAPIError: _database,
+            Exception: _crash,
         },
     )
     app.state.console = web.Console(settings, console, ext, web.templates(), auth.LoginThrottle())
@@ -120,17 +127,28 @@ async def _http(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return web.error_page(request, 404, "Not found", f"no page at {request.url.path[:200]}")
     if exc.status_code == 405:
-        return web.error_page(request, 405, "Method not allowed", "this page does not take that method")
+        return web.error_page(
+            request, 405, "Method not allowed", "this page does not take that method"
+        )
     return web.error_page(request, exc.status_code, "Request refused", str(exc.detail))
 
 
 async def _database(request: Request, exc: Exception) -> Response:
     text = str(getattr(exc, "orig", exc))
     if "statement timeout" in text:
-        return web.error_page(request, 503, "Too slow", "the query took longer than the console allows; "
-                              "narrow the filter (an actor, a state or a time window)")
-    logger.warning("console: database error on %s: %s", request.url.path, text.splitlines()[0][:200])
-    return web.error_page(request, 503, "Database unavailable", "the database could not answer; try again")
+        return web.error_page(
+            request,
+            503,
+            "Too slow",
+            "the query took longer than the console allows; "
+            "narrow the filter (an actor, a state or a time window)",
+        )
+    logger.warning(
+        "console: database error on %s: %s", request.url.path, text.splitlines()[0][:200]
+    )
+    return web.error_page(
+        request, 503, "Database unavailable", "the database could not answer; try again"
+    )
 
 
 async def _crash(request: Request, exc: Exception) -> Response:

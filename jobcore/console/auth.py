@@ -71,9 +71,7 @@ def _dummy_hash() -> str:
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * n * r, dklen=32
-    )
+    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 * n * r, dklen=32)
 
 
 def _b64(raw: bytes) -> str:
@@ -96,7 +94,11 @@ def check_password_rules(password: str) -> None:
 def create_user(session: Session, name: str, role: str, password: str) -> ConsoleUser:
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
-    if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+    if (
+        not name
+        or len(name) > 64
+        or not name.replace("-", "").replace("_", "").replace(".", "").isalnum()
+    ):
         raise InvalidInput("a user name is 1-64 letters, digits, '.', '-' or '_'")
     check_password_rules(password)
     if session.scalar(select(ConsoleUser.id).where(ConsoleUser.name == name)) is not None:
@@ -147,20 +149,32 @@ def authenticate(session: Session, name: str, password: str) -> ConsoleUser | No
 
 
 def open_session(
-    session: Session, user: ConsoleUser, *, kind: str = "browser", hours: float | None = None,
+    session: Session,
+    user: ConsoleUser,
+    *,
+    kind: str = "browser",
+    hours: float | None = None,
     label: str | None = None,
 ) -> str:
     """A new session (or API token) for ``user``; returns the token, shown only this once."""
     token = secrets.token_urlsafe(32)
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours) if hours else None
-    session.add(ConsoleSession(
-        token_hash=_token_hash(token), user_id=user.id, kind=kind,
-        csrf_token=secrets.token_urlsafe(32), expires_at=expires, label=label,
-    ))
+    session.add(
+        ConsoleSession(
+            token_hash=_token_hash(token),
+            user_id=user.id,
+            kind=kind,
+            csrf_token=secrets.token_urlsafe(32),
+            expires_at=expires,
+            label=label,
+        )
+    )
     return token
 
 
-def resolve(session: Session, token: str, *, kind: str, idle: dt.timedelta | None) -> Principal | None:
+def resolve(
+    session: Session, token: str, *, kind: str, idle: dt.timedelta | None
+) -> Principal | None:
     """The principal of a live session token (touching it), or None when unknown or expired."""
     if not token or len(token) > 100:
         return None
@@ -180,8 +194,11 @@ def resolve(session: Session, token: str, *, kind: str, idle: dt.timedelta | Non
         session.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == held.token_hash))
         return None
     if (now - held.last_seen_at).total_seconds() > 30:  # one write per half minute, not per click
-        session.execute(update(ConsoleSession).where(ConsoleSession.token_hash == held.token_hash)
-                        .values(last_seen_at=now))
+        session.execute(
+            update(ConsoleSession)
+            .where(ConsoleSession.token_hash == held.token_hash)
+            .values(last_seen_at=now)
+        )
     return Principal(user.id, user.name, user.role, held.csrf_token, held.kind)
 
 

@@ -1,9 +1,9 @@
 """``console``: serve the web console, and manage its users and API tokens.
 
-    shopjobs console [--bind ADDR] [--port N]            # serve (127.0.0.1:8180 by default)
-    shopjobs console users add NAME --role viewer|operator|admin   # asks for the password
-    shopjobs console users list | role NAME ROLE | password NAME | disable NAME
-    shopjobs console token NAME [--label L]             # a read-only API token for scripts
+shopjobs console [--bind ADDR] [--port N]            # serve (127.0.0.1:8180 by default)
+shopjobs console users add NAME --role viewer|operator|admin   # asks for the password
+shopjobs console users list | role NAME ROLE | password NAME | disable NAME
+shopjobs console token NAME [--label L]             # a read-only API token for scripts
 """
 
 from __future__ import annotations
@@ -34,18 +34,32 @@ logger = logging.getLogger("shopjobs.console")
 def register(groups: Any, make: Callable[[argparse.Namespace], Extensions]) -> None:
     """Add ``console``; ``make(args)`` builds the application's extensions when it serves
     (``args.context`` is the entry point's ``CliContext``)."""
-    parser = groups.add_parser("console", help="the operator's web console (serve; users; tokens)",
-                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = groups.add_parser(
+        "console",
+        help="the operator's web console (serve; users; tokens)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--bind", help="address to listen on (SHOPJOBS_CONSOLE_BIND, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (SHOPJOBS_CONSOLE_PORT, 8180; 0: any free)")
-    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                        help="also import MODULE at start (more actor modules whose dead letters "
-                             "the console may replay)")
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="also import MODULE at start (more actor modules whose dead letters "
+        "the console may replay)",
+    )
     parser.set_defaults(run=lambda args: serve(args, make))
     commands = parser.add_subparsers(dest="command")
 
-    users = commands.add_parser("users", help="console users").add_subparsers(dest="users", required=True)
-    add = users.add_parser("add", help="create a user (password from the terminal or --password-stdin)")
+    users = commands.add_parser("users", help="console users").add_subparsers(
+        dest="users", required=True
+    )
+    add = users.add_parser(
+        "add", help="create a user (password from the terminal or --password-stdin)"
+    )
     add.add_argument("name")
     add.add_argument("--role", choices=ROLES, required=True)
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
@@ -92,9 +106,16 @@ def run_add(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     with session_scope() as s:
-        rows = [{"name": u.name, "role": u.role, "created_at": u.created_at, "last_login_at": u.last_login_at,
-                 "disabled": u.disabled_at is not None}
-                for u in s.scalars(select(ConsoleUser).order_by(ConsoleUser.name))]
+        rows = [
+            {
+                "name": u.name,
+                "role": u.role,
+                "created_at": u.created_at,
+                "last_login_at": u.last_login_at,
+                "disabled": u.disabled_at is not None,
+            }
+            for u in s.scalars(select(ConsoleUser).order_by(ConsoleUser.name))
+        ]
     emit(rows, as_json=args.json)
     return 0
 
@@ -128,7 +149,10 @@ def run_token(args: argparse.Namespace) -> int:
             raise InvalidInput(f"{args.name} is disabled")
         token = auth.open_session(s, user, kind="token", label=args.label[:120])
     print(token)
-    print("(shown once; send it as 'Authorization: Bearer <token>' to the .json pages)", file=sys.stderr)
+    print(
+        "(shown once; send it as 'Authorization: Bearer <token>' to the .json pages)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -153,8 +177,13 @@ def serve(args: argparse.Namespace, make: Callable[[argparse.Namespace], Extensi
     url = f"http://{host}:{sock.getsockname()[1]}/"
     if bind not in ("127.0.0.1", "::1") and not console.secure_cookies:
         logger.warning("console listens on %s without secure cookies: put it behind HTTPS", bind)
-    config = uvicorn.Config(app, log_level=os.environ.get("SHOPJOBS_CONSOLE_LOG_LEVEL", "warning"),
-                            access_log=False, timeout_graceful_shutdown=3, proxy_headers=False)
+    config = uvicorn.Config(
+        app,
+        log_level=os.environ.get("SHOPJOBS_CONSOLE_LOG_LEVEL", "warning"),
+        access_log=False,
+        timeout_graceful_shutdown=3,
+        proxy_headers=False,
+    )
     server = uvicorn.Server(config)
     sock.listen(128)
     print(f"console listening on {url}", flush=True)

@@ -53,17 +53,17 @@ def _nothing() -> None:
 @dataclasses.dataclass(frozen=True)
 class Extensions:
     """Parameters:
-      title: shown in the header.
-      queues: the application's queue names (the queues page also shows any the ledger knows).
-      order_label: what the ledger's ``order_id`` means to the application ("order").
-      pipeline_steps: actor names of the order pipeline, in order (the timeline marks them).
-      compensation_actors: actors that undo a pipeline (the timeline marks them apart).
-      retention_days: state -> days a finished job is kept (the ledger page shows what the
-        next prune removes); empty when the application does not prune.
-      schedules: the application's schedules, or None (the page then says there are none).
-      load_actors: imports the application's broker and actors, so a replay can be published.
-      flush: writes what the broker buffered (the ledger rows of published replays).
-      secrets: exact values to mask wherever they appear (configured passwords).
+    title: shown in the header.
+    queues: the application's queue names (the queues page also shows any the ledger knows).
+    order_label: what the ledger's ``order_id`` means to the application ("order").
+    pipeline_steps: actor names of the order pipeline, in order (the timeline marks them).
+    compensation_actors: actors that undo a pipeline (the timeline marks them apart).
+    retention_days: state -> days a finished job is kept (the ledger page shows what the
+      next prune removes); empty when the application does not prune.
+    schedules: the application's schedules, or None (the page then says there are none).
+    load_actors: imports the application's broker and actors, so a replay can be published.
+    flush: writes what the broker buffered (the ledger rows of published replays).
+    secrets: exact values to mask wherever they appear (configured passwords).
     """
 
     title: str = "jobs"

@@ -77,7 +77,9 @@ class Params:
         try:
             parsed = dt.datetime.fromisoformat(raw)
         except ValueError:
-            raise InvalidInput(f"{name} must be an ISO time or like 15m, 2h, 3d; not {raw[:40]!r}") from None
+            raise InvalidInput(
+                f"{name} must be an ISO time or like 15m, 2h, 3d; not {raw[:40]!r}"
+            ) from None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
     def flag(self, name: str) -> bool:
@@ -111,7 +113,7 @@ def job_filter(params: Params, now: dt.datetime) -> JobFilter:
     for term in params.all("arg")[: MAX_ARG_TERMS + 1]:
         match = ARG_TERM.match(term.strip())
         if not match:
-            raise InvalidInput("arg must look like name=value, e.g. order_id=42 or kind=\"daily\"")
+            raise InvalidInput('arg must look like name=value, e.g. order_id=42 or kind="daily"')
         terms.append((match[1], _json_value(match[2])))
     if len(terms) > MAX_ARG_TERMS:
         raise InvalidInput(f"at most {MAX_ARG_TERMS} arg terms")
@@ -168,7 +170,9 @@ def decode_cursor(raw: str | None, shape: Sequence[type]) -> list[Any] | None:
                 out.append(part)
         return out
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput("the page cursor 'after' is malformed; start from the first page") from None
+        raise InvalidInput(
+            "the page cursor 'after' is malformed; start from the first page"
+        ) from None
 
 
 def limit_of(params: Params, default: int = 50) -> int:

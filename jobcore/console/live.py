@@ -98,5 +98,6 @@ async def events(request: Request, hub: Hub) -> StreamingResponse:
         finally:
             hub.unsubscribe(queue)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
+    )

@@ -64,9 +64,7 @@ class ConsoleSession(Base):
     )
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (
-        CheckConstraint("kind IN ('browser', 'token')", name="kind_known"),
-    )
+    __table_args__ = (CheckConstraint("kind IN ('browser', 'token')", name="kind_known"),)
 
 
 # The jobs page filters by actor or queue and pages newest-first by state_changed_at; argument
@@ -75,11 +73,14 @@ LEDGER_INDEXES = (
     Index("ix_job_ledger_actor_changed", LedgerEntry.actor, LedgerEntry.state_changed_at),
     Index("ix_job_ledger_queue_changed", LedgerEntry.queue, LedgerEntry.state_changed_at),
     Index(
-        "ix_job_ledger_args", LedgerEntry.args, postgresql_using="gin",
+        "ix_job_ledger_args",
+        LedgerEntry.args,
+        postgresql_using="gin",
         postgresql_ops={"args": "jsonb_path_ops"},
     ),
     Index(
-        "ix_job_ledger_replay_of", LedgerEntry.replay_of,
+        "ix_job_ledger_replay_of",
+        LedgerEntry.replay_of,
         postgresql_where=text("replay_of IS NOT NULL"),
     ),
 )

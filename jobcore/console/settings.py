@@ -18,12 +18,16 @@ class ConsoleSettings:
 
     bind: str = _field("127.0.0.1", _ip, "address the console listens on (loopback unless set)")
     port: int = _field(8180, _int(0, 65535), "console port (0: any free port)")
-    secure_cookies: bool = _field(True, _bool, "session cookie only over HTTPS (browsers allow it on localhost)")
+    secure_cookies: bool = _field(
+        True, _bool, "session cookie only over HTTPS (browsers allow it on localhost)"
+    )
     session_idle_minutes: int = _field(60, _int(1, 24 * 60), "a session unused this long ends")
     session_max_hours: int = _field(12, _int(1, 24 * 30), "a session ends this long after login")
     bulk_cap: int = _field(500, _int(1, 10_000), "most rows one bulk action touches")
     statement_timeout_ms: int = _field(5000, _int(100, 600_000), "longest a console query may run")
-    live_poll_s: float = _field(2.0, float, "how often the live feed looks for changes (one query per tick)")
+    live_poll_s: float = _field(
+        2.0, float, "how often the live feed looks for changes (one query per tick)"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:

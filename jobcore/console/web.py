@@ -39,9 +39,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 COOKIE = "__Host-shopjobs-console"
 COOKIE_PLAIN = "shopjobs-console"  # without HTTPS the __Host- prefix is refused by browsers
 LOGIN_CSRF_COOKIE = "shopjobs-console-login"
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-       "base-uri 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'"
+)
 
 
 class LoginRequired(Exception):
@@ -66,7 +68,9 @@ class Console:
     def cookie_name(self) -> str:
         return COOKIE if self.console.secure_cookies else COOKIE_PLAIN
 
-    def render(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    def render(
+        self, request: Request, name: str, status: int = 200, **context: Any
+    ) -> HTMLResponse:
         template = self.templates.get_template(name)
         html = template.render(request=request, ext=self.ext, console=self, **context)
         return HTMLResponse(html, status_code=status)
@@ -80,7 +84,10 @@ def console_of(request: Request) -> Console:
 def templates() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")),
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.filters["mask"] = lambda v: "" if v is None else scrub_text(str(v))
     env.filters["ago"] = ago
@@ -88,7 +95,9 @@ def templates() -> jinja2.Environment:
     env.filters["seconds"] = seconds
     env.filters["count"] = lambda n: "-" if n is None else f"{n:,}"
     env.filters["bytes"] = size
-    env.filters["pretty"] = lambda v: scrub_text(json.dumps(v, indent=2, default=str, ensure_ascii=False))
+    env.filters["pretty"] = lambda v: scrub_text(
+        json.dumps(v, indent=2, default=str, ensure_ascii=False)
+    )
     env.filters["urlq"] = lambda v: quote(str(v), safe="")
     return env
 
@@ -100,7 +109,11 @@ def ago(value: dt.datetime | None) -> str:
 
 
 def when(value: dt.datetime | None) -> str:
-    return "-" if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+    return (
+        "-"
+        if value is None
+        else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+    )
 
 
 def seconds(value: float | None) -> str:
@@ -151,7 +164,9 @@ def identify(request: Request, role: str) -> auth.Principal:
     return who
 
 
-def page(role: str = "viewer") -> Callable[[Callable[..., Response]], Callable[[Request], Response]]:
+def page(
+    role: str = "viewer",
+) -> Callable[[Callable[..., Response]], Callable[[Request], Response]]:
     """A read page for ``role`` and above (run in the thread pool: the database calls block)."""
 
     def wrap(fn: Callable[..., Response]) -> Callable[[Request], Response]:
@@ -165,7 +180,9 @@ def page(role: str = "viewer") -> Callable[[Callable[..., Response]], Callable[[
     return wrap
 
 
-def action(role: str = "operator", max_fields: int = 11_000) -> Callable[[Callable[..., Response]], Any]:
+def action(
+    role: str = "operator", max_fields: int = 11_000
+) -> Callable[[Callable[..., Response]], Any]:
     """A POST for ``role`` and above: the session's CSRF token must come with the form."""
 
     def wrap(fn: Callable[..., Response]) -> Any:
@@ -229,7 +246,9 @@ def same_origin(request: Request) -> None:
 
 
 def wants_json(request: Request) -> bool:
-    return request.url.path.endswith(".json") or "application/json" in request.headers.get("accept", "")
+    return request.url.path.endswith(".json") or "application/json" in request.headers.get(
+        "accept", ""
+    )
 
 
 def error_page(request: Request, status: int, title: str, detail: str) -> Response:
@@ -263,7 +282,10 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if len(scope.get("query_string", b"")) > MAX_QUERY_STRING or len(scope.get("path", "")) > 500:
+        if (
+            len(scope.get("query_string", b"")) > MAX_QUERY_STRING
+            or len(scope.get("path", "")) > 500
+        ):
             await _plain(send, 414, b"URI too long: narrow the filter")
             return
 
@@ -288,6 +310,11 @@ class SecurityHeaders:
 
 
 async def _plain(send: Send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -71,9 +71,15 @@ def ledger_fields(
     for key in BUSINESS_IDS:
         value = named.get(key)
         if key == "job_id":
-            fields[key] = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+            fields[key] = (
+                str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+            )
         else:
-            fields[key] = value if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63 else None
+            fields[key] = (
+                value
+                if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+                else None
+            )
     fields["args"] = capped_json(named, max_bytes)
     return fields
 
@@ -90,7 +96,9 @@ def capped_json(value: Any, max_bytes: int) -> str:
         error = scrub_text(str(exc))[:200]
         return json.dumps({"unencodable": type(value).__name__, "error": error})
     if len(encoded) > max_bytes:
-        encoded = json.dumps({"truncated": True, "bytes": len(encoded), "preview": encoded[: max_bytes // 2]})
+        encoded = json.dumps(
+            {"truncated": True, "bytes": len(encoded), "preview": encoded[: max_bytes // 2]}
+        )
     return encoded
 
 

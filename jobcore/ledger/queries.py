@@ -11,8 +11,18 @@ from sqlalchemy.orm import Session
 from jobcore.errors import InvalidInput
 from jobcore.models import LEDGER_STATES, LedgerEntry
 
-SUMMARY_FIELDS = ("message_id", "actor", "queue", "state", "attempts", "order_id", "enqueued_at",
-                  "started_at", "finished_at", "error")
+SUMMARY_FIELDS = (
+    "message_id",
+    "actor",
+    "queue",
+    "state",
+    "attempts",
+    "order_id",
+    "enqueued_at",
+    "started_at",
+    "finished_at",
+    "error",
+)
 
 
 def as_dict(row: LedgerEntry, *, full: bool = False) -> dict[str, Any]:
@@ -65,13 +75,19 @@ def changed_after(
     limit: int = 500,
 ) -> list[LedgerEntry]:
     """Jobs whose state changed after ``after``, oldest change first (what ``jobs tail`` follows)."""
-    query = _filtered(select(LedgerEntry).where(LedgerEntry.state_changed_at > after),
-                      state=state, actor=actor, order_id=order_id)
+    query = _filtered(
+        select(LedgerEntry).where(LedgerEntry.state_changed_at > after),
+        state=state,
+        actor=actor,
+        order_id=order_id,
+    )
     query = query.order_by(LedgerEntry.state_changed_at, LedgerEntry.message_id).limit(limit)
     return list(session.scalars(query))
 
 
-def _filtered(query: Select[Any], *, state: str | None, actor: str | None, order_id: int | None) -> Select[Any]:
+def _filtered(
+    query: Select[Any], *, state: str | None, actor: str | None, order_id: int | None
+) -> Select[Any]:
     """The filters ``jobs list`` and ``jobs tail`` share; ``state`` must be a ledger state."""
     if state is not None and state not in LEDGER_STATES:
         raise InvalidInput(f"unknown state {state!r}; one of: {', '.join(LEDGER_STATES)}")

@@ -157,8 +157,11 @@ def store_undecodable(queue: str, body: bytes) -> None:
     from jobcore import dead_letters
 
     logging.getLogger("shopjobs.dead_letters").warning(
-        "undecodable message in %s (%d bytes): %s", queue, len(body), dead_letters.preview(body))
+        "undecodable message in %s (%d bytes): %s", queue, len(body), dead_letters.preview(body)
+    )
     from jobcore.metrics.definitions import DEAD_LETTERS
 
-    dead_letters.record(queue=queue, body=body, reason="undecodable", error="not a Dramatiq message")
+    dead_letters.record(
+        queue=queue, body=body, reason="undecodable", error="not a Dramatiq message"
+    )
     DEAD_LETTERS.labels(queue.removesuffix(".DQ"), "undecodable").inc()

@@ -31,9 +31,25 @@ logger = logging.getLogger(__name__)
 WORKER_NAME = f"{socket.gethostname()}:{{pid}}"
 
 COLUMNS = (
-    "message_id", "actor", "queue", "state", "state_ts", "args", "attempts", "enqueued_at", "eta",
-    "started_at", "finished_at", "error", "traceback", "order_id", "user_id", "job_id", "worker",
-    "duplicates", "result",
+    "message_id",
+    "actor",
+    "queue",
+    "state",
+    "state_ts",
+    "args",
+    "attempts",
+    "enqueued_at",
+    "eta",
+    "started_at",
+    "finished_at",
+    "error",
+    "traceback",
+    "order_id",
+    "user_id",
+    "job_id",
+    "worker",
+    "duplicates",
+    "result",
 )
 # Which state wins is decided by jobcore.ledger.precedence, the same rule Change.absorb applies.
 _TAKES = precedence.sql_takes("j", "EXCLUDED")
@@ -130,7 +146,12 @@ class LedgerWriter:
     """
 
     def __init__(
-        self, connect: Callable[[], Any], *, flush_ms: int = 50, gather_ms: int = 2, max_batch: int = 500
+        self,
+        connect: Callable[[], Any],
+        *,
+        flush_ms: int = 50,
+        gather_ms: int = 2,
+        max_batch: int = 500,
     ) -> None:
         self._connect = connect
         self._interval = flush_ms / 1000
@@ -201,7 +222,9 @@ class LedgerWriter:
             try:
                 callback()
             except Exception:
-                logger.warning("deferred ack failed; the message will be redelivered", exc_info=True)
+                logger.warning(
+                    "deferred ack failed; the message will be redelivered", exc_info=True
+                )
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Write everything buffered so far (producers call it before exit)."""
@@ -244,7 +267,8 @@ class LedgerWriter:
             if self._gather and not self._stopping:
                 # let more final states join this transaction: fewer, larger commits
                 self._cv.wait_for(
-                    lambda: len(self._pending) >= self._max_batch or self._stopping, timeout=self._gather
+                    lambda: len(self._pending) >= self._max_batch or self._stopping,
+                    timeout=self._gather,
                 )
             self._urgent = False
             if len(self._pending) <= self._max_batch:
@@ -275,12 +299,16 @@ class LedgerWriter:
                     conn.rollback()
                     self._write_one_by_one(conn, batch)
                 else:
-                    logger.warning("ledger flush of %d rows failed; retrying", len(batch), exc_info=True)
+                    logger.warning(
+                        "ledger flush of %d rows failed; retrying", len(batch), exc_info=True
+                    )
                     try:
                         if conn is not None:
                             conn.close()
                     except Exception:
-                        logger.debug("closing the failed ledger connection failed too", exc_info=True)
+                        logger.debug(
+                            "closing the failed ledger connection failed too", exc_info=True
+                        )
                     conn = None
                     self._requeue(batch)
                     with self._cv:

@@ -112,7 +112,9 @@ atexit.register(_flush_at_exit)
 os.register_at_fork(after_in_child=_after_fork)
 
 
-def BatchedValue(interval: float = FLUSH_INTERVAL_S) -> type:  # a class factory, as MultiProcessValue
+def BatchedValue(
+    interval: float = FLUSH_INTERVAL_S,
+) -> type:  # a class factory, as MultiProcessValue
     """A value class for ``prometheus_client.values.ValueClass``: memory first, files in batches."""
     store = _Store(interval)
     _stores.append(store)
@@ -123,9 +125,17 @@ def BatchedValue(interval: float = FLUSH_INTERVAL_S) -> type:  # a class factory
     class BatchedValue_:
         _multiprocess = True
 
-        def __init__(self, typ: str, metric_name: str, name: str, labelnames: Any,
-                     labelvalues: Any, help_text: str, multiprocess_mode: str = "",
-                     **kwargs: Any) -> None:
+        def __init__(
+            self,
+            typ: str,
+            metric_name: str,
+            name: str,
+            labelnames: Any,
+            labelvalues: Any,
+            help_text: str,
+            multiprocess_mode: str = "",
+            **kwargs: Any,
+        ) -> None:
             self._prefix = f"{typ}_{multiprocess_mode}" if typ == "gauge" else typ
             self._key = mmap_key(metric_name, name, labelnames, labelvalues, help_text)
             self._dirty = False

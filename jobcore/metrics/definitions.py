@@ -29,7 +29,9 @@ IN_PROGRESS = Gauge(
     ["actor", "queue"],
     multiprocess_mode="livesum",
 )
-RETRIES = Counter("shopjobs_job_retries", "Failed attempts sent back for a retry.", ["actor", "queue"])
+RETRIES = Counter(
+    "shopjobs_job_retries", "Failed attempts sent back for a retry.", ["actor", "queue"]
+)
 DEAD_LETTERS = Counter(
     "shopjobs_dead_letters",
     "Messages rejected to a dead-letter queue, by reason.",

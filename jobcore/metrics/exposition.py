@@ -73,7 +73,10 @@ def serve(registry: CollectorRegistry, bind: str, port: int, what: str) -> Any |
         logger.error(
             "%s metrics endpoint cannot listen on %s:%d (%s); another instance on this host "
             "may hold it: give this one its own port. Running without an endpoint.",
-            what, bind, port, exc.strerror or exc,
+            what,
+            bind,
+            port,
+            exc.strerror or exc,
         )
         return None
     logger.info("%s metrics on http://%s:%d/metrics", what, bind, server.server_port)

@@ -61,7 +61,9 @@ def _ledger(
     import psycopg2
 
     conn = psycopg2.connect(
-        dsn, connect_timeout=TIMEOUT_S, options=f"-c statement_timeout={TIMEOUT_S * 1000}",
+        dsn,
+        connect_timeout=TIMEOUT_S,
+        options=f"-c statement_timeout={TIMEOUT_S * 1000}",
         application_name="shopjobs-metrics",
     )
     try:
@@ -91,8 +93,9 @@ class QueueCollector(Collector):
         logging.getLogger("pika.channel").setLevel(logging.ERROR)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        up = GaugeMetricFamily("shopjobs_metrics_source_up", "1 when a scrape-time source answered.",
-                               labels=["source"])
+        up = GaugeMetricFamily(
+            "shopjobs_metrics_source_up", "1 when a scrape-time source answered.", labels=["source"]
+        )
         depths: dict[tuple[str, str], int] | None = None
         try:
             depths = _depths(self.settings.amqp_url, self.queues)
@@ -101,14 +104,18 @@ class QueueCollector(Collector):
             up.add_metric(["rabbitmq"], 0)
         else:
             up.add_metric(["rabbitmq"], 1)
-            messages = GaugeMetricFamily("shopjobs_queue_messages", "Messages in a queue, by state.",
-                                         labels=["queue", "state"])
+            messages = GaugeMetricFamily(
+                "shopjobs_queue_messages",
+                "Messages in a queue, by state.",
+                labels=["queue", "state"],
+            )
             for (queue, state), count in sorted(depths.items()):
                 messages.add_metric([queue, state], count)
             yield messages
         try:
             oldest, stored, (unpublished, waiting) = _ledger(
-                self.settings.psycopg_dsn, getattr(self.settings, "stranded_after_s", 300.0))
+                self.settings.psycopg_dsn, getattr(self.settings, "stranded_after_s", 300.0)
+            )
         except Exception as exc:  # noqa: BLE001  (any failure of a source: report it, keep scraping)
             logger.warning("ledger ages unavailable: %s", type(exc).__name__)
             up.add_metric(["postgresql"], 0)
@@ -116,9 +123,14 @@ class QueueCollector(Collector):
             up.add_metric(["postgresql"], 1)
             age = GaugeMetricFamily(
                 "shopjobs_queue_oldest_message_age_seconds",
-                "Age of the oldest job waiting to start (0 when none waits).", labels=["queue"])
-            dead = GaugeMetricFamily("shopjobs_dead_letters_stored",
-                                     "Dead letters stored and not replayed.", labels=["queue"])
+                "Age of the oldest job waiting to start (0 when none waits).",
+                labels=["queue"],
+            )
+            dead = GaugeMetricFamily(
+                "shopjobs_dead_letters_stored",
+                "Dead letters stored and not replayed.",
+                labels=["queue"],
+            )
             for queue in self.queues:
                 age.add_metric([queue], oldest.get(queue, 0.0))
                 dead.add_metric([queue], stored.get(queue, 0))
@@ -134,10 +146,15 @@ def _stranded_family(
     """Stranded sends: unpublished past due; lost (due, not in the outbox, its queue empty)."""
     family = GaugeMetricFamily(
         "shopjobs_stranded",
-        "Committed sends stranded longer than SHOPJOBS_STRANDED_AFTER_S, by kind.", labels=["kind"])
+        "Committed sends stranded longer than SHOPJOBS_STRANDED_AFTER_S, by kind.",
+        labels=["kind"],
+    )
     family.add_metric(["unpublished"], unpublished)
     if depths is not None:  # without queue depths "lost" cannot be told from "waiting"
-        lost = sum(n for q, n in waiting.items()
-                   if not depths.get((q, "ready"), 0) and not depths.get((q, "delayed"), 0))
+        lost = sum(
+            n
+            for q, n in waiting.items()
+            if not depths.get((q, "ready"), 0) and not depths.get((q, "delayed"), 0)
+        )
         family.add_metric(["lost"], lost)
     return family

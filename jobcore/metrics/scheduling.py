@@ -5,14 +5,16 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge
 
 FIRES = Counter(
-    "shopjobs_scheduler_fires", "Schedule fires sent, by reason (on_time, catch_up, manual).",
+    "shopjobs_scheduler_fires",
+    "Schedule fires sent, by reason (on_time, catch_up, manual).",
     ["schedule", "reason"],
 )
 MISFIRES = Counter(
     "shopjobs_scheduler_misfires", "Fires missed (handled too late) and not sent.", ["schedule"]
 )
 LEADER = Gauge(
-    "shopjobs_scheduler_leader", "1 while this scheduler holds the leadership, else 0.",
+    "shopjobs_scheduler_leader",
+    "1 while this scheduler holds the leadership, else 0.",
     multiprocess_mode="liveall",
 )
 LEADERSHIP_CHANGES = Counter(

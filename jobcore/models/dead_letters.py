@@ -37,11 +37,17 @@ class DeadLetter(Base):
     traceback: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     body: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     replayed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     replay_message_id: Mapped[str | None] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_dead_letters_open", "queue", "created_at", postgresql_where="replayed_at IS NULL"),)
+    __table_args__ = (
+        Index(
+            "ix_dead_letters_open", "queue", "created_at", postgresql_where="replayed_at IS NULL"
+        ),
+    )
 
 
 class RequeuedMessage(Base):
@@ -51,7 +57,9 @@ class RequeuedMessage(Base):
     __tablename__ = "requeued_messages"
 
     message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 class CrashSuspect(Base):
@@ -65,4 +73,6 @@ class CrashSuspect(Base):
     lone_runs: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     running_since: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     worker: Mapped[str | None] = mapped_column(String(120))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -83,6 +83,4 @@ class OutboxMessage(Base):
     # job's send committed with its outcome); NULL: published after commit by its sender
     due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (
-        Index("ix_outbox_due_at", "due_at", postgresql_where="due_at IS NOT NULL"),
-    )
+    __table_args__ = (Index("ix_outbox_due_at", "due_at", postgresql_where="due_at IS NOT NULL"),)

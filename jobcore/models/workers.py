@@ -17,10 +17,18 @@ class WorkerProcess(Base):
 
     __tablename__ = "worker_processes"
 
-    name: Mapped[str] = mapped_column(String(120), primary_key=True)  # host:pid, as in job_ledger.worker
+    name: Mapped[str] = mapped_column(
+        String(120), primary_key=True
+    )  # host:pid, as in job_ledger.worker
     host: Mapped[str] = mapped_column(String(255), nullable=False)
     pid: Mapped[int] = mapped_column(Integer, nullable=False)
-    queues: Mapped[list[str]] = mapped_column(ARRAY(String(120)), nullable=False, server_default="{}")
+    queues: Mapped[list[str]] = mapped_column(
+        ARRAY(String(120)), nullable=False, server_default="{}"
+    )
     threads: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

@@ -35,7 +35,9 @@ from jobcore.supervisor.metrics import SupervisorMetrics
 from jobcore.supervisor.policy import RestartPolicy
 from jobcore.supervisor.process import Child, _spawn
 
-RET_CRASH_LOOP = 5  # beside Dramatiq's RET_OK 0, RET_KILLED 1, RET_IMPORT 2, RET_CONNECT 3, RET_PIDFILE 4
+RET_CRASH_LOOP = (
+    5  # beside Dramatiq's RET_OK 0, RET_KILLED 1, RET_IMPORT 2, RET_CONNECT 3, RET_PIDFILE 4
+)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 logger = logging.getLogger("jobcore.supervisor")
 
@@ -56,10 +58,10 @@ class Slot:
 
 class Supervisor:
     """Parameters:
-      args: Dramatiq's own arguments (``dramatiq.cli.make_argument_parser``): broker module,
-        modules, processes, threads, queues, forks, timeouts, logging options.
-      policy: restart backoff and crash-loop detection.
-      out: where the children's log lines go (the supervisor's own stream or ``--log-file``).
+    args: Dramatiq's own arguments (``dramatiq.cli.make_argument_parser``): broker module,
+      modules, processes, threads, queues, forks, timeouts, logging options.
+    policy: restart backoff and crash-loop detection.
+    out: where the children's log lines go (the supervisor's own stream or ``--log-file``).
     """
 
     def __init__(self, args: argparse.Namespace, policy: RestartPolicy, out: TextIO) -> None:
@@ -90,8 +92,13 @@ class Supervisor:
         self._enable_metrics()
         previous = self._install_signals()
         try:
-            logger.info("supervisor %d starting %d worker processes x %d threads (%s)",
-                        os.getpid(), self.args.processes, self.args.threads, self.args.broker)
+            logger.info(
+                "supervisor %d starting %d worker processes x %d threads (%s)",
+                os.getpid(),
+                self.args.processes,
+                self.args.threads,
+                self.args.broker,
+            )
             for slot in self.workers:
                 child = self._start(slot)
                 logger.info("started worker process %d (pid %d)", slot.number, child.pid)
@@ -150,7 +157,9 @@ class Supervisor:
     def _install_signals(self) -> dict[int, Any]:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        previous: dict[int, Any] = {sig: signal.signal(sig, self._on_signal) for sig in cli.HANDLED_SIGNALS}
+        previous: dict[int, Any] = {
+            sig: signal.signal(sig, self._on_signal) for sig in cli.HANDLED_SIGNALS
+        }
         previous[-1] = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
         return previous
 
@@ -224,7 +233,9 @@ class Supervisor:
             reloading = slot.child is not None and slot in self.reload_queue[:1]
             child = self._start(slot, successor=reloading)
             what = "successor" if reloading else "replacement"
-            logger.info("started %s %s process %d (pid %d)", what, slot.kind, slot.number, child.pid)
+            logger.info(
+                "started %s %s process %d (pid %d)", what, slot.kind, slot.number, child.pid
+            )
 
     def _reap(self) -> None:
         now = time.monotonic()
@@ -232,8 +243,13 @@ class Supervisor:
             if not child.alive():
                 self.retiring.remove(child)
                 self.stopped_codes.append(child.exitcode or 0)
-                logger.info("%s process %d (pid %d) stopped: %s", child.kind, child.slot, child.pid,
-                            child.describe_exit())
+                logger.info(
+                    "%s process %d (pid %d) stopped: %s",
+                    child.kind,
+                    child.slot,
+                    child.pid,
+                    child.describe_exit(),
+                )
         for slot in self._slots():
             for attr in ("child", "successor"):
                 child = getattr(slot, attr)
@@ -254,8 +270,11 @@ class Supervisor:
         lived = now - child.started
         booted = child.ready_at is not None
         if child.kind == "worker" and not self.group_ready and child.exitcode == cli.RET_IMPORT:
-            logger.critical("worker process %d (pid %d) could not import the application; stopping",
-                            slot.number, child.pid)
+            logger.critical(
+                "worker process %d (pid %d) could not import the application; stopping",
+                slot.number,
+                child.pid,
+            )
             self._begin_stop("an import error", cli.RET_IMPORT)
             return
         slot.failures = self.policy.failures_after_death(slot.failures, lived)
@@ -268,8 +287,14 @@ class Supervisor:
         logger.warning(
             "%s process %d (pid %d) died after %.1fs (%s%s); the other processes keep working; "
             "restarting it in %.1fs (death %d in a row)",
-            slot.kind, slot.number, child.pid, lived, child.describe_exit(),
-            "" if booted else ", before it was ready", delay, slot.failures,
+            slot.kind,
+            slot.number,
+            child.pid,
+            lived,
+            child.describe_exit(),
+            "" if booted else ", before it was ready",
+            delay,
+            slot.failures,
         )
 
     def _note_readiness(self) -> None:
@@ -280,15 +305,21 @@ class Supervisor:
                     continue
                 child.ready_at = now
                 if self.group_ready and slot.kind == "worker":
-                    logger.info("%s process %d (pid %d) is ready", slot.kind, slot.number, child.pid)
+                    logger.info(
+                        "%s process %d (pid %d) is ready", slot.kind, slot.number, child.pid
+                    )
             child = slot.child
             if child is not None and slot.failures and now - child.started >= self.policy.stable_s:
                 slot.failures = 0
                 self._set_backoff_gauge()
         if not self.group_ready and all(s.child and s.child.ready_at for s in self.workers):
             self.group_ready = True
-            logger.info("worker group ready: %d processes x %d threads (supervisor pid %d)",
-                        len(self.workers), self.args.threads, os.getpid())
+            logger.info(
+                "worker group ready: %d processes x %d threads (supervisor pid %d)",
+                len(self.workers),
+                self.args.threads,
+                os.getpid(),
+            )
 
     def _boot_forks(self) -> None:
         """Start the middleware's forks once every worker booted, as Dramatiq does (#297, #701)."""
@@ -296,7 +327,10 @@ class Supervisor:
             return
         waited = time.monotonic() - self.started
         booted = all(s.child is not None and s.child.is_ready() for s in self.workers)
-        if not (booted and self.canteen.initialized) and waited < self.args.worker_fork_timeout / 1000:
+        if (
+            not (booted and self.canteen.initialized)
+            and waited < self.args.worker_fork_timeout / 1000
+        ):
             return
         paths = [*self.args.forks, *canteen_get(self.canteen)]
         self.forks = [Slot("fork", n, path=path) for n, path in enumerate(paths)]
@@ -340,7 +374,9 @@ class Supervisor:
         self.reload_queue.clear()
         if code is not None and self.exit_code is None:
             self.exit_code = code
-        logger.info("stopping the worker group (%s): SIGTERM to %d processes", why, len(self._live()))
+        logger.info(
+            "stopping the worker group (%s): SIGTERM to %d processes", why, len(self._live())
+        )
         for slot in self._slots():
             slot.restart_at = None
         for child in self._live():
@@ -351,7 +387,9 @@ class Supervisor:
             "worker group is crash-looping: every worker process died %d times in a row, each "
             "within %.0fs of its start; giving up (exit code %d) so the service manager and "
             "alerts see it. Check the workers' log above for the cause.",
-            self.policy.crash_loop_after, self.policy.stable_s, RET_CRASH_LOOP,
+            self.policy.crash_loop_after,
+            self.policy.stable_s,
+            RET_CRASH_LOOP,
         )
         if self.metrics is not None:
             self.metrics.crash_looping.set(1)
@@ -386,8 +424,12 @@ class Supervisor:
         self.metrics.backoff.set(max([0.0, *waits]))
 
 
-def supervise(args: argparse.Namespace, policy: RestartPolicy, out: TextIO,
-              make: Callable[..., Supervisor] = Supervisor) -> int:
+def supervise(
+    args: argparse.Namespace,
+    policy: RestartPolicy,
+    out: TextIO,
+    make: Callable[..., Supervisor] = Supervisor,
+) -> int:
     """Run a supervisor with Dramatiq's pid-file handling around it; returns the exit code."""
     if args.pid_file:
         try:

@@ -15,16 +15,20 @@ class SupervisorMetrics:
 
     def __init__(self) -> None:
         self.restarts = Counter(
-            "shopjobs_worker_restarts", "Processes of the worker group that died and were replaced",
-            ["kind", "cause"], registry=None,
+            "shopjobs_worker_restarts",
+            "Processes of the worker group that died and were replaced",
+            ["kind", "cause"],
+            registry=None,
         )
         self.backoff = Gauge(
             "shopjobs_worker_restart_backoff_seconds",
             "Longest wait of a slot before its dead process is started again",
-            registry=None, multiprocess_mode="max",
+            registry=None,
+            multiprocess_mode="max",
         )
         self.crash_looping = Gauge(
             "shopjobs_worker_group_crash_looping",
             "1 when every worker process kept dying and the supervisor gave up",
-            registry=None, multiprocess_mode="max",
+            registry=None,
+            multiprocess_mode="max",
         )

@@ -16,10 +16,10 @@ import dataclasses
 @dataclasses.dataclass(frozen=True)
 class RestartPolicy:
     """Parameters:
-      stable_s: a process that ran this long before it died starts its count afresh.
-      backoff_min_s: the wait before the second restart in a row; doubles after each.
-      backoff_max_s: the longest wait between restarts of one slot.
-      crash_loop_after: consecutive quick deaths of every worker slot that end the group.
+    stable_s: a process that ran this long before it died starts its count afresh.
+    backoff_min_s: the wait before the second restart in a row; doubles after each.
+    backoff_max_s: the longest wait between restarts of one slot.
+    crash_loop_after: consecutive quick deaths of every worker slot that end the group.
     """
 
     stable_s: float = 30.0

@@ -40,8 +40,9 @@ def _die_with(supervisor_pid: int) -> None:
         sys.exit(cli.RET_KILLED)
 
 
-def run_worker(args: argparse.Namespace, slot: int, pipe: Any, canteen: Any, booted: Any,
-               supervisor_pid: int) -> None:
+def run_worker(
+    args: argparse.Namespace, slot: int, pipe: Any, canteen: Any, booted: Any, supervisor_pid: int
+) -> None:
     """Body of a worker process: Dramatiq's ``worker_process``."""
     _die_with(supervisor_pid)
     try:
@@ -66,7 +67,9 @@ class _BootSignal:
             self.event.set()
 
 
-def run_fork(args: argparse.Namespace, slot: int, path: str, pipe: Any, supervisor_pid: int) -> None:
+def run_fork(
+    args: argparse.Namespace, slot: int, path: str, pipe: Any, supervisor_pid: int
+) -> None:
     """Body of a fork process (a middleware's ``forks``, e.g. the metrics endpoint)."""
     _die_with(supervisor_pid)
     try:
@@ -93,8 +96,14 @@ class Child:
       slot: the slot's number (Dramatiq's worker or fork id).
     """
 
-    def __init__(self, kind: str, slot: int, process: multiprocessing.process.BaseProcess,
-                 logs: Connection, booted: Any | None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        slot: int,
+        process: multiprocessing.process.BaseProcess,
+        logs: Connection,
+        booted: Any | None,
+    ) -> None:
         self.kind = kind
         self.slot = slot
         self.process = process
@@ -110,7 +119,9 @@ class Child:
         read, write = _spawn.Pipe(duplex=False)
         booted = _spawn.Event()
         process = _spawn.Process(
-            target=run_worker, name=f"worker-{slot}", daemon=False,
+            target=run_worker,
+            name=f"worker-{slot}",
+            daemon=False,
             args=(args, slot, StreamablePipe(write), canteen, booted, os.getpid()),
         )
         return cls._start("worker", slot, process, read, write, booted)
@@ -119,14 +130,23 @@ class Child:
     def fork(cls, args: argparse.Namespace, slot: int, path: str) -> Child:
         read, write = _spawn.Pipe(duplex=False)
         process = _spawn.Process(
-            target=run_fork, name=f"fork-{slot}", daemon=False,
+            target=run_fork,
+            name=f"fork-{slot}",
+            daemon=False,
             args=(args, slot, path, StreamablePipe(write), os.getpid()),
         )
         return cls._start("fork", slot, process, read, write, None)
 
     @classmethod
-    def _start(cls, kind: str, slot: int, process: multiprocessing.process.BaseProcess,
-               read: Connection, write: Connection, booted: Any | None) -> Child:
+    def _start(
+        cls,
+        kind: str,
+        slot: int,
+        process: multiprocessing.process.BaseProcess,
+        read: Connection,
+        write: Connection,
+        booted: Any | None,
+    ) -> Child:
         # Blocked while spawning, as Dramatiq's main does: the child inherits the mask and
         # unblocks once its handlers are set, so a stop cannot kill it half-booted.
         cli.try_block_signals()

@@ -54,17 +54,23 @@ class ImageRejected(PermanentError):
 
 def check_url(url: Any) -> str:
     if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2000:
-        raise InvalidInput(f"image url must be an http(s) URL of at most 2000 characters, got {url!r:.80}")
+        raise InvalidInput(
+            f"image url must be an http(s) URL of at most 2000 characters, got {url!r:.80}"
+        )
     return url
 
 
 def check_variants(names: Any) -> tuple[Variant, ...]:
     if not isinstance(names, (list, tuple)) or not names or not all(n in VARIANTS for n in names):
-        raise InvalidInput(f"variants must be a non-empty list of {sorted(VARIANTS)}, got {names!r:.80}")
+        raise InvalidInput(
+            f"variants must be a non-empty list of {sorted(VARIANTS)}, got {names!r:.80}"
+        )
     return tuple(VARIANTS[n] for n in dict.fromkeys(names))
 
 
-def download(url: str, max_bytes: int, timeout_s: float, policy: outbound.Policy | None = None) -> bytes:
+def download(
+    url: str, max_bytes: int, timeout_s: float, policy: outbound.Policy | None = None
+) -> bytes:
     """The body of ``url`` if it is an image of at most ``max_bytes``; streamed, so a huge one stops early.
 
     Every hop (the URL and each redirect) goes through ``policy``: a host off the allow-list or
@@ -74,15 +80,21 @@ def download(url: str, max_bytes: int, timeout_s: float, policy: outbound.Policy
     try:
         with outbound.stream(policy, url, httpx.Timeout(timeout_s, connect=2.0)) as r:
             if r.status_code >= 500 or r.status_code in (408, 429):
-                raise TransientError(f"image {url!r}: the server answered {r.status_code}; retry later")
+                raise TransientError(
+                    f"image {url!r}: the server answered {r.status_code}; retry later"
+                )
             if r.status_code != 200:
                 raise ImageRejected(f"image {url!r}: the server answered {r.status_code}")
             ctype = r.headers.get("content-type", "").split(";")[0].strip().lower()
             if ctype not in ACCEPTED_TYPES:
-                raise ImageRejected(f"image {url!r}: content-type {ctype or 'missing'!r} is not one of {sorted(ACCEPTED_TYPES)}")
+                raise ImageRejected(
+                    f"image {url!r}: content-type {ctype or 'missing'!r} is not one of {sorted(ACCEPTED_TYPES)}"
+                )
             declared = r.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise ImageRejected(f"image {url!r}: {declared} bytes is over the {max_bytes}-byte limit")
+                raise ImageRejected(
+                    f"image {url!r}: {declared} bytes is over the {max_bytes}-byte limit"
+                )
             body = bytearray()
             for chunk in r.iter_bytes():
                 body += chunk
@@ -90,9 +102,13 @@ def download(url: str, max_bytes: int, timeout_s: float, policy: outbound.Policy
                     raise ImageRejected(f"image {url!r}: more than the {max_bytes}-byte limit")
             return bytes(body)
     except httpx.TimeoutException as exc:
-        raise TransientError(f"image {url!r}: timed out ({type(exc).__name__}); retry later") from exc
+        raise TransientError(
+            f"image {url!r}: timed out ({type(exc).__name__}); retry later"
+        ) from exc
     except httpx.TransportError as exc:
-        raise TransientError(f"image {url!r}: download failed ({type(exc).__name__}); retry later") from exc
+        raise TransientError(
+            f"image {url!r}: download failed ({type(exc).__name__}); retry later"
+        ) from exc
 
 
 def decode(url: str, data: bytes, max_pixels: int) -> Image.Image:
@@ -125,7 +141,9 @@ def render(image: Image.Image, variant: Variant) -> tuple[bytes, int, int]:
     if variant.format == "JPEG" and copy.mode != "RGB":
         copy = copy.convert("RGB")
     elif copy.mode not in ("RGB", "RGBA"):
-        copy = copy.convert("RGBA" if "A" in copy.getbands() or "transparency" in copy.info else "RGB")
+        copy = copy.convert(
+            "RGBA" if "A" in copy.getbands() or "transparency" in copy.info else "RGB"
+        )
     out = io.BytesIO()
     options: dict[str, Any] = {"quality": variant.quality, "optimize": True}
     if variant.format == "JPEG":
@@ -140,15 +158,30 @@ def make_variants(url: str, variants: Sequence[Variant], prefix: str) -> list[di
     """Download ``url`` and store each variant under ``prefix``; returns what was stored."""
     s = current_settings()
     policy = outbound.Policy.parse(s.outbound_allowed_hosts)
-    image = decode(url, download(url, s.image_max_bytes, s.http_timeout_s, policy), s.image_max_pixels)
+    image = decode(
+        url, download(url, s.image_max_bytes, s.http_timeout_s, policy), s.image_max_pixels
+    )
     storage = files.storage()
     source = hashlib.sha256(url.encode()).hexdigest()[:20]
     stored = []
     for variant in variants:
         data, width, height = render(image, variant)
-        obj = storage.put(f"{prefix}/{source}/{variant.name}.{variant.extension}", data,
-                          content_type=f"image/{variant.format.lower()}")
-        stored.append({"variant": variant.name, "storage_key": obj.key, "url": storage.url(obj.key), "width": width,
-                       "height": height, "format": variant.extension, "size": obj.size, "sha256": obj.sha256})
+        obj = storage.put(
+            f"{prefix}/{source}/{variant.name}.{variant.extension}",
+            data,
+            content_type=f"image/{variant.format.lower()}",
+        )
+        stored.append(
+            {
+                "variant": variant.name,
+                "storage_key": obj.key,
+                "url": storage.url(obj.key),
+                "width": width,
+                "height": height,
+                "format": variant.extension,
+                "size": obj.size,
+                "sha256": obj.sha256,
+            }
+        )
     log.info("image %s: %r variants stored under %s", source, len(stored), prefix)
     return stored

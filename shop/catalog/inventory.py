@@ -19,7 +19,9 @@ def update_product_availability(session: Session, product_id: int) -> bool:
     The flip is a conditional UPDATE, so only the one call that sees a product come back
     tells its wait-list (``restock.on_back_in_stock``); the search column follows the flag.
     """
-    available = session.scalar(select(Inventory.available).where(Inventory.product_id == product_id))
+    available = session.scalar(
+        select(Inventory.available).where(Inventory.product_id == product_id)
+    )
     if available is None:
         if session.get(Product, product_id) is None:
             raise NotFound(f"product {product_id} does not exist")
@@ -51,7 +53,9 @@ def reserve_order(order_id: int) -> int:
     with session_scope() as s:
         open_order(s, order_id)
         lines = s.execute(
-            select(OrderLine.product_id, OrderLine.quantity).where(OrderLine.order_id == order_id).order_by(OrderLine.product_id)
+            select(OrderLine.product_id, OrderLine.quantity)
+            .where(OrderLine.order_id == order_id)
+            .order_by(OrderLine.product_id)
         ).all()
         if not lines:
             raise InvalidInput(f"order {order_id} has no lines")
@@ -65,15 +69,26 @@ def reserve_order(order_id: int) -> int:
             ).first()
             if inserted is None:
                 continue
-            taken = affected(s.execute(
-                update(Inventory)
-                .where(Inventory.product_id == product_id, Inventory.available >= quantity)
-                .values(available=Inventory.available - quantity, reserved=Inventory.reserved + quantity)
-            ))
+            taken = affected(
+                s.execute(
+                    update(Inventory)
+                    .where(Inventory.product_id == product_id, Inventory.available >= quantity)
+                    .values(
+                        available=Inventory.available - quantity,
+                        reserved=Inventory.reserved + quantity,
+                    )
+                )
+            )
             if taken != 1:
-                raise OutOfStock(f"product {product_id}: fewer than {quantity} in stock for order {order_id}")
+                raise OutOfStock(
+                    f"product {product_id}: fewer than {quantity} in stock for order {order_id}"
+                )
             newly += 1
-        s.execute(update(Order).where(Order.id == order_id, Order.status == "paid").values(status="reserved"))
+        s.execute(
+            update(Order)
+            .where(Order.id == order_id, Order.status == "paid")
+            .values(status="reserved")
+        )
         return newly
 
 
@@ -82,7 +97,10 @@ def release_order(order_id: int) -> int:
     with session_scope() as s:
         released = s.execute(
             update(InventoryReservation)
-            .where(InventoryReservation.order_id == order_id, InventoryReservation.released_at.is_(None))
+            .where(
+                InventoryReservation.order_id == order_id,
+                InventoryReservation.released_at.is_(None),
+            )
             .values(released_at=func.now())
             .returning(InventoryReservation.product_id, InventoryReservation.quantity)
         ).all()
@@ -90,6 +108,8 @@ def release_order(order_id: int) -> int:
             s.execute(
                 update(Inventory)
                 .where(Inventory.product_id == product_id)
-                .values(available=Inventory.available + quantity, reserved=Inventory.reserved - quantity)
+                .values(
+                    available=Inventory.available + quantity, reserved=Inventory.reserved - quantity
+                )
             )
         return len(released)

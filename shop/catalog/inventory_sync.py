@@ -29,8 +29,14 @@ PAGE_SIZE = 200
 def sync_inventory_levels(run_key: str, page_size: int = PAGE_SIZE) -> dict[str, Any]:
     """Run (or resume) the sync ``run_key``; returns its counts."""
     with session_scope() as s:
-        s.execute(insert(InventorySyncRun).values(run_key=run_key).on_conflict_do_nothing(index_elements=["run_key"]))
-        run = s.execute(select(InventorySyncRun).where(InventorySyncRun.run_key == run_key)).scalar_one()
+        s.execute(
+            insert(InventorySyncRun)
+            .values(run_key=run_key)
+            .on_conflict_do_nothing(index_elements=["run_key"])
+        )
+        run = s.execute(
+            select(InventorySyncRun).where(InventorySyncRun.run_key == run_key)
+        ).scalar_one()
         run_id, status = run.id, run.status
     if status == "finished":
         log.info("inventory sync %r already finished (run %r): nothing to do", run_key, run_id)
@@ -65,11 +71,17 @@ def _apply_page(s: Any, run_id: int, on_hand: dict[str, int]) -> tuple[int, list
             continue
         s.execute(
             insert(InventoryDiscrepancy)
-            .values(run_id=run_id, product_id=product_id, ours=available + reserved, warehouse=counted)
+            .values(
+                run_id=run_id, product_id=product_id, ours=available + reserved, warehouse=counted
+            )
             .on_conflict_do_nothing(constraint="uq_inventory_discrepancies_run_product")
         )
         new_available = max(counted - reserved, 0)
-        s.execute(update(Inventory).where(Inventory.product_id == product_id).values(available=new_available))
+        s.execute(
+            update(Inventory)
+            .where(Inventory.product_id == product_id)
+            .values(available=new_available)
+        )
         applied += 1
         if (available > 0) != (new_available > 0):
             changed_zero.append(product_id)
@@ -79,10 +91,17 @@ def _apply_page(s: Any, run_id: int, on_hand: dict[str, int]) -> tuple[int, list
     return applied, sorted(set(on_hand) - seen)
 
 
-def _finish(run_id: int, run_key: str, counts: dict[str, int], unknown: list[str]) -> dict[str, Any]:
+def _finish(
+    run_id: int, run_key: str, counts: dict[str, int], unknown: list[str]
+) -> dict[str, Any]:
     with session_scope() as s:
         found = s.execute(
-            select(InventoryDiscrepancy.product_id, Product.sku, InventoryDiscrepancy.ours, InventoryDiscrepancy.warehouse)
+            select(
+                InventoryDiscrepancy.product_id,
+                Product.sku,
+                InventoryDiscrepancy.ours,
+                InventoryDiscrepancy.warehouse,
+            )
             .join(Product, Product.id == InventoryDiscrepancy.product_id)
             .where(InventoryDiscrepancy.run_id == run_id)
             .order_by(InventoryDiscrepancy.product_id)
@@ -93,18 +112,35 @@ def _finish(run_id: int, run_key: str, counts: dict[str, int], unknown: list[str
         "run_key": run_key,
         "finished_at": dt.datetime.now(dt.UTC).isoformat(),
         **counts,
-        "discrepancy_list": [{"product_id": p, "sku": k, "ours": o, "warehouse": w} for p, k, o, w in found],
+        "discrepancy_list": [
+            {"product_id": p, "sku": k, "ours": o, "warehouse": w} for p, k, o, w in found
+        ],
         "unknown_sku_list": unknown,
     }
     stored = files.storage().put(
-        f"reports/inventory/sync-{run_id:08d}.json", json.dumps(report, indent=1).encode(), content_type="application/json"
+        f"reports/inventory/sync-{run_id:08d}.json",
+        json.dumps(report, indent=1).encode(),
+        content_type="application/json",
     )
     with session_scope() as s:
         s.execute(
             update(InventorySyncRun)
             .where(InventorySyncRun.id == run_id, InventorySyncRun.status == "running")
-            .values(status="finished", finished_at=func.now(), report_key=stored.key, report_sha256=stored.sha256, **counts)
+            .values(
+                status="finished",
+                finished_at=func.now(),
+                report_key=stored.key,
+                report_sha256=stored.sha256,
+                **counts,
+            )
         )
-    log.info("inventory sync %r (run %r): %r items, %r applied, %r discrepancies, %r unknown SKUs",
-             run_key, run_id, counts["items"], counts["applied"], counts["discrepancies"], counts["unknown_skus"])
+    log.info(
+        "inventory sync %r (run %r): %r items, %r applied, %r discrepancies, %r unknown SKUs",
+        run_key,
+        run_id,
+        counts["items"],
+        counts["applied"],
+        counts["discrepancies"],
+        counts["unknown_skus"],
+    )
     return {"run_id": run_id, **counts, "report_key": stored.key, "sha256": stored.sha256}

@@ -22,7 +22,10 @@ def _record(product_id: int | None, url: str, stored: list[dict[str, Any]]) -> N
             s.execute(
                 stmt.on_conflict_do_update(
                     constraint="uq_product_images_storage_key",
-                    set_={k: stmt.excluded[k] for k in ("product_id", "url", "width", "height", "size", "sha256")},
+                    set_={
+                        k: stmt.excluded[k]
+                        for k in ("product_id", "url", "width", "height", "size", "sha256")
+                    },
                 )
             )
 
@@ -37,11 +40,18 @@ def process_product_images(product_id: int, image_urls: Any) -> dict[str, Any]:
             raise NotFound(f"product {product_id} does not exist")
     variants = images.check_variants(list(images.DEFAULT_VARIANTS))
     for url in urls:
-        _record(product_id, url, images.make_variants(url, variants, f"images/products/{product_id}"))
+        _record(
+            product_id, url, images.make_variants(url, variants, f"images/products/{product_id}")
+        )
     with session_scope() as s:
         rows = s.execute(
-            select(ProductImage.source_url, ProductImage.variant, ProductImage.url, ProductImage.width, ProductImage.height)
-            .where(ProductImage.product_id == product_id, ProductImage.source_url.in_(urls))
+            select(
+                ProductImage.source_url,
+                ProductImage.variant,
+                ProductImage.url,
+                ProductImage.width,
+                ProductImage.height,
+            ).where(ProductImage.product_id == product_id, ProductImage.source_url.in_(urls))
         ).all()
         by_source: dict[str, dict[str, Any]] = {u: {"source": u, "variants": {}} for u in urls}
         for source, variant, url, width, height in rows:
@@ -57,4 +67,7 @@ def generate_image_variants(image_url: Any, variants: Any) -> dict[str, Any]:
     chosen = images.check_variants(variants)
     stored = images.make_variants(url, chosen, "images/shared")
     _record(None, url, stored)
-    return {row["variant"]: {"url": row["url"], "width": row["width"], "height": row["height"]} for row in stored}
+    return {
+        row["variant"]: {"url": row["url"], "width": row["width"], "height": row["height"]}
+        for row in stored
+    }

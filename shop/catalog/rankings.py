@@ -24,7 +24,9 @@ FEATURED = 5
 SOLD = ("paid", "reserved", "fulfilling", "completed", "shipped", "delivered")
 
 
-def update_product_rankings(session: Session, window_days: int, featured: int = FEATURED) -> dict[str, Any]:
+def update_product_rankings(
+    session: Session, window_days: int, featured: int = FEATURED
+) -> dict[str, Any]:
     since = dt.datetime.now(dt.UTC) - dt.timedelta(days=window_days)
     views = (
         select(ProductView.product_id, func.count().label("n"))
@@ -44,15 +46,26 @@ def update_product_rankings(session: Session, window_days: int, featured: int = 
     score = n_views + n_bought * PURCHASE_WEIGHT
     rank = func.row_number().over(order_by=(score.desc(), Product.id))
     ranked = (
-        select(Product.id, rank.label("rank"), score.label("score"), n_views.label("views"), n_bought.label("purchases"))
+        select(
+            Product.id,
+            rank.label("rank"),
+            score.label("score"),
+            n_views.label("views"),
+            n_bought.label("purchases"),
+        )
         .outerjoin(views, views.c.product_id == Product.id)
         .outerjoin(bought, bought.c.product_id == Product.id)
         .where(Product.is_active.is_(True))
         .subquery()
     )
     rows = select(
-        ranked.c.id, ranked.c.rank, ranked.c.score, ranked.c.views, ranked.c.purchases,
-        (ranked.c.rank <= featured) & (ranked.c.score > 0), literal(dt.datetime.now(dt.UTC)),
+        ranked.c.id,
+        ranked.c.rank,
+        ranked.c.score,
+        ranked.c.views,
+        ranked.c.purchases,
+        (ranked.c.rank <= featured) & (ranked.c.score > 0),
+        literal(dt.datetime.now(dt.UTC)),
     )
     stmt = insert(ProductRanking).from_select(
         ["product_id", "rank", "score", "views", "purchases", "is_featured", "computed_at"], rows
@@ -60,13 +73,34 @@ def update_product_rankings(session: Session, window_days: int, featured: int = 
     session.execute(
         stmt.on_conflict_do_update(
             index_elements=["product_id"],
-            set_={c: stmt.excluded[c] for c in ("rank", "score", "views", "purchases", "is_featured", "computed_at")},
+            set_={
+                c: stmt.excluded[c]
+                for c in ("rank", "score", "views", "purchases", "is_featured", "computed_at")
+            },
         )
     )
-    dropped = affected(session.execute(
-        delete(ProductRanking).where(ProductRanking.product_id.not_in(select(Product.id).where(Product.is_active.is_(True))))
-    ))
+    dropped = affected(
+        session.execute(
+            delete(ProductRanking).where(
+                ProductRanking.product_id.not_in(
+                    select(Product.id).where(Product.is_active.is_(True))
+                )
+            )
+        )
+    )
     ranked_n = session.scalar(select(func.count()).select_from(ProductRanking))
-    top = list(session.scalars(select(ProductRanking.product_id).where(ProductRanking.is_featured).order_by(ProductRanking.rank)))
-    log.info("rankings: %r products ranked over %r days, %r featured, %r dropped", ranked_n, window_days, len(top), dropped)
+    top = list(
+        session.scalars(
+            select(ProductRanking.product_id)
+            .where(ProductRanking.is_featured)
+            .order_by(ProductRanking.rank)
+        )
+    )
+    log.info(
+        "rankings: %r products ranked over %r days, %r featured, %r dropped",
+        ranked_n,
+        window_days,
+        len(top),
+        dropped,
+    )
     return {"ranked": ranked_n, "featured": top, "dropped": dropped}

@@ -53,9 +53,17 @@ def on_back_in_stock(session: Session, product_id: int) -> int:
     for user_id in sorted(waiting):
         # one row per (template, entity, channel): the user is part of the suffix
         request_notification(
-            session, template=TEMPLATE, entity_key=f"product:{product_id}#{restock_no}-{user_id}", user_id=user_id
+            session,
+            template=TEMPLATE,
+            entity_key=f"product:{product_id}#{restock_no}-{user_id}",
+            user_id=user_id,
         )
-    log.info("product %r back in stock (restock %r): %r waiting customers notified", product_id, restock_no, len(waiting))
+    log.info(
+        "product %r back in stock (restock %r): %r waiting customers notified",
+        product_id,
+        restock_no,
+        len(waiting),
+    )
     return len(waiting)
 
 

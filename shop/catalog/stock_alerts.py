@@ -53,7 +53,13 @@ def check_low_stock_alerts(session: Session) -> dict[str, int]:
         .returning(Inventory.product_id, Inventory.low_stock_crossings)
     ).all()
     for product_id, crossing in sorted(crossed):
-        request_notification(session, template=TEMPLATE, entity_key=f"product:{product_id}#{crossing}")
+        request_notification(
+            session, template=TEMPLATE, entity_key=f"product:{product_id}#{crossing}"
+        )
     if crossed:
-        log.info("low stock: %r products crossed under their threshold, %r restocked", len(crossed), reset)
+        log.info(
+            "low stock: %r products crossed under their threshold, %r restocked",
+            len(crossed),
+            reset,
+        )
     return {"alerted": len(crossed), "reset": reset}

@@ -19,11 +19,15 @@ def register(groups: Any) -> None:
     listing.add_argument("--all", action="store_true", help="include deleted ones")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=list_backups)
-    verify = commands.add_parser("verify", help="check checksums and restore into a scratch database")
+    verify = commands.add_parser(
+        "verify", help="check checksums and restore into a scratch database"
+    )
     verify.add_argument("backup_id", type=int)
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(run=verify_one)
-    snapshot = commands.add_parser("snapshot", help="a verified backup now, before a risky operation")
+    snapshot = commands.add_parser(
+        "snapshot", help="a verified backup now, before a risky operation"
+    )
     snapshot.add_argument("label")
     snapshot.add_argument("--json", action="store_true")
     snapshot.set_defaults(run=take_snapshot)
@@ -34,9 +38,19 @@ def list_backups(args: argparse.Namespace) -> int:
     if not args.all:
         query = query.where(Backup.status != "deleted")
     with session_scope() as s:
-        rows = [{"id": b.id, "kind": b.kind, "period": b.period_key, "status": b.status,
-                 "size_bytes": b.size_bytes, "started_at": b.started_at, "verified_at": b.verified_at,
-                 "error": b.error} for b in s.scalars(query)]
+        rows = [
+            {
+                "id": b.id,
+                "kind": b.kind,
+                "period": b.period_key,
+                "status": b.status,
+                "size_bytes": b.size_bytes,
+                "started_at": b.started_at,
+                "verified_at": b.verified_at,
+                "error": b.error,
+            }
+            for b in s.scalars(query)
+        ]
     emit(rows, as_json=args.json)
     return 0
 

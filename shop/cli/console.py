@@ -45,12 +45,21 @@ class ShopSchedules:
 
     def listing(self) -> tuple[list[ScheduleRow], dict[str, Any] | None]:
         result = control.listing(self._entries())
-        rows = [ScheduleRow(
-            name=r["name"], actor=r["actor"], trigger=r["trigger"], tz=r["tz"], paused=r["paused"],
-            next_fire=r["next_fire"], last_fire=r["last_fire"], last_outcome=r["last_outcome"],
-            misfires=r["misfires"],
-            last_message_id=message_id(r["name"], r["last_fire"]) if r["last_fire"] else None,
-        ) for r in result["schedules"]]
+        rows = [
+            ScheduleRow(
+                name=r["name"],
+                actor=r["actor"],
+                trigger=r["trigger"],
+                tz=r["tz"],
+                paused=r["paused"],
+                next_fire=r["next_fire"],
+                last_fire=r["last_fire"],
+                last_outcome=r["last_outcome"],
+                misfires=r["misfires"],
+                last_message_id=message_id(r["name"], r["last_fire"]) if r["last_fire"] else None,
+            )
+            for r in result["schedules"]
+        ]
         return rows, result["leader"]
 
     def pause(self, name: str, operator: str) -> bool:
@@ -70,10 +79,15 @@ def extensions(context: CliContext) -> Extensions:
     retention = {s: settings.ledger_keep_days_succeeded for s in SUCCEEDED_STATES}
     retention.update({s: settings.ledger_keep_days_failed for s in FAILED_STATES})
     return Extensions(
-        title="shopjobs", queues=[q.value for q in Queue], order_label="order",
-        pipeline_steps=PIPELINE_STEPS, compensation_actors=COMPENSATION_ACTORS,
-        retention_days=retention, schedules=ShopSchedules(context, settings.schedule_module),
-        load_actors=lambda: _declare_all(context), flush=lambda: _flush(context),
+        title="shopjobs",
+        queues=[q.value for q in Queue],
+        order_label="order",
+        pipeline_steps=PIPELINE_STEPS,
+        compensation_actors=COMPENSATION_ACTORS,
+        retention_days=retention,
+        schedules=ShopSchedules(context, settings.schedule_module),
+        load_actors=lambda: _declare_all(context),
+        flush=lambda: _flush(context),
         secrets=secrets_of(settings),
     )
 

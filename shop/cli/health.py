@@ -12,9 +12,13 @@ EXIT_DOWN = 3  # the CLI's "a service could not be reached"
 
 
 def register(groups: Any) -> None:
-    parser = groups.add_parser("health", help="check database, broker, SMTP, storage, providers, scheduler")
+    parser = groups.add_parser(
+        "health", help="check database, broker, SMTP, storage, providers, scheduler"
+    )
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--component", action="append", help="check only this component (repeatable)")
+    parser.add_argument(
+        "--component", action="append", help="check only this component (repeatable)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -33,7 +37,14 @@ def run(args: argparse.Namespace) -> int:
         health.health_check(settings, results)
     except OperationalError:
         print("warning: the database is unreachable; this check was not stored", file=sys.stderr)
-    rows = [{"component": r["component"], "status": "up" if r["up"] else "DOWN",
-             "latency_ms": r["latency_ms"], "detail": r["detail"]} for r in results]
+    rows = [
+        {
+            "component": r["component"],
+            "status": "up" if r["up"] else "DOWN",
+            "latency_ms": r["latency_ms"],
+            "detail": r["detail"],
+        }
+        for r in results
+    ]
     emit(rows, as_json=args.json)
     return 0 if all(r["up"] for r in results) else EXIT_DOWN

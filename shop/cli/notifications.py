@@ -13,11 +13,23 @@ from jobcore.errors import InvalidInput, NotFound
 from shop.models import Notification, NotificationCampaign
 from shop.models.notifications import NOTIFICATION_STATES
 
-COLUMNS = ("id", "channel", "template", "entity_key", "user_id", "status", "attempts", "last_error", "created_at")
+COLUMNS = (
+    "id",
+    "channel",
+    "template",
+    "entity_key",
+    "user_id",
+    "status",
+    "attempts",
+    "last_error",
+    "created_at",
+)
 
 
 def register(groups: Any) -> None:
-    parser = groups.add_parser("notifications", help="e-mail/SMS notifications: states, campaigns, resend")
+    parser = groups.add_parser(
+        "notifications", help="e-mail/SMS notifications: states, campaigns, resend"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="newest notifications first")
     listing.add_argument("--status", choices=NOTIFICATION_STATES)
@@ -33,14 +45,20 @@ def register(groups: Any) -> None:
     campaign.add_argument("campaign_id", type=int)
     campaign.add_argument("--json", action="store_true")
     campaign.set_defaults(run=run_campaign)
-    resend = commands.add_parser("resend", help="queue a failed notification again (after fixing its cause)")
+    resend = commands.add_parser(
+        "resend", help="queue a failed notification again (after fixing its cause)"
+    )
     resend.add_argument("notification_id", type=int)
     resend.set_defaults(run=run_resend)
 
 
 def run_list(args: argparse.Namespace) -> int:
     query = select(Notification).order_by(Notification.id.desc()).limit(max(1, args.limit))
-    for column, value in (("status", args.status), ("template", args.template), ("channel", args.channel)):
+    for column, value in (
+        ("status", args.status),
+        ("template", args.template),
+        ("channel", args.channel),
+    ):
         if value:
             query = query.where(getattr(Notification, column) == value)
     with session_scope() as s:
@@ -51,9 +69,14 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_stats(args: argparse.Namespace) -> int:
     with session_scope() as s:
-        rows = [{"channel": c, "status": st, "count": n} for c, st, n in s.execute(
-            select(Notification.channel, Notification.status, func.count())
-            .group_by(Notification.channel, Notification.status).order_by(Notification.channel, Notification.status))]
+        rows = [
+            {"channel": c, "status": st, "count": n}
+            for c, st, n in s.execute(
+                select(Notification.channel, Notification.status, func.count())
+                .group_by(Notification.channel, Notification.status)
+                .order_by(Notification.channel, Notification.status)
+            )
+        ]
     emit(rows, as_json=args.json, columns=("channel", "status", "count"))
     return 0
 
@@ -63,7 +86,10 @@ def run_campaign(args: argparse.Namespace) -> int:
     from shop.notifications import campaigns
 
     with session_scope() as s:
-        record: dict[str, Any] = {"campaign_id": args.campaign_id, **campaigns.progress(s, args.campaign_id)}
+        record: dict[str, Any] = {
+            "campaign_id": args.campaign_id,
+            **campaigns.progress(s, args.campaign_id),
+        }
         done = s.get(CampaignCompletion, args.campaign_id)
         record["completion_fired_at"] = done.fired_at if done else None
         record["callback_ran_at"] = done.callback_ran_at if done else None
@@ -76,16 +102,23 @@ def run_resend(args: argparse.Namespace) -> int:
 
     with session_scope() as s:
         row = s.execute(
-            update(Notification).where(Notification.id == args.notification_id, Notification.status == "failed")
-            .values(status="pending", settled_at=None).returning(Notification.channel, Notification.campaign_id)
+            update(Notification)
+            .where(Notification.id == args.notification_id, Notification.status == "failed")
+            .values(status="pending", settled_at=None)
+            .returning(Notification.channel, Notification.campaign_id)
         ).first()
         if row is None:
             if s.get(Notification, args.notification_id) is None:
                 raise NotFound(f"notification {args.notification_id} does not exist")
-            raise InvalidInput(f"notification {args.notification_id} has not failed; only failed ones are resent")
+            raise InvalidInput(
+                f"notification {args.notification_id} has not failed; only failed ones are resent"
+            )
         if row.campaign_id is not None:  # it will be counted again when it settles
-            s.execute(update(NotificationCampaign).where(NotificationCampaign.id == row.campaign_id)
-                      .values(failed=NotificationCampaign.failed - 1))
+            s.execute(
+                update(NotificationCampaign)
+                .where(NotificationCampaign.id == row.campaign_id)
+                .values(failed=NotificationCampaign.failed - 1)
+            )
         enqueue_delivery(s, args.notification_id, row.channel)
     print(f"notification {args.notification_id} queued again")
     return 0

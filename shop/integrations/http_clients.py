@@ -281,8 +281,12 @@ class PaymentClient(_Client):
 
     def find_charge(self, idempotency_key: str) -> Charge | None:
         """The charge a request with this key made, if any: the answer to a charge that timed out."""
-        found = self._request("GET", "/v1/charges", lambda body, _replayed: body,
-                              params={"idempotency_key": idempotency_key})
+        found = self._request(
+            "GET",
+            "/v1/charges",
+            lambda body, _replayed: body,
+            params={"idempotency_key": idempotency_key},
+        )
         data = found.get("data")
         if not isinstance(data, list):
             raise ProviderUnavailable("payments GET /v1/charges answered without a data list")

@@ -106,7 +106,9 @@ def client(policy: Policy, timeout: httpx.Timeout) -> httpx.Client:
     transport._pool = httpcore.ConnectionPool(
         ssl_context=httpx.create_ssl_context(), network_backend=_GuardedBackend(policy)
     )
-    return httpx.Client(transport=transport, timeout=timeout, follow_redirects=False, trust_env=False)
+    return httpx.Client(
+        transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
+    )
 
 
 def _check_url(policy: Policy, url: str) -> None:
@@ -115,7 +117,9 @@ def _check_url(policy: Policy, url: str) -> None:
         raise OutboundRefused(f"{url!r:.200} is not an http(s) URL")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     if not policy.permits_host(parts.hostname.lower(), port):
-        raise OutboundRefused(f"host {parts.hostname}:{port} is not in SHOPJOBS_OUTBOUND_ALLOWED_HOSTS")
+        raise OutboundRefused(
+            f"host {parts.hostname}:{port} is not in SHOPJOBS_OUTBOUND_ALLOWED_HOSTS"
+        )
 
 
 @contextmanager

@@ -41,7 +41,9 @@ def warehouse() -> Any:
     from shop.integrations.http_clients import WarehouseClient
 
     s = current()
-    return _client("warehouse", lambda: WarehouseClient(s.warehouse_url, read_timeout=s.http_timeout_s))
+    return _client(
+        "warehouse", lambda: WarehouseClient(s.warehouse_url, read_timeout=s.http_timeout_s)
+    )
 
 
 def carrier() -> Any:

@@ -33,7 +33,9 @@ class Product(Timestamped, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
     low_stock_threshold: Mapped[int] = mapped_column(Integer, nullable=False, server_default="5")
     # [07]: stored image variants, and the full-text column search reads (NULL while unavailable)
-    image_urls: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False, server_default="[]")
+    image_urls: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default="[]"
+    )
     search_vector: Mapped[Any | None] = mapped_column(TSVECTOR)
 
     __table_args__ = (

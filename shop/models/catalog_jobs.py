@@ -46,7 +46,9 @@ class InventorySyncRun(Base):
     unknown_skus: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     report_key: Mapped[str | None] = mapped_column(String(512))
     report_sha256: Mapped[str | None] = mapped_column(String(64))
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -56,12 +58,18 @@ class InventoryDiscrepancy(Base):
     __tablename__ = "inventory_discrepancies"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("inventory_sync_runs.id", ondelete="CASCADE"), nullable=False)
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), nullable=False)
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("inventory_sync_runs.id", ondelete="CASCADE"), nullable=False
+    )
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), nullable=False
+    )
     ours: Mapped[int] = mapped_column(Integer, nullable=False)
     warehouse: Mapped[int] = mapped_column(Integer, nullable=False)
 
-    __table_args__ = (UniqueConstraint("run_id", "product_id", name="uq_inventory_discrepancies_run_product"),)
+    __table_args__ = (
+        UniqueConstraint("run_id", "product_id", name="uq_inventory_discrepancies_run_product"),
+    )
 
 
 class WaitListEntry(Base):
@@ -70,10 +78,14 @@ class WaitListEntry(Base):
     __tablename__ = "wait_list"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), nullable=False)
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), nullable=False
+    )
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     notified_restock: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
     __table_args__ = (UniqueConstraint("product_id", "user_id", name="uq_wait_list_product_user"),)
 
@@ -91,7 +103,9 @@ class SalesReport(Base):
     refunded_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
     top_products: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
-    computed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    computed_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 class ProductView(Base):
@@ -100,8 +114,12 @@ class ProductView(Base):
     __tablename__ = "product_views"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True, nullable=False)
-    viewed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    viewed_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
 
 
 class ProductRanking(Base):
@@ -109,13 +127,17 @@ class ProductRanking(Base):
 
     __tablename__ = "product_rankings"
 
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True
+    )
     rank: Mapped[int] = mapped_column(Integer, nullable=False)
     score: Mapped[int] = mapped_column(BigInteger, nullable=False)
     views: Mapped[int] = mapped_column(Integer, nullable=False)
     purchases: Mapped[int] = mapped_column(Integer, nullable=False)
     is_featured: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
-    computed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    computed_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
 
 class ProductImage(Base):
@@ -124,7 +146,9 @@ class ProductImage(Base):
     __tablename__ = "product_images"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), index=True)
+    product_id: Mapped[int | None] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), index=True
+    )
     source_url: Mapped[str] = mapped_column(Text, nullable=False)
     variant: Mapped[str] = mapped_column(String(32), nullable=False)
     storage_key: Mapped[str] = mapped_column(String(512), nullable=False)
@@ -134,7 +158,9 @@ class ProductImage(Base):
     format: Mapped[str] = mapped_column(String(8), nullable=False)
     size: Mapped[int] = mapped_column(Integer, nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
     __table_args__ = (UniqueConstraint("storage_key", name="uq_product_images_storage_key"),)
 

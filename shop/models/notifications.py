@@ -37,14 +37,18 @@ class Notification(Base):
     __tablename__ = "notifications"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     channel: Mapped[str] = mapped_column(String(16), nullable=False, server_default="email")
     template: Mapped[str] = mapped_column(String(64), nullable=False)
     entity_key: Mapped[str] = mapped_column(String(64), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="pending")
     send_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     provider_message_id: Mapped[str | None] = mapped_column(String(255))
@@ -56,12 +60,19 @@ class Notification(Base):
     settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        UniqueConstraint("template", "entity_key", "channel", name="uq_notifications_template_entity"),
-        CheckConstraint(
-            "status IN (" + ", ".join(f"'{s}'" for s in NOTIFICATION_STATES) + ")", name="status_known"
+        UniqueConstraint(
+            "template", "entity_key", "channel", name="uq_notifications_template_entity"
         ),
-        Index("ix_notifications_due", "status", "send_at",
-              postgresql_where=text("status IN ('pending', 'sending', 'retrying')")),
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in NOTIFICATION_STATES) + ")",
+            name="status_known",
+        ),
+        Index(
+            "ix_notifications_due",
+            "status",
+            "send_at",
+            postgresql_where=text("status IN ('pending', 'sending', 'retrying')"),
+        ),
     )
 
 
@@ -78,8 +89,12 @@ class EmailLog(Base):
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="sending")
     error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
-    notification_id: Mapped[int | None] = mapped_column(ForeignKey("notifications.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    notification_id: Mapped[int | None] = mapped_column(
+        ForeignKey("notifications.id", ondelete="SET NULL")
+    )
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
@@ -101,7 +116,9 @@ class NotificationCampaign(Base):
     sent: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     failed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     status: Mapped[str] = mapped_column(String(16), nullable=False, server_default="running")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
@@ -134,7 +151,9 @@ class CampaignCompletion(Base):
     sent: Mapped[int] = mapped_column(Integer, nullable=False)
     failed: Mapped[int] = mapped_column(Integer, nullable=False)
     callback_message_id: Mapped[str] = mapped_column(String(64), nullable=False)
-    fired_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    fired_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     callback_ran_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -150,9 +169,13 @@ class NotificationSchedule(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     message: Mapped[str] = mapped_column(Text, nullable=False)
     every_s: Mapped[int] = mapped_column(Integer, nullable=False)
-    next_run_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    next_run_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, index=True
+    )
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
     runs: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
     __table_args__ = (CheckConstraint("every_s >= 60", name="every_at_least_a_minute"),)

@@ -58,14 +58,20 @@ class Backup(Base):
     dump_seconds: Mapped[float | None] = mapped_column(Float)
     restore_seconds: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
-    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    started_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        CheckConstraint("kind IN (" + ", ".join(f"'{k}'" for k in BACKUP_KINDS) + ")", name="kind_known"),
-        CheckConstraint("status IN (" + ", ".join(f"'{s}'" for s in BACKUP_STATES) + ")", name="status_known"),
+        CheckConstraint(
+            "kind IN (" + ", ".join(f"'{k}'" for k in BACKUP_KINDS) + ")", name="kind_known"
+        ),
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in BACKUP_STATES) + ")", name="status_known"
+        ),
         Index("uq_backups_kind_period", "kind", "period_key", unique=True),
     )
 

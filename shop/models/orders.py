@@ -21,7 +21,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from jobcore.models.base import Base, Timestamped
 
-ORDER_STATES = ("pending", "paid", "reserved", "fulfilling", "completed", "cancelled", "shipped", "delivered")
+ORDER_STATES = (
+    "pending",
+    "paid",
+    "reserved",
+    "fulfilling",
+    "completed",
+    "cancelled",
+    "shipped",
+    "delivered",
+)
 
 
 class Order(Timestamped, Base):
@@ -35,9 +44,13 @@ class Order(Timestamped, Base):
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     tracking_number: Mapped[str | None] = mapped_column(String(64))
     tracking_status: Mapped[str | None] = mapped_column(String(32))
-    payment_token: Mapped[str] = mapped_column(String(64), nullable=False, server_default="tok_visa")
+    payment_token: Mapped[str] = mapped_column(
+        String(64), nullable=False, server_default="tok_visa"
+    )
     fulfilment_ref: Mapped[str | None] = mapped_column(String(64))
-    placed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    placed_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
     __table_args__ = (
         CheckConstraint("total_cents >= 0", name="total_not_negative"),
@@ -80,7 +93,9 @@ class Payment(Timestamped, Base):
 
     __table_args__ = (
         CheckConstraint("amount_cents >= 0", name="amount_not_negative"),
-        CheckConstraint("refunded_cents >= 0 AND refunded_cents <= amount_cents", name="refunds_within_amount"),
+        CheckConstraint(
+            "refunded_cents >= 0 AND refunded_cents <= amount_cents", name="refunds_within_amount"
+        ),
     )
 
 
@@ -94,11 +109,15 @@ class PaymentEvent(Base):
     event_id: Mapped[str] = mapped_column(String(64), nullable=False)
     event_type: Mapped[str] = mapped_column(String(64), nullable=False)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
-    received_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    received_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
     processed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str | None] = mapped_column(Text)
 
-    __table_args__ = (UniqueConstraint("provider", "event_id", name="uq_payment_events_provider_event"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id", name="uq_payment_events_provider_event"),
+    )
 
 
 class Refund(Base):
@@ -111,7 +130,9 @@ class Refund(Base):
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     status: Mapped[str] = mapped_column(String(20), nullable=False, server_default="pending")
     provider_refund_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
     __table_args__ = (CheckConstraint("amount_cents > 0", name="amount_positive"),)
 
@@ -122,11 +143,15 @@ class InventoryReservation(Base):
     __tablename__ = "inventory_reservations"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), nullable=False)
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("orders.id", ondelete="CASCADE"), nullable=False
+    )
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), nullable=False)
     quantity: Mapped[int] = mapped_column(Integer, nullable=False)
     released_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
     __table_args__ = (
         UniqueConstraint("order_id", "product_id", name="uq_inventory_reservations_order_product"),

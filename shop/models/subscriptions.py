@@ -57,7 +57,9 @@ class SubscriptionDelivery(Base):
     due_date: Mapped[dt.date] = mapped_column(Date, nullable=False)
     outcome: Mapped[str] = mapped_column(String(16), nullable=False)
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
 
     __table_args__ = (
         UniqueConstraint("subscription_id", "due_date", name="uq_subscription_deliveries_due"),

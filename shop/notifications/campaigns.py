@@ -47,8 +47,14 @@ _AUDIENCE = text(
 
 
 def create_campaign(
-    session: Session, *, name: str, headline: str, body: str,
-    template: str = "campaign_announcement", channel: str = "email", chunk_size: int = 200,
+    session: Session,
+    *,
+    name: str,
+    headline: str,
+    body: str,
+    template: str = "campaign_announcement",
+    channel: str = "email",
+    chunk_size: int = 200,
 ) -> int:
     """Create the campaign and its audience, and queue its chunks (after the caller's COMMIT)."""
     if not name or not headline or not body:
@@ -57,16 +63,26 @@ def create_campaign(
         raise InvalidInput("chunk_size must be positive")
     campaign_id = session.execute(
         insert(NotificationCampaign)
-        .values(name=name, template=template, channel=channel, headline=headline, body=body, chunk_size=chunk_size)
+        .values(
+            name=name,
+            template=template,
+            channel=channel,
+            headline=headline,
+            body=body,
+            chunk_size=chunk_size,
+        )
         .on_conflict_do_nothing(index_elements=["name"])
         .returning(NotificationCampaign.id)
     ).scalar()
     if campaign_id is None:
         raise InvalidInput(f"a campaign named {name!r} exists already")
-    total = affected(session.execute(_AUDIENCE, {"channel": channel, "template": template, "cid": campaign_id}))
+    total = affected(
+        session.execute(_AUDIENCE, {"channel": channel, "template": template, "cid": campaign_id})
+    )
     chunks = math.ceil(total / chunk_size)
     session.execute(
-        update(NotificationCampaign).where(NotificationCampaign.id == campaign_id)
+        update(NotificationCampaign)
+        .where(NotificationCampaign.id == campaign_id)
         .values(total=total, chunks_total=chunks)
     )
     for chunk in range(chunks):
@@ -86,23 +102,38 @@ def fan_out_chunk(campaign_id: int, chunk: int) -> int:
         if not 0 <= chunk < max(campaign.chunks_total, 1):
             raise InvalidInput(f"campaign {campaign_id} has no chunk {chunk}")
         first = s.execute(
-            insert(CampaignChunk).values(campaign_id=campaign_id, chunk=chunk, queued=0)
-            .on_conflict_do_nothing().returning(CampaignChunk.chunk)
+            insert(CampaignChunk)
+            .values(campaign_id=campaign_id, chunk=chunk, queued=0)
+            .on_conflict_do_nothing()
+            .returning(CampaignChunk.chunk)
         ).first()
         if first is None:
             logger.info("campaign %r chunk %r was fanned out already", campaign_id, chunk)
             return 0
         rows = s.execute(
-            select(Notification.id, Notification.channel).where(Notification.campaign_id == campaign_id)
-            .order_by(Notification.id).offset(chunk * campaign.chunk_size).limit(campaign.chunk_size)
+            select(Notification.id, Notification.channel)
+            .where(Notification.campaign_id == campaign_id)
+            .order_by(Notification.id)
+            .offset(chunk * campaign.chunk_size)
+            .limit(campaign.chunk_size)
         ).all()
         for row in rows:
             outbox.enqueue(s, DELIVERY_ACTORS[row.channel], row.id)
-        s.execute(update(Notification).where(Notification.id.in_([r.id for r in rows])).values(enqueued_at=func.now()))
-        s.execute(update(CampaignChunk).where(CampaignChunk.campaign_id == campaign_id, CampaignChunk.chunk == chunk)
-                  .values(queued=len(rows)))
-        s.execute(update(NotificationCampaign).where(NotificationCampaign.id == campaign_id)
-                  .values(chunks_done=NotificationCampaign.chunks_done + 1))
+        s.execute(
+            update(Notification)
+            .where(Notification.id.in_([r.id for r in rows]))
+            .values(enqueued_at=func.now())
+        )
+        s.execute(
+            update(CampaignChunk)
+            .where(CampaignChunk.campaign_id == campaign_id, CampaignChunk.chunk == chunk)
+            .values(queued=len(rows))
+        )
+        s.execute(
+            update(NotificationCampaign)
+            .where(NotificationCampaign.id == campaign_id)
+            .values(chunks_done=NotificationCampaign.chunks_done + 1)
+        )
     logger.info("campaign %r chunk %r: %d deliveries queued", campaign_id, chunk, len(rows))
     return len(rows)
 
@@ -111,9 +142,12 @@ def count_settled(session: Session, campaign_id: int, status: str) -> None:
     """Called once per settled notification, inside the transaction that settled it."""
     column = "sent" if status == "sent" else "failed"
     row = session.execute(
-        update(NotificationCampaign).where(NotificationCampaign.id == campaign_id)
+        update(NotificationCampaign)
+        .where(NotificationCampaign.id == campaign_id)
         .values({column: getattr(NotificationCampaign, column) + 1})
-        .returning(NotificationCampaign.sent, NotificationCampaign.failed, NotificationCampaign.total)
+        .returning(
+            NotificationCampaign.sent, NotificationCampaign.failed, NotificationCampaign.total
+        )
     ).first()
     if row is not None and row.sent + row.failed >= row.total:
         _complete(session, campaign_id, row.sent, row.failed)
@@ -124,16 +158,23 @@ def _complete(session: Session, campaign_id: int, sent: int, failed: int) -> Non
     inserted = session.execute(
         insert(CampaignCompletion)
         .values(campaign_id=campaign_id, sent=sent, failed=failed, callback_message_id=callback_id)
-        .on_conflict_do_nothing().returning(CampaignCompletion.campaign_id)
+        .on_conflict_do_nothing()
+        .returning(CampaignCompletion.campaign_id)
     ).first()
     if inserted is None:
         return
     session.execute(
-        update(NotificationCampaign).where(NotificationCampaign.id == campaign_id)
+        update(NotificationCampaign)
+        .where(NotificationCampaign.id == campaign_id)
         .values(status="completed", completed_at=dt.datetime.now(dt.UTC))
     )
     outbox.enqueue(session, COMPLETED_ACTOR, campaign_id, message_id=callback_id)
-    logger.info("campaign %r settled: %d sent, %d failed; completion callback queued", campaign_id, sent, failed)
+    logger.info(
+        "campaign %r settled: %d sent, %d failed; completion callback queued",
+        campaign_id,
+        sent,
+        failed,
+    )
 
 
 def run_completion_callback(campaign_id: int) -> bool:
@@ -143,8 +184,12 @@ def run_completion_callback(campaign_id: int) -> bool:
     with session_scope() as s:
         ran = s.execute(
             update(CampaignCompletion)
-            .where(CampaignCompletion.campaign_id == campaign_id, CampaignCompletion.callback_ran_at.is_(None))
-            .values(callback_ran_at=func.now()).returning(CampaignCompletion.campaign_id)
+            .where(
+                CampaignCompletion.campaign_id == campaign_id,
+                CampaignCompletion.callback_ran_at.is_(None),
+            )
+            .values(callback_ran_at=func.now())
+            .returning(CampaignCompletion.campaign_id)
         ).first()
         if ran is None:
             exists = s.get(CampaignCompletion, campaign_id)
@@ -160,5 +205,11 @@ def progress(session: Session, campaign_id: int) -> dict[str, int | str]:
     c = session.get(NotificationCampaign, campaign_id)
     if c is None:
         raise NotFound(f"campaign {campaign_id} does not exist")
-    return {"status": c.status, "total": c.total, "chunks_done": c.chunks_done, "chunks_total": c.chunks_total,
-            "sent": c.sent, "failed": c.failed}
+    return {
+        "status": c.status,
+        "total": c.total,
+        "chunks_done": c.chunks_done,
+        "chunks_total": c.chunks_total,
+        "sent": c.sent,
+        "failed": c.failed,
+    }

@@ -77,10 +77,20 @@ def claim(notification_id: int, lease_s: int) -> Claimed | str:
                     and_(Notification.status == "sending", Notification.claimed_until < now),
                 ),
             )
-            .values(status="sending", attempts=Notification.attempts + 1,
-                    claimed_until=now + dt.timedelta(seconds=lease_s))
-            .returning(Notification.id, Notification.template, Notification.entity_key, Notification.channel,
-                       Notification.user_id, Notification.attempts, Notification.created_at)
+            .values(
+                status="sending",
+                attempts=Notification.attempts + 1,
+                claimed_until=now + dt.timedelta(seconds=lease_s),
+            )
+            .returning(
+                Notification.id,
+                Notification.template,
+                Notification.entity_key,
+                Notification.channel,
+                Notification.user_id,
+                Notification.attempts,
+                Notification.created_at,
+            )
         ).first()
         if row is not None:
             claimed = Claimed(*row)
@@ -103,18 +113,28 @@ def _log_attempt(session: Session, claimed: Claimed) -> None:
     header = message_id(claimed.template, claimed.entity_key, current_settings().mail_from)
     session.execute(
         insert(EmailLog)
-        .values(dedupe_key=dedupe_key(claimed.template, claimed.entity_key), message_id_header=header,
-                user_id=claimed.user_id, template=claimed.template, notification_id=claimed.id,
-                status="sending", attempts=1)
-        .on_conflict_do_update(index_elements=["dedupe_key"],
-                               set_={"attempts": EmailLog.attempts + 1, "status": "sending"})
+        .values(
+            dedupe_key=dedupe_key(claimed.template, claimed.entity_key),
+            message_id_header=header,
+            user_id=claimed.user_id,
+            template=claimed.template,
+            notification_id=claimed.id,
+            status="sending",
+            attempts=1,
+        )
+        .on_conflict_do_update(
+            index_elements=["dedupe_key"],
+            set_={"attempts": EmailLog.attempts + 1, "status": "sending"},
+        )
     )
 
 
 def recipient(session: Session, user_id: int | None, channel: str) -> Recipient | None:
     """Where to send: the user's address or phone, or every administrator's; None if nowhere."""
     if user_id is None:
-        admins = session.execute(select(User.email, User.phone).where(User.is_admin).order_by(User.id)).all()
+        admins = session.execute(
+            select(User.email, User.phone).where(User.is_admin).order_by(User.id)
+        ).all()
         addresses = [a.email if channel == "email" else a.phone for a in admins]
         addresses = [a for a in addresses if a]
         return Recipient(addresses, render.DEFAULT_LOCALE, "team") if addresses else None
@@ -140,26 +160,50 @@ def deliver(notification_id: int) -> str:
         to, context = claimed.to, claimed.context
         if to is None:
             settle(claimed.id, "skipped", error=f"no {claimed.channel} address")
-            logger.info("notification %r skipped: the recipient has no %s address", claimed.id, claimed.channel)
+            logger.info(
+                "notification %r skipped: the recipient has no %s address",
+                claimed.id,
+                claimed.channel,
+            )
             return "skipped"
-        context = {**context, "shop": {"name": "Shop", "url": settings.shop_base_url},
-                   "recipient": {"name": to.name}}
+        context = {
+            **context,
+            "shop": {"name": "Shop", "url": settings.shop_base_url},
+            "recipient": {"name": to.name},
+        }
         if claimed.channel == "email":
             provider_id = _send_email(claimed, to, context)
         else:
             provider_id = _send_sms(claimed, to, context)
     except PermanentError as exc:
         settle(claimed.id, "failed", error=str(exc))
-        logger.warning("notification %r (%s) failed for good: %s", claimed.id, claimed.template, exc)
+        logger.warning(
+            "notification %r (%s) failed for good: %s", claimed.id, claimed.template, exc
+        )
         raise
     except Exception as exc:
-        _release(claimed.id, f"{type(exc).__name__}: {exc}" if isinstance(exc, TransientError) else type(exc).__name__)
-        logger.warning("notification %r (%s) attempt %d failed: %s", claimed.id, claimed.template,
-                       claimed.attempts, exc if isinstance(exc, TransientError) else type(exc).__name__)
+        _release(
+            claimed.id,
+            f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, TransientError)
+            else type(exc).__name__,
+        )
+        logger.warning(
+            "notification %r (%s) attempt %d failed: %s",
+            claimed.id,
+            claimed.template,
+            claimed.attempts,
+            exc if isinstance(exc, TransientError) else type(exc).__name__,
+        )
         raise
     settle(claimed.id, "sent", provider_id=provider_id)
-    logger.info("notification %r (%s, %s) sent on attempt %d", claimed.id, claimed.template,
-                claimed.channel, claimed.attempts)
+    logger.info(
+        "notification %r (%s, %s) sent on attempt %d",
+        claimed.id,
+        claimed.template,
+        claimed.channel,
+        claimed.attempts,
+    )
     return "sent"
 
 
@@ -167,9 +211,15 @@ def _send_email(claimed: Claimed, to: Recipient, context: dict[str, Any]) -> str
     settings = current_settings()
     rendered = render.render_email(claimed.template, to.locale, context)
     header = message_id(claimed.template, claimed.entity_key, settings.mail_from)
-    message = build_email(rendered=rendered, mail_from=settings.mail_from, recipients=to.addresses,
-                          message_id_header=header, created_at=claimed.created_at,
-                          template=claimed.template, notification_id=claimed.id)
+    message = build_email(
+        rendered=rendered,
+        mail_from=settings.mail_from,
+        recipients=to.addresses,
+        message_id_header=header,
+        created_at=claimed.created_at,
+        template=claimed.template,
+        notification_id=claimed.id,
+    )
     mailer.send(settings, message, to.addresses)
     return header
 
@@ -177,40 +227,61 @@ def _send_email(claimed: Claimed, to: Recipient, context: dict[str, Any]) -> str
 def _send_sms(claimed: Claimed, to: Recipient, context: dict[str, Any]) -> str:
     settings = current_settings()
     body = render.render_sms(claimed.template, to.locale, context)
-    key = "ntf-" + hashlib.sha256(f"{claimed.template}|{claimed.entity_key}|sms".encode()).hexdigest()[:40]
-    ids = [sms_client.send(settings, number, body, f"{key}-{i}") for i, number in enumerate(to.addresses)]
+    key = (
+        "ntf-"
+        + hashlib.sha256(f"{claimed.template}|{claimed.entity_key}|sms".encode()).hexdigest()[:40]
+    )
+    ids = [
+        sms_client.send(settings, number, body, f"{key}-{i}")
+        for i, number in enumerate(to.addresses)
+    ]
     return ",".join(ids)[:255]
 
 
 def _release(notification_id: int, error: str) -> None:
     """Hand the row back for the retry; the sweep re-queues it if the retry never comes."""
     settings = current_settings()
-    until = _now() + dt.timedelta(milliseconds=settings.max_backoff_ms, seconds=settings.notify_claim_s)
+    until = _now() + dt.timedelta(
+        milliseconds=settings.max_backoff_ms, seconds=settings.notify_claim_s
+    )
     with session_scope() as s:
         s.execute(
-            update(Notification).where(Notification.id == notification_id, Notification.status == "sending")
+            update(Notification)
+            .where(Notification.id == notification_id, Notification.status == "sending")
             .values(status="retrying", last_error=error[:1000], claimed_until=until)
         )
 
 
-def settle(notification_id: int, status: str, *, error: str | None = None, provider_id: str | None = None) -> bool:
+def settle(
+    notification_id: int, status: str, *, error: str | None = None, provider_id: str | None = None
+) -> bool:
     """Final state, once: False when the row had already settled (a duplicate did it)."""
     now = _now()
     with session_scope() as s:
         row = s.execute(
-            update(Notification).where(Notification.id == notification_id, Notification.status.in_(ACTIVE))
-            .values(status=status, settled_at=now, claimed_until=None,
-                    sent_at=now if status == "sent" else None,
-                    last_error=error[:1000] if error else Notification.last_error,
-                    provider_message_id=provider_id or Notification.provider_message_id)
+            update(Notification)
+            .where(Notification.id == notification_id, Notification.status.in_(ACTIVE))
+            .values(
+                status=status,
+                settled_at=now,
+                claimed_until=None,
+                sent_at=now if status == "sent" else None,
+                last_error=error[:1000] if error else Notification.last_error,
+                provider_message_id=provider_id or Notification.provider_message_id,
+            )
             .returning(Notification.campaign_id, Notification.channel)
         ).first()
         if row is None:
             return False
         if row.channel == "email":
             s.execute(
-                update(EmailLog).where(EmailLog.notification_id == notification_id)
-                .values(status=status, sent_at=now if status == "sent" else None, error=error[:1000] if error else None)
+                update(EmailLog)
+                .where(EmailLog.notification_id == notification_id)
+                .values(
+                    status=status,
+                    sent_at=now if status == "sent" else None,
+                    error=error[:1000] if error else None,
+                )
             )
         if row.campaign_id is not None:
             campaigns.count_settled(s, row.campaign_id, status)

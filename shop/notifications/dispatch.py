@@ -20,7 +20,8 @@ def enqueue_delivery(session: Session, notification_id: int, channel: str) -> st
         raise ValueError(f"unknown channel {channel!r}; expected one of {CHANNELS}")
     message_id = outbox.enqueue(session, DELIVERY_ACTORS[channel], notification_id)
     session.execute(
-        update(Notification).where(Notification.id == notification_id)
+        update(Notification)
+        .where(Notification.id == notification_id)
         .values(enqueued_at=dt.datetime.now(dt.UTC))
     )
     return message_id

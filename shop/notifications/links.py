@@ -17,7 +17,9 @@ PURPOSE = "verify-email"
 
 
 def _signature(secret: str, user_id: int, expires: int) -> str:
-    mac = hmac.new(secret.encode(), f"{PURPOSE}:{user_id}:{expires}".encode(), hashlib.sha256).digest()
+    mac = hmac.new(
+        secret.encode(), f"{PURPOSE}:{user_id}:{expires}".encode(), hashlib.sha256
+    ).digest()
     return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 

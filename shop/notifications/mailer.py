@@ -52,7 +52,9 @@ def send(settings: Settings, message: EmailMessage, recipients: list[str]) -> No
     except smtplib.SMTPDataError as exc:
         raise _reply_error(exc.smtp_code, "DATA") from None
     except smtplib.SMTPAuthenticationError as exc:
-        raise SmtpPermanent(f"SMTP {exc.smtp_code} at AUTH: check SHOPJOBS_SMTP_USER/PASSWORD") from None
+        raise SmtpPermanent(
+            f"SMTP {exc.smtp_code} at AUTH: check SHOPJOBS_SMTP_USER/PASSWORD"
+        ) from None
     except smtplib.SMTPResponseException as exc:
         raise _reply_error(exc.smtp_code, "session") from None
     except smtplib.SMTPNotSupportedError:

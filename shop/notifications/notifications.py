@@ -40,7 +40,13 @@ def request_notification(
         raise ValueError("send_at must be timezone-aware")
     row = session.execute(
         insert(Notification)
-        .values(user_id=user_id, channel=channel, template=template, entity_key=entity_key, send_at=send_at)
+        .values(
+            user_id=user_id,
+            channel=channel,
+            template=template,
+            entity_key=entity_key,
+            send_at=send_at,
+        )
         .on_conflict_do_nothing(constraint="uq_notifications_template_entity")
         .returning(Notification.id)
     ).first()

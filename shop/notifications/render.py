@@ -57,7 +57,9 @@ def _render(path: str, context: dict[str, Any]) -> str:
     except jinja2.TemplateNotFound:
         raise InvalidInput(f"no template {path!r} in shop/templates") from None
     except jinja2.UndefinedError as exc:
-        raise PermanentError(f"template {path!r} needs a value it was not given: {exc.message}") from None
+        raise PermanentError(
+            f"template {path!r} needs a value it was not given: {exc.message}"
+        ) from None
 
 
 def render_email(template: str, locale: str, context: dict[str, Any]) -> RenderedEmail:

@@ -30,9 +30,13 @@ def _order(order_id: int) -> Order:
         return order
 
 
-def _request(template: str, entity_key: str, user_id: int | None, channel: str = "email") -> dict[str, Any]:
+def _request(
+    template: str, entity_key: str, user_id: int | None, channel: str = "email"
+) -> dict[str, Any]:
     with session_scope() as s:
-        created = request_notification(s, template=template, entity_key=entity_key, user_id=user_id, channel=channel)
+        created = request_notification(
+            s, template=template, entity_key=entity_key, user_id=user_id, channel=channel
+        )
     return {"notification_id": created, "created": created is not None}
 
 
@@ -91,7 +95,9 @@ def _params(params: dict[str, Any]) -> tuple[str, str, int | None, str]:
     user_id, channel = params.get("user_id"), params.get("channel", "email")
     if not isinstance(template, str) or not isinstance(entity_key, str):
         raise InvalidInput("send_email job params need 'template' and 'entity_key' strings")
-    if user_id is not None and (isinstance(user_id, bool) or not isinstance(user_id, int) or user_id <= 0):
+    if user_id is not None and (
+        isinstance(user_id, bool) or not isinstance(user_id, int) or user_id <= 0
+    ):
         raise InvalidInput("send_email job param 'user_id' must be a positive integer or null")
     if not isinstance(channel, str):
         raise InvalidInput("send_email job param 'channel' must be a string")
@@ -105,11 +111,23 @@ def send_email_job(params: dict[str, Any], progress: Progress) -> dict[str, Any]
     check_template(template, entity_key, channel)
     with session_scope() as s:
         # recorded without a delivery message: this job delivers it itself (the sweep is the fallback)
-        s.execute(insert(Notification).values(template=template, entity_key=entity_key, user_id=user_id,
-                                              channel=channel, enqueued_at=func.now())
-                  .on_conflict_do_nothing(constraint="uq_notifications_template_entity"))
-        notification_id = s.execute(select(Notification.id).where(
-            Notification.template == template, Notification.entity_key == entity_key, Notification.channel == channel)
+        s.execute(
+            insert(Notification)
+            .values(
+                template=template,
+                entity_key=entity_key,
+                user_id=user_id,
+                channel=channel,
+                enqueued_at=func.now(),
+            )
+            .on_conflict_do_nothing(constraint="uq_notifications_template_entity")
+        )
+        notification_id = s.execute(
+            select(Notification.id).where(
+                Notification.template == template,
+                Notification.entity_key == entity_key,
+                Notification.channel == channel,
+            )
         ).scalar_one()
     progress(10)
     status = delivery.deliver(int(notification_id))
@@ -122,5 +140,10 @@ def notification_of_job(params: dict[str, Any]) -> int | None:
     except InvalidInput:
         return None
     with session_scope() as s:
-        return s.scalar(select(Notification.id).where(
-            Notification.template == template, Notification.entity_key == entity_key, Notification.channel == channel))
+        return s.scalar(
+            select(Notification.id).where(
+                Notification.template == template,
+                Notification.entity_key == entity_key,
+                Notification.channel == channel,
+            )
+        )

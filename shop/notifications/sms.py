@@ -28,7 +28,10 @@ def send(settings: Settings, to: str, body: str, idempotency_key: str) -> str:
         response = httpx.post(
             f"{settings.sms_url.rstrip('/')}/v1/messages",
             json={"to": to, "body": body},
-            headers={"Authorization": f"Bearer {settings.sms_api_secret}", "Idempotency-Key": idempotency_key},
+            headers={
+                "Authorization": f"Bearer {settings.sms_api_secret}",
+                "Idempotency-Key": idempotency_key,
+            },
             timeout=timeout,
         )
     except httpx.TransportError as exc:

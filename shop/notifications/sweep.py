@@ -34,13 +34,25 @@ def enqueue_due(limit: int = 2000) -> int:
     with session_scope() as s:
         rows = s.execute(
             select(Notification.id, Notification.channel)
-            .where(or_(
-                and_(Notification.status == "pending",
-                     or_(Notification.send_at.is_(None), Notification.send_at <= now),
-                     or_(Notification.enqueued_at.is_(None), Notification.enqueued_at < now - REQUEUE_PENDING_AFTER)),
-                and_(Notification.status.in_(("sending", "retrying")), Notification.claimed_until < now),
-            ))
-            .order_by(Notification.id).limit(limit).with_for_update(skip_locked=True)
+            .where(
+                or_(
+                    and_(
+                        Notification.status == "pending",
+                        or_(Notification.send_at.is_(None), Notification.send_at <= now),
+                        or_(
+                            Notification.enqueued_at.is_(None),
+                            Notification.enqueued_at < now - REQUEUE_PENDING_AFTER,
+                        ),
+                    ),
+                    and_(
+                        Notification.status.in_(("sending", "retrying")),
+                        Notification.claimed_until < now,
+                    ),
+                )
+            )
+            .order_by(Notification.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         ).all()
         for row in rows:
             enqueue_delivery(s, row.id, row.channel)
@@ -49,8 +61,16 @@ def enqueue_due(limit: int = 2000) -> int:
     return len(rows)
 
 
-def create_schedule(*, name: str, template: str, message: str, every_s: int, user_id: int | None = None,
-                    channel: str = "email", first_run_at: dt.datetime | None = None) -> int:
+def create_schedule(
+    *,
+    name: str,
+    template: str,
+    message: str,
+    every_s: int,
+    user_id: int | None = None,
+    channel: str = "email",
+    first_run_at: dt.datetime | None = None,
+) -> int:
     """A recurring notification (to ``user_id``, or the administrators when None)."""
     if every_s < 60:
         raise InvalidInput("a recurring notification repeats at most once a minute")
@@ -59,9 +79,17 @@ def create_schedule(*, name: str, template: str, message: str, every_s: int, use
     with session_scope() as s:
         schedule_id = s.execute(
             insert(NotificationSchedule)
-            .values(name=name, template=template, channel=channel, user_id=user_id, message=message,
-                    every_s=every_s, next_run_at=first_run_at or _now())
-            .on_conflict_do_nothing(index_elements=["name"]).returning(NotificationSchedule.id)
+            .values(
+                name=name,
+                template=template,
+                channel=channel,
+                user_id=user_id,
+                message=message,
+                every_s=every_s,
+                next_run_at=first_run_at or _now(),
+            )
+            .on_conflict_do_nothing(index_elements=["name"])
+            .returning(NotificationSchedule.id)
         ).scalar()
     if schedule_id is None:
         raise InvalidInput(f"a notification schedule named {name!r} exists already")
@@ -74,18 +102,33 @@ def run_recurring() -> int:
     now = _now()
     created = 0
     with session_scope() as s:
-        due = s.execute(
-            select(NotificationSchedule).where(NotificationSchedule.active, NotificationSchedule.next_run_at <= now)
-            .with_for_update(skip_locked=True)
-        ).scalars().all()
+        due = (
+            s.execute(
+                select(NotificationSchedule)
+                .where(NotificationSchedule.active, NotificationSchedule.next_run_at <= now)
+                .with_for_update(skip_locked=True)
+            )
+            .scalars()
+            .all()
+        )
         for sched in due:
             occurrence = sched.next_run_at
-            skipped = int((now - occurrence).total_seconds() // sched.every_s)  # missed ones coalesce
+            skipped = int(
+                (now - occurrence).total_seconds() // sched.every_s
+            )  # missed ones coalesce
             sched.next_run_at = occurrence + dt.timedelta(seconds=sched.every_s * (skipped + 1))
             sched.runs += 1
             stamp = occurrence.astimezone(dt.UTC).strftime("%Y%m%dT%H%M")
-            if request_notification(s, template=sched.template, entity_key=f"schedule:{sched.id}#{stamp}",
-                                    user_id=sched.user_id, channel=sched.channel) is not None:
+            if (
+                request_notification(
+                    s,
+                    template=sched.template,
+                    entity_key=f"schedule:{sched.id}#{stamp}",
+                    user_id=sched.user_id,
+                    channel=sched.channel,
+                )
+                is not None
+            ):
                 created += 1
     return created
 
@@ -98,11 +141,20 @@ def payment_reminders(today: dt.date | None = None) -> int:
     created = 0
     with session_scope() as s:
         overdue = s.execute(
-            select(Order.id, Order.user_id).where(Order.status == "pending", Order.placed_at < cutoff)
+            select(Order.id, Order.user_id).where(
+                Order.status == "pending", Order.placed_at < cutoff
+            )
         ).all()
         for order_id, user_id in overdue:
-            if request_notification(s, template="payment_reminder", entity_key=f"order:{order_id}#{day.isoformat()}",
-                                    user_id=user_id) is not None:
+            if (
+                request_notification(
+                    s,
+                    template="payment_reminder",
+                    entity_key=f"order:{order_id}#{day.isoformat()}",
+                    user_id=user_id,
+                )
+                is not None
+            ):
                 created += 1
     logger.info("payment reminders: %d overdue orders, %d reminders queued", len(overdue), created)
     return created
@@ -113,16 +165,29 @@ def birthday_greetings(today: dt.date | None = None) -> int:
     in other years."""
     settings = current_settings()
     day = today or dt.datetime.now(ZoneInfo(settings.timezone)).date()
-    conditions = [and_(extract("month", User.birthday) == day.month, extract("day", User.birthday) == day.day)]
+    conditions = [
+        and_(extract("month", User.birthday) == day.month, extract("day", User.birthday) == day.day)
+    ]
     leap = day.year % 4 == 0 and (day.year % 100 != 0 or day.year % 400 == 0)
     if day.month == 2 and day.day == 28 and not leap:
-        conditions.append(and_(extract("month", User.birthday) == 2, extract("day", User.birthday) == 29))
+        conditions.append(
+            and_(extract("month", User.birthday) == 2, extract("day", User.birthday) == 29)
+        )
     created = 0
     with session_scope() as s:
-        users = s.scalars(select(User.id).where(User.birthday.is_not(None), User.notify_email, or_(*conditions))).all()
+        users = s.scalars(
+            select(User.id).where(User.birthday.is_not(None), User.notify_email, or_(*conditions))
+        ).all()
         for user_id in users:
-            if request_notification(s, template="birthday_greeting", entity_key=f"user:{user_id}#{day.year}",
-                                    user_id=user_id) is not None:
+            if (
+                request_notification(
+                    s,
+                    template="birthday_greeting",
+                    entity_key=f"user:{user_id}#{day.year}",
+                    user_id=user_id,
+                )
+                is not None
+            ):
                 created += 1
     logger.info("birthday greetings: %d queued", created)
     return created
@@ -135,9 +200,13 @@ def cleanup(days: int, batch: int = 5000) -> int:
     while True:
         with session_scope() as s:
             ids = s.scalars(
-                select(Notification.id).where(Notification.status.in_(SETTLED_STATES),
-                                              func.coalesce(Notification.settled_at, Notification.created_at) < cutoff)
-                .order_by(Notification.id).limit(batch)
+                select(Notification.id)
+                .where(
+                    Notification.status.in_(SETTLED_STATES),
+                    func.coalesce(Notification.settled_at, Notification.created_at) < cutoff,
+                )
+                .order_by(Notification.id)
+                .limit(batch)
             ).all()
             if not ids:
                 break
@@ -145,6 +214,8 @@ def cleanup(days: int, batch: int = 5000) -> int:
             s.execute(delete(Notification).where(Notification.id.in_(ids)))
             total += len(ids)
     with session_scope() as s:
-        s.execute(delete(EmailLog).where(EmailLog.notification_id.is_(None), EmailLog.created_at < cutoff))
+        s.execute(
+            delete(EmailLog).where(EmailLog.notification_id.is_(None), EmailLog.created_at < cutoff)
+        )
     logger.info("notification cleanup: %d rows older than %d days deleted", total, days)
     return total

@@ -24,7 +24,9 @@ def run_scheduled(settings: Settings, kind: str, today: dt.date) -> dict[str, An
     return _run(settings, kind, backups.period_of(kind, today), None)
 
 
-def snapshot_before(settings: Settings, label: str, request_key: str | None = None) -> dict[str, Any]:
+def snapshot_before(
+    settings: Settings, label: str, request_key: str | None = None
+) -> dict[str, Any]:
     """A verified backup taken right before a risky operation (a migration, a bulk price change).
 
     ``request_key`` makes a retried request reuse its snapshot; without one, every call makes one.

@@ -39,9 +39,20 @@ def verify_backup(settings: Settings, backup_id: int) -> dict[str, Any]:
         row = s.get(Backup, backup_id)
         if row is None:
             raise NotFound(f"backup {backup_id} does not exist")
-        if row.status not in ("created", "verified", "corrupt") or not row.storage_key or not row.sha256:
-            raise InvalidInput(f"backup {backup_id} is {row.status}; only a written backup can be verified")
-        key, expected, counts, urls = row.storage_key, row.sha256, dict(row.table_counts), list(row.targets)
+        if (
+            row.status not in ("created", "verified", "corrupt")
+            or not row.storage_key
+            or not row.sha256
+        ):
+            raise InvalidInput(
+                f"backup {backup_id} is {row.status}; only a written backup can be verified"
+            )
+        key, expected, counts, urls = (
+            row.storage_key,
+            row.sha256,
+            dict(row.table_counts),
+            list(row.targets),
+        )
     problems: list[str] = []
     restore_seconds = 0.0
     with tempfile.TemporaryDirectory(prefix="shopjobs-verify-") as tmp:
@@ -53,27 +64,44 @@ def verify_backup(settings: Settings, backup_id: int) -> dict[str, Any]:
                 problems.append(f"target {number}: {exc}")
                 continue
             if digest != expected:
-                problems.append(f"target {number}: checksum mismatch (sha256 {digest[:12]}..., "
-                                f"recorded {expected[:12]}...)")
+                problems.append(
+                    f"target {number}: checksum mismatch (sha256 {digest[:12]}..., "
+                    f"recorded {expected[:12]}...)"
+                )
             started = time.monotonic()
-            problems.extend(f"target {number}: {p}" for p in _restore_and_compare(settings, path, counts))
+            problems.extend(
+                f"target {number}: {p}" for p in _restore_and_compare(settings, path, counts)
+            )
             restore_seconds = max(restore_seconds, time.monotonic() - started)
     status = "corrupt" if problems else "verified"
     error = "; ".join(problems)[:4000] or None
     with session_scope() as s:
-        s.execute(update(Backup).where(Backup.id == backup_id).values(
-            status=status, error=error, restore_seconds=round(restore_seconds, 3),
-            verified_at=dt.datetime.now(dt.UTC)))
+        s.execute(
+            update(Backup)
+            .where(Backup.id == backup_id)
+            .values(
+                status=status,
+                error=error,
+                restore_seconds=round(restore_seconds, 3),
+                verified_at=dt.datetime.now(dt.UTC),
+            )
+        )
         if problems:
-            request_notification(s, template=ALERT_TEMPLATE, entity_key=f"backup:{backup_id}", user_id=None)
+            request_notification(
+                s, template=ALERT_TEMPLATE, entity_key=f"backup:{backup_id}", user_id=None
+            )
         row = s.get(Backup, backup_id)
         assert row is not None
         result = describe(row)
     if problems:
         logger.error("backup %r failed verification: %s", backup_id, error)
     else:
-        logger.info("backup %r verified: %d tables restored with equal row counts in %.2f s",
-                    backup_id, len(counts), restore_seconds)
+        logger.info(
+            "backup %r verified: %d tables restored with equal row counts in %.2f s",
+            backup_id,
+            len(counts),
+            restore_seconds,
+        )
     return result
 
 
@@ -96,7 +124,9 @@ def _restore_and_compare(settings: Settings, path: str, expected: dict[str, int]
         except PermanentError as exc:
             return [f"restore failed: {exc}"]
         restored = pg_tools.restored_counts(scratch, list(expected))
-    differing = [f"{t}: {restored.get(t, 'missing')} rows restored, {n} dumped"
-                 for t, n in sorted(expected.items()) if restored.get(t) != n]
+    differing = [
+        f"{t}: {restored.get(t, 'missing')} rows restored, {n} dumped"
+        for t, n in sorted(expected.items())
+        if restored.get(t) != n
+    ]
     return [f"row counts differ ({', '.join(differing)})"] if differing else []
-

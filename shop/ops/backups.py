@@ -28,9 +28,23 @@ logger = logging.getLogger(__name__)
 
 # the shop's own data; the job system's tables (ledger, outbox, fires) are rebuilt, not restored
 CRITICAL_TABLES = (
-    "users", "products", "inventory", "orders", "order_lines", "payments", "payment_events", "refunds",
-    "inventory_reservations", "subscriptions", "subscription_deliveries", "carts", "cart_items",
-    "notifications", "email_log", "audit_log", "jobs",
+    "users",
+    "products",
+    "inventory",
+    "orders",
+    "order_lines",
+    "payments",
+    "payment_events",
+    "refunds",
+    "inventory_reservations",
+    "subscriptions",
+    "subscription_deliveries",
+    "carts",
+    "cart_items",
+    "notifications",
+    "email_log",
+    "audit_log",
+    "jobs",
 )
 DONE = ("created", "verified", "corrupt", "deleted")
 
@@ -51,6 +65,8 @@ def with_referenced_tables(tables: tuple[str, ...]) -> tuple[str, ...]:
                 wanted.add(target)
                 todo.append(target)
     return tuple(sorted(wanted))
+
+
 STALE_RUNNING = dt.timedelta(hours=2)
 DUMP_TIMEOUT_S = 3000.0
 
@@ -68,19 +84,26 @@ def period_of(kind: str, today: dt.date) -> str:
     raise InvalidInput(f"backup kind must be daily or weekly here, got {kind!r}")
 
 
-def create_backup(settings: Settings, kind: str, period_key: str, label: str | None = None) -> dict[str, Any]:
+def create_backup(
+    settings: Settings, kind: str, period_key: str, label: str | None = None
+) -> dict[str, Any]:
     """Dump the critical tables once for (kind, period) and write the file to both targets."""
     backup_id = _claim(kind, period_key, label)
     if backup_id is None:
         with session_scope() as s:
-            row = s.scalars(select(Backup).where(Backup.kind == kind, Backup.period_key == period_key)).one()
+            row = s.scalars(
+                select(Backup).where(Backup.kind == kind, Backup.period_key == period_key)
+            ).one()
             return describe(row)
     try:
         return _dump_and_store(settings, backup_id, kind, period_key)
     except Exception as exc:
         with session_scope() as s:
-            s.execute(update(Backup).where(Backup.id == backup_id, Backup.status == "running")
-                      .values(status="failed", error=str(exc)[:2000], finished_at=_now()))
+            s.execute(
+                update(Backup)
+                .where(Backup.id == backup_id, Backup.status == "running")
+                .values(status="failed", error=str(exc)[:2000], finished_at=_now())
+            )
         raise
 
 
@@ -88,71 +111,122 @@ def _claim(kind: str, period_key: str, label: str | None) -> int | None:
     """The id this job may work on, or None when the (kind, period) backup is done or in hand."""
     with session_scope() as s:
         new = s.execute(
-            insert(Backup).values(kind=kind, period_key=period_key, label=label, status="running")
-            .on_conflict_do_nothing(index_elements=["kind", "period_key"]).returning(Backup.id)
+            insert(Backup)
+            .values(kind=kind, period_key=period_key, label=label, status="running")
+            .on_conflict_do_nothing(index_elements=["kind", "period_key"])
+            .returning(Backup.id)
         ).scalar()
         if new is not None:
             return int(new)
         # a previous attempt failed, or its worker died long ago: take the row over
         retaken = s.execute(
             update(Backup)
-            .where(Backup.kind == kind, Backup.period_key == period_key,
-                   (Backup.status == "failed")
-                   | ((Backup.status == "running") & (Backup.started_at < _now() - STALE_RUNNING)))
-            .values(status="running", started_at=_now(), error=None).returning(Backup.id)
+            .where(
+                Backup.kind == kind,
+                Backup.period_key == period_key,
+                (Backup.status == "failed")
+                | ((Backup.status == "running") & (Backup.started_at < _now() - STALE_RUNNING)),
+            )
+            .values(status="running", started_at=_now(), error=None)
+            .returning(Backup.id)
         ).scalar()
         return None if retaken is None else int(retaken)
 
 
-def _dump_and_store(settings: Settings, backup_id: int, kind: str, period_key: str) -> dict[str, Any]:
+def _dump_and_store(
+    settings: Settings, backup_id: int, kind: str, period_key: str
+) -> dict[str, Any]:
     pg_tools.check_versions(settings.pg_bin_dir, settings.database_url)
-    tables = pg_tools.existing_tables(settings.database_url, with_referenced_tables(CRITICAL_TABLES))
+    tables = pg_tools.existing_tables(
+        settings.database_url, with_referenced_tables(CRITICAL_TABLES)
+    )
     key = f"backups/{kind}/{_safe(period_key)}-{backup_id}.dump"
     with tempfile.TemporaryDirectory(prefix="shopjobs-backup-") as tmp:
         path = os.path.join(tmp, "backup.dump")
         started = time.monotonic()
-        counts = pg_tools.dump(settings.pg_bin_dir, settings.database_url, tables, path, DUMP_TIMEOUT_S)
+        counts = pg_tools.dump(
+            settings.pg_bin_dir, settings.database_url, tables, path, DUMP_TIMEOUT_S
+        )
         dump_seconds = time.monotonic() - started
         stored = []
         for url in targets(settings):
             with open(path, "rb") as fh:
-                stored.append(open_storage(url).put(key, fh, content_type="application/octet-stream"))
+                stored.append(
+                    open_storage(url).put(key, fh, content_type="application/octet-stream")
+                )
     if len({(o.size, o.sha256) for o in stored}) != 1:
         raise PermanentError(f"backup {backup_id}: the two targets received different bytes")
     with session_scope() as s:
-        s.execute(update(Backup).where(Backup.id == backup_id).values(
-            status="created", storage_key=key, targets=targets(settings), size_bytes=stored[0].size,
-            sha256=stored[0].sha256, table_counts=counts, dump_seconds=round(dump_seconds, 3),
-            finished_at=_now(),
-        ))
+        s.execute(
+            update(Backup)
+            .where(Backup.id == backup_id)
+            .values(
+                status="created",
+                storage_key=key,
+                targets=targets(settings),
+                size_bytes=stored[0].size,
+                sha256=stored[0].sha256,
+                table_counts=counts,
+                dump_seconds=round(dump_seconds, 3),
+                finished_at=_now(),
+            )
+        )
         row = s.get(Backup, backup_id)
         assert row is not None
         result = describe(row)
-    logger.info("backup %r (%s %s): %d bytes, %d tables, %.2f s", backup_id, kind, period_key,
-                stored[0].size, len(counts), dump_seconds)
+    logger.info(
+        "backup %r (%s %s): %d bytes, %d tables, %.2f s",
+        backup_id,
+        kind,
+        period_key,
+        stored[0].size,
+        len(counts),
+        dump_seconds,
+    )
     return result
 
 
 def apply_retention(settings: Settings) -> dict[str, Any]:
     """Keep the newest N daily, M weekly and K snapshot backups; delete older ones in both targets."""
-    keep = {"daily": settings.backup_keep_daily, "weekly": settings.backup_keep_weekly,
-            "snapshot": settings.backup_keep_snapshots}
+    keep = {
+        "daily": settings.backup_keep_daily,
+        "weekly": settings.backup_keep_weekly,
+        "snapshot": settings.backup_keep_snapshots,
+    }
     deleted: dict[str, list[int]] = {}
     for kind, count in keep.items():
         with session_scope() as s:
-            rows = list(s.scalars(select(Backup).where(Backup.kind == kind, Backup.status.in_(
-                ("created", "verified", "corrupt", "failed"))).order_by(Backup.started_at.desc(), Backup.id.desc())))
+            rows = list(
+                s.scalars(
+                    select(Backup)
+                    .where(
+                        Backup.kind == kind,
+                        Backup.status.in_(("created", "verified", "corrupt", "failed")),
+                    )
+                    .order_by(Backup.started_at.desc(), Backup.id.desc())
+                )
+            )
         good = [r for r in rows if r.status in ("created", "verified")]
         kept = {r.id for r in good[:count]}
         oldest_kept = min((r.started_at for r in good[:count]), default=None)
         # failed or corrupt ones newer than the oldest kept stay for the operator to look at
-        doomed = [r for r in rows if r.id not in kept and (
-            r.status in ("created", "verified") or (oldest_kept is not None and r.started_at < oldest_kept))]
+        doomed = [
+            r
+            for r in rows
+            if r.id not in kept
+            and (
+                r.status in ("created", "verified")
+                or (oldest_kept is not None and r.started_at < oldest_kept)
+            )
+        ]
         for row in doomed:
             _delete_files(row)
             with session_scope() as s:
-                s.execute(update(Backup).where(Backup.id == row.id, Backup.status != "deleted")
-                          .values(status="deleted", deleted_at=_now()))
+                s.execute(
+                    update(Backup)
+                    .where(Backup.id == row.id, Backup.status != "deleted")
+                    .values(status="deleted", deleted_at=_now())
+                )
         deleted[kind] = [r.id for r in doomed]
     logger.info("backup retention: deleted %s", {k: len(v) for k, v in deleted.items()})
     return {"kept": keep, "deleted": deleted}
@@ -167,10 +241,17 @@ def _delete_files(row: Backup) -> None:
 
 def describe(row: Backup) -> dict[str, Any]:
     return {
-        "backup_id": row.id, "kind": row.kind, "period": row.period_key, "status": row.status,
-        "key": row.storage_key, "size_bytes": row.size_bytes, "sha256": row.sha256,
-        "tables": len(row.table_counts or {}), "dump_seconds": row.dump_seconds,
-        "restore_seconds": row.restore_seconds, "error": row.error,
+        "backup_id": row.id,
+        "kind": row.kind,
+        "period": row.period_key,
+        "status": row.status,
+        "key": row.storage_key,
+        "size_bytes": row.size_bytes,
+        "sha256": row.sha256,
+        "tables": len(row.table_counts or {}),
+        "dump_seconds": row.dump_seconds,
+        "restore_seconds": row.restore_seconds,
+        "error": row.error,
     }
 
 

@@ -23,14 +23,24 @@ class BatchStats:
     by: Counter[str] = dataclasses.field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"removed": self.removed, "batches": self.batches, "largest_batch": self.largest_batch}
+        out: dict[str, Any] = {
+            "removed": self.removed,
+            "batches": self.batches,
+            "largest_batch": self.largest_batch,
+        }
         if self.by:
             out["by"] = dict(sorted(self.by.items()))
         return out
 
 
 def delete_in_batches(
-    table: str, where: str, params: dict[str, Any], *, batch: int, key: str = "id", group: str | None = None
+    table: str,
+    where: str,
+    params: dict[str, Any],
+    *,
+    batch: int,
+    key: str = "id",
+    group: str | None = None,
 ) -> BatchStats:
     """``DELETE FROM table WHERE where`` in batches of ``batch`` rows; ``group`` counts by an expression.
 

@@ -30,14 +30,18 @@ def expired_carts(days_old: int, batch: int) -> dict[str, Any]:
     """Carts not updated for ``days_old`` days: the empty ones first (cheap, no items), then the rest."""
     started = utcnow()
     params = {"cutoff": started - dt.timedelta(days=days_old)}
-    empty = delete_in_batches("carts", f"updated_at < :cutoff AND {_EMPTY_CART}", params, batch=batch)
+    empty = delete_in_batches(
+        "carts", f"updated_at < :cutoff AND {_EMPTY_CART}", params, batch=batch
+    )
     with_items = delete_in_batches("carts", "updated_at < :cutoff", params, batch=batch)
     stats = {
-        "days_old": days_old, "batch_size": batch,
+        "days_old": days_old,
+        "batch_size": batch,
         "removed": empty.removed + with_items.removed,
         "batches": empty.batches + with_items.batches,
         "largest_batch": max(empty.largest_batch, with_items.largest_batch),
-        "empty_carts": empty.removed, "carts_with_items": with_items.removed,
+        "empty_carts": empty.removed,
+        "carts_with_items": with_items.removed,
     }
     return _finish("cleanup.expired_carts", started, stats)
 
@@ -46,9 +50,11 @@ def expired_tokens(used_keep_hours: int, batch: int) -> dict[str, Any]:
     """Password-reset, e-mail-verification and OTP tokens past expiry, or used long enough ago."""
     started = utcnow()
     result = delete_in_batches(
-        "tokens", "expires_at < :now OR (used_at IS NOT NULL AND used_at < :used_cutoff)",
+        "tokens",
+        "expires_at < :now OR (used_at IS NOT NULL AND used_at < :used_cutoff)",
         {"now": started, "used_cutoff": started - dt.timedelta(hours=used_keep_hours)},
-        batch=batch, group="kind",
+        batch=batch,
+        group="kind",
     )
     return _finish("cleanup.expired_tokens", started, {"batch_size": batch, **result.as_dict()})
 
@@ -64,17 +70,28 @@ def abandoned_sessions(idle_days: int, batch: int) -> dict[str, Any]:
     """Sessions nobody used for ``idle_days`` days although not yet expired (counted by who owned them)."""
     started = utcnow()
     result = delete_in_batches(
-        "user_sessions", "last_activity_at < :cutoff", {"cutoff": started - dt.timedelta(days=idle_days)},
-        batch=batch, group="CASE WHEN user_id IS NULL THEN 'anonymous' ELSE 'customer' END",
+        "user_sessions",
+        "last_activity_at < :cutoff",
+        {"cutoff": started - dt.timedelta(days=idle_days)},
+        batch=batch,
+        group="CASE WHEN user_id IS NULL THEN 'anonymous' ELSE 'customer' END",
     )
-    return _finish("cleanup.abandoned_sessions", started,
-                   {"idle_days": idle_days, "batch_size": batch, **result.as_dict()})
+    return _finish(
+        "cleanup.abandoned_sessions",
+        started,
+        {"idle_days": idle_days, "batch_size": batch, **result.as_dict()},
+    )
 
 
 def old_audit_logs(days: int, batch: int) -> dict[str, Any]:
     """Audit rows older than ``days`` days."""
     started = utcnow()
     result = delete_in_batches(
-        "audit_log", "created_at < :cutoff", {"cutoff": started - dt.timedelta(days=days)}, batch=batch
+        "audit_log",
+        "created_at < :cutoff",
+        {"cutoff": started - dt.timedelta(days=days)},
+        batch=batch,
     )
-    return _finish("cleanup.old_audit_logs", started, {"days": days, "batch_size": batch, **result.as_dict()})
+    return _finish(
+        "cleanup.old_audit_logs", started, {"days": days, "batch_size": batch, **result.as_dict()}
+    )

@@ -39,10 +39,17 @@ class FreshnessCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            with contextlib.closing(psycopg2.connect(
-                self.dsn, connect_timeout=TIMEOUT_S, application_name="shopjobs-metrics",
-                options=f"-c statement_timeout={TIMEOUT_S * 1000}",
-            )) as conn, conn.cursor() as cur:
+            with (
+                contextlib.closing(
+                    psycopg2.connect(
+                        self.dsn,
+                        connect_timeout=TIMEOUT_S,
+                        application_name="shopjobs-metrics",
+                        options=f"-c statement_timeout={TIMEOUT_S * 1000}",
+                    )
+                ) as conn,
+                conn.cursor() as cur,
+            ):
                 cur.execute(FEEDS_SQL)
                 feeds = cur.fetchall()
                 cur.execute(HEALTH_SQL)
@@ -54,10 +61,14 @@ class FreshnessCollector(Collector):
             return
         success = GaugeMetricFamily(
             "shopjobs_price_feed_last_success_timestamp_seconds",
-            "When the feed last stored a good value (unix time).", labels=["feed"])
+            "When the feed last stored a good value (unix time).",
+            labels=["feed"],
+        )
         polled = GaugeMetricFamily(
             "shopjobs_price_feed_last_poll_timestamp_seconds",
-            "When the feed was last polled, whatever the outcome (unix time).", labels=["feed"])
+            "When the feed was last polled, whatever the outcome (unix time).",
+            labels=["feed"],
+        )
         for feed, fetched_at, checked_at in feeds:
             if fetched_at is not None:
                 success.add_metric([feed], float(fetched_at))
@@ -68,10 +79,14 @@ class FreshnessCollector(Collector):
         if health is not None:
             yield GaugeMetricFamily(
                 "shopjobs_health_check_last_run_timestamp_seconds",
-                "When the health check job last recorded a result (unix time).", value=float(health))
+                "When the health check job last recorded a result (unix time).",
+                value=float(health),
+            )
         verified = GaugeMetricFamily(
             "shopjobs_backup_last_verified_timestamp_seconds",
-            "When the last backup of each kind was verified restorable (unix time).", labels=["kind"])
+            "When the last backup of each kind was verified restorable (unix time).",
+            labels=["kind"],
+        )
         for kind, at in backups:
             verified.add_metric([kind], float(at))
         yield verified

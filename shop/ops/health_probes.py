@@ -51,7 +51,9 @@ def broker(settings: Settings) -> str:
 
 
 def smtp(settings: Settings) -> str:
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.health_timeout_s) as client:
+    with smtplib.SMTP(
+        settings.smtp_host, settings.smtp_port, timeout=settings.health_timeout_s
+    ) as client:
         code, reply = client.noop()
         if code != 250:
             raise Down(f"NOOP answered {code} {reply.decode(errors='replace')[:80]}")
@@ -105,6 +107,12 @@ def scheduler(settings: Settings) -> str:
 
 
 PROBES: dict[str, Probe] = {
-    "database": database, "broker": broker, "smtp": smtp, "storage": storage,
-    "payment": payment, "warehouse": warehouse, "carrier": carrier, "scheduler": scheduler,
+    "database": database,
+    "broker": broker,
+    "smtp": smtp,
+    "storage": storage,
+    "payment": payment,
+    "warehouse": warehouse,
+    "carrier": carrier,
+    "scheduler": scheduler,
 }

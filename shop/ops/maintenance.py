@@ -30,8 +30,11 @@ def prune_job_ledger_by_policy(succeeded_days: int, failed_days: int, batch: int
     done = _prune(succeeded_days, batch, SUCCEEDED_STATES)
     failed = _prune(failed_days, batch, FAILED_STATES)
     stats = {
-        "succeeded_days": succeeded_days, "failed_days": failed_days, "batch_size": batch,
-        "removed": done.removed + failed.removed, "batches": done.batches + failed.batches,
+        "succeeded_days": succeeded_days,
+        "failed_days": failed_days,
+        "batch_size": batch,
+        "removed": done.removed + failed.removed,
+        "batches": done.batches + failed.batches,
         "largest_batch": max(done.largest_batch, failed.largest_batch),
         "by": dict(sorted((done.by + failed.by).items())),
     }
@@ -70,8 +73,12 @@ def _prune(days: int, batch: int, states: tuple[str, ...], pause: float = PAUSE)
         while True:
             started = time.monotonic()
             with session_scope() as s:
-                changed = list(s.execute(_PRUNE_BATCH, {"state": str(state), "after": after,
-                                                        "cutoff": cutoff, "batch": batch}).scalars())
+                changed = list(
+                    s.execute(
+                        _PRUNE_BATCH,
+                        {"state": str(state), "after": after, "cutoff": cutoff, "batch": batch},
+                    ).scalars()
+                )
             if len(changed) == batch and pause:
                 time.sleep(pause * (time.monotonic() - started))
             if changed:

@@ -37,8 +37,15 @@ def tool_connection(url: str) -> tuple[str, dict[str, str]]:
     if parsed.password is not None:
         env["PGPASSWORD"] = str(parsed.password)
     # URL.set(password=None) keeps the password (None means "unchanged"): build it without one
-    bare = URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port,
-                      parsed.database, parsed.query)
+    bare = URL.create(
+        parsed.drivername,
+        parsed.username,
+        None,
+        parsed.host,
+        parsed.port,
+        parsed.database,
+        parsed.query,
+    )
     dsn = bare.render_as_string(hide_password=False)
     return dsn, env
 
@@ -52,24 +59,34 @@ def tool(bin_dir: str, name: str) -> str:
 
 def check_versions(bin_dir: str, database_url: str) -> int:
     """The server's major version; PermanentError when pg_dump's major version differs from it."""
-    out = subprocess.run([tool(bin_dir, "pg_dump"), "--version"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [tool(bin_dir, "pg_dump"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
     match = re.search(r"(\d+)\.\d+", out)
     if not match:
         raise PermanentError(f"cannot read pg_dump's version from {out.strip()!r}")
-    with contextlib.closing(psycopg2.connect(_libpq(database_url), connect_timeout=5)) as conn, \
-            conn.cursor() as cur:
+    with (
+        contextlib.closing(psycopg2.connect(_libpq(database_url), connect_timeout=5)) as conn,
+        conn.cursor() as cur,
+    ):
         cur.execute("SHOW server_version_num")
         server = int(cur.fetchone()[0]) // 10000
     if int(match.group(1)) != server:
-        raise PermanentError(f"pg_dump {match.group(1)} cannot be trusted with a PostgreSQL {server} server")
+        raise PermanentError(
+            f"pg_dump {match.group(1)} cannot be trusted with a PostgreSQL {server} server"
+        )
     return server
 
 
 def existing_tables(database_url: str, wanted: Sequence[str]) -> list[str]:
-    with contextlib.closing(psycopg2.connect(_libpq(database_url), connect_timeout=5)) as conn, \
-            conn.cursor() as cur:
-        cur.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY(%s)",
-                    (list(wanted),))
+    with (
+        contextlib.closing(psycopg2.connect(_libpq(database_url), connect_timeout=5)) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY(%s)",
+            (list(wanted),),
+        )
         found = {row[0] for row in cur}
     return [t for t in wanted if t in found]
 
@@ -82,7 +99,9 @@ def count_rows(cur: object, tables: Sequence[str]) -> dict[str, int]:
     return counts
 
 
-def dump(bin_dir: str, database_url: str, tables: Sequence[str], path: str, timeout_s: float) -> dict[str, int]:
+def dump(
+    bin_dir: str, database_url: str, tables: Sequence[str], path: str, timeout_s: float
+) -> dict[str, int]:
     """``pg_dump -Fc`` of ``tables`` into ``path``; returns the row counts of the dumped snapshot."""
     dsn = _libpq(database_url)
     with contextlib.closing(psycopg2.connect(dsn, connect_timeout=5)) as conn:
@@ -92,11 +111,22 @@ def dump(bin_dir: str, database_url: str, tables: Sequence[str], path: str, time
             snapshot = cur.fetchone()[0]
             counts = count_rows(cur, tables)
             tool_dsn, env = tool_connection(database_url)
-            command = [tool(bin_dir, "pg_dump"), "-Fc", "--no-owner", "--no-privileges",
-                       f"--snapshot={snapshot}", "-f", path, "-d", tool_dsn]
+            command = [
+                tool(bin_dir, "pg_dump"),
+                "-Fc",
+                "--no-owner",
+                "--no-privileges",
+                f"--snapshot={snapshot}",
+                "-f",
+                path,
+                "-d",
+                tool_dsn,
+            ]
             for table in tables:
                 command += ["-t", f"public.{table}"]
-            _run(command, timeout_s, "pg_dump", TransientError, env)  # the server may be back on retry
+            _run(
+                command, timeout_s, "pg_dump", TransientError, env
+            )  # the server may be back on retry
         conn.rollback()
     return counts
 
@@ -116,14 +146,28 @@ def scratch_database(database_url: str) -> Iterator[str]:
 def restore(bin_dir: str, path: str, database_url: str, timeout_s: float) -> None:
     """``pg_restore`` the whole file, stopping at the first error (a damaged file fails here)."""
     tool_dsn, env = tool_connection(database_url)
-    _run([tool(bin_dir, "pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
-          "-d", tool_dsn, path], timeout_s, "pg_restore", env=env)
+    _run(
+        [
+            tool(bin_dir, "pg_restore"),
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            "-d",
+            tool_dsn,
+            path,
+        ],
+        timeout_s,
+        "pg_restore",
+        env=env,
+    )
 
 
 def restored_counts(database_url: str, tables: Sequence[str]) -> dict[str, int]:
     present = set(existing_tables(database_url, tables))
-    with contextlib.closing(psycopg2.connect(_libpq(database_url), connect_timeout=5)) as conn, \
-            conn.cursor() as cur:
+    with (
+        contextlib.closing(psycopg2.connect(_libpq(database_url), connect_timeout=5)) as conn,
+        conn.cursor() as cur,
+    ):
         counts = count_rows(cur, [t for t in tables if t in present])
     return counts
 
@@ -137,8 +181,15 @@ def _run(
 ) -> None:
     try:
         # errors="replace": a damaged dump makes pg_restore echo its raw bytes in the error
-        done = subprocess.run(command, check=False, capture_output=True, text=True, errors="replace",
-                              timeout=timeout_s, env=env)
+        done = subprocess.run(
+            command,
+            check=False,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout_s,
+            env=env,
+        )
     except subprocess.TimeoutExpired:
         raise TransientError(f"{what} did not finish within {timeout_s:.0f} s") from None
     if done.returncode != 0:

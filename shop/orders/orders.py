@@ -39,15 +39,18 @@ def send_to_warehouse(order_id: int) -> str:
         lines = [
             {"sku": sku, "quantity": quantity}
             for sku, quantity in s.execute(
-                select(Product.sku, OrderLine.quantity).join(Product, Product.id == OrderLine.product_id)
-                .where(OrderLine.order_id == order_id).order_by(Product.sku)
+                select(Product.sku, OrderLine.quantity)
+                .join(Product, Product.id == OrderLine.product_id)
+                .where(OrderLine.order_id == order_id)
+                .order_by(Product.sku)
             )
         ]
     result = providers.warehouse().send_fulfilment(order_id, lines, f"order-{order_id}")
     reference = str(result.get("id") or result.get("fulfilment_id") or f"order-{order_id}")
     with session_scope() as s:
         s.execute(
-            update(Order).where(Order.id == order_id, Order.status.in_(("reserved", "paid")))
+            update(Order)
+            .where(Order.id == order_id, Order.status.in_(("reserved", "paid")))
             .values(status="fulfilling", fulfilment_ref=reference)
         )
     return reference
@@ -72,15 +75,27 @@ def notify(order_id: int, template: str, channel: str | None = None) -> bool:
             channels = ["email"] if user is None or user.notify_email else []
             if user is not None and user.notify_sms and user.phone and template in SMS_TEMPLATES:
                 channels.append("sms")
-        created = [request_notification(s, template=template, entity_key=f"order:{order_id}",
-                                        user_id=order.user_id, channel=c) for c in channels]
+        created = [
+            request_notification(
+                s,
+                template=template,
+                entity_key=f"order:{order_id}",
+                user_id=order.user_id,
+                channel=c,
+            )
+            for c in channels
+        ]
     return any(c is not None for c in created)
 
 
 def complete(order_id: int) -> None:
     notify(order_id, "order_confirmation")
     with session_scope() as s:
-        s.execute(update(Order).where(Order.id == order_id, Order.status == "fulfilling").values(status="completed"))
+        s.execute(
+            update(Order)
+            .where(Order.id == order_id, Order.status == "fulfilling")
+            .values(status="completed")
+        )
 
 
 def compensate(order_id: int, reason: str) -> dict[str, object]:
@@ -96,7 +111,8 @@ def compensate(order_id: int, reason: str) -> dict[str, object]:
     payment = payments.give_back_order_payment(order_id, reason)
     with session_scope() as s:
         s.execute(
-            update(Order).where(Order.id == order_id, Order.status.in_(CANCELLABLE))
+            update(Order)
+            .where(Order.id == order_id, Order.status.in_(CANCELLABLE))
             .values(status="cancelled", cancel_reason=reason[:500])
         )
     notify(order_id, "order_cancelled")
@@ -112,9 +128,13 @@ def record_tracking(order_id: int, tracking_number: str) -> str:
     status = providers.carrier().tracking(tracking_number).get("status", "unknown")
     with session_scope() as s:
         s.execute(
-            update(Order).where(Order.id == order_id)
-            .values(tracking_number=tracking_number, tracking_status=status,
-                    status="delivered" if status == "delivered" else "shipped")
+            update(Order)
+            .where(Order.id == order_id)
+            .values(
+                tracking_number=tracking_number,
+                tracking_status=status,
+                status="delivered" if status == "delivered" else "shipped",
+            )
         )
     notify(order_id, "order_shipped")
     return status
@@ -131,7 +151,9 @@ def check_delivery(order_id: int) -> str:
         values: dict[str, object] = {"tracking_status": status}
         if status == "delivered":
             values["status"] = "delivered"
-        s.execute(update(Order).where(Order.id == order_id, Order.status == "shipped").values(**values))
+        s.execute(
+            update(Order).where(Order.id == order_id, Order.status == "shipped").values(**values)
+        )
     if status == "delivered":
         notify(order_id, "order_delivered")
     return status
@@ -142,7 +164,9 @@ def pipeline_start(order_id: int) -> bool:
     order = _order(order_id)
     if order.status == "pending":
         with session_scope() as s:
-            if not s.execute(select(OrderLine.id).where(OrderLine.order_id == order_id).limit(1)).first():
+            if not s.execute(
+                select(OrderLine.id).where(OrderLine.order_id == order_id).limit(1)
+            ).first():
                 raise InvalidInput(f"order {order_id} has no lines")
         return True
     if order.status == "cancelled":

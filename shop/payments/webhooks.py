@@ -74,7 +74,9 @@ def _store(provider: str, event: dict[str, Any]) -> str:
     with session_scope() as s:
         stored = s.execute(
             insert(PaymentEvent)
-            .values(provider=provider, event_id=event["id"], event_type=event["type"], payload=event)
+            .values(
+                provider=provider, event_id=event["id"], event_type=event["type"], payload=event
+            )
             .on_conflict_do_nothing(constraint="uq_payment_events_provider_event")
             .returning(PaymentEvent.id)
         ).first()
@@ -109,7 +111,11 @@ async def receive(request: Request) -> JSONResponse:
         )
     except webhook_signing.SignatureError as exc:
         return _reject(request, provider, exc.reason, 400)
-    if not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str) or len(event["id"]) > 64:
+    if (
+        not isinstance(event.get("id"), str)
+        or not isinstance(event.get("type"), str)
+        or len(event["id"]) > 64
+    ):
         return _reject(request, provider, "invalid_event", 400)
     status = await run_in_threadpool(_store, provider, event)
     request.app.state.requests.labels(provider, status).inc()
@@ -126,10 +132,12 @@ def build_app(secrets: str | Sequence[str]) -> Starlette:
     active = (secrets,) if isinstance(secrets, str) else tuple(secrets)
     if not active or not all(active):
         raise ValueError("the webhook endpoint needs at least one non-empty secret")
-    app = Starlette(routes=[
-        Route("/webhooks/{provider}", receive, methods=["POST"]),
-        Route("/metrics", metrics, methods=["GET"]),
-    ])
+    app = Starlette(
+        routes=[
+            Route("/webhooks/{provider}", receive, methods=["POST"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ]
+    )
     app.state.secrets = active
     app.state.registry = CollectorRegistry()
     app.state.requests = _requests_counter(app.state.registry)

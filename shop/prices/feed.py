@@ -58,16 +58,25 @@ def poll_price_feed(feed: str) -> dict[str, Any]:
 def _store(feed: str, source: str, quote: Quote, failures: list[str]) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
     with session_scope() as s:
-        s.execute(insert(PriceFeed).values(feed=feed).on_conflict_do_nothing(index_elements=["feed"]))
+        s.execute(
+            insert(PriceFeed).values(feed=feed).on_conflict_do_nothing(index_elements=["feed"])
+        )
         previous = s.scalar(select(PriceFeed.value).where(PriceFeed.feed == feed).with_for_update())
         version = s.scalar(
             update(PriceFeed)
             .where(PriceFeed.feed == feed)
             .values(
-                value=quote.value, source=source, as_of=quote.as_of, fetched_at=now, checked_at=now,
-                alerting=False, last_error="; ".join(failures) or None,
-                version=case((PriceFeed.value.is_distinct_from(quote.value), PriceFeed.version + 1),
-                             else_=PriceFeed.version),
+                value=quote.value,
+                source=source,
+                as_of=quote.as_of,
+                fetched_at=now,
+                checked_at=now,
+                alerting=False,
+                last_error="; ".join(failures) or None,
+                version=case(
+                    (PriceFeed.value.is_distinct_from(quote.value), PriceFeed.version + 1),
+                    else_=PriceFeed.version,
+                ),
             )
             .returning(PriceFeed.version)
         )
@@ -75,9 +84,22 @@ def _store(feed: str, source: str, quote: Quote, failures: list[str]) -> dict[st
         price_cache.invalidate(feed)
     age = max(0.0, (now - quote.as_of).total_seconds())
     FEED_AGE.labels(feed).set(age)
-    log.info("price feed %r: %s from %r (version %r, fallbacks %r)", feed, quote.value, source, version, len(failures))
-    return {"feed": feed, "outcome": "ok", "source": source, "value": str(quote.value), "age_s": round(age, 3),
-            "fallbacks": len(failures)}
+    log.info(
+        "price feed %r: %s from %r (version %r, fallbacks %r)",
+        feed,
+        quote.value,
+        source,
+        version,
+        len(failures),
+    )
+    return {
+        "feed": feed,
+        "outcome": "ok",
+        "source": source,
+        "value": str(quote.value),
+        "age_s": round(age, 3),
+        "fallbacks": len(failures),
+    }
 
 
 def _all_failed(feed: str, failures: list[str], max_age: float) -> dict[str, Any]:
@@ -85,9 +107,13 @@ def _all_failed(feed: str, failures: list[str], max_age: float) -> dict[str, Any
     now = dt.datetime.now(dt.UTC)
     error = "; ".join(failures)
     with session_scope() as s:
-        s.execute(insert(PriceFeed).values(feed=feed).on_conflict_do_nothing(index_elements=["feed"]))
+        s.execute(
+            insert(PriceFeed).values(feed=feed).on_conflict_do_nothing(index_elements=["feed"])
+        )
         row = s.execute(
-            update(PriceFeed).where(PriceFeed.feed == feed).values(checked_at=now, last_error=error)
+            update(PriceFeed)
+            .where(PriceFeed.feed == feed)
+            .values(checked_at=now, last_error=error)
             .returning(PriceFeed.value, PriceFeed.as_of)
         ).one()
         incident = s.scalar(
@@ -103,7 +129,18 @@ def _all_failed(feed: str, failures: list[str], max_age: float) -> dict[str, Any
     if age is not None:
         FEED_AGE.labels(feed).set(age)
     stale = age is None or age > max_age
-    log.error("price feed %r: every source failed; keeping the last value (age %s s, stale %r, new incident %r)",
-              feed, None if age is None else round(age), stale, incident)
-    return {"feed": feed, "outcome": "all_sources_failed", "value": None if value is None else str(value),
-            "age_s": None if age is None else round(age, 3), "stale": stale, "incident": incident}
+    log.error(
+        "price feed %r: every source failed; keeping the last value (age %s s, stale %r, new incident %r)",
+        feed,
+        None if age is None else round(age),
+        stale,
+        incident,
+    )
+    return {
+        "feed": feed,
+        "outcome": "all_sources_failed",
+        "value": None if value is None else str(value),
+        "age_s": None if age is None else round(age, 3),
+        "stale": stale,
+        "incident": incident,
+    }

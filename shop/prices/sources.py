@@ -76,8 +76,9 @@ def fetch(
     policy = outbound.Policy() if policy is None else policy
     timeout = httpx.Timeout(timeout_s, connect=min(2.0, timeout_s))
     try:
-        with outbound.stream(policy, f"{url}/v1/rates", timeout,
-                             params={"base": base, "symbols": symbol}) as response:
+        with outbound.stream(
+            policy, f"{url}/v1/rates", timeout, params={"base": base, "symbols": symbol}
+        ) as response:
             response.read()
     except outbound.OutboundRefused as exc:
         raise SourceFailed("error", str(exc)) from None

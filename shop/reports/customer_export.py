@@ -38,7 +38,11 @@ SECRET_COLUMNS = {"token_hash", "session_key", "payment_token"}
 
 
 def _row(obj: Any) -> dict[str, Any]:
-    return {c.key: getattr(obj, c.key) for c in obj.__mapper__.column_attrs if c.key not in SECRET_COLUMNS}
+    return {
+        c.key: getattr(obj, c.key)
+        for c in obj.__mapper__.column_attrs
+        if c.key not in SECRET_COLUMNS
+    }
 
 
 def _rows(s: Session, model: Any, *where: Any) -> list[dict[str, Any]]:
@@ -74,12 +78,22 @@ def export_customer_data(storage: Storage, user_id: int) -> dict[str, Any]:
         body = json.dumps(document, default=_json_default, indent=1, sort_keys=True).encode()
         key = f"exports/customers/{user_id}/{dt.date.today().isoformat()}.json"
         stored = storage.put(key, body, content_type="application/json")
-        s.add(AuditLog(actor="backups.export_customer_data", action="customer_data_exported",
-                       subject=f"user:{user_id}", details={"key": key, "sha256": stored.sha256,
-                                                           "size": stored.size}))
+        s.add(
+            AuditLog(
+                actor="backups.export_customer_data",
+                action="customer_data_exported",
+                subject=f"user:{user_id}",
+                details={"key": key, "sha256": stored.sha256, "size": stored.size},
+            )
+        )
     logger.info("customer data of user %r exported: %d bytes", user_id, stored.size)
-    return {"user_id": user_id, "key": key, "size_bytes": stored.size, "sha256": stored.sha256,
-            "sections": {k: len(v) for k, v in document.items() if isinstance(v, list)}}
+    return {
+        "user_id": user_id,
+        "key": key,
+        "size_bytes": stored.size,
+        "sha256": stored.sha256,
+        "sections": {k: len(v) for k, v in document.items() if isinstance(v, list)},
+    }
 
 
 def _json_default(value: Any) -> Any:

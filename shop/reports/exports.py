@@ -30,9 +30,23 @@ log = logging.getLogger(__name__)
 TEMPLATE = "export_ready"
 # what each kind exports, in column order
 COLUMNS: dict[str, tuple[Any, ...]] = {
-    "orders": (Order.id, Order.user_id, Order.status, Order.total_cents, Order.currency, Order.placed_at),
+    "orders": (
+        Order.id,
+        Order.user_id,
+        Order.status,
+        Order.total_cents,
+        Order.currency,
+        Order.placed_at,
+    ),
     "customers": (User.id, User.email, User.full_name, User.locale, User.created_at),
-    "products": (Product.id, Product.sku, Product.name, Product.price_cents, Product.currency, Product.is_active),
+    "products": (
+        Product.id,
+        Product.sku,
+        Product.name,
+        Product.price_cents,
+        Product.currency,
+        Product.is_active,
+    ),
 }
 FORMATS = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
 
@@ -51,7 +65,11 @@ def _cell(value: Any) -> Any:
 
 
 def encode_rows(
-    kind: str, fmt: str, chunk_rows: int, progress: Progress | None = None, tally: dict[str, int] | None = None
+    kind: str,
+    fmt: str,
+    chunk_rows: int,
+    progress: Progress | None = None,
+    tally: dict[str, int] | None = None,
 ) -> Iterator[bytes]:
     """The export as byte chunks, one per ``chunk_rows`` rows, read with a server-side cursor.
 
@@ -63,7 +81,9 @@ def encode_rows(
     with session_scope() as s:
         total = s.scalar(select(func.count()).select_from(columns[0].class_)) or 0
         result = s.execute(
-            select(*columns).order_by(columns[0]).execution_options(yield_per=chunk_rows, stream_results=True)
+            select(*columns)
+            .order_by(columns[0])
+            .execution_options(yield_per=chunk_rows, stream_results=True)
         )
         if fmt == "csv":
             yield (",".join(names) + "\n").encode()
@@ -75,7 +95,11 @@ def encode_rows(
                 writer.writerows([[_cell(v) for v in row] for row in rows])
             else:
                 for row in rows:
-                    buffer.write(json.dumps(dict(zip(names, map(_cell, row), strict=True)), ensure_ascii=False))
+                    buffer.write(
+                        json.dumps(
+                            dict(zip(names, map(_cell, row), strict=True)), ensure_ascii=False
+                        )
+                    )
                     buffer.write("\n")
             yield buffer.getvalue().encode()
             done += len(rows)
@@ -94,14 +118,25 @@ def export_data(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
     tally = {"rows": 0}
     storage = files.storage()
     stored = storage.put(
-        f"exports/{job_id}.{fmt}", encode_rows(kind, fmt, chunk_rows, progress, tally), content_type=FORMATS[fmt]
+        f"exports/{job_id}.{fmt}",
+        encode_rows(kind, fmt, chunk_rows, progress, tally),
+        content_type=FORMATS[fmt],
     )
-    result = {"kind": kind, "format": fmt, "rows": tally["rows"], "key": stored.key, "size": stored.size,
-              "sha256": stored.sha256, "url": storage.url(stored.key)}
+    result = {
+        "kind": kind,
+        "format": fmt,
+        "rows": tally["rows"],
+        "key": stored.key,
+        "size": stored.size,
+        "sha256": stored.sha256,
+        "url": storage.url(stored.key),
+    }
     with session_scope() as s:
         requested_by = s.scalar(
             update(Job).where(Job.id == job_id).values(result=result).returning(Job.requested_by)
         )
-        request_notification(s, template=TEMPLATE, entity_key=f"export:{job_id}", user_id=requested_by)
+        request_notification(
+            s, template=TEMPLATE, entity_key=f"export:{job_id}", user_id=requested_by
+        )
     log.info("export %r: %r %s rows as %s, %r bytes", job_id, tally["rows"], kind, fmt, stored.size)
     return result

@@ -34,7 +34,9 @@ def order_stats(params: dict[str, Any], progress: Progress) -> dict[str, Any]:
             .order_by(Order.status)
         ).all()
     progress(90)
-    by_status = {status: {"orders": count, "total_cents": int(total)} for status, count, total in rows}
+    by_status = {
+        status: {"orders": count, "total_cents": int(total)} for status, count, total in rows
+    }
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),

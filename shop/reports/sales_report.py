@@ -66,7 +66,9 @@ def generate_daily_sales_report(session: Session, day: dt.date, tz: str) -> dict
         .join(Product, Product.id == OrderLine.product_id)
         .where(in_day)
         .group_by(OrderLine.product_id, Product.sku)
-        .order_by(func.sum(OrderLine.quantity * OrderLine.unit_price_cents).desc(), OrderLine.product_id)
+        .order_by(
+            func.sum(OrderLine.quantity * OrderLine.unit_price_cents).desc(), OrderLine.product_id
+        )
         .limit(TOP)
     ).all()
     values = {
@@ -75,16 +77,29 @@ def generate_daily_sales_report(session: Session, day: dt.date, tz: str) -> dict
         "average_order_cents": int(revenue) // orders if orders else 0,
         "refunds": refunds,
         "refunded_cents": int(refunded),
-        "top_products": [{"product_id": p, "sku": k, "units": u, "revenue_cents": int(r)} for p, k, u, r in top],
+        "top_products": [
+            {"product_id": p, "sku": k, "units": u, "revenue_cents": int(r)} for p, k, u, r in top
+        ],
     }
     stmt = insert(SalesReport).values(day=day, **values)
     version = session.scalar(
         stmt.on_conflict_do_update(
             index_elements=["day"],
-            set_={**{k: stmt.excluded[k] for k in values}, "version": SalesReport.version + 1, "computed_at": func.now()},
+            set_={
+                **{k: stmt.excluded[k] for k in values},
+                "version": SalesReport.version + 1,
+                "computed_at": func.now(),
+            },
         ).returning(SalesReport.version)
     )
-    emailed = request_notification(session, template=TEMPLATE, entity_key=f"sales_report:{day.isoformat()}")
+    emailed = request_notification(
+        session, template=TEMPLATE, entity_key=f"sales_report:{day.isoformat()}"
+    )
     log.info("sales report %r: %r orders, version %r", day.isoformat(), orders, version)
-    return {"day": day.isoformat(), "orders": orders, "revenue_cents": int(revenue), "version": version,
-            "emailed": emailed is not None}
+    return {
+        "day": day.isoformat(),
+        "orders": orders,
+        "revenue_cents": int(revenue),
+        "version": version,
+        "emailed": emailed is not None,
+    }

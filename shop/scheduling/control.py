@@ -68,7 +68,9 @@ def listing(entries: Sequence[Entry], now: dt.datetime | None = None) -> dict[st
     return {"schedules": rows, "leader": current}
 
 
-def set_paused(entries: Sequence[Entry], name: str, paused: bool, operator: str | None = None) -> bool:
+def set_paused(
+    entries: Sequence[Entry], name: str, paused: bool, operator: str | None = None
+) -> bool:
     """Pause or resume; returns whether anything changed. With ``operator``, audited."""
     entry = entry_named(entries, name)
     now = firing.utcnow()
@@ -80,8 +82,14 @@ def set_paused(entries: Sequence[Entry], name: str, paused: bool, operator: str 
             if not paused:
                 state.checked_until = max(state.checked_until, now)
         if operator is not None:
-            s.add(AuditLog(actor=operator, action="schedules.pause" if paused else "schedules.resume",
-                           subject=entry.name, details={"changed": changed}))
+            s.add(
+                AuditLog(
+                    actor=operator,
+                    action="schedules.pause" if paused else "schedules.resume",
+                    subject=entry.name,
+                    details={"changed": changed},
+                )
+            )
     return changed
 
 
@@ -143,6 +151,12 @@ def trigger(
     fire_time, message_id = firing.trigger_now(entry)
     if operator is not None:
         with session_scope() as s:
-            s.add(AuditLog(actor=operator, action="schedules.trigger", subject=entry.name,
-                           details={"fire_time": fire_time.isoformat(), "message_id": message_id}))
+            s.add(
+                AuditLog(
+                    actor=operator,
+                    action="schedules.trigger",
+                    subject=entry.name,
+                    details={"fire_time": fire_time.isoformat(), "message_id": message_id},
+                )
+            )
     return fire_time, message_id

@@ -17,6 +17,8 @@ def last_fire_outcomes(session: Session, states: Iterable[ScheduleState]) -> dic
     if not last_ids:
         return {}
     rows = session.execute(
-        select(LedgerEntry.message_id, LedgerEntry.state).where(LedgerEntry.message_id.in_(last_ids))
+        select(LedgerEntry.message_id, LedgerEntry.state).where(
+            LedgerEntry.message_id.in_(last_ids)
+        )
     )
     return {message_id: state for message_id, state in rows}

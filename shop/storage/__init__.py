@@ -30,8 +30,18 @@ def open_storage(url: str) -> Storage:
     try:
         factory = BACKENDS[scheme]
     except KeyError:
-        raise StorageError(f"no storage backend for {scheme or 'a URL without scheme'}:// ({url!r})") from None
+        raise StorageError(
+            f"no storage backend for {scheme or 'a URL without scheme'}:// ({url!r})"
+        ) from None
     return factory(url)
 
 
-__all__ = ["BACKENDS", "LocalStorage", "Storage", "StorageError", "StoredObject", "check_key", "open_storage"]
+__all__ = [
+    "BACKENDS",
+    "LocalStorage",
+    "Storage",
+    "StorageError",
+    "StoredObject",
+    "check_key",
+    "open_storage",
+]

@@ -32,7 +32,9 @@ def check_key(key: str) -> str:
 class Storage(Protocol):
     """Whole objects, written atomically: a reader sees the old object or the new one, never half."""
 
-    def put(self, key: str, data: bytes | BinaryIO | Iterable[bytes], *, content_type: str | None = None) -> StoredObject:
+    def put(
+        self, key: str, data: bytes | BinaryIO | Iterable[bytes], *, content_type: str | None = None
+    ) -> StoredObject:
         """Store ``data`` (bytes, a file object or an iterable of chunks) under ``key``, streaming."""
 
     def open(self, key: str) -> BinaryIO:

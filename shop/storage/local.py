@@ -30,7 +30,9 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def put(self, key: str, data: bytes | BinaryIO | Iterable[bytes], *, content_type: str | None = None) -> StoredObject:
+    def put(
+        self, key: str, data: bytes | BinaryIO | Iterable[bytes], *, content_type: str | None = None
+    ) -> StoredObject:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         digest, size = hashlib.sha256(), 0

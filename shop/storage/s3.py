@@ -23,7 +23,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shop.storage.base import CHUNK, StorageError, StoredObject, check_key, chunks_of
 
 URL_EXPIRES_S = 7 * 86400
-TRANSFER = TransferConfig(multipart_threshold=8 << 20, multipart_chunksize=8 << 20, max_concurrency=2)
+TRANSFER = TransferConfig(
+    multipart_threshold=8 << 20, multipart_chunksize=8 << 20, max_concurrency=2
+)
 
 
 class _HashingReader:
@@ -57,15 +59,26 @@ def _missing(exc: ClientError) -> bool:
 class S3Storage:
     """Objects under ``prefix`` in ``bucket``."""
 
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
-                 region: str | None = None, client: Any = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        client: Any = None,
+    ) -> None:
         if not bucket:
             raise StorageError("an S3 storage URL names a bucket: s3://bucket/prefix")
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.client = client or boto3.client(
-            "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1",
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30),
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region or "us-east-1",
+            config=Config(
+                retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30
+            ),
         )
 
     @classmethod
@@ -74,13 +87,22 @@ class S3Storage:
         query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
         unknown = set(query) - {"endpoint_url", "region"}
         if unknown:
-            raise StorageError(f"unknown S3 storage URL options {sorted(unknown)}; known: endpoint_url, region")
-        return cls(parsed.netloc, parsed.path, endpoint_url=query.get("endpoint_url"), region=query.get("region"))
+            raise StorageError(
+                f"unknown S3 storage URL options {sorted(unknown)}; known: endpoint_url, region"
+            )
+        return cls(
+            parsed.netloc,
+            parsed.path,
+            endpoint_url=query.get("endpoint_url"),
+            region=query.get("region"),
+        )
 
     def _key(self, key: str) -> str:
         return self.prefix + check_key(key)
 
-    def put(self, key: str, data: bytes | BinaryIO | Iterable[bytes], *, content_type: str | None = None) -> StoredObject:
+    def put(
+        self, key: str, data: bytes | BinaryIO | Iterable[bytes], *, content_type: str | None = None
+    ) -> StoredObject:
         full = self._key(key)
         reader = _HashingReader(chunks_of(data))
         extra = {"ContentType": content_type} if content_type else {}
@@ -88,8 +110,12 @@ class S3Storage:
             self.client.upload_fileobj(reader, self.bucket, full, ExtraArgs=extra, Config=TRANSFER)
             sha = reader.digest.hexdigest()
             self.client.copy_object(
-                Bucket=self.bucket, Key=full, CopySource={"Bucket": self.bucket, "Key": full},
-                Metadata={"sha256": sha}, MetadataDirective="REPLACE", **extra,
+                Bucket=self.bucket,
+                Key=full,
+                CopySource={"Bucket": self.bucket, "Key": full},
+                Metadata={"sha256": sha},
+                MetadataDirective="REPLACE",
+                **extra,
             )
         except (BotoCoreError, ClientError) as exc:
             raise StorageError(f"could not store {key!r} in s3://{self.bucket}: {exc}") from exc
@@ -100,7 +126,9 @@ class S3Storage:
             body: BinaryIO = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
         except ClientError as exc:
             if _missing(exc):
-                raise StorageError(f"no object {key!r} in s3://{self.bucket}/{self.prefix}") from None
+                raise StorageError(
+                    f"no object {key!r} in s3://{self.bucket}/{self.prefix}"
+                ) from None
             raise StorageError(f"could not read {key!r} from s3://{self.bucket}: {exc}") from exc
         return body
 
@@ -127,15 +155,19 @@ class S3Storage:
         return True
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + prefix
+        )
         for page in pages:
             for item in page.get("Contents", []):
-                found = self.stat(item["Key"][len(self.prefix):])
+                found = self.stat(item["Key"][len(self.prefix) :])
                 if found is not None:
                     yield found
 
     def url(self, key: str) -> str:
         url: str = self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=URL_EXPIRES_S
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self._key(key)},
+            ExpiresIn=URL_EXPIRES_S,
         )
         return url

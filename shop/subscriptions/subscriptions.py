@@ -40,11 +40,13 @@ def process_due(today: dt.date, fan_out: Callable[[Session, int], str]) -> dict[
     """Enqueue one renewal per active subscription due on or before ``today`` (with this run's record)."""
     started = utcnow()
     with session_scope() as s:
-        ids = list(s.scalars(
-            select(Subscription.id)
-            .where(Subscription.status == "active", Subscription.next_delivery_date <= today)
-            .order_by(Subscription.id)
-        ))
+        ids = list(
+            s.scalars(
+                select(Subscription.id)
+                .where(Subscription.status == "active", Subscription.next_delivery_date <= today)
+                .order_by(Subscription.id)
+            )
+        )
         for subscription_id in ids:
             fan_out(s, subscription_id)
         stats = {"date": today.isoformat(), "due": len(ids), "enqueued": len(ids)}
@@ -56,14 +58,20 @@ def process_due(today: dt.date, fan_out: Callable[[Session, int], str]) -> dict[
 def process_single(subscription_id: int, today: dt.date) -> dict[str, Any]:
     """Renew one subscription if it is still active and due; exactly once per due date."""
     with session_scope() as s:
-        sub = s.scalars(select(Subscription).where(Subscription.id == subscription_id).with_for_update()).first()
+        sub = s.scalars(
+            select(Subscription).where(Subscription.id == subscription_id).with_for_update()
+        ).first()
         if sub is None:
             raise NotFound(f"subscription {subscription_id} does not exist")
         if sub.status != "active":
             return {"subscription_id": subscription_id, "outcome": f"skipped_{sub.status}"}
         due = sub.next_delivery_date
         if due > today:
-            return {"subscription_id": subscription_id, "outcome": "not_due", "next": due.isoformat()}
+            return {
+                "subscription_id": subscription_id,
+                "outcome": "not_due",
+                "next": due.isoformat(),
+            }
         claimed = s.execute(
             insert(SubscriptionDelivery)
             .values(subscription_id=subscription_id, due_date=due, outcome="ordered")
@@ -71,14 +79,24 @@ def process_single(subscription_id: int, today: dt.date) -> dict[str, Any]:
             .returning(SubscriptionDelivery.id)
         ).scalar()
         if claimed is None:
-            return {"subscription_id": subscription_id, "outcome": "already_processed", "due": due.isoformat()}
+            return {
+                "subscription_id": subscription_id,
+                "outcome": "already_processed",
+                "due": due.isoformat(),
+            }
         order_id = _order_if_in_stock(s, sub)
         if order_id is None:
-            s.execute(update(SubscriptionDelivery).where(SubscriptionDelivery.id == claimed)
-                      .values(outcome="out_of_stock"))
+            s.execute(
+                update(SubscriptionDelivery)
+                .where(SubscriptionDelivery.id == claimed)
+                .values(outcome="out_of_stock")
+            )
         else:
-            s.execute(update(SubscriptionDelivery).where(SubscriptionDelivery.id == claimed)
-                      .values(order_id=order_id))
+            s.execute(
+                update(SubscriptionDelivery)
+                .where(SubscriptionDelivery.id == claimed)
+                .values(order_id=order_id)
+            )
             outbox.enqueue(s, "orders.process_order_async", order_id)
         following = _advance(sub, due, today)
         s.execute(
@@ -87,10 +105,21 @@ def process_single(subscription_id: int, today: dt.date) -> dict[str, Any]:
             .values(next_delivery_date=following, anchor_day=sub.anchor_day or due.day)
         )
     outcome = "ordered" if order_id is not None else "out_of_stock"
-    logger.info("subscription %r due %s: %s (order %r), next delivery %s",
-                subscription_id, due, outcome, order_id, following)
-    return {"subscription_id": subscription_id, "outcome": outcome, "order_id": order_id,
-            "due": due.isoformat(), "next": following.isoformat()}
+    logger.info(
+        "subscription %r due %s: %s (order %r), next delivery %s",
+        subscription_id,
+        due,
+        outcome,
+        order_id,
+        following,
+    )
+    return {
+        "subscription_id": subscription_id,
+        "outcome": outcome,
+        "order_id": order_id,
+        "due": due.isoformat(),
+        "next": following.isoformat(),
+    }
 
 
 def _order_if_in_stock(s: Session, sub: Subscription) -> int | None:
@@ -103,11 +132,21 @@ def _order_if_in_stock(s: Session, sub: Subscription) -> int | None:
     stock = s.get(Inventory, sub.product_id)
     if product is None or not product.is_active or stock is None or stock.available < sub.quantity:
         return None
-    order = Order(user_id=sub.user_id, total_cents=product.price_cents * sub.quantity, currency=product.currency)
+    order = Order(
+        user_id=sub.user_id,
+        total_cents=product.price_cents * sub.quantity,
+        currency=product.currency,
+    )
     s.add(order)
     s.flush()
-    s.add(OrderLine(order_id=order.id, product_id=product.id, quantity=sub.quantity,
-                    unit_price_cents=product.price_cents))
+    s.add(
+        OrderLine(
+            order_id=order.id,
+            product_id=product.id,
+            quantity=sub.quantity,
+            unit_price_cents=product.price_cents,
+        )
+    )
     s.flush()
     return order.id
 
@@ -126,20 +165,28 @@ def send_renewal_reminders(today: dt.date) -> dict[str, Any]:
     started = utcnow()
     tomorrow = today + dt.timedelta(days=1)
     with session_scope() as s:
-        due = list(s.execute(
-            select(Subscription.id, Subscription.user_id)
-            .where(Subscription.status == "active", Subscription.next_delivery_date == tomorrow)
-            .order_by(Subscription.id)
-        ))
+        due = list(
+            s.execute(
+                select(Subscription.id, Subscription.user_id)
+                .where(Subscription.status == "active", Subscription.next_delivery_date == tomorrow)
+                .order_by(Subscription.id)
+            )
+        )
         requested = 0
         for subscription_id, user_id in due:
             created = request_notification(
-                s, template=REMINDER_TEMPLATE, entity_key=f"subscription:{subscription_id}#{tomorrow.isoformat()}",
+                s,
+                template=REMINDER_TEMPLATE,
+                entity_key=f"subscription:{subscription_id}#{tomorrow.isoformat()}",
                 user_id=user_id,
             )
             requested += created is not None
-        stats = {"renewal_date": tomorrow.isoformat(), "due_tomorrow": len(due), "requested": requested,
-                 "already_requested": len(due) - requested}
+        stats = {
+            "renewal_date": tomorrow.isoformat(),
+            "due_tomorrow": len(due),
+            "requested": requested,
+            "already_requested": len(due) - requested,
+        }
         record_run(s, "subscriptions.renewal_reminders", started, stats)
     logger.info("renewal reminders for %s: %d requested", tomorrow, requested)
     return stats

@@ -30,7 +30,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture()
-def harness(stand_ins: dict[str, object], notify_parties: tuple, tmp_path: object) -> Iterator[Harness]:  # noqa: F811
+def harness(
+    stand_ins: dict[str, object],  # noqa: F811  (a pytest fixture, by name)
+    notify_parties: tuple,  # noqa: F811  (a pytest fixture, by name)
+    tmp_path: object,
+) -> Iterator[Harness]:
     """A clean shop (tables, queues, stand-in state) and the harness over it."""
     amqp.purge_all(("tests", "chaos"))
     for party in notify_parties:

@@ -9,10 +9,14 @@ import pytest
 from devtools.chaos import bad_input
 from tests.chaos.conftest import ORDERS
 
-SIZE_LIMIT = ("no message size limit yet: the producer (jobcore/outbox.py) accepts a 1 MiB + 1 "
-              "argument and RabbitMQ's max_message_size is 128 MiB; the send path is [10]'s")
-QUEUE_CHECK = ("a real actor's message on another actor's queue runs: Dramatiq dispatches by actor "
-               "name and nothing checks the queue it came from")
+SIZE_LIMIT = (
+    "no message size limit yet: the producer (jobcore/outbox.py) accepts a 1 MiB + 1 "
+    "argument and RabbitMQ's max_message_size is 128 MiB; the send path is [10]'s"
+)
+QUEUE_CHECK = (
+    "a real actor's message on another actor's queue runs: Dramatiq dispatches by actor "
+    "name and nothing checks the queue it came from"
+)
 
 
 def test_t9_malformed_bodies_are_dead_lettered_without_a_crash_or_a_consumer_restart(harness):
@@ -29,7 +33,9 @@ def test_t10_an_unknown_actor_and_a_misrouted_message_are_dead_lettered_with_no_
     outcome = bad_input.misrouted(harness, ORDERS // 4)
 
     assert outcome.evidence["victim_reserved"] == 0, outcome.evidence  # no effect
-    assert outcome.evidence["dead_letter_reasons"] == ["unknown_actor", "wrong_queue"], outcome.evidence
+    assert outcome.evidence["dead_letter_reasons"] == ["unknown_actor", "wrong_queue"], (
+        outcome.evidence
+    )
     assert outcome.problems() == []
 
 

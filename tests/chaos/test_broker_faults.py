@@ -10,9 +10,6 @@ from devtools.chaos import network, scenarios
 from devtools.chaos.harness import Outcome
 from tests.chaos.conftest import ORDERS
 
-DURABLE_SENDS = ("[10] durable sends are not built yet: a pipeline's next step is published after "
-                 "the step's ledger commit, so a broker outage at that moment strands the order")
-
 
 @pytest.fixture(scope="module")
 def outage_run() -> dict[str, Outcome]:
@@ -27,19 +24,29 @@ def _outages(harness, cache: dict[str, Outcome]) -> Outcome:
     return cache["run"]
 
 
-@pytest.mark.xfail(reason=DURABLE_SENDS, strict=False)
-def test_t3_broker_restarts_and_closed_connections_lose_nothing_and_consumers_resume(harness, outage_run):
+@pytest.mark.xfail(
+    reason="with [10] nothing is lost or stranded here (T24 passes on the same run), but consumers "
+    "resumed 22-23 s after RabbitMQ came back on this loaded machine, against the catalogue's 10 s; "
+    "not yet diagnosed (Dramatiq's own consumer restart delay is 3 s)",
+    strict=False,
+)
+def test_t3_broker_restarts_and_closed_connections_lose_nothing_and_consumers_resume(
+    harness, outage_run
+):
     outcome = _outages(harness, outage_run)
 
     # the fault happened: the broker was away and the shop kept taking orders into the outbox
     assert outcome.evidence["outbox_rows_during_outage"] > 0
-    assert all(r is not None and r <= 10 for r in outcome.evidence["consumers_resumed_in_s"]), outcome.evidence
+    assert all(r is not None and r <= 10 for r in outcome.evidence["consumers_resumed_in_s"]), (
+        outcome.evidence
+    )
     assert outcome.lost == 0 and outcome.audit.duplicate_effects == 0
     assert outcome.problems() == []
 
 
-@pytest.mark.xfail(reason=DURABLE_SENDS, strict=False)
-def test_t24_a_pipeline_step_that_commits_while_the_broker_is_down_strands_no_order(harness, outage_run):
+def test_t24_a_pipeline_step_that_commits_while_the_broker_is_down_strands_no_order(
+    harness, outage_run
+):
     outcome = _outages(harness, outage_run)
 
     assert outcome.evidence["outages"] == 2
@@ -59,9 +66,12 @@ def test_t5_a_partition_from_rabbitmq_is_found_by_heartbeats_and_loses_nothing(h
     assert outcome.problems() == []
 
 
-@pytest.mark.xfail(reason="a service publishes after its commit on its own thread: under the alarm "
-                          "the publish blocks it (blocked_connection_timeout 60 s); [10] moves sends "
-                          "to the relay", strict=False)
+@pytest.mark.xfail(
+    reason="a service publishes after its commit on its own thread: under the alarm "
+    "the publish blocks it (blocked_connection_timeout 60 s); [10] moves sends "
+    "to the relay",
+    strict=False,
+)
 def test_t21_a_broker_alarm_does_not_hold_up_the_shop_and_loses_nothing(harness):
     outcome = scenarios.broker_alarm(harness, ORDERS // 2, alarm_s=6)
 
@@ -69,9 +79,12 @@ def test_t21_a_broker_alarm_does_not_hold_up_the_shop_and_loses_nothing(harness)
     assert outcome.problems() == []
 
 
-@pytest.mark.xfail(reason="publishes are not mandatory and each process declares a queue once, "
-                          "so a deleted queue swallows what it held and what is sent to it; [10]'s "
-                          "durable sends (row kept until confirmed, mandatory, redeclare)", strict=False)
+@pytest.mark.xfail(
+    reason="publishes are not mandatory and each process declares a queue once, "
+    "so a deleted queue swallows what it held and what is sent to it; [10]'s "
+    "durable sends (row kept until confirmed, mandatory, redeclare)",
+    strict=False,
+)
 def test_t22_a_work_queue_deleted_under_load_loses_nothing_silently(harness):
     outcome = scenarios.queue_deleted(harness, ORDERS // 2)
 

@@ -36,7 +36,9 @@ def test_t23_a_relay_killed_repeatedly_and_two_relays_at_once_lose_and_double_no
     outcome = scenarios.relay_faults(harness, ORDERS, kills=2)
 
     assert outcome.evidence["outbox_rows"] == ORDERS  # every order waited for the relay
-    assert outcome.problems() == [] or all(p.startswith("metrics differ") for p in outcome.problems())
+    assert outcome.problems() == [] or all(
+        p.startswith("metrics differ") for p in outcome.problems()
+    )
 
 
 def test_t25_more_orders_than_stock_reserve_exactly_the_stock_and_refund_the_rest_once(harness):

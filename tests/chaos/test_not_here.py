@@ -48,7 +48,9 @@ REFERENCED = {
 
 def _rows() -> list[str]:
     if not CATALOGUE.exists():
-        pytest.fail(f"{CATALOGUE} is missing: the chaos suite runs with ../shared beside the checkout")
+        pytest.fail(
+            f"{CATALOGUE} is missing: the chaos suite runs with ../shared beside the checkout"
+        )
     return sorted(set(re.findall(r"^\| (T\d+) \|", CATALOGUE.read_text(), flags=re.MULTILINE)))
 
 

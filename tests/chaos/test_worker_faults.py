@@ -28,21 +28,33 @@ def test_t1_worker_processes_killed_again_and_again_are_replaced_and_nothing_is_
     assert outcome.audit.email_duplicates <= 3  # only the documented window (250, then killed)
 
 
-@pytest.mark.parametrize("point", ["after_provider_charge", "before_ack", "after_smtp_250",
-                                   "before_outbox_delete", "after_warehouse_call"])
+@pytest.mark.parametrize(
+    "point",
+    [
+        "after_provider_charge",
+        "before_ack",
+        "after_smtp_250",
+        "before_outbox_delete",
+        "after_warehouse_call",
+    ],
+)
 def test_t2_a_process_killed_at_each_crash_point_leaves_one_effect_per_order(harness, point):
     # Given workers that SIGKILL themselves twice at the named point
     outcome = scenarios.crash_points(harness, ORDERS // 2, point, budget=2, every=5)
 
     # Then the kills happened, and every order has one charge, one reservation, one e-mail
     # (a resend only in the window the point opens, with the same Message-ID)
-    assert outcome.evidence["kills"] == 2 and outcome.evidence["worker_deaths"] == 2, outcome.evidence
+    assert outcome.evidence["kills"] == 2 and outcome.evidence["worker_deaths"] == 2, (
+        outcome.evidence
+    )
     assert problems_but_metrics(outcome) == []
     _metrics_within_deaths(outcome, harness.threads)
     assert outcome.audit.email_duplicates <= (2 if point == "after_smtp_250" else 0)
 
 
-def test_t8_a_message_that_kills_its_worker_is_parked_after_three_deliveries_and_no_bystander(harness):
+def test_t8_a_message_that_kills_its_worker_is_parked_after_three_deliveries_and_no_bystander(
+    harness,
+):
     # Given a crash poison among the orders
     outcome = scenarios.crash_poison(harness, ORDERS // 2, poisons=1)
 
@@ -59,5 +71,7 @@ def test_t26_sigterm_to_the_group_under_load_again_and_again_loses_nothing_and_e
 
     # Then every stop was clean (exit 0) and the audit finds nothing lost
     assert outcome.evidence["exit_codes"] == [0, 0, 0]
-    assert outcome.problems() == [] or all(p.startswith("metrics differ") for p in outcome.problems())
+    assert outcome.problems() == [] or all(
+        p.startswith("metrics differ") for p in outcome.problems()
+    )
     assert outcome.drain_s is not None

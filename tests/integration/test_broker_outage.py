@@ -84,7 +84,7 @@ def _send_during_outage(outage: Callable[[], Any], ids: list[int]) -> int:
         sent, deadline = 0, time.monotonic() + OUTAGE_S
         while time.monotonic() < deadline:
             if sent < len(ids):
-                _send(ids[sent:sent + 10])  # must not raise while the broker is down
+                _send(ids[sent : sent + 10])  # must not raise while the broker is down
                 sent += 10
             _pause.wait(0.2)
         _send(ids[sent:])
@@ -100,15 +100,21 @@ def smtp(notify_parties: Any, clean: None) -> Any:  # noqa: F811  (the fixture a
 
 
 @pytest.mark.serial
-def test_orders_run_through_two_broker_outages_with_none_stranded(stand_ins, smtp, start_worker, outage):
+def test_orders_run_through_two_broker_outages_with_none_stranded(
+    stand_ins, smtp, start_worker, outage
+):
     # Given 300 orders and workers whose relay takes over a failed after-commit publish after 3 s
     with session_scope() as s:
         product = make_product(s, stock=10_000, price_cents=1500)
         users = [make_user(s) for _ in range(10)]
-        ids = [make_order(s, user=users[i % 10], lines=[(product, 1)], payment_token="tok_visa").id
-               for i in range(ORDERS)]
+        ids = [
+            make_order(s, user=users[i % 10], lines=[(product, 1)], payment_token="tok_visa").id
+            for i in range(ORDERS)
+        ]
     take_away, env = outage
-    start_worker("actors", processes=2, threads=8, env={"SHOPJOBS_OUTBOX_RELAY_AFTER_S": "3", **env})
+    start_worker(
+        "actors", processes=2, threads=8, env={"SHOPJOBS_OUTBOX_RELAY_AFTER_S": "3", **env}
+    )
 
     # When a third is sent, then RabbitMQ stops for 10 s while the next third is sent, and
     # again for the last third
@@ -125,16 +131,23 @@ def test_orders_run_through_two_broker_outages_with_none_stranded(stand_ins, smt
         return found if found["completed"] + found["cancelled"] == ORDERS else None
 
     assert wait_until(completed, timeout=280, interval=0.5, what="every order settled") == Counter(
-        {"completed": ORDERS})
-    captures = Counter(c["order_id"] for c in stand_ins["payments"].ledger()["charges"]
-                       if c["status"] == "captured")
+        {"completed": ORDERS}
+    )
+    captures = Counter(
+        c["order_id"]
+        for c in stand_ins["payments"].ledger()["charges"]
+        if c["status"] == "captured"
+    )
     assert captures == Counter({i: 1 for i in ids})
 
     def settled() -> bool:
         with session_scope() as s:
-            pending = s.execute(text(
-                "SELECT count(*) FROM job_ledger WHERE state IN ('enqueued', 'running', 'retrying')"
-                " AND (eta IS NULL OR eta < now())")).scalar()
+            pending = s.execute(
+                text(
+                    "SELECT count(*) FROM job_ledger WHERE state IN ('enqueued', 'running', 'retrying')"
+                    " AND (eta IS NULL OR eta < now())"
+                )
+            ).scalar()
             found = stranded.find(s, 0)
             return pending == 0 and found.counts["unpublished"] == 0 and found.counts["lost"] == 0
 
@@ -143,5 +156,7 @@ def test_orders_run_through_two_broker_outages_with_none_stranded(stand_ins, smt
         orders_stranded = stranded_orders(s, 0)
     assert orders_stranded == []
     # every e-mail (an order confirmation per order, at least) was delivered once
-    per_message_id = Counter(email.message_from_string(m["raw"])["Message-ID"] for m in smtp.messages())
+    per_message_id = Counter(
+        email.message_from_string(m["raw"])["Message-ID"] for m in smtp.messages()
+    )
     assert len(per_message_id) >= ORDERS and set(per_message_id.values()) == {1}

@@ -26,7 +26,9 @@ def _products(n: int, stock: int = 10) -> list[Product]:
         return products
 
 
-def test_a_sync_pulls_every_page_applies_stock_records_discrepancies_and_stores_a_report(catalog, catalog_worker):
+def test_a_sync_pulls_every_page_applies_stock_records_discrepancies_and_stores_a_report(
+    catalog, catalog_worker
+):
     # Given 450 products (3 pages at the warehouse), 5 of them counted differently there, one of
     # them sold out with 2 customers waiting, 3 SKUs we do not sell, and a warehouse that fails twice
     products = _products(450)
@@ -54,13 +56,26 @@ def test_a_sync_pulls_every_page_applies_stock_records_discrepancies_and_stores_
     assert warehouse.faults()["injected"] == 2
     with session_scope() as s:
         run = s.execute(select(InventorySyncRun)).scalar_one()
-        assert (run.status, run.run_key, run.items, run.unknown_skus) == ("finished", message.message_id, 454, 3)
+        assert (run.status, run.run_key, run.items, run.unknown_skus) == (
+            "finished",
+            message.message_id,
+            454,
+            3,
+        )
         assert run.discrepancies == 5
-        found = {p.sku: (d.ours, d.warehouse) for d, p in s.execute(
-            select(InventoryDiscrepancy, Product).join(Product, Product.id == InventoryDiscrepancy.product_id))}
+        found = {
+            p.sku: (d.ours, d.warehouse)
+            for d, p in s.execute(
+                select(InventoryDiscrepancy, Product).join(
+                    Product, Product.id == InventoryDiscrepancy.product_id
+                )
+            )
+        }
         assert found == {**{sku: (10, n) for sku, n in changed.items()}, sold_out_sku: (0, 7)}
         for sku, n in changed.items():
-            assert s.scalar(select(Inventory.available).join(Product).where(Product.sku == sku)) == n
+            assert (
+                s.scalar(select(Inventory.available).join(Product).where(Product.sku == sku)) == n
+            )
         assert s.get(Product, sold_out_id).is_active is True
         report_key, report_sha = run.report_key, run.report_sha256
     # the stored report is whole and says what the run found
@@ -68,15 +83,23 @@ def test_a_sync_pulls_every_page_applies_stock_records_discrepancies_and_stores_
         raw = f.read()
     assert hashlib.sha256(raw).hexdigest() == report_sha
     report = json.loads(raw)
-    assert report["discrepancies"] == 5 and report["unknown_sku_list"] == ["NOT-OURS-1", "NOT-OURS-2", "NOT-OURS-3"]
+    assert report["discrepancies"] == 5 and report["unknown_sku_list"] == [
+        "NOT-OURS-1",
+        "NOT-OURS-2",
+        "NOT-OURS-3",
+    ]
     # the sold-out product came back: each waiting customer is told once
-    assert notifications("back_in_stock") == sorted((f"product:{sold_out_id}#1-{u}", u) for u in waiting)
+    assert notifications("back_in_stock") == sorted(
+        (f"product:{sold_out_id}#1-{u}", u) for u in waiting
+    )
     # the redelivered message changed nothing
     finished(message.message_id)
     assert count(InventorySyncRun) == 1 and count(InventoryDiscrepancy) == 5
 
 
-def test_a_comeback_notifies_the_wait_list_once_per_restock_and_search_follows_availability(catalog, catalog_worker):
+def test_a_comeback_notifies_the_wait_list_once_per_restock_and_search_follows_availability(
+    catalog, catalog_worker
+):
     # Given a sold-out product named "Copper kettle" with three customers on its wait-list
     with session_scope() as s:
         product = make_product(s, stock=0, is_active=False, name="Copper kettle")
@@ -117,7 +140,8 @@ def test_a_comeback_notifies_the_wait_list_once_per_restock_and_search_follows_a
     # Then only the new customer is told, under the second restock
     assert found_by_search()
     assert notifications("back_in_stock") == sorted(
-        [(f"product:{pid}#1-{u}", u) for u in first] + [(f"product:{pid}#2-{late}", late)])
+        [(f"product:{pid}#1-{u}", u) for u in first] + [(f"product:{pid}#2-{late}", late)]
+    )
 
 
 def test_low_stock_alerts_once_per_crossing_and_again_after_a_restock(catalog, catalog_worker):
@@ -147,7 +171,9 @@ def test_low_stock_alerts_once_per_crossing_and_again_after_a_restock(catalog, c
     assert notifications("low_stock") == [(f"product:{low}#1", None), (f"product:{low}#2", None)]
 
 
-def test_an_availability_update_for_a_bad_or_unknown_id_fails_at_once_with_the_reason(catalog, catalog_worker):
+def test_an_availability_update_for_a_bad_or_unknown_id_fails_at_once_with_the_reason(
+    catalog, catalog_worker
+):
     bad = finished(update_product_availability.send("42").message_id)
     missing = finished(update_product_availability.send(987654).message_id)
     assert (bad.state, bad.attempts) == ("failed", 1) and "positive integer" in bad.error

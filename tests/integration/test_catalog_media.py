@@ -19,7 +19,9 @@ def _product() -> int:
         return make_product(s).id
 
 
-def test_product_images_become_stored_variants_with_their_dimensions_and_the_product_lists_them(catalog, catalog_worker):
+def test_product_images_become_stored_variants_with_their_dimensions_and_the_product_lists_them(
+    catalog, catalog_worker
+):
     # Given a product and two source images (a 1600x1200 JPEG, a 400x300 PNG with alpha), and an
     # image server that answers the first request with 503
     images = catalog["images"]
@@ -37,9 +39,11 @@ def test_product_images_become_stored_variants_with_their_dimensions_and_the_pro
         listing = s.get(Product, pid).image_urls
     got = {(r.source_url.rsplit("/", 1)[1], r.variant): (r.width, r.height, r.format) for r in rows}
     assert got == {
-        ("photo.jpg", "thumb"): (150, 113, "webp"), ("photo.jpg", "medium"): (600, 450, "webp"),
+        ("photo.jpg", "thumb"): (150, 113, "webp"),
+        ("photo.jpg", "medium"): (600, 450, "webp"),
         ("photo.jpg", "large"): (1200, 900, "jpg"),
-        ("logo.png", "thumb"): (150, 113, "webp"), ("logo.png", "medium"): (400, 300, "webp"),
+        ("logo.png", "thumb"): (150, 113, "webp"),
+        ("logo.png", "medium"): (400, 300, "webp"),
         ("logo.png", "large"): (400, 300, "jpg"),  # never enlarged
     }
     storage = catalog["storage"]
@@ -47,7 +51,10 @@ def test_product_images_become_stored_variants_with_their_dimensions_and_the_pro
         assert stored_sha(storage, row.storage_key) == row.sha256
         with storage.open(row.storage_key) as f:
             image = Image.open(io.BytesIO(f.read()))
-            assert (image.size, image.format) == ((row.width, row.height), "WEBP" if row.format == "webp" else "JPEG")
+            assert (image.size, image.format) == (
+                (row.width, row.height),
+                "WEBP" if row.format == "webp" else "JPEG",
+            )
     assert [entry["source"] for entry in listing] == urls
     assert listing[0]["variants"]["medium"]["width"] == 600
 
@@ -71,7 +78,10 @@ def test_each_kind_of_bad_image_is_a_permanent_failure_with_a_clear_reason(catal
     sent = {}
     for name in BAD_IMAGES:
         pid = _product()
-        sent[name] = (pid, process_product_images.send(pid, [f"{catalog['images'].url}/images/{name}"]).message_id)
+        sent[name] = (
+            pid,
+            process_product_images.send(pid, [f"{catalog['images'].url}/images/{name}"]).message_id,
+        )
     # Then each fails once (no retry) naming the image and the reason, and no product lists an image
     for name, (pid, message_id) in sent.items():
         failed = finished(message_id)
@@ -81,13 +91,18 @@ def test_each_kind_of_bad_image_is_a_permanent_failure_with_a_clear_reason(catal
             assert s.get(Product, pid).image_urls == []
 
 
-def test_variants_of_a_slow_image_are_made_on_request_and_a_bad_request_fails_at_once(catalog, catalog_worker):
+def test_variants_of_a_slow_image_are_made_on_request_and_a_bad_request_fails_at_once(
+    catalog, catalog_worker
+):
     url = f"{catalog['images'].url}/images/slow.jpg?delay=0.5"
     done = finished(generate_image_variants.send(url, ["thumb", "large"]).message_id)
     assert done.state == "succeeded"
     with session_scope() as s:
         rows = s.scalars(select(ProductImage).where(ProductImage.source_url == url)).all()
-    assert sorted((r.variant, r.width, r.height) for r in rows) == [("large", 800, 600), ("thumb", 150, 113)]
+    assert sorted((r.variant, r.width, r.height) for r in rows) == [
+        ("large", 800, 600),
+        ("thumb", 150, 113),
+    ]
     assert catalog["images"].ledger()["hits"]["slow.jpg"] == 1
 
     bad = finished(generate_image_variants.send(url, ["poster"]).message_id)

@@ -28,7 +28,9 @@ def _at(hour: int, day: dt.date = DAY) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(hour), BERLIN)
 
 
-def test_the_daily_report_is_computed_in_sql_replaced_on_a_rerun_and_emailed_once(catalog, catalog_worker):
+def test_the_daily_report_is_computed_in_sql_replaced_on_a_rerun_and_emailed_once(
+    catalog, catalog_worker
+):
     # Given on DAY: 3 sold orders (one of 2 lines), a pending and a cancelled one, one refund,
     # and a sold order on the next day (late evening in UTC is already the next day in Berlin)
     with session_scope() as s:
@@ -39,20 +41,37 @@ def test_the_daily_report_is_computed_in_sql_replaced_on_a_rerun_and_emailed_onc
         refunded = make_order(s, user, [(pot, 1)], status="completed", placed_at=_at(23))  # 5000
         make_order(s, user, [(pot, 3)], status="pending", placed_at=_at(10))
         make_order(s, user, [(pot, 3)], status="cancelled", placed_at=_at(11))
-        make_order(s, user, [(mug, 9)], status="completed", placed_at=_at(0, DAY + dt.timedelta(days=1)))
-        payment = Payment(order_id=refunded.id, idempotency_key="k1", amount_cents=5000, status="captured")
+        make_order(
+            s, user, [(mug, 9)], status="completed", placed_at=_at(0, DAY + dt.timedelta(days=1))
+        )
+        payment = Payment(
+            order_id=refunded.id, idempotency_key="k1", amount_cents=5000, status="captured"
+        )
         s.add(payment)
         s.flush()
-        s.add(Refund(payment_id=payment.id, request_key="r1", amount_cents=1500, reason="damaged",
-                     status="completed", created_at=_at(15)))
+        s.add(
+            Refund(
+                payment_id=payment.id,
+                request_key="r1",
+                amount_cents=1500,
+                reason="damaged",
+                status="completed",
+                created_at=_at(15),
+            )
+        )
         mug_id, pot_id = mug.id, pot.id
 
     # When the report for DAY runs twice, and again after one more order arrives for DAY
     for _ in range(2):
-        assert finished(generate_daily_sales_report.send(DAY.isoformat()).message_id).state == "succeeded"
+        assert (
+            finished(generate_daily_sales_report.send(DAY.isoformat()).message_id).state
+            == "succeeded"
+        )
     with session_scope() as s:
         make_order(s, lines=[(s.get(type(mug), mug_id), 1)], status="shipped", placed_at=_at(20))
-    assert finished(generate_daily_sales_report.send(DAY.isoformat()).message_id).state == "succeeded"
+    assert (
+        finished(generate_daily_sales_report.send(DAY.isoformat()).message_id).state == "succeeded"
+    )
 
     # Then there is one report for DAY, replaced with the latest numbers, and one e-mail
     with session_scope() as s:
@@ -60,7 +79,9 @@ def test_the_daily_report_is_computed_in_sql_replaced_on_a_rerun_and_emailed_onc
         assert (report.orders, report.revenue_cents, report.average_order_cents) == (4, 14000, 3500)
         assert (report.refunds, report.refunded_cents, report.version) == (1, 1500, 3)
         assert [(p["product_id"], p["units"], p["revenue_cents"]) for p in report.top_products] == [
-            (pot_id, 2, 10000), (mug_id, 4, 4000)]
+            (pot_id, 2, 10000),
+            (mug_id, 4, 4000),
+        ]
     assert count(SalesReport) == 1
     assert notifications("daily_sales_report") == [(f"sales_report:{DAY.isoformat()}", None)]
 
@@ -69,7 +90,9 @@ def test_the_daily_report_is_computed_in_sql_replaced_on_a_rerun_and_emailed_onc
     assert (bad.state, bad.attempts) == ("failed", 1) and "YYYY-MM-DD" in bad.error
 
 
-def test_rankings_weigh_views_and_purchases_in_the_window_and_feature_the_best(catalog, catalog_worker):
+def test_rankings_weigh_views_and_purchases_in_the_window_and_feature_the_best(
+    catalog, catalog_worker
+):
     # Given: A has 30 recent views; B 2 recent purchases (worth 20 views); C 50 views but a month
     # ago (outside the 7-day window); D is inactive
     now = dt.datetime.now(dt.UTC)
@@ -77,7 +100,9 @@ def test_rankings_weigh_views_and_purchases_in_the_window_and_feature_the_best(c
         a, b, c = (make_product(s) for _ in range(3))
         d = make_product(s, is_active=False)
         s.add_all([ProductView(product_id=a.id, viewed_at=now) for _ in range(30)])
-        s.add_all([ProductView(product_id=c.id, viewed_at=now - dt.timedelta(days=30)) for _ in range(50)])
+        s.add_all(
+            [ProductView(product_id=c.id, viewed_at=now - dt.timedelta(days=30)) for _ in range(50)]
+        )
         make_order(s, lines=[(b, 2)], status="completed")
         ids = a.id, b.id, c.id, d.id
 
@@ -89,8 +114,9 @@ def test_rankings_weigh_views_and_purchases_in_the_window_and_feature_the_best(c
         rows = {r.product_id: r for r in s.scalars(select(ProductRanking))}
     a_id, b_id, c_id, d_id = ids
     assert d_id not in rows
-    assert [(rows[i].rank, rows[i].score, rows[i].views, rows[i].purchases) for i in (a_id, b_id, c_id)] == [
-        (1, 30, 30, 0), (2, 20, 0, 2), (3, 0, 0, 0)]
+    assert [
+        (rows[i].rank, rows[i].score, rows[i].views, rows[i].purchases) for i in (a_id, b_id, c_id)
+    ] == [(1, 30, 30, 0), (2, 20, 0, 2), (3, 0, 0, 0)]
     assert [rows[i].is_featured for i in (a_id, b_id, c_id)] == [True, True, False]
 
 
@@ -100,7 +126,9 @@ def _export(params: dict) -> tuple[str, str]:
         return job.id, outbox.enqueue(s, export_data_async, job.id)
 
 
-def test_an_export_is_streamed_to_storage_with_its_checksum_progress_and_a_download_email(catalog, catalog_worker):
+def test_an_export_is_streamed_to_storage_with_its_checksum_progress_and_a_download_email(
+    catalog, catalog_worker
+):
     # Given 1,200 orders (3 chunks of 500 for the workers) and 2 customers
     with session_scope() as s:
         users = [make_user(s) for _ in range(2)]
@@ -115,20 +143,30 @@ def test_an_export_is_streamed_to_storage_with_its_checksum_progress_and_a_downl
 
     # Then each file is in storage, whole (its SHA-256 matches), with every row, progress 100
     def done(job_id: str) -> Job:
-        return wait_until(lambda: (j := _job(job_id)).status in ("succeeded", "failed") and j, 60, what="export")
+        return wait_until(
+            lambda: (j := _job(job_id)).status in ("succeeded", "failed") and j, 60, what="export"
+        )
 
     for job_id, rows in ((csv_job, 1200), (jsonl_job, 2)):
         job = done(job_id)
         assert (job.status, job.progress, job.result["rows"]) == ("succeeded", 100, rows)
         with catalog["storage"].open(job.result["key"]) as f:
             raw = f.read()
-        assert hashlib.sha256(raw).hexdigest() == job.result["sha256"] and len(raw) == job.result["size"]
+        assert (
+            hashlib.sha256(raw).hexdigest() == job.result["sha256"]
+            and len(raw) == job.result["size"]
+        )
     lines = list(csv.reader(io.StringIO(_read(catalog, csv_job))))
-    assert lines[0] == ["id", "user_id", "status", "total_cents", "currency", "placed_at"] and len(lines) == 1201
+    assert (
+        lines[0] == ["id", "user_id", "status", "total_cents", "currency", "placed_at"]
+        and len(lines) == 1201
+    )
     people = [json.loads(line) for line in _read(catalog, jsonl_job).splitlines()]
     assert sorted(p["id"] for p in people) == sorted(u.id for u in users)
     # and one download e-mail per export
-    assert notifications("export_ready") == sorted([(f"export:{csv_job}", None), (f"export:{jsonl_job}", None)])
+    assert notifications("export_ready") == sorted(
+        [(f"export:{csv_job}", None), (f"export:{jsonl_job}", None)]
+    )
 
 
 def test_an_export_of_an_unknown_kind_fails_at_once_and_the_job_says_why(catalog, catalog_worker):

@@ -15,8 +15,11 @@ TEST_ACTORS = ("actors", "tests.support.faulty_actors")
 
 def _succeeded(message_ids: list[str]) -> int:
     with session_scope() as s:
-        return s.scalar(select(func.count()).select_from(LedgerEntry)
-                        .where(LedgerEntry.message_id.in_(message_ids), LedgerEntry.state == "succeeded"))
+        return s.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.message_id.in_(message_ids), LedgerEntry.state == "succeeded")
+        )
 
 
 def _dead_letters() -> list[DeadLetter]:
@@ -24,7 +27,9 @@ def _dead_letters() -> list[DeadLetter]:
         return list(s.scalars(select(DeadLetter)))
 
 
-def test_a_crash_loop_message_is_parked_after_three_deliveries_while_1000_others_complete(start_worker, tmp_path):
+def test_a_crash_loop_message_is_parked_after_three_deliveries_while_1000_others_complete(
+    start_worker, tmp_path
+):
     # Given a message that kills its worker process, sent among 1,000 ordinary messages
     runs = tmp_path / "culprit-runs"
     normal = [noop.send(i).message_id for i in range(500)]
@@ -33,8 +38,11 @@ def test_a_crash_loop_message_is_parked_after_three_deliveries_while_1000_others
 
     # When workers run them under the supervisor, which replaces a worker process that died
     worker = start_worker(*TEST_ACTORS, processes=2, threads=4)
-    wait_until(lambda: _succeeded(normal) == 1000 and _dead_letters(), timeout=120,
-               what="every message to settle")
+    wait_until(
+        lambda: _succeeded(normal) == 1000 and _dead_letters(),
+        timeout=120,
+        what="every message to settle",
+    )
 
     # Then the culprit ran twice (its crash among others, then alone) and its third delivery parked it
     assert runs.read_text().count("delivery") == 2

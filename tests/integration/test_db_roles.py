@@ -22,9 +22,11 @@ RUN = make_url(os.environ["SHOPJOBS_DATABASE_URL"]).database
 
 
 def _admin() -> psycopg2.extensions.connection:
-    conn = psycopg2.connect(make_url(os.environ["SHOPJOBS_DATABASE_URL"])
-                            .render_as_string(hide_password=False)
-                            .replace("postgresql+psycopg2://", "postgresql://"))
+    conn = psycopg2.connect(
+        make_url(os.environ["SHOPJOBS_DATABASE_URL"])
+        .render_as_string(hide_password=False)
+        .replace("postgresql+psycopg2://", "postgresql://")
+    )
     conn.autocommit = True
     return conn
 
@@ -40,9 +42,14 @@ def login(clean) -> Iterator:
             cur.execute(f"DROP ROLE IF EXISTS {name}")
             cur.execute(f"CREATE ROLE {name} LOGIN PASSWORD 'Role-test-pw-1' IN ROLE {group}")
         made.append(name)
-        url = make_url(os.environ["SHOPJOBS_DATABASE_URL"]).set(username=name, password="Role-test-pw-1")
-        conn = psycopg2.connect(url.render_as_string(hide_password=False)
-                                .replace("postgresql+psycopg2://", "postgresql://"))
+        url = make_url(os.environ["SHOPJOBS_DATABASE_URL"]).set(
+            username=name, password="Role-test-pw-1"
+        )
+        conn = psycopg2.connect(
+            url.render_as_string(hide_password=False).replace(
+                "postgresql+psycopg2://", "postgresql://"
+            )
+        )
         conn.autocommit = True
         opened.append(conn)
         return conn
@@ -86,8 +93,11 @@ def test_the_application_role_cannot_drop_a_table_or_delete_payments_but_runs_th
     with app.cursor() as cur:
         cur.execute("SELECT count(*) FROM orders")
         assert cur.fetchone()[0] == 1
-        cur.execute("INSERT INTO payments (order_id, idempotency_key, amount_cents) "
-                    "VALUES (%s, %s, 100) RETURNING id", (order_id, f"role-test-{order_id}"))
+        cur.execute(
+            "INSERT INTO payments (order_id, idempotency_key, amount_cents) "
+            "VALUES (%s, %s, 100) RETURNING id",
+            (order_id, f"role-test-{order_id}"),
+        )
         cur.execute("UPDATE payments SET amount_cents = 200 WHERE order_id = %s", (order_id,))
         assert cur.rowcount == 1
         cur.execute("DELETE FROM outbox")

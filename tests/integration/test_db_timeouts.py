@@ -27,16 +27,23 @@ from tests.support.waiting import wait_until
 
 @pytest.fixture()
 def short(clean) -> Iterator[Settings]:
-    settings = dataclasses.replace(broker.settings, db_statement_timeout_ms=300,
-                                   db_lock_timeout_ms=200, db_idle_in_transaction_timeout_ms=500)
+    settings = dataclasses.replace(
+        broker.settings,
+        db_statement_timeout_ms=300,
+        db_lock_timeout_ms=200,
+        db_idle_in_transaction_timeout_ms=500,
+    )
     db.configure(settings)
     yield settings
     db.configure(broker.settings)
 
 
 def test_the_engine_and_the_psycopg_dsn_connect_with_the_documented_defaults(clean):
-    expected = [("statement_timeout", "30s"), ("lock_timeout", "5s"),
-                ("idle_in_transaction_session_timeout", "1min")]
+    expected = [
+        ("statement_timeout", "30s"),
+        ("lock_timeout", "5s"),
+        ("idle_in_transaction_session_timeout", "1min"),
+    ]
     with db.session_scope() as s:
         assert [(n, s.scalar(text(f"SHOW {n}"))) for n, _ in expected] == expected
     conn = psycopg2.connect(broker.settings.psycopg_dsn)
@@ -76,7 +83,9 @@ def test_a_long_statement_is_cancelled_by_the_statement_timeout(short):
 
 def _alive(pid: int) -> bool:
     with db.session_scope() as s:
-        return bool(s.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}))
+        return bool(
+            s.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid})
+        )
 
 
 def test_a_transaction_left_idle_is_ended_by_the_server(short):

@@ -27,12 +27,19 @@ def test_an_always_failing_actor_ends_in_dead_letters_with_its_final_traceback(s
     start_worker(*TEST_ACTORS)
     message_id = always_fails.send(9).message_id
     row = wait_until(lambda: _dead(message_id), what="dead letter stored")
-    assert (row.reason, row.attempts, row.queue, row.actor) == ("failed", 3, "tests", "tests.always_fails")
+    assert (row.reason, row.attempts, row.queue, row.actor) == (
+        "failed",
+        3,
+        "tests",
+        "tests.always_fails",
+    )
     assert row.error == "RuntimeError: boom for order 9" and "raise RuntimeError" in row.traceback
     wait_until(lambda: amqp.depth("tests.XQ") == 1, what="the .XQ copy too")
 
 
-def test_a_replayed_dead_letter_succeeds_once_fixed_and_the_ledger_links_both(start_worker, tmp_path, capsys):
+def test_a_replayed_dead_letter_succeeds_once_fixed_and_the_ledger_links_both(
+    start_worker, tmp_path, capsys
+):
     start_worker(*TEST_ACTORS)
     fix = tmp_path / "fixed"
     old_id = fails_until_fixed.send(str(fix)).message_id
@@ -51,15 +58,42 @@ def test_a_replayed_dead_letter_succeeds_once_fixed_and_the_ledger_links_both(st
 MALFORMED_KINDS = {
     "not json": lambda i: b"\x00\xff not json %d" % i,
     "json but not an object": lambda i: b"[1, 2, 3]",
-    "missing fields": lambda i: json.dumps({"actor_name": "tests.noop", "queue_name": "tests"}).encode(),
-    "wrong types": lambda i: json.dumps({"queue_name": "tests", "actor_name": 5, "args": "x", "kwargs": [],
-                                         "options": 1, "message_id": i, "message_timestamp": "t"}).encode(),
-    "unknown actor": lambda i: json.dumps({"queue_name": "tests", "actor_name": "tests.nope", "args": [],
-                                           "kwargs": {}, "options": {}, "message_id": str(uuid.uuid4()),
-                                           "message_timestamp": 0}).encode(),
-    "bad arguments": lambda i: json.dumps({"queue_name": "tests", "actor_name": "tests.noop", "args": [1, 2, 3, 4],
-                                           "kwargs": {}, "options": {}, "message_id": str(uuid.uuid4()),
-                                           "message_timestamp": 0}).encode(),
+    "missing fields": lambda i: json.dumps(
+        {"actor_name": "tests.noop", "queue_name": "tests"}
+    ).encode(),
+    "wrong types": lambda i: json.dumps(
+        {
+            "queue_name": "tests",
+            "actor_name": 5,
+            "args": "x",
+            "kwargs": [],
+            "options": 1,
+            "message_id": i,
+            "message_timestamp": "t",
+        }
+    ).encode(),
+    "unknown actor": lambda i: json.dumps(
+        {
+            "queue_name": "tests",
+            "actor_name": "tests.nope",
+            "args": [],
+            "kwargs": {},
+            "options": {},
+            "message_id": str(uuid.uuid4()),
+            "message_timestamp": 0,
+        }
+    ).encode(),
+    "bad arguments": lambda i: json.dumps(
+        {
+            "queue_name": "tests",
+            "actor_name": "tests.noop",
+            "args": [1, 2, 3, 4],
+            "kwargs": {},
+            "options": {},
+            "message_id": str(uuid.uuid4()),
+            "message_timestamp": 0,
+        }
+    ).encode(),
     "deep nesting": lambda i: b"[" * 100_000 + b"]" * 100_000,
 }
 

@@ -46,9 +46,15 @@ def _outbox() -> dict[str, dt.datetime | None]:
 def _outbox_of(path: Path) -> dict[str, dt.datetime | None]:
     """The outbox rows of the jobs whose argument ``path`` is ``path``."""
     with session_scope() as s:
-        return dict(s.execute(text(
-            "SELECT o.message_id, o.due_at FROM outbox o JOIN job_ledger j USING (message_id)"
-            " WHERE j.args->>'path' = :path"), {"path": str(path)}).all())
+        return dict(
+            s.execute(
+                text(
+                    "SELECT o.message_id, o.due_at FROM outbox o JOIN job_ledger j USING (message_id)"
+                    " WHERE j.args->>'path' = :path"
+                ),
+                {"path": str(path)},
+            ).all()
+        )
 
 
 def _lines(path: Path) -> int:
@@ -101,9 +107,13 @@ def test_a_retry_with_a_long_backoff_is_committed_with_the_failure_and_held_in_p
     # When the first run has failed
     def retry_state() -> tuple[str, dt.datetime, dt.datetime] | None:
         with session_scope() as s:
-            return s.execute(text(
-                "SELECT j.state, j.eta, o.due_at FROM job_ledger j LEFT JOIN outbox o USING (message_id)"
-                " WHERE j.message_id = :id AND j.state = 'retrying'"), {"id": message_id}).first()
+            return s.execute(
+                text(
+                    "SELECT j.state, j.eta, o.due_at FROM job_ledger j LEFT JOIN outbox o USING (message_id)"
+                    " WHERE j.message_id = :id AND j.state = 'retrying'"
+                ),
+                {"id": message_id},
+            ).first()
 
     _, eta, due_at = wait_until(retry_state, what="the first run recorded as retrying")
 
@@ -146,7 +156,9 @@ def test_a_rollback_inside_a_job_publishes_nothing(start_worker, tmp_path):
 
     wait_until(lambda: state(message_id) == "failed", what="the job failed")
     with session_scope() as s:
-        touches = s.execute(text("SELECT count(*) FROM job_ledger WHERE actor = 'tests.touch'")).scalar()
+        touches = s.execute(
+            text("SELECT count(*) FROM job_ledger WHERE actor = 'tests.touch'")
+        ).scalar()
     assert touches == 0 and _outbox() == {}
     assert amqp.depth("tests") == 0 and not path.exists()
 
@@ -160,24 +172,37 @@ def test_a_publish_failure_right_after_each_commit_loses_no_step_and_no_retry(
     # Given workers whose relay fails its first publish after each commit of job sends, and
     # whose direct publishes of pipeline steps always fail (the path a step took before)
     evidence = tmp_path / "faults"
-    start_worker(*ACTORS, processes=2, threads=4, env={
-        "SHOPJOBS_TEST_RELAY_FAULTS": str(evidence), "SHOPJOBS_TEST_DIRECT_PUBLISH_FAILS": STEPS,
-    })
+    start_worker(
+        *ACTORS,
+        processes=2,
+        threads=4,
+        env={
+            "SHOPJOBS_TEST_RELAY_FAULTS": str(evidence),
+            "SHOPJOBS_TEST_DIRECT_PUBLISH_FAILS": STEPS,
+        },
+    )
     with session_scope() as s:
         product = make_product(s, stock=100, price_cents=1000)
         user = make_user(s)
-        ids = [make_order(s, user=user, lines=[(product, 1)], payment_token="tok_visa").id for _ in range(20)]
+        ids = [
+            make_order(s, user=user, lines=[(product, 1)], payment_token="tok_visa").id
+            for _ in range(20)
+        ]
 
     # When 20 orders run through the pipeline, and a job's retry is re-enqueued
     for order_id in ids:
         process_order_async.send(order_id)
     retried = tmp_path / "retried"
-    retry_id = retry_later.send_with_options(args=(str(retried),), max_backoff=200, min_backoff=100).message_id
+    retry_id = retry_later.send_with_options(
+        args=(str(retried),), max_backoff=200, min_backoff=100
+    ).message_id
 
     # Then every order completes, the retry runs, and the faults really happened
     def statuses() -> Counter[str] | None:
         with session_scope() as s:
-            found = Counter(s.scalars(text("SELECT status FROM orders WHERE id = ANY(:ids)"), {"ids": ids}))
+            found = Counter(
+                s.scalars(text("SELECT status FROM orders WHERE id = ANY(:ids)"), {"ids": ids})
+            )
         return found if found["completed"] == len(ids) else None
 
     assert wait_until(statuses, timeout=120, interval=0.25, what="every order completed")
@@ -210,12 +235,23 @@ def test_stranded_work_is_listed_by_kind_until_a_relay_publishes_it(start_worker
         s.info.pop("shopjobs.outbox")
     with session_scope() as s:
         s.execute(text("DELETE FROM outbox WHERE message_id = :id"), {"id": lost})
-        s.execute(text("UPDATE outbox SET created_at = now() - interval '2 minutes'"
-                       " WHERE message_id = :id"), {"id": unpublished})
-        s.execute(text("UPDATE job_ledger SET enqueued_at = now() - interval '2 minutes'"
-                       " WHERE message_id IN (:a, :b)"), {"a": unpublished, "b": lost})
-        s.execute(text("UPDATE orders SET updated_at = now() - interval '2 minutes' WHERE id = :id"),
-                  {"id": stuck})
+        s.execute(
+            text(
+                "UPDATE outbox SET created_at = now() - interval '2 minutes' WHERE message_id = :id"
+            ),
+            {"id": unpublished},
+        )
+        s.execute(
+            text(
+                "UPDATE job_ledger SET enqueued_at = now() - interval '2 minutes'"
+                " WHERE message_id IN (:a, :b)"
+            ),
+            {"a": unpublished, "b": lost},
+        )
+        s.execute(
+            text("UPDATE orders SET updated_at = now() - interval '2 minutes' WHERE id = :id"),
+            {"id": stuck},
+        )
 
     # When an operator asks what is stranded for over a minute
     code, found = _stranded(capsys)
@@ -237,20 +273,39 @@ def test_stranded_work_is_listed_by_kind_until_a_relay_publishes_it(start_worker
 
 
 def _send(message_id: str, hold_ms: int = 0) -> Send:
-    body = Message(queue_name="tests", actor_name="tests.touch", args=("x",), kwargs={}, options={},
-                   message_id=message_id).encode()
+    body = Message(
+        queue_name="tests",
+        actor_name="tests.touch",
+        args=("x",),
+        kwargs={},
+        options={},
+        message_id=message_id,
+    ).encode()
     return Send(message_id, "tests.touch", "tests", body, None, hold_ms, {"args": '{"path": "x"}'})
 
 
-def test_a_final_state_and_its_sends_commit_together_even_when_two_copies_send_the_same_retry(clean):
+def test_a_final_state_and_its_sends_commit_together_even_when_two_copies_send_the_same_retry(
+    clean,
+):
     # Given two copies of one delivery in one process, each failing and sending the same
     # retry (a redelivery running beside the first), flushed in one batch
-    writer = LedgerWriter(connect_psycopg(os.environ["SHOPJOBS_DATABASE_URL"].replace("+psycopg2", "")))
+    writer = LedgerWriter(
+        connect_psycopg(os.environ["SHOPJOBS_DATABASE_URL"].replace("+psycopg2", ""))
+    )
     job, follow_up = str(uuid.uuid4()), str(uuid.uuid4())
     t = now()
     writer.record(Change(job, "tests.touch", "tests", "retrying", t, sends=[_send(job)]))
-    ticket = writer.record(Change(job, "tests.touch", "tests", "retrying", t + 0.01,
-                                  sends=[_send(job), _send(follow_up, hold_ms=60_000)]), urgent=True)
+    ticket = writer.record(
+        Change(
+            job,
+            "tests.touch",
+            "tests",
+            "retrying",
+            t + 0.01,
+            sends=[_send(job), _send(follow_up, hold_ms=60_000)],
+        ),
+        urgent=True,
+    )
 
     # When it is flushed, it commits: the outcome, one retry row, the held follow-up
     writer.wait_durable(ticket)
@@ -273,15 +328,27 @@ def test_a_hundred_held_jobs_each_run_once_within_two_seconds_of_their_due_time(
     assert len(_outbox()) == 100 and amqp.depth("tests.DQ") == 0
 
     # Then each runs once, between its due time and 2 s after it (by the database clock)
-    wait_until(lambda: all(state(i) == "succeeded" for i in ids), timeout=60, interval=0.25,
-               what="every held job ran")
+    wait_until(
+        lambda: all(state(i) == "succeeded" for i in ids),
+        timeout=60,
+        interval=0.25,
+        what="every held job ran",
+    )
     with session_scope() as s:
-        late = [float(x) for x in s.scalars(text(
-            "SELECT EXTRACT(EPOCH FROM started_at - eta) FROM job_ledger WHERE message_id = ANY(:ids)"),
-            {"ids": ids})]
+        late = [
+            float(x)
+            for x in s.scalars(
+                text(
+                    "SELECT EXTRACT(EPOCH FROM started_at - eta) FROM job_ledger WHERE message_id = ANY(:ids)"
+                ),
+                {"ids": ids},
+            )
+        ]
     assert [_lines(p) for p in paths] == [1] * 100
     assert len(late) == 100 and -0.1 <= min(late) and max(late) < 2.0, (min(late), max(late))
     with capsys.disabled():
         late.sort()
-        print(f"\nheld-delay lateness over 100 jobs: min {late[0]:.3f}s median {late[50]:.3f}s "
-              f"p95 {late[95]:.3f}s max {late[-1]:.3f}s")
+        print(
+            f"\nheld-delay lateness over 100 jobs: min {late[0]:.3f}s median {late[50]:.3f}s "
+            f"p95 {late[95]:.3f}s max {late[-1]:.3f}s"
+        )

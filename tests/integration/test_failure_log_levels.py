@@ -34,12 +34,19 @@ class Records(logging.Handler):
         self.records.append(record)
 
     def at_least(self, level: int) -> list[str]:
-        return [f"{r.levelname} {r.name}: {r.getMessage()}"
-                for r in self.records if r.levelno >= level]
+        return [
+            f"{r.levelname} {r.name}: {r.getMessage()}" for r in self.records if r.levelno >= level
+        ]
 
     def dead_letter(self, message_id: str) -> logging.LogRecord | None:
-        return next((r for r in self.records if r.name == "jobcore.dead_letters"
-                     and repr(message_id) in r.getMessage()), None)
+        return next(
+            (
+                r
+                for r in self.records
+                if r.name == "jobcore.dead_letters" and repr(message_id) in r.getMessage()
+            ),
+            None,
+        )
 
 
 @pytest.fixture()
@@ -71,8 +78,13 @@ def test_an_expected_throws_error_logs_no_warning(stub_stack):
     broker, log = stub_stack
 
     # Given an actor whose bad input is a permanent error it declares in throws=
-    @dramatiq.actor(broker=broker, actor_name="tests.rejects_input", queue_name="tests",
-                    max_retries=3, throws=(PermanentError,))
+    @dramatiq.actor(
+        broker=broker,
+        actor_name="tests.rejects_input",
+        queue_name="tests",
+        max_retries=3,
+        throws=(PermanentError,),
+    )
     def rejects_input(order_id: int) -> None:
         raise InvalidInput(f"order {order_id} has no lines")
 
@@ -90,8 +102,14 @@ def test_an_unexpected_error_that_is_retried_logs_a_warning_not_an_error(stub_st
     calls: list[int] = []
 
     # Given an actor that fails unexpectedly once, then succeeds
-    @dramatiq.actor(broker=broker, actor_name="tests.flaky_once", queue_name="tests", max_retries=2,
-                    min_backoff=10, max_backoff=20)
+    @dramatiq.actor(
+        broker=broker,
+        actor_name="tests.flaky_once",
+        queue_name="tests",
+        max_retries=2,
+        min_backoff=10,
+        max_backoff=20,
+    )
     def flaky_once(order_id: int) -> None:
         calls.append(order_id)
         if len(calls) == 1:
@@ -111,8 +129,14 @@ def test_a_job_that_fails_for_good_logs_one_error(stub_stack):
     broker, log = stub_stack
 
     # Given an actor that always fails unexpectedly, with one retry
-    @dramatiq.actor(broker=broker, actor_name="tests.always_broken", queue_name="tests",
-                    max_retries=1, min_backoff=10, max_backoff=20)
+    @dramatiq.actor(
+        broker=broker,
+        actor_name="tests.always_broken",
+        queue_name="tests",
+        max_retries=1,
+        min_backoff=10,
+        max_backoff=20,
+    )
     def always_broken(order_id: int) -> None:
         raise RuntimeError(f"bug for order {order_id}")
 

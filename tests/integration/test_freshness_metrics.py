@@ -25,23 +25,52 @@ def test_the_last_good_value_the_last_poll_health_check_and_verified_backup_are_
     # checks, a verified and a corrupt daily backup
     with session_scope() as s:
         s.add(PriceFeed(feed="EUR_USD", fetched_at=T0, checked_at=T0 + dt.timedelta(hours=2)))
-        s.add_all([HealthCheck(component="postgresql", up=True, latency_ms=1, checked_at=T0),
-                   HealthCheck(component="smtp", up=False, latency_ms=1,
-                               checked_at=T0 + dt.timedelta(minutes=1))])
-        s.add_all([Backup(kind="daily", period_key="d1", status="verified", verified_at=T0),
-                   Backup(kind="daily", period_key="d2", status="corrupt",
-                          verified_at=T0 + dt.timedelta(days=1))])
+        s.add_all(
+            [
+                HealthCheck(component="postgresql", up=True, latency_ms=1, checked_at=T0),
+                HealthCheck(
+                    component="smtp",
+                    up=False,
+                    latency_ms=1,
+                    checked_at=T0 + dt.timedelta(minutes=1),
+                ),
+            ]
+        )
+        s.add_all(
+            [
+                Backup(kind="daily", period_key="d1", status="verified", verified_at=T0),
+                Backup(
+                    kind="daily",
+                    period_key="d2",
+                    status="corrupt",
+                    verified_at=T0 + dt.timedelta(days=1),
+                ),
+            ]
+        )
     registry = _scrape()
     value = registry.get_sample_value
     # Then each is the time of the last success (a corrupt backup is no success)
-    assert value("shopjobs_price_feed_last_success_timestamp_seconds", {"feed": "EUR_USD"}) == T0.timestamp()
-    assert value("shopjobs_price_feed_last_poll_timestamp_seconds", {"feed": "EUR_USD"}) == T0.timestamp() + 7200
+    assert (
+        value("shopjobs_price_feed_last_success_timestamp_seconds", {"feed": "EUR_USD"})
+        == T0.timestamp()
+    )
+    assert (
+        value("shopjobs_price_feed_last_poll_timestamp_seconds", {"feed": "EUR_USD"})
+        == T0.timestamp() + 7200
+    )
     assert value("shopjobs_health_check_last_run_timestamp_seconds") == T0.timestamp() + 60
-    assert value("shopjobs_backup_last_verified_timestamp_seconds", {"kind": "daily"}) == T0.timestamp()
+    assert (
+        value("shopjobs_backup_last_verified_timestamp_seconds", {"kind": "daily"})
+        == T0.timestamp()
+    )
 
 
 def test_nothing_recorded_yet_exports_no_timestamps(clean):
     registry = _scrape()
     assert registry.get_sample_value("shopjobs_health_check_last_run_timestamp_seconds") is None
-    assert registry.get_sample_value("shopjobs_backup_last_verified_timestamp_seconds",
-                                     {"kind": "daily"}) is None
+    assert (
+        registry.get_sample_value(
+            "shopjobs_backup_last_verified_timestamp_seconds", {"kind": "daily"}
+        )
+        is None
+    )

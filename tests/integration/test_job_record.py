@@ -26,7 +26,9 @@ def test_a_job_is_created_run_and_its_result_read_back(start_worker):
         message_id = outbox.enqueue(s, process_job, job.id)
         job_id = job.id
 
-    done = wait_until(lambda: _job(job_id).status in ("succeeded", "failed") and _job(job_id), what="job done")
+    done = wait_until(
+        lambda: _job(job_id).status in ("succeeded", "failed") and _job(job_id), what="job done"
+    )
     assert done.status == "succeeded" and done.progress == 100
     assert done.result["orders"] == 3
     assert done.result["by_status"]["pending"]["orders"] == 2

@@ -32,7 +32,9 @@ def test_a_jobs_return_value_is_on_its_ledger_row_and_shown_by_jobs_show(start_w
 
     # When they have run
     for message in (small, big, secret):
-        wait_until(lambda m=message: state(m.message_id) == "succeeded", what=f"{message} succeeded")
+        wait_until(
+            lambda m=message: state(m.message_id) == "succeeded", what=f"{message} succeeded"
+        )
 
     # Then `jobs show --json` gives the small value as it was returned
     shown = json.loads(_show(capsys, small.message_id, "--json"))
@@ -51,7 +53,10 @@ def test_a_jobs_return_value_is_on_its_ledger_row_and_shown_by_jobs_show(start_w
     text = _show(capsys, secret.message_id, "--json")
     assert TOKEN not in text and EMAIL not in text
     assert json.loads(text)["result"] == {
-        "user_id": 7, "api_token": "[redacted]", "note": "sent to [email] with [token]"}
+        "user_id": 7,
+        "api_token": "[redacted]",
+        "note": "sent to [email] with [token]",
+    }
 
     # ... while the worker logged no line per job about discarded results
     log = worker.log()

@@ -18,8 +18,14 @@ def test_a_late_enqueued_event_never_overrides_a_later_state(clean):
     writer = _writer()
     mid = str(uuid.uuid4())
     t = now()
-    writer.wait_durable(writer.record(Change(mid, "a.b", "q", "succeeded", t + 1, finished_at=t + 1), urgent=True))
-    writer.wait_durable(writer.record(Change(mid, "a.b", "q", "enqueued", t, enqueued_at=t, args='{"x": 1}'), urgent=True))
+    writer.wait_durable(
+        writer.record(Change(mid, "a.b", "q", "succeeded", t + 1, finished_at=t + 1), urgent=True)
+    )
+    writer.wait_durable(
+        writer.record(
+            Change(mid, "a.b", "q", "enqueued", t, enqueued_at=t, args='{"x": 1}'), urgent=True
+        )
+    )
     row = entry(mid)
     assert row.state == "succeeded" and row.args == {"x": 1} and row.enqueued_at is not None
     writer.close()
@@ -30,8 +36,14 @@ def test_a_duplicate_delivery_is_counted_without_hiding_the_outcome(clean):
     mid = str(uuid.uuid4())
     t = now()
     writer.record(Change(mid, "a.b", "q", "running", t, started_at=t, attempts=1))
-    writer.wait_durable(writer.record(Change(mid, "a.b", "q", "succeeded", t + 0.1, finished_at=t + 0.1), urgent=True))
-    writer.wait_durable(writer.record(Change(mid, "a.b", "q", "skipped", t + 5, duplicates=1), urgent=True))
+    writer.wait_durable(
+        writer.record(
+            Change(mid, "a.b", "q", "succeeded", t + 0.1, finished_at=t + 0.1), urgent=True
+        )
+    )
+    writer.wait_durable(
+        writer.record(Change(mid, "a.b", "q", "skipped", t + 5, duplicates=1), urgent=True)
+    )
     row = entry(mid)
     assert (row.state, row.attempts, row.duplicates) == ("succeeded", 1, 1)
     writer.close()

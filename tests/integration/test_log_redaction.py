@@ -23,7 +23,9 @@ EMAIL = "canary.person@example.org"
 TOKEN = "sk_live_CanaryToken4242abcd"
 CARD = "4111 1111 1111 1111"
 CANARIES = (PASSWORD, EMAIL, TOKEN, CARD, CARD.replace(" ", ""), "4111111111111111")
-MAIN_PROCESS_LINE = re.compile(r"^\[[^]]+\] \[PID \d+\] \[MainThread\] \[dramatiq\.(MainProcess|ForkProcess\(\d+\))\]")
+MAIN_PROCESS_LINE = re.compile(
+    r"^\[[^]]+\] \[PID \d+\] \[MainThread\] \[dramatiq\.(MainProcess|ForkProcess\(\d+\))\]"
+)
 
 
 @dataclasses.dataclass
@@ -41,27 +43,53 @@ def canary_run(infrastructure: None, tmp_path_factory: pytest.TempPathFactory) -
     # Given a JSON-logging worker configured with a secret SMTP password
     tmp = tmp_path_factory.mktemp("canary")
     port = free_port()
-    worker = Worker(("actors", "tests.support.faulty_actors", "tests.support.canary_actors"), processes=2,
-                    threads=2, log_path=str(tmp / "worker.log"),
-                    env={"SHOPJOBS_LOG_FORMAT": "json", "SHOPJOBS_METRICS_PORT": str(port),
-                         "SHOPJOBS_SMTP_USER": "shop", "SHOPJOBS_SMTP_PASSWORD": PASSWORD})
+    worker = Worker(
+        ("actors", "tests.support.faulty_actors", "tests.support.canary_actors"),
+        processes=2,
+        threads=2,
+        log_path=str(tmp / "worker.log"),
+        env={
+            "SHOPJOBS_LOG_FORMAT": "json",
+            "SHOPJOBS_METRICS_PORT": str(port),
+            "SHOPJOBS_SMTP_USER": "shop",
+            "SHOPJOBS_SMTP_PASSWORD": PASSWORD,
+        },
+    )
     try:
         worker.wait_ready()
         # When jobs carrying a password, an e-mail address, a token and a card number fail and retry
-        signup = canary_signup.send(7, 42, EMAIL, password=PASSWORD, card_number=CARD,
-                                    note=f"token {TOKEN}", marker_path=str(tmp / "marker"))
+        signup = canary_signup.send(
+            7,
+            42,
+            EMAIL,
+            password=PASSWORD,
+            card_number=CARD,
+            note=f"token {TOKEN}",
+            marker_path=str(tmp / "marker"),
+        )
         smtp = canary_smtp.send(8)
         broker.flush_ledger()
-        wait_until(lambda: state(signup.message_id) == "succeeded", what="sign-up succeeded on its retry")
+        wait_until(
+            lambda: state(signup.message_id) == "succeeded", what="sign-up succeeded on its retry"
+        )
         wait_until(lambda: state(smtp.message_id) == "failed", what="smtp job failed for good")
         metrics = wait_until(lambda: try_scrape(port), what="metrics")
-        wait_until(lambda: '"dead letter' in worker.log() or "dead letter:" in worker.log(), what="dead letter logged")
+        wait_until(
+            lambda: '"dead letter' in worker.log() or "dead letter:" in worker.log(),
+            what="dead letter logged",
+        )
     finally:
         worker.stop()
     with get_engine().connect() as conn:
         ledger = [r[0] for r in conn.execute(text("SELECT row_to_json(j)::text FROM job_ledger j"))]
-        dead = [r[0] for r in conn.execute(text(
-            "SELECT json_build_object('error', error, 'traceback', traceback)::text FROM dead_letters"))]
+        dead = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT json_build_object('error', error, 'traceback', traceback)::text FROM dead_letters"
+                )
+            )
+        ]
     with open(tmp / "worker.log") as fh:
         lines = [line.rstrip("\n") for line in fh if line.strip()]
     yield Run(lines, metrics, ledger, dead, signup.message_id, smtp.message_id)
@@ -82,7 +110,10 @@ def test_every_worker_process_line_is_json_and_job_lines_carry_the_jobs_identity
     signup = [e for e in events if e.get("message_id") == canary_run.signup_id]
     mine = [e for e in signup if e["logger"] == "tests.canary"]
     assert {e["attempt"] for e in mine} == {1, 2}
-    assert all(e["actor"] == "tests.canary_signup" and e["user_id"] == 7 and e["order_id"] == 42 for e in mine)
+    assert all(
+        e["actor"] == "tests.canary_signup" and e["user_id"] == 7 and e["order_id"] == 42
+        for e in mine
+    )
     # Dramatiq's own lines about the job (its failure, the retry) are bound too
     assert any(e["logger"].startswith("dramatiq") for e in signup)
 

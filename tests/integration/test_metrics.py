@@ -28,12 +28,15 @@ JOBS = "shopjobs_jobs_total"
 
 def _succeeded(actor: str) -> int:
     with session_scope() as s:
-        return s.scalar(select(func.count()).where(LedgerEntry.actor == actor, LedgerEntry.state == "succeeded"))
+        return s.scalar(
+            select(func.count()).where(LedgerEntry.actor == actor, LedgerEntry.state == "succeeded")
+        )
 
 
 def _start(start_worker, port: int, processes: int = 2):
-    worker = start_worker(*TEST_ACTORS, processes=processes, threads=4,
-                          env={"SHOPJOBS_METRICS_PORT": str(port)})
+    worker = start_worker(
+        *TEST_ACTORS, processes=processes, threads=4, env={"SHOPJOBS_METRICS_PORT": str(port)}
+    )
     wait_until(lambda: try_scrape(port), timeout=30, what="the metrics endpoint")
     return worker
 
@@ -108,14 +111,27 @@ def test_the_scheduler_serves_its_leadership_and_fires_on_its_own_endpoint(clean
 
     # Given a scheduler with its metrics endpoint and a schedule that fires every second
     port = free_port()
-    scheduler = start_scheduler({"SHOPJOBS_SCHEDULE_MODULE": scheduled_actors.MODULE,
-                                 "SHOPJOBS_SCHEDULER_METRICS_PORT": str(port)},
-                                log_path=str(tmp_path / "scheduler.log"), tick_s=0.5)
+    scheduler = start_scheduler(
+        {
+            "SHOPJOBS_SCHEDULE_MODULE": scheduled_actors.MODULE,
+            "SHOPJOBS_SCHEDULER_METRICS_PORT": str(port),
+        },
+        log_path=str(tmp_path / "scheduler.log"),
+        tick_s=0.5,
+    )
     try:
         # Then one scrape shows it leads and has fired, as Prometheus' linter accepts
-        text = wait_until(lambda: (t := try_scrape(port)) and total(
-            t, "shopjobs_scheduler_fires_total", schedule=scheduled_actors.EVERY_SECOND) >= 2 and t,
-            what="two fires counted")
+        text = wait_until(
+            lambda: (
+                (t := try_scrape(port))
+                and total(
+                    t, "shopjobs_scheduler_fires_total", schedule=scheduled_actors.EVERY_SECOND
+                )
+                >= 2
+                and t
+            ),
+            what="two fires counted",
+        )
         assert total(text, "shopjobs_scheduler_leader") == 1
         assert total(text, "shopjobs_scheduler_leadership_changes_total") == 1
         checked = promtool_check("metrics", stdin=text)

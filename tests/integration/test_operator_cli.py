@@ -19,7 +19,9 @@ def _json_out(capsys) -> list[dict]:
     return json.loads(capsys.readouterr().out)
 
 
-def test_a_cancelled_delayed_job_is_skipped_when_it_arrives_and_shows_as_cancelled(start_worker, tmp_path, capsys):
+def test_a_cancelled_delayed_job_is_skipped_when_it_arrives_and_shows_as_cancelled(
+    start_worker, tmp_path, capsys
+):
     # Given two delayed jobs, one of which an operator cancels before it is due
     worker = start_worker(*TEST_ACTORS)
     cancelled_path, kept_path = tmp_path / "cancelled", tmp_path / "kept"
@@ -29,12 +31,21 @@ def test_a_cancelled_delayed_job_is_skipped_when_it_arrives_and_shows_as_cancell
     assert cli(["jobs", "cancel", cancelled, "--reason", "customer called", "--json"]) == 0
     [out] = _json_out(capsys)
     assert (out["message_id"], out["actor"], out["state"], out["cancelled"]) == (
-        cancelled, "tests.touch", "cancelled", True)
+        cancelled,
+        "tests.touch",
+        "cancelled",
+        True,
+    )
 
     # When both fall due
     wait_until(lambda: kept_path.exists() and state(kept) == "succeeded", what="the kept job ran")
-    wait_until(lambda: "was cancelled; skipped" in worker.log(), what="the cancelled job arrived and was skipped")
-    wait_until(lambda: amqp.depth("tests") == 0 and amqp.depth("tests.DQ") == 0, what="queues drained")
+    wait_until(
+        lambda: "was cancelled; skipped" in worker.log(),
+        what="the cancelled job arrived and was skipped",
+    )
+    wait_until(
+        lambda: amqp.depth("tests") == 0 and amqp.depth("tests.DQ") == 0, what="queues drained"
+    )
 
     # Then the cancelled one never ran, and the ledger says why
     assert not cancelled_path.exists()
@@ -45,16 +56,27 @@ def test_a_cancelled_delayed_job_is_skipped_when_it_arrives_and_shows_as_cancell
 def test_cancelling_by_order_skips_only_that_orders_pending_jobs(start_worker, tmp_path, capsys):
     worker = start_worker(*TEST_ACTORS)
     paths = {n: tmp_path / f"job-{n}" for n in range(3)}
-    ids = [touch.send_with_options(args=(str(paths[0]),), kwargs={"order_id": 77}, delay=1500).message_id,
-           touch.send_with_options(args=(str(paths[1]),), kwargs={"order_id": 77}, delay=1500).message_id,
-           touch.send_with_options(args=(str(paths[2]),), kwargs={"order_id": 78}, delay=1500).message_id]
+    ids = [
+        touch.send_with_options(
+            args=(str(paths[0]),), kwargs={"order_id": 77}, delay=1500
+        ).message_id,
+        touch.send_with_options(
+            args=(str(paths[1]),), kwargs={"order_id": 77}, delay=1500
+        ).message_id,
+        touch.send_with_options(
+            args=(str(paths[2]),), kwargs={"order_id": 78}, delay=1500
+        ).message_id,
+    ]
     shop_broker.flush_ledger()
 
     assert cli(["jobs", "cancel", "--order", "77", "--reason", "order withdrawn", "--json"]) == 0
     assert sorted(r["message_id"] for r in _json_out(capsys) if r["cancelled"]) == sorted(ids[:2])
 
     wait_until(lambda: state(ids[2]) == "succeeded", what="order 78's job ran")
-    wait_until(lambda: worker.log().count("was cancelled; skipped") == 2, what="both cancelled jobs skipped")
+    wait_until(
+        lambda: worker.log().count("was cancelled; skipped") == 2,
+        what="both cancelled jobs skipped",
+    )
     assert [p.exists() for p in paths.values()] == [False, False, True]
     assert [state(i) for i in ids] == ["cancelled", "cancelled", "succeeded"]
 
@@ -88,7 +110,10 @@ def test_workers_lists_live_processes_and_what_they_run(start_worker, tmp_path, 
     assert all(r["alive"] and r["threads"] == 3 and "tests" in r["queues"] for r in rows)
     assert sorted(r["running"] for r in rows) == [0, 1]
     busy = next(r for r in rows if r["running"])
-    assert busy["running_actors"] == ["tests.hang_first_time"] and busy["name"] == entry(long_job).worker
+    assert (
+        busy["running_actors"] == ["tests.hang_first_time"]
+        and busy["name"] == entry(long_job).worker
+    )
 
     # When the worker group stops cleanly, its processes unregister
     worker.stop()
@@ -98,9 +123,28 @@ def test_workers_lists_live_processes_and_what_they_run(start_worker, tmp_path, 
 def test_jobs_tail_follows_state_changes_as_they_happen(start_worker, capsys):
     start_worker(*TEST_ACTORS)
     result: dict[str, int] = {}
-    follower = threading.Thread(target=lambda: result.setdefault("code", cli(
-        ["jobs", "tail", "--json", "--actor", "tests.noop", "--state", "succeeded", "--since", "1s",
-         "--max-lines", "4", "--for", "60"])))
+    follower = threading.Thread(
+        target=lambda: result.setdefault(
+            "code",
+            cli(
+                [
+                    "jobs",
+                    "tail",
+                    "--json",
+                    "--actor",
+                    "tests.noop",
+                    "--state",
+                    "succeeded",
+                    "--since",
+                    "1s",
+                    "--max-lines",
+                    "4",
+                    "--for",
+                    "60",
+                ]
+            ),
+        )
+    )
     follower.start()
     sent = [noop.send(i).message_id for i in range(4)]
     follower.join(90)

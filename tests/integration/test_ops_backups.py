@@ -44,8 +44,14 @@ def _shop(orders: int = 40) -> list[int]:
         users = [make_user(s) for _ in range(10)]
         for i in range(orders):
             make_order(s, user=users[i % 10], lines=[(product, 1 + i % 3)])
-        s.add(Token(user_id=users[0].id, kind="otp", token_hash="secret-hash-never-exported",
-                    expires_at=product.created_at))
+        s.add(
+            Token(
+                user_id=users[0].id,
+                kind="otp",
+                token_hash="secret-hash-never-exported",
+                expires_at=product.created_at,
+            )
+        )
         return [u.id for u in users]
 
 
@@ -67,7 +73,9 @@ def _counts(dsn: str, tables: list[str]) -> dict[str, int]:
         conn.close()
 
 
-def test_a_daily_backup_goes_to_both_targets_and_restores_with_equal_row_counts(targets, start_worker):
+def test_a_daily_backup_goes_to_both_targets_and_restores_with_equal_row_counts(
+    targets, start_worker
+):
     # Given a shop with customers and orders
     _shop()
     settings = _settings(targets)
@@ -75,7 +83,9 @@ def test_a_daily_backup_goes_to_both_targets_and_restores_with_equal_row_counts(
 
     # When the daily backup job runs
     backup_actors.daily_backup.send()
-    done = wait_until(lambda: _one_backup_in({"verified", "corrupt", "failed"}), 120, what="the backup verified")
+    done = wait_until(
+        lambda: _one_backup_in({"verified", "corrupt", "failed"}), 120, what="the backup verified"
+    )
 
     # Then it verified, both targets hold identical bytes with the recorded checksum
     assert done.status == "verified", done.error
@@ -88,8 +98,11 @@ def test_a_daily_backup_goes_to_both_targets_and_restores_with_equal_row_counts(
     tables = sorted(done.table_counts)
     with pg_tools.scratch_database(settings.database_url) as scratch:
         dsn = scratch.replace("postgresql+psycopg2://", "postgresql://")
-        subprocess.run(["/usr/bin/pg_restore", "--no-owner", "--exit-on-error", "-d", dsn, str(copies[1])],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["/usr/bin/pg_restore", "--no-owner", "--exit-on-error", "-d", dsn, str(copies[1])],
+            check=True,
+            capture_output=True,
+        )
         restored = _counts(dsn, tables)
     assert restored == _counts(settings.psycopg_dsn, tables) == done.table_counts
 
@@ -109,7 +122,7 @@ def test_a_backup_file_with_changed_bytes_is_detected_by_verification(targets, s
     damaged = _file(settings.backup_primary_url, created["key"])
     data = bytearray(damaged.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 64] = bytes(b ^ 0xFF for b in data[middle:middle + 64])
+    data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
     damaged.write_bytes(bytes(data))
     start_worker("actors", processes=1, threads=2, env=targets)
 
@@ -117,15 +130,21 @@ def test_a_backup_file_with_changed_bytes_is_detected_by_verification(targets, s
     message = backup_actors.verify_backup.send(created["backup_id"])
 
     # Then the job fails for good (no retry), the backup is marked corrupt with both reasons
-    wait_until(lambda: _state(message.message_id) in ("failed", "dead"), 90, what="the verify job failed")
+    wait_until(
+        lambda: _state(message.message_id) in ("failed", "dead"), 90, what="the verify job failed"
+    )
     row = _backup(created["backup_id"])
     assert row.status == "corrupt", f"the job failed otherwise: {_error(message.message_id)}"
     assert "target 1: checksum mismatch" in row.error
     assert "target 1: restore failed" in row.error or "target 1: row counts differ" in row.error
     assert "target 2" not in row.error
     with session_scope() as s:
-        attempts = s.scalar(select(LedgerEntry.attempts).where(LedgerEntry.message_id == message.message_id))
-        alerts = s.scalars(select(Notification).where(Notification.template == "backup_verification_failed")).all()
+        attempts = s.scalar(
+            select(LedgerEntry.attempts).where(LedgerEntry.message_id == message.message_id)
+        )
+        alerts = s.scalars(
+            select(Notification).where(Notification.template == "backup_verification_failed")
+        ).all()
     assert attempts == 1
     assert [(a.entity_key, a.user_id) for a in alerts] == [(f"backup:{created['backup_id']}", None)]
     with session_scope() as s:
@@ -142,11 +161,17 @@ def _state(message_id: str) -> str | None:
         return s.scalar(select(LedgerEntry.state).where(LedgerEntry.message_id == message_id))
 
 
-def test_retention_keeps_exactly_the_newest_n_daily_and_m_weekly_backups_in_both_targets(targets, clean):
+def test_retention_keeps_exactly_the_newest_n_daily_and_m_weekly_backups_in_both_targets(
+    targets, clean
+):
     # Given retention of 2 daily and 1 weekly backups, and 4 daily and 3 weekly ones made
     settings = _settings(targets, backup_keep_daily=2, backup_keep_weekly=1)
-    made = [backups.create_backup(settings, "daily", f"2026-03-0{d}")["backup_id"] for d in range(1, 5)]
-    made += [backups.create_backup(settings, "weekly", f"2026-W0{w}")["backup_id"] for w in range(1, 4)]
+    made = [
+        backups.create_backup(settings, "daily", f"2026-03-0{d}")["backup_id"] for d in range(1, 5)
+    ]
+    made += [
+        backups.create_backup(settings, "weekly", f"2026-W0{w}")["backup_id"] for w in range(1, 4)
+    ]
 
     # When retention runs (twice: it is idempotent)
     first = backups.apply_retention(settings)
@@ -164,7 +189,10 @@ def test_retention_keeps_exactly_the_newest_n_daily_and_m_weekly_backups_in_both
         else:
             assert row.status == "deleted" and files == [False, False]
     with session_scope() as s:
-        assert Counter(s.scalars(select(Backup.kind).where(Backup.status != "deleted"))) == {"daily": 2, "weekly": 1}
+        assert Counter(s.scalars(select(Backup.kind).where(Backup.status != "deleted"))) == {
+            "daily": 2,
+            "weekly": 1,
+        }
 
 
 def test_a_customers_data_export_is_one_json_document_without_secrets(targets, start_worker):
@@ -182,14 +210,20 @@ def test_a_customers_data_export_is_one_json_document_without_secrets(targets, s
     assert all("payment_token" not in order for order in document["orders"])
 
 
-def test_a_snapshot_before_a_risky_operation_is_verified_and_reused_for_the_same_request(targets, clean):
+def test_a_snapshot_before_a_risky_operation_is_verified_and_reused_for_the_same_request(
+    targets, clean
+):
     # Given a shop, and an operator about to run a bulk price change
     _shop(orders=5)
     settings = _settings(targets)
 
     # When the snapshot is asked for, and asked again with the same request key (a retry)
-    first = backup_jobs.snapshot_before(settings, "before bulk price change", request_key="price-change-17")
-    again = backup_jobs.snapshot_before(settings, "before bulk price change", request_key="price-change-17")
+    first = backup_jobs.snapshot_before(
+        settings, "before bulk price change", request_key="price-change-17"
+    )
+    again = backup_jobs.snapshot_before(
+        settings, "before bulk price change", request_key="price-change-17"
+    )
 
     # Then one verified snapshot exists, and the retry returned it instead of dumping again
     assert first["status"] == "verified" and first["kind"] == "snapshot"

@@ -70,13 +70,20 @@ def test_cleanups_remove_only_rows_past_their_age_in_several_batches(start_worke
             if statement.strip():
                 s.execute(text(statement), {"user": user.id, "product": product.id})
     recent_cart_ids = _ids("SELECT id FROM carts WHERE updated_at > now() - interval '30 days'")
-    live_token_ids = _ids("SELECT id FROM tokens WHERE token_hash LIKE 'live-%' OR token_hash LIKE 'used-now-%'")
+    live_token_ids = _ids(
+        "SELECT id FROM tokens WHERE token_hash LIKE 'live-%' OR token_hash LIKE 'used-now-%'"
+    )
     start_worker("actors", processes=1, threads=4, env={"SHOPJOBS_CLEANUP_BATCH_SIZE": str(BATCH)})
 
     # When every cleanup runs on the worker
-    for actor in (maintenance.cleanup_expired_carts, maintenance.cleanup_expired_tokens,
-                  maintenance.cleanup_expired_sessions, maintenance.cleanup_abandoned_sessions,
-                  maintenance.cleanup_old_audit_logs, maintenance.prune_job_ledger_by_policy):
+    for actor in (
+        maintenance.cleanup_expired_carts,
+        maintenance.cleanup_expired_tokens,
+        maintenance.cleanup_expired_sessions,
+        maintenance.cleanup_abandoned_sessions,
+        maintenance.cleanup_old_audit_logs,
+        maintenance.prune_job_ledger_by_policy,
+    ):
         actor.send()
     runs = wait_until(_runs_if_all_six, 60, what="six cleanup runs recorded")
 
@@ -84,7 +91,11 @@ def test_cleanups_remove_only_rows_past_their_age_in_several_batches(start_worke
     carts = runs["cleanup.expired_carts"]
     assert (carts["empty_carts"], carts["carts_with_items"]) == (100, 60)
     assert runs["cleanup.expired_tokens"]["removed"] == 110
-    assert runs["cleanup.expired_tokens"]["by"] == {"email_verification": 30, "otp": 30, "password_reset": 50}
+    assert runs["cleanup.expired_tokens"]["by"] == {
+        "email_verification": 30,
+        "otp": 30,
+        "password_reset": 50,
+    }
     assert runs["cleanup.expired_sessions"]["removed"] == 110
     assert runs["cleanup.abandoned_sessions"]["by"] == {"anonymous": 25, "customer": 25}
     assert runs["cleanup.old_audit_logs"]["removed"] == 130
@@ -99,7 +110,9 @@ def test_cleanups_remove_only_rows_past_their_age_in_several_batches(start_worke
     assert _ids("SELECT id FROM tokens") == live_token_ids
     assert _count("SELECT count(*) FROM user_sessions") == 25
     assert _count("SELECT count(*) FROM user_sessions WHERE session_key LIKE 'live-%'") == 25
-    assert _count("SELECT count(*) FROM audit_log WHERE created_at < now() - interval '90 days'") == 0
+    assert (
+        _count("SELECT count(*) FROM audit_log WHERE created_at < now() - interval '90 days'") == 0
+    )
     assert _count("SELECT count(*) FROM audit_log") == 40
     assert _count("SELECT count(*) FROM job_ledger WHERE message_id LIKE 'old-failed-%'") == 25
     assert _count("SELECT count(*) FROM job_ledger WHERE message_id LIKE 'stuck-%'") == 10

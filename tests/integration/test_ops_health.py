@@ -43,13 +43,19 @@ def _checks() -> int:
         return len(s.scalars(select(HealthCheck.id)).all())
 
 
-def test_stopped_components_are_reported_down_with_the_reason_and_alert_once(stand_ins, start_worker, tmp_path):
+def test_stopped_components_are_reported_down_with_the_reason_and_alert_once(
+    stand_ins, start_worker, tmp_path
+):
     # Given every component up: our own warehouse stand-in, an SMTP listener, a scheduler
     warehouse = start_stand_in("warehouse")
     smtp = SmtpListener()
-    env = {"SHOPJOBS_WAREHOUSE_URL": warehouse.url, "SHOPJOBS_SMTP_HOST": "127.0.0.1",
-           "SHOPJOBS_SMTP_PORT": str(smtp.port), "SHOPJOBS_STORAGE_URL": (tmp_path / "store").as_uri(),
-           "SHOPJOBS_HEALTH_ALERT_AFTER_S": "0"}
+    env = {
+        "SHOPJOBS_WAREHOUSE_URL": warehouse.url,
+        "SHOPJOBS_SMTP_HOST": "127.0.0.1",
+        "SHOPJOBS_SMTP_PORT": str(smtp.port),
+        "SHOPJOBS_STORAGE_URL": (tmp_path / "store").as_uri(),
+        "SHOPJOBS_HEALTH_ALERT_AFTER_S": "0",
+    }
     scheduler = start_scheduler({"SHOPJOBS_SCHEDULE_MODULE": scheduled_actors.MODULE})
     try:
         start_worker("actors", processes=1, threads=2, env=env)
@@ -59,8 +65,18 @@ def test_stopped_components_are_reported_down_with_the_reason_and_alert_once(sta
         wait_until(lambda: _checks() == 8, 60, what="eight components checked")
         first = _latest()
         assert {c: r.up for c, r in first.items()} == dict.fromkeys(
-            ["broker", "carrier", "database", "payment", "scheduler", "smtp", "storage", "warehouse"], True), \
-            {c: r.detail for c, r in first.items()}
+            [
+                "broker",
+                "carrier",
+                "database",
+                "payment",
+                "scheduler",
+                "smtp",
+                "storage",
+                "warehouse",
+            ],
+            True,
+        ), {c: r.detail for c, r in first.items()}
         assert all(r.latency_ms >= 0 for r in first.values())
 
         # When the warehouse, the SMTP server and the scheduler stop
@@ -82,9 +98,17 @@ def test_stopped_components_are_reported_down_with_the_reason_and_alert_once(sta
         health_actors.health_check.send()
         wait_until(lambda: _checks() == 24, 60, what="the third check stored")
         with session_scope() as s:
-            alerts = sorted((n.entity_key.split("#")[0], n.user_id) for n in s.scalars(
-                select(Notification).where(Notification.template == "health_component_down")))
-        assert alerts == [("health:scheduler", None), ("health:smtp", None), ("health:warehouse", None)]
+            alerts = sorted(
+                (n.entity_key.split("#")[0], n.user_id)
+                for n in s.scalars(
+                    select(Notification).where(Notification.template == "health_component_down")
+                )
+            )
+        assert alerts == [
+            ("health:scheduler", None),
+            ("health:smtp", None),
+            ("health:warehouse", None),
+        ]
         # the alert's context (loaded at delivery) names the reason
         with session_scope() as s:
             context = health_context.load(s, "warehouse")
@@ -112,12 +136,20 @@ def test_health_metrics_and_the_cli_say_what_is_down(stand_ins, clean):
     assert "smtp" in summary["down"]
     assert REGISTRY.get_sample_value("shopjobs_health_up", {"component": "smtp"}) == 0
     assert REGISTRY.get_sample_value("shopjobs_health_up", {"component": "database"}) == 1
-    assert REGISTRY.get_sample_value("shopjobs_health_latency_seconds", {"component": "database"}) > 0
+    assert (
+        REGISTRY.get_sample_value("shopjobs_health_latency_seconds", {"component": "database"}) > 0
+    )
 
     # And `shopjobs health --json` exits 3 naming SMTP as down
-    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "shopjobs"), "health", "--json"],
-                          check=False, cwd=ROOT,
-                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "shopjobs"), "health", "--json"],
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 3, done.stderr
     rows = {r["component"]: r for r in json.loads(done.stdout)}
     assert rows["smtp"]["status"] == "DOWN" and "ConnectionRefusedError" in rows["smtp"]["detail"]

@@ -77,7 +77,9 @@ def test_an_allowed_source_is_downloaded_and_a_redirect_between_allowed_hosts_is
     source, inside = servers["source"], servers["inside"]
     assert images.download(_url(source, "/a.png"), 10_000, 5, _only(source)) == PNG
     # with both listed, the redirect is followed: the refusals below are the policy's doing
-    both = Policy.parse(f"127.0.0.1:{source.server_address[1]},127.0.0.1:{inside.server_address[1]}")
+    both = Policy.parse(
+        f"127.0.0.1:{source.server_address[1]},127.0.0.1:{inside.server_address[1]}"
+    )
     redirect = _url(source, "/redirect?to=" + _url(inside, "/b.png"))
     assert images.download(redirect, 10_000, 5, both) == PNG
     assert inside.hits == ["/b.png"]
@@ -102,8 +104,10 @@ def test_a_redirect_to_the_metadata_address_169_254_169_254_is_refused(servers):
     assert source.hits == ["/redirect?to=http://169.254.169.254/latest/meta-data/iam/"]
 
 
-@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "10.1.2.3", "192.168.0.10",
-                                  "169.254.169.254", "::1", "0.0.0.0"])
+@pytest.mark.parametrize(
+    "host",
+    ["localhost", "127.0.0.1", "10.1.2.3", "192.168.0.10", "169.254.169.254", "::1", "0.0.0.0"],
+)
 def test_without_an_allow_list_private_loopback_and_link_local_addresses_are_refused(host):
     # "localhost" is refused after DNS resolution: its name says nothing, its address does
     with pytest.raises(OutboundRefused):

@@ -25,14 +25,20 @@ def _poll() -> None:
     assert finished(poll_price_feed.send("EUR_USD").message_id).state == "succeeded"
 
 
-def test_the_feed_falls_back_keeps_the_last_good_value_and_alerts_once_per_incident(catalog, catalog_worker):
+def test_the_feed_falls_back_keeps_the_last_good_value_and_alerts_once_per_incident(
+    catalog, catalog_worker
+):
     primary, backup = catalog["primary"], catalog["backup"]
     primary.admin("POST", "/_admin/rates", {"EUR_USD": "1.1000"})
     backup.admin("POST", "/_admin/rates", {"EUR_USD": "1.2000"})
 
     # Given both sources up, the primary's value is taken
     _poll()
-    assert (_feed().value, _feed().source, _feed().version) == (decimal.Decimal("1.1"), "primary", 1)
+    assert (_feed().value, _feed().source, _feed().version) == (
+        decimal.Decimal("1.1"),
+        "primary",
+        1,
+    )
 
     # When the primary answers 503, the backup's value is taken (and the fault was hit)
     primary.set_faults(mode="http_503")
@@ -48,7 +54,12 @@ def test_the_feed_falls_back_keeps_the_last_good_value_and_alerts_once_per_incid
     _poll()
     # Then the last good value stays, with the errors, and the admins got one alert
     feed = _feed()
-    assert (feed.value, feed.source, feed.alerting, feed.incident) == (decimal.Decimal("1.2"), "backup", True, 1)
+    assert (feed.value, feed.source, feed.alerting, feed.incident) == (
+        decimal.Decimal("1.2"),
+        "backup",
+        True,
+        1,
+    )
     assert "primary: garbage" in feed.last_error and "backup: stale" in feed.last_error
     assert (primary.faults()["injected"], backup.faults()["injected"]) == (2, 2)
     assert notifications("price_feed_alert") == [("price_feed:EUR_USD#1", None)]
@@ -61,7 +72,10 @@ def test_the_feed_falls_back_keeps_the_last_good_value_and_alerts_once_per_incid
     backup.set_faults(mode="http_500")
     _poll()
     assert primary.faults()["injected"] == 1 and "primary: timeout" in _feed().last_error
-    assert notifications("price_feed_alert") == [("price_feed:EUR_USD#1", None), ("price_feed:EUR_USD#2", None)]
+    assert notifications("price_feed_alert") == [
+        ("price_feed:EUR_USD#1", None),
+        ("price_feed:EUR_USD#2", None),
+    ]
 
 
 def test_every_fetch_is_counted_by_source_and_outcome_and_the_age_is_a_gauge(catalog):
@@ -72,7 +86,9 @@ def test_every_fetch_is_counted_by_source_and_outcome_and_the_age_is_a_gauge(cat
 
     def fetches(source: str, outcome: str) -> float:
         value = REGISTRY.get_sample_value(
-            "shopjobs_price_feed_fetches_total", {"feed": "EUR_USD", "source": source, "outcome": outcome})
+            "shopjobs_price_feed_fetches_total",
+            {"feed": "EUR_USD", "source": source, "outcome": outcome},
+        )
         return value or 0.0
 
     before = fetches("primary", "error"), fetches("backup", "ok")

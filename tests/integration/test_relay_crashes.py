@@ -27,15 +27,21 @@ def _outbox_rows() -> int:
 
 def _commit_sends(first: int, count: int) -> list[str]:
     """``count`` committed sends, due now, as a job's outcome would leave them."""
-    batch = [sends.make_send(shop_broker.broker, touch.message(f"/nonexistent/{i}"), None, 30_000)
-             for i in range(first, first + count)]
+    batch = [
+        sends.make_send(shop_broker.broker, touch.message(f"/nonexistent/{i}"), None, 30_000)
+        for i in range(first, first + count)
+    ]
     sends.store_sends(batch)
     return [s.message_id for s in batch]
 
 
 def _start_relay(log: object) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.support.relay_process"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=log)  # type: ignore[arg-type]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.relay_process"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log,
+    )  # type: ignore[arg-type]
     assert proc.stdout is not None and b"relay ready" in proc.stdout.readline()
     return proc
 
@@ -69,8 +75,12 @@ def test_a_relay_killed_ten_times_while_publishing_loses_no_message(clean, tmp_p
             ids += _commit_sends(len(ids), 300)
             before = _outbox_rows()
             relay = _start_relay(log)
-            wait_until(lambda before=before: _outbox_rows() < before, timeout=30, interval=0.01,
-                       what="the relay publishing")
+            wait_until(
+                lambda before=before: _outbox_rows() < before,
+                timeout=30,
+                interval=0.01,
+                what="the relay publishing",
+            )
             os.kill(relay.pid, signal.SIGKILL)
             _reap(relay)
             kills += 1
@@ -89,5 +99,7 @@ def test_a_relay_killed_ten_times_while_publishing_loses_no_message(clean, tmp_p
     seen = _drain("tests")
     assert kills == 10 and set(seen) == set(ids)
     doubled = sum(n - 1 for n in seen.values())
-    print(f"\nrelay SIGKILLed {kills} times: {len(ids)} messages, none lost, {doubled} published twice")
+    print(
+        f"\nrelay SIGKILLed {kills} times: {len(ids)} messages, none lost, {doubled} published twice"
+    )
     assert doubled <= kills * 100  # at most one batch per kill

@@ -22,7 +22,11 @@ import pytest
 from shop.storage import Storage, StorageError, open_storage
 from tests.support.waiting import wait_until
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test-only", "AWS_SECRET_ACCESS_KEY": "test-only", "AWS_DEFAULT_REGION": "us-east-1"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "test-only",
+    "AWS_SECRET_ACCESS_KEY": "test-only",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 def _free_port() -> int:
@@ -45,12 +49,19 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     pytest.importorskip("moto")
     port = _free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     saved = {k: os.environ.get(k) for k in CREDENTIALS}
     os.environ.update(CREDENTIALS)
     try:
-        wait_until(lambda: proc.poll() is not None or _listening(port), 30, what="moto server listening")
+        wait_until(
+            lambda: proc.poll() is not None or _listening(port), 30, what="moto server listening"
+        )
         assert proc.poll() is None, "moto server exited"
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -82,7 +93,11 @@ def test_a_streamed_put_stores_every_chunk_and_reports_size_and_sha256(storage):
     chunks = [b"a" * 1000, b"b" * 3000, b"c"]
     stored = storage.put("exports/1.csv", iter(chunks), content_type="text/csv")
     whole = b"".join(chunks)
-    assert (stored.key, stored.size, stored.sha256) == ("exports/1.csv", len(whole), hashlib.sha256(whole).hexdigest())
+    assert (stored.key, stored.size, stored.sha256) == (
+        "exports/1.csv",
+        len(whole),
+        hashlib.sha256(whole).hexdigest(),
+    )
     with storage.open("exports/1.csv") as f:
         assert f.read() == whole
     assert storage.stat("exports/1.csv") == stored
@@ -116,7 +131,7 @@ def test_an_objects_url_fetches_it(storage):
     storage.put("images/p/thumb.webp", b"RIFF-not-really-webp", content_type="image/webp")
     url = storage.url("images/p/thumb.webp")
     if url.startswith("file://"):
-        assert Path(url[len("file://"):]).read_bytes() == b"RIFF-not-really-webp"
+        assert Path(url[len("file://") :]).read_bytes() == b"RIFF-not-really-webp"
     else:
         response = httpx.get(url, timeout=5)
         assert response.status_code == 200 and response.content == b"RIFF-not-really-webp"

@@ -36,8 +36,11 @@ def _done_by(marker_dir, name: str) -> list[int]:
 
 def _succeeded(actor: str) -> int:
     with session_scope() as s:
-        return s.scalar(select(func.count()).select_from(LedgerEntry)
-                        .where(LedgerEntry.actor == actor, LedgerEntry.state == "succeeded"))
+        return s.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.actor == actor, LedgerEntry.state == "succeeded")
+        )
 
 
 def _group_metrics(path: str) -> str:
@@ -46,7 +49,9 @@ def _group_metrics(path: str) -> str:
     return generate_latest(registry).decode()
 
 
-def test_a_killed_worker_process_is_replaced_alone_while_the_other_finishes_its_job(start_worker, tmp_path):
+def test_a_killed_worker_process_is_replaced_alone_while_the_other_finishes_its_job(
+    start_worker, tmp_path
+):
     # Given a group of two processes, one of them running a job the test holds
     worker = start_worker(*TEST_ACTORS, processes=2, threads=2)
     held = hold.send(str(tmp_path), "held").message_id
@@ -100,7 +105,9 @@ def test_sighup_replaces_every_process_one_at_a_time_and_loses_nothing(start_wor
 
     # When it is told to reload, and the held job is let go once the reload began
     worker.reload()
-    wait_until(lambda: "started successor worker process" in worker.log(), what="the reload to begin")
+    wait_until(
+        lambda: "started successor worker process" in worker.log(), what="the reload to begin"
+    )
     (tmp_path / "held.release").touch()
     wait_until(lambda: "reload done" in worker.log(), timeout=90, what="the reload to finish")
 
@@ -114,10 +121,21 @@ def test_sighup_replaces_every_process_one_at_a_time_and_loses_nothing(start_wor
 
 def test_a_group_whose_processes_keep_dying_backs_off_and_ends_with_exit_code_5(clean, tmp_path):
     # Given worker processes that die 0.3 s after they boot, every time
-    worker = Worker(TEST_ACTORS, processes=2, threads=1, env={DIE_AFTER_ENV: "0.3"},
-                    supervisor_args=("--restart-backoff-s", "0.2", "--restart-backoff-max-s", "0.4",
-                                     "--crash-loop-restarts", "3"),
-                    log_path=str(tmp_path / "worker.log"))
+    worker = Worker(
+        TEST_ACTORS,
+        processes=2,
+        threads=1,
+        env={DIE_AFTER_ENV: "0.3"},
+        supervisor_args=(
+            "--restart-backoff-s",
+            "0.2",
+            "--restart-backoff-max-s",
+            "0.4",
+            "--crash-loop-restarts",
+            "3",
+        ),
+        log_path=str(tmp_path / "worker.log"),
+    )
     metrics_dir = instance_dir(worker.pid)  # named after the supervisor while it lives
     try:
         # When the supervisor runs them
@@ -139,8 +157,13 @@ def test_a_group_whose_processes_keep_dying_backs_off_and_ends_with_exit_code_5(
 
 def test_an_application_that_cannot_be_imported_stops_the_group_at_once_with_exit_code_2(clean):
     # When the supervisor is given a module that does not exist
-    done = subprocess.run([SHOPJOBS, "worker", "actors", "tests.support.no_such_module", "-p", "2"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [SHOPJOBS, "worker", "actors", "tests.support.no_such_module", "-p", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
     # Then it stops with Dramatiq's import-error code, saying why, instead of restarting
     assert done.returncode == 2, done.stderr[-3000:]

@@ -39,15 +39,18 @@ def _memory_kb(pid: int) -> dict[str, int]:
 
 
 def _signed(body: bytes, secret: str) -> dict[str, str]:
-    return {webhook_signing.HEADER: webhook_signing.sign(secret, body, int(time.time())),
-            "content-type": "application/json"}
+    return {
+        webhook_signing.HEADER: webhook_signing.sign(secret, body, int(time.time())),
+        "content-type": "application/json",
+    }
 
 
 def _warm(endpoint: WebhookEndpoint) -> None:
     # a first request imports and allocates what every request needs; memory is compared after it
     body = json.dumps({"id": "evt_warm", "type": "charge.succeeded", "data": {}}).encode()
-    httpx.post(endpoint.url + "/webhooks/standin", content=body, headers=_signed(body, "x" * 8),
-               timeout=10)
+    httpx.post(
+        endpoint.url + "/webhooks/standin", content=body, headers=_signed(body, "x" * 8), timeout=10
+    )
 
 
 def _connect(endpoint: WebhookEndpoint) -> socket.socket:
@@ -74,8 +77,10 @@ def test_a_300_mb_body_is_refused_on_its_content_length_before_a_byte_is_read(en
     # When a client announces 300 MB and sends not one byte of it
     sock = _connect(endpoint)
     try:
-        sock.sendall(b"POST /webhooks/standin HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n" % HUGE)
+        sock.sendall(
+            b"POST /webhooks/standin HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % HUGE
+        )
         started = time.monotonic()
         answer = _response(sock)  # blocks until the endpoint answers (timeout 15 s)
         elapsed = time.monotonic() - started
@@ -100,8 +105,10 @@ def test_a_body_without_content_length_is_cut_off_by_the_running_limit(endpoint)
     selector.register(sock, selectors.EVENT_READ)
     sent, chunk = 0, b"x" * 65536
     try:
-        sock.sendall(b"POST /webhooks/standin HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(
+            b"POST /webhooks/standin HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
         while sent < HUGE and not selector.select(timeout=0):
             try:
                 sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
@@ -135,5 +142,8 @@ def test_both_active_secrets_verify_a_retired_one_does_not_and_rejections_are_co
 
     scrape = httpx.get(endpoint.url + "/metrics", timeout=10).text
     assert 'shopjobs_webhook_requests_total{outcome="accepted",provider="standin"} 2.0' in scrape
-    assert 'shopjobs_webhook_requests_total{outcome="signature_mismatch",provider="standin"} 1.0' in scrape
+    assert (
+        'shopjobs_webhook_requests_total{outcome="signature_mismatch",provider="standin"} 1.0'
+        in scrape
+    )
     assert 'shopjobs_webhook_requests_total{outcome="too_large",provider="standin"} 1.0' in scrape

@@ -75,8 +75,13 @@ def test_unknown_actors_and_undecodable_bodies_go_to_the_dead_letter_queue(start
     # Given a running worker
     worker = start_worker(*TEST_ACTORS)
     unknown = {
-        "queue_name": "tests", "actor_name": "tests.no_such_actor", "args": [1], "kwargs": {},
-        "options": {}, "message_id": str(uuid.uuid4()), "message_timestamp": 0,
+        "queue_name": "tests",
+        "actor_name": "tests.no_such_actor",
+        "args": [1],
+        "kwargs": {},
+        "options": {},
+        "message_id": str(uuid.uuid4()),
+        "message_timestamp": 0,
     }
 
     # When bad input is published straight into its queue
@@ -94,7 +99,10 @@ def test_unknown_actors_and_undecodable_bodies_go_to_the_dead_letter_queue(start
 
 def test_the_ledger_answers_by_order_id(start_worker):
     start_worker(*TEST_ACTORS)
-    ids = [noop.send(7).message_id, always_fails.send_with_options(args=(7,), max_retries=0).message_id]
+    ids = [
+        noop.send(7).message_id,
+        always_fails.send_with_options(args=(7,), max_retries=0).message_id,
+    ]
     wait_until(lambda: {state(i) for i in ids} == {"succeeded", "failed"}, what="both finished")
     with session_scope() as s:
         rows = s.scalars(select(LedgerEntry).where(LedgerEntry.order_id == 7)).all()

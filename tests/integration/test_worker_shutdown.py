@@ -42,8 +42,11 @@ def _observe(sql: str, *params: Any) -> list[tuple[Any, ...]]:
 
 
 def _connections(application_name: str) -> int:
-    return int(_observe("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-                        application_name)[0][0])
+    return int(
+        _observe(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", application_name
+        )[0][0]
+    )
 
 
 def _registered() -> bool:
@@ -79,8 +82,9 @@ def test_a_stopped_worker_closes_its_listen_connection_and_engine_after_draining
     # Given a worker on the real stack, running a job that waits for the test's word
     started, release = threading.Event(), threading.Event()
 
-    @dramatiq.actor(broker=real_stack, actor_name="tests.wait_for_release", queue_name="tests",
-                    max_retries=0)
+    @dramatiq.actor(
+        broker=real_stack, actor_name="tests.wait_for_release", queue_name="tests", max_retries=0
+    )
     def wait_for_release() -> None:
         started.set()
         release.wait(30)
@@ -93,12 +97,17 @@ def test_a_stopped_worker_closes_its_listen_connection_and_engine_after_draining
         assert started.wait(30), "the job did not start"
         wait_until(lambda: _connections(LISTEN_NAME) == 1, 10, what="the LISTEN connection")
         assert _connections(ENGINE_NAME) >= 1 and _registered() and _watch_threads()
-        wait_until(lambda: _connections(LEDGER_NAME) == 1, 10, what="the ledger writer's connection")
+        wait_until(
+            lambda: _connections(LEDGER_NAME) == 1, 10, what="the ledger writer's connection"
+        )
 
         # When the worker is told to stop while the job still runs
         stopper.start()
-        wait_until(lambda: not any(t.running for t in worker.workers), 10,
-                   what="worker threads told to stop")
+        wait_until(
+            lambda: not any(t.running for t in worker.workers),
+            10,
+            what="worker threads told to stop",
+        )
 
         # Then, while it drains, it is still listed as a worker and still listens
         assert _registered(), "a draining worker vanished from `shopjobs workers`"
@@ -117,5 +126,7 @@ def test_a_stopped_worker_closes_its_listen_connection_and_engine_after_draining
     assert not _watch_threads(), "the LISTEN thread is still alive"
     wait_until(lambda: _connections(LISTEN_NAME) == 0, 10, what="the LISTEN connection closed")
     wait_until(lambda: _connections(ENGINE_NAME) == 0, 10, what="the engine's connections closed")
-    wait_until(lambda: _connections(LEDGER_NAME) == 0, 10, what="the ledger writer's connection closed")
+    wait_until(
+        lambda: _connections(LEDGER_NAME) == 0, 10, what="the ledger writer's connection closed"
+    )
     assert not _registered(), "the stopped worker is still registered"

@@ -40,9 +40,14 @@ def declare(queue: str) -> None:
     """Declare a queue the way Dramatiq does (with its dead-letter queue)."""
     with channel() as ch:
         ch.queue_declare(f"{queue}.XQ", durable=True, arguments={"x-message-ttl": 7 * 86400 * 1000})
-        ch.queue_declare(queue, durable=True, arguments={
-            "x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"{queue}.XQ"})
+        ch.queue_declare(
+            queue,
+            durable=True,
+            arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": f"{queue}.XQ"},
+        )
 
 
 def purge_all(extra: tuple[str, ...] = ("tests",)) -> None:
-    devservices.purge_queues(os.environ["SHOPJOBS_AMQP_URL"], [q.value for q in Queue] + list(extra))
+    devservices.purge_queues(
+        os.environ["SHOPJOBS_AMQP_URL"], [q.value for q in Queue] + list(extra)
+    )

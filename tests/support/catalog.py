@@ -25,8 +25,11 @@ from tests.support.waiting import wait_until
 
 @pytest.fixture(scope="session")
 def catalog_parties(infrastructure: None) -> Iterator[dict[str, StandIn]]:
-    started = {"images": start_stand_in("images"), "primary": start_stand_in("prices"),
-               "backup": start_stand_in("prices")}
+    started = {
+        "images": start_stand_in("images"),
+        "primary": start_stand_in("prices"),
+        "backup": start_stand_in("prices"),
+    }
     try:
         yield started
     finally:
@@ -55,12 +58,21 @@ def catalog_env(catalog_parties: dict[str, StandIn], catalog_storage_dir: Path) 
 
 
 @pytest.fixture()
-def catalog(catalog_parties: dict[str, StandIn], stand_ins: dict[str, Any], catalog_env: dict[str, str],
-            catalog_storage_dir: Path) -> dict[str, Any]:
+def catalog(
+    catalog_parties: dict[str, StandIn],
+    stand_ins: dict[str, Any],
+    catalog_env: dict[str, str],
+    catalog_storage_dir: Path,
+) -> dict[str, Any]:
     """Clean tables and queues, reset stand-ins; return them, the workers' env and their storage."""
     for stand_in in catalog_parties.values():
         stand_in.reset()
-    return {**catalog_parties, **stand_ins, "env": catalog_env, "storage": open_storage(catalog_storage_dir.as_uri())}
+    return {
+        **catalog_parties,
+        **stand_ins,
+        "env": catalog_env,
+        "storage": open_storage(catalog_storage_dir.as_uri()),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +89,14 @@ def catalog_worker(parties: dict[str, Any], catalog_env: dict[str, str]) -> Iter
 def notifications(template: str) -> list[tuple[str, int | None]]:
     """(entity_key, user_id) of every notification asked with ``template``, in key order."""
     with session_scope() as s:
-        return [tuple(r) for r in s.execute(
-            select(Notification.entity_key, Notification.user_id)
-            .where(Notification.template == template).order_by(Notification.entity_key)
-        ).all()]
+        return [
+            tuple(r)
+            for r in s.execute(
+                select(Notification.entity_key, Notification.user_id)
+                .where(Notification.template == template)
+                .order_by(Notification.entity_key)
+            ).all()
+        ]
 
 
 def count(model: Any, *where: Any) -> int:
@@ -91,8 +107,14 @@ def count(model: Any, *where: Any) -> int:
 def finished(message_id: str, timeout: float = 60) -> Any:
     """The ledger row of a message once it reached a final state."""
     return wait_until(
-        lambda: (e := entry(message_id)) is not None and e.state in ("succeeded", "failed", "dead", "skipped") and e,
-        timeout, interval=0.1, what=f"message {message_id} finished",
+        lambda: (
+            (e := entry(message_id)) is not None
+            and e.state in ("succeeded", "failed", "dead", "skipped")
+            and e
+        ),
+        timeout,
+        interval=0.1,
+        what=f"message {message_id} finished",
     )
 
 

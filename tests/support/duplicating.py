@@ -17,7 +17,11 @@ COPY_OPTION = "test_duplicate_copy"
 
 class DuplicateEveryPublish(Middleware):
     def after_enqueue(self, broker: Broker, message: Any, delay: int | None) -> None:
-        if message.options.get(COPY_OPTION) or message.queue_name.endswith(".DQ") or "eta" in message.options:
+        if (
+            message.options.get(COPY_OPTION)
+            or message.queue_name.endswith(".DQ")
+            or "eta" in message.options
+        ):
             return
         broker.enqueue(message.copy(options={**message.options, COPY_OPTION: True}))
 

@@ -24,8 +24,13 @@ from tests.support.faulty_actors import touch
 QUEUE = "tests"
 
 
-@dramatiq.actor(actor_name="tests.retry_later", queue_name=QUEUE, max_retries=1, min_backoff=6000,
-                max_backoff=6000)
+@dramatiq.actor(
+    actor_name="tests.retry_later",
+    queue_name=QUEUE,
+    max_retries=1,
+    min_backoff=6000,
+    max_backoff=6000,
+)
 def retry_later(path: str) -> None:
     """Fails on its first run (its retry waits 3-6 s); each run appends a line to ``path``."""
     with open(path, "a") as fh:

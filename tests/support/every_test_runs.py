@@ -18,6 +18,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         longrepr = report.longrepr
         reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
         report.outcome = "failed"
-        report.longrepr = (f"{reason}\n(skipped, but the test command runs every test: "
-                           "install or start what it needs, see scripts/test.sh)")
+        report.longrepr = (
+            f"{reason}\n(skipped, but the test command runs every test: "
+            "install or start what it needs, see scripts/test.sh)"
+        )
     return report

@@ -32,8 +32,12 @@ def make_product(session: Session, stock: int = 10, **overrides: Any) -> Product
     return product
 
 
-def make_order(session: Session, user: User | None = None, lines: list[tuple[Product, int]] | None = None,
-               **overrides: Any) -> Order:
+def make_order(
+    session: Session,
+    user: User | None = None,
+    lines: list[tuple[Product, int]] | None = None,
+    **overrides: Any,
+) -> Order:
     user = user or make_user(session)
     lines = lines or [(make_product(session), 1)]
     total = sum(p.price_cents * q for p, q in lines)
@@ -41,7 +45,13 @@ def make_order(session: Session, user: User | None = None, lines: list[tuple[Pro
     session.add(order)
     session.flush()
     for product, quantity in lines:
-        session.add(OrderLine(order_id=order.id, product_id=product.id, quantity=quantity,
-                              unit_price_cents=product.price_cents))
+        session.add(
+            OrderLine(
+                order_id=order.id,
+                product_id=product.id,
+                quantity=quantity,
+                unit_price_cents=product.price_cents,
+            )
+        )
     session.flush()
     return order

@@ -12,7 +12,13 @@ import broker  # noqa: F401  (the project's broker and middleware stack)
 QUEUE = "tests"
 
 
-@dramatiq.actor(actor_name="tests.always_fails", queue_name=QUEUE, max_retries=2, min_backoff=400, max_backoff=800)
+@dramatiq.actor(
+    actor_name="tests.always_fails",
+    queue_name=QUEUE,
+    max_retries=2,
+    min_backoff=400,
+    max_backoff=800,
+)
 def always_fails(order_id: int) -> None:
     raise RuntimeError(f"boom for order {order_id}")
 
@@ -32,7 +38,13 @@ def noop(order_id: int) -> None:
     """Does nothing: shows that a worker still consumes."""
 
 
-@dramatiq.actor(actor_name="tests.fails_until_fixed", queue_name=QUEUE, max_retries=1, min_backoff=100, max_backoff=200)
+@dramatiq.actor(
+    actor_name="tests.fails_until_fixed",
+    queue_name=QUEUE,
+    max_retries=1,
+    min_backoff=100,
+    max_backoff=200,
+)
 def fails_until_fixed(fix_path: str) -> None:
     """Fails while ``fix_path`` does not exist: the operator 'fixes the cause' by creating it."""
     if not os.path.exists(fix_path):

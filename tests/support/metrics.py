@@ -72,7 +72,9 @@ def promtool() -> str:
 
     Looked for on PATH, then beside the venv's python (where scripts/install-promtool.sh puts it).
     """
-    found = shutil.which("promtool") or shutil.which("promtool", path=os.path.dirname(sys.executable))
+    found = shutil.which("promtool") or shutil.which(
+        "promtool", path=os.path.dirname(sys.executable)
+    )
     if found:
         return found
     if os.environ.get("CI") == "true":
@@ -81,5 +83,11 @@ def promtool() -> str:
 
 
 def promtool_check(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([promtool(), "check", *args], input=stdin, capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [promtool(), "check", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

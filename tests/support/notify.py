@@ -27,8 +27,13 @@ def notify_parties(infrastructure: None) -> Iterator[tuple[SmtpStandIn, SmsStand
     """The SMTP and SMS stand-ins, one process each per run; workers inherit their addresses."""
     smtp, gateway = start_smtp_stand_in(), start_sms_stand_in()
     host, port = smtp.smtp_address()
-    os.environ.update({"SHOPJOBS_SMTP_HOST": host, "SHOPJOBS_SMTP_PORT": str(port),
-                       "SHOPJOBS_SMS_URL": gateway.url})
+    os.environ.update(
+        {
+            "SHOPJOBS_SMTP_HOST": host,
+            "SHOPJOBS_SMTP_PORT": str(port),
+            "SHOPJOBS_SMS_URL": gateway.url,
+        }
+    )
     from shop.integrations import providers
     from shop.settings import Settings
 
@@ -75,8 +80,13 @@ def statuses() -> Counter[str]:
 
 def notification(template: str, entity_key: str, channel: str = "email") -> Notification | None:
     with session_scope() as s:
-        return s.scalar(select(Notification).where(
-            Notification.template == template, Notification.entity_key == entity_key, Notification.channel == channel))
+        return s.scalar(
+            select(Notification).where(
+                Notification.template == template,
+                Notification.entity_key == entity_key,
+                Notification.channel == channel,
+            )
+        )
 
 
 def settled(template: str, entity_key: str, channel: str = "email") -> Notification | None:

@@ -20,7 +20,9 @@ def order_summary(order_id: int) -> dict[str, Any]:
 @dramatiq.actor(actor_name="tests.big_export", queue_name=QUEUE, max_retries=0)
 def big_export(rows: int) -> list[dict[str, Any]]:
     """A value far over the ledger's cap."""
-    return [{"row": n, "sku": f"SKU-{n:06d}", "name": "a product with a long name"} for n in range(rows)]
+    return [
+        {"row": n, "sku": f"SKU-{n:06d}", "name": "a product with a long name"} for n in range(rows)
+    ]
 
 
 @dramatiq.actor(actor_name="tests.issue_token", queue_name=QUEUE, max_retries=0)

@@ -32,7 +32,9 @@ class SmtpListener:
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Session)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, name="smtp-listener", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="smtp-listener", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:

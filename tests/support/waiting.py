@@ -11,13 +11,17 @@ T = TypeVar("T")
 _never = threading.Event()
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> T:
+def wait_until(
+    predicate: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = ""
+) -> T:
     """Return the first truthy value of ``predicate()``; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last: T = predicate()
     while not last:
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate!r} (last: {last!r})")
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what or predicate!r} (last: {last!r})"
+            )
         _never.wait(interval)
         last = predicate()
     return last

@@ -15,8 +15,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 class WebhookEndpoint:
     def __init__(self, timeout: float = 20, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "programs.webhooks", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})},
+            [sys.executable, "-m", "programs.webhooks", "--port", "0"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
         self.url = self._ready(timeout)
 
@@ -34,7 +38,9 @@ class WebhookEndpoint:
                 if line.startswith(b"READY webhooks "):
                     return line.split()[-1].decode()
         self.stop()
-        raise RuntimeError(f"webhook endpoint did not start: {output.decode(errors='replace')[-2000:]}")
+        raise RuntimeError(
+            f"webhook endpoint did not start: {output.decode(errors='replace')[-2000:]}"
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -32,9 +32,23 @@ def test_the_stack_is_in_its_documented_order():
     writer = LedgerWriter(lambda: None)
     names = _names(build_middleware(Settings.from_env({}), writer))
     assert names == [
-        "LogContext", "DbSessions", "Metrics", "AgeLimit", "TimeLimit", "ShutdownNotifications", "Callbacks",
-        "Pipelines", "Compensation", "WorkerRegistry", "DeadLetters", "Cancellations", "CrashGuard", "JobStatus",
-        "Results", "Retries", "CurrentMessage",
+        "LogContext",
+        "DbSessions",
+        "Metrics",
+        "AgeLimit",
+        "TimeLimit",
+        "ShutdownNotifications",
+        "Callbacks",
+        "Pipelines",
+        "Compensation",
+        "WorkerRegistry",
+        "DeadLetters",
+        "Cancellations",
+        "CrashGuard",
+        "JobStatus",
+        "Results",
+        "Retries",
+        "CurrentMessage",
     ]
 
 
@@ -51,7 +65,9 @@ def test_without_a_ledger_the_stack_has_no_job_status():
 
 
 def test_rabbitmq_broker_has_confirms_and_ledger_deferred_acks():
-    settings = Settings.from_env({"SHOPJOBS_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/some_vhost"})
+    settings = Settings.from_env(
+        {"SHOPJOBS_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/some_vhost"}
+    )
     broker = build_broker(settings)
     try:
         assert isinstance(broker, LedgerAckedRabbitmqBroker)
@@ -65,7 +81,9 @@ def test_rabbitmq_broker_has_confirms_and_ledger_deferred_acks():
 
 
 def test_the_stub_variant_runs_actors_through_the_same_stack():
-    broker = build_broker(Settings.from_env({"SHOPJOBS_BROKER": "stub", "SHOPJOBS_LEDGER_ENABLED": "0"}))
+    broker = build_broker(
+        Settings.from_env({"SHOPJOBS_BROKER": "stub", "SHOPJOBS_LEDGER_ENABLED": "0"})
+    )
     seen = []
 
     @dramatiq.actor(broker=broker, actor_name="unit.record", queue_name="unit")

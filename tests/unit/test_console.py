@@ -45,11 +45,16 @@ def test_every_post_route_checks_the_session_the_csrf_token_and_the_role():
 
 
 def test_passwords_are_salted_scrypt_hashes_that_accept_only_the_right_password():
-    first, second = auth.hash_password("correct horse battery"), auth.hash_password("correct horse battery")
+    first, second = (
+        auth.hash_password("correct horse battery"),
+        auth.hash_password("correct horse battery"),
+    )
     assert first != second and first.startswith("scrypt$32768$8$1$")
     assert auth.verify_password("correct horse battery", first)
     assert not auth.verify_password("correct horse batterz", first)
-    assert not auth.verify_password("anything", "md5$abc") and not auth.verify_password("x", "garbage")
+    assert not auth.verify_password("anything", "md5$abc") and not auth.verify_password(
+        "x", "garbage"
+    )
     with pytest.raises(InvalidInput, match="12 characters"):
         auth.check_password_rules("short")
 
@@ -66,8 +71,15 @@ def _filter(query: list[tuple[str, str]]) -> filters.JobFilter:
 
 
 def test_job_filters_are_typed_and_anything_malformed_is_refused_with_a_reason():
-    f = _filter([("state", "failed"), ("order", "42"), ("since", "2h"), ("arg", 'kind="daily"'),
-                 ("arg", "order_id=42")])
+    f = _filter(
+        [
+            ("state", "failed"),
+            ("order", "42"),
+            ("since", "2h"),
+            ("arg", 'kind="daily"'),
+            ("arg", "order_id=42"),
+        ]
+    )
     assert (f.state, f.order_id, f.since) == ("failed", 42, NOW - dt.timedelta(hours=2))
     assert f.args == (("kind", "daily"), ("order_id", 42))
     for query, says in (
@@ -89,8 +101,12 @@ def test_job_filters_are_typed_and_anything_malformed_is_refused_with_a_reason()
 def test_a_page_cursor_round_trips_and_a_forged_one_is_a_bad_request():
     cursor = filters.encode_cursor(NOW, "abc")
     assert filters.decode_cursor(cursor, (dt.datetime, str)) == [NOW, "abc"]
-    for forged in ("not-base64!", filters.encode_cursor("x", "y"), filters.encode_cursor(NOW),
-                   filters.encode_cursor(NOW, "x" * 100)):
+    for forged in (
+        "not-base64!",
+        filters.encode_cursor("x", "y"),
+        filters.encode_cursor(NOW),
+        filters.encode_cursor(NOW, "x" * 100),
+    ):
         with pytest.raises(InvalidInput, match="cursor"):
             filters.decode_cursor(forged, (dt.datetime, str))
 
@@ -99,7 +115,15 @@ def test_failure_fingerprints_ignore_ids_and_numbers_but_keep_the_class_and_the_
     tb = 'Traceback:\n  File "/app/shop/payments/payments.py", line 52, in charge_order\n    x\n'
     one = fingerprint_parts("PaymentDeclined: card declined for order 17 ('tok_abc')", tb)
     two = fingerprint_parts("PaymentDeclined: card declined for order 9912 ('tok_xyz')", tb)
-    assert one == two == ("PaymentDeclined", "card declined for order <n> ('…')", "payments/payments.py:charge_order")
+    assert (
+        one
+        == two
+        == (
+            "PaymentDeclined",
+            "card declined for order <n> ('…')",
+            "payments/payments.py:charge_order",
+        )
+    )
     assert fingerprint_parts("TimeoutError: read timed out", None)[0] == "TimeoutError"
 
 
@@ -121,8 +145,15 @@ def test_every_answer_carries_a_strict_content_security_policy_and_no_caching(cl
     response = client.get("/login")
     assert response.status_code == 200
     csp = response.headers["content-security-policy"]
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
-    assert response.headers["x-frame-options"] == "DENY" and response.headers["cache-control"] == "no-store"
+    assert (
+        "script-src 'self'" in csp
+        and "unsafe-inline" not in csp
+        and "frame-ancestors 'none'" in csp
+    )
+    assert (
+        response.headers["x-frame-options"] == "DENY"
+        and response.headers["cache-control"] == "no-store"
+    )
     login_cookie = response.cookies.get("shopjobs-console-login")
     assert login_cookie and 'name="csrf_token" value="' + login_cookie in response.text
 
@@ -131,8 +162,11 @@ def test_a_login_without_its_csrf_token_or_from_another_site_is_refused(client):
     client.get("/login")
     assert client.post("/login", data={"name": "a", "password": "b"}).status_code == 403
     token = client.cookies.get("shopjobs-console-login")
-    cross = client.post("/login", data={"name": "a", "password": "b", "csrf_token": token},
-                        headers={"origin": "https://evil.example", "sec-fetch-site": "cross-site"})
+    cross = client.post(
+        "/login",
+        data={"name": "a", "password": "b", "csrf_token": token},
+        headers={"origin": "https://evil.example", "sec-fetch-site": "cross-site"},
+    )
     assert cross.status_code == 403
 
 

@@ -26,13 +26,18 @@ def proxy() -> tuple[StubBroker, MessageProxy]:
 @pytest.mark.parametrize(
     ("exception", "reason"),
     [
-        (PaymentDeclined("card declined", status_code=402, code="card_declined"), "business_outcome"),
+        (
+            PaymentDeclined("card declined", status_code=402, code="card_declined"),
+            "business_outcome",
+        ),
         (OutOfStock("sold out"), "business_outcome"),
         (BusinessOutcome("expected"), "business_outcome"),
         (InvalidInput("order_id must be an int"), "permanent_error"),
         (RuntimeError("bug"), "failed"),
     ],
 )
-def test_declines_and_stock_outs_are_business_outcomes_other_errors_are_not(proxy, exception, reason):
+def test_declines_and_stock_outs_are_business_outcomes_other_errors_are_not(
+    proxy, exception, reason
+):
     broker, message = proxy
     assert reason_for(broker, message, exception) == reason

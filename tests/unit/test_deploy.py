@@ -17,19 +17,29 @@ from tests.support.metrics import promtool, promtool_check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COMPOSE = os.path.join(ROOT, "docker-compose.yml")
-SCHEMA = os.path.join(ROOT, "tests", "data", "compose-spec.json")  # compose-spec/compose-spec, Apache-2.0
+SCHEMA = os.path.join(
+    ROOT, "tests", "data", "compose-spec.json"
+)  # compose-spec/compose-spec, Apache-2.0
 SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY", re.IGNORECASE)
 INTERPOLATED_SECRET = re.compile(r"^\$\{[A-Z_]+:\?[^}]*\}$")
 URL_CREDENTIALS = re.compile(r"://[^/@\s]*:([^@\s]*)@")
-SCRAPE_TIME_NAMES = {"shopjobs_queue_messages", "shopjobs_queue_oldest_message_age_seconds",
-                     "shopjobs_dead_letters_stored", "shopjobs_metrics_source_up",
-                     "shopjobs_price_feed_last_success_timestamp_seconds",
-                     "shopjobs_price_feed_last_poll_timestamp_seconds",
-                     "shopjobs_health_check_last_run_timestamp_seconds",
-                     "shopjobs_backup_last_verified_timestamp_seconds",
-                     "shopjobs_stranded"}
-DOMAIN_NAMES = {"shopjobs_price_feed_age_seconds", "shopjobs_price_feed_fetches_total",
-                "shopjobs_health_up", "shopjobs_health_latency_seconds"}
+SCRAPE_TIME_NAMES = {
+    "shopjobs_queue_messages",
+    "shopjobs_queue_oldest_message_age_seconds",
+    "shopjobs_dead_letters_stored",
+    "shopjobs_metrics_source_up",
+    "shopjobs_price_feed_last_success_timestamp_seconds",
+    "shopjobs_price_feed_last_poll_timestamp_seconds",
+    "shopjobs_health_check_last_run_timestamp_seconds",
+    "shopjobs_backup_last_verified_timestamp_seconds",
+    "shopjobs_stranded",
+}
+DOMAIN_NAMES = {
+    "shopjobs_price_feed_age_seconds",
+    "shopjobs_price_feed_fetches_total",
+    "shopjobs_health_up",
+    "shopjobs_health_latency_seconds",
+}
 
 
 def _compose() -> dict:
@@ -91,9 +101,15 @@ def test_the_application_runs_in_production_mode_and_requires_every_secret():
 
     env = _compose()["services"]["workers"]["environment"]
     assert env["SHOPJOBS_ENV"] == "production"
-    required = {m.group(1) for v in env.values() for m in INTERPOLATION.finditer(str(v))
-                if m.group(2) == "?"}
-    secret_fields = {"SHOPJOBS_" + f.name.upper() for f in dataclasses.fields(Settings) if _is_secret(f)}
+    required = {
+        m.group(1)
+        for v in env.values()
+        for m in INTERPOLATION.finditer(str(v))
+        if m.group(2) == "?"
+    }
+    secret_fields = {
+        "SHOPJOBS_" + f.name.upper() for f in dataclasses.fields(Settings) if _is_secret(f)
+    }
     # every secret of the settings that has no safe default is required by the compose file
     for variable in secret_fields - {"SHOPJOBS_SMTP_PASSWORD"}:  # SMTP AUTH is optional
         assert variable in env and INTERPOLATED_SECRET.match(str(env[variable])), variable
@@ -102,7 +118,10 @@ def test_the_application_runs_in_production_mode_and_requires_every_secret():
     Settings.from_env(resolved)  # production validation passes with every secret given
     for name in required:  # and a missing one stops `docker compose up` naming it
         with pytest.raises(KeyError, match=name):
-            {k: _interpolate(str(v), {n: x for n, x in given.items() if n != name}) for k, v in env.items()}
+            {
+                k: _interpolate(str(v), {n: x for n, x in given.items() if n != name})
+                for k, v in env.items()
+            }
 
 
 def test_every_service_has_a_healthcheck_or_runs_once_and_dependencies_wait_on_conditions():
@@ -112,16 +131,30 @@ def test_every_service_has_a_healthcheck_or_runs_once_and_dependencies_wait_on_c
     for name, service in services.items():
         assert name in one_shot or "healthcheck" in service, f"{name} has no healthcheck"
         for dependency, spec in (service.get("depends_on") or {}).items():
-            expected = "service_completed_successfully" if dependency in one_shot else "service_healthy"
+            expected = (
+                "service_completed_successfully" if dependency in one_shot else "service_healthy"
+            )
             assert spec == {"condition": expected}, f"{name} -> {dependency}: {spec}"
 
 
 def test_the_compose_stack_has_every_part_and_monitoring_under_a_profile():
     services = _compose()["services"]
-    assert {"rabbitmq", "postgres", "migrate", "workers", "scheduler", "payments", "warehouse",
-            "carrier", "prometheus", "grafana"} <= set(services)
+    assert {
+        "rabbitmq",
+        "postgres",
+        "migrate",
+        "workers",
+        "scheduler",
+        "payments",
+        "warehouse",
+        "carrier",
+        "prometheus",
+        "grafana",
+    } <= set(services)
     assert services["prometheus"]["profiles"] == services["grafana"]["profiles"] == ["monitoring"]
-    assert all("profiles" not in s for n, s in services.items() if n not in ("prometheus", "grafana"))
+    assert all(
+        "profiles" not in s for n, s in services.items() if n not in ("prometheus", "grafana")
+    )
     with open(os.path.join(ROOT, "deploy", "rabbitmq", "enabled_plugins")) as fh:
         plugins = fh.read()
     assert "rabbitmq_management" in plugins and "rabbitmq_prometheus" in plugins
@@ -163,8 +196,13 @@ def test_the_dashboard_and_the_alerts_use_only_metrics_that_exist():
     used = {name for e in expressions for name in re.findall(r"\bshopjobs_[a-z_]+", e)}
     assert used and used <= _exported_names(), used - _exported_names()
     alerts = {r["alert"] for g in rules["groups"] for r in g["rules"]}
-    assert {"ShopjobsJobFailureRateHigh", "ShopjobsDeadLettersGrowing", "ShopjobsQueueBacklogOld",
-            "ShopjobsSchedulerWithoutLeader", "ShopjobsPriceFeedStale"} <= alerts
+    assert {
+        "ShopjobsJobFailureRateHigh",
+        "ShopjobsDeadLettersGrowing",
+        "ShopjobsQueueBacklogOld",
+        "ShopjobsSchedulerWithoutLeader",
+        "ShopjobsPriceFeedStale",
+    } <= alerts
 
 
 def test_every_alert_has_promtool_rule_tests_firing_and_not_firing_and_they_pass():
@@ -176,6 +214,11 @@ def test_every_alert_has_promtool_rule_tests_firing_and_not_firing_and_they_pass
     quiet = {c["alertname"] for c in cases if not c.get("exp_alerts")}
     assert alerts - fires == set(), "alerts without a firing test"
     assert alerts - quiet == set(), "alerts without a not-firing test"
-    done = subprocess.run([promtool(), "test", "rules", os.path.join(ROOT, "deploy", "alerts.test.yml")],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [promtool(), "test", "rules", os.path.join(ROOT, "deploy", "alerts.test.yml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -21,8 +21,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.fixture()
 def stub_broker() -> Iterator[StubBroker]:
-    broker = StubBroker(middleware=[
-        JobStatus(LedgerWriter(lambda: None), acks_deferred=True, prefetch_per_thread=16)])
+    broker = StubBroker(
+        middleware=[
+            JobStatus(LedgerWriter(lambda: None), acks_deferred=True, prefetch_per_thread=16)
+        ]
+    )
 
     @dramatiq.actor(broker=broker, actor_name="unit.prefetch", queue_name="unit")
     def prefetch() -> None:
@@ -95,8 +98,15 @@ def test_a_prefetch_from_dramatiqs_environment_variable_is_kept():
         worker.stop()
     """)
     env = {**os.environ, "dramatiq_queue_prefetch": "3", "PYTHONPATH": ROOT}
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                         timeout=60, cwd=ROOT, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
 
     assert out.returncode == 0, out.stderr
     assert "prefetch 3" in out.stdout

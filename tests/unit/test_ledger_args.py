@@ -19,7 +19,13 @@ def test_args_are_named_redacted_and_business_ids_extracted():
     message = charge.message(12, 34, "tok_secret", "alice@example.test", note="gift")
     fields = ledger_fields(charge, message)
     args = json.loads(fields["args"])
-    assert args == {"order_id": 12, "user_id": 34, "card_token": "[redacted]", "email": "[redacted]", "note": "gift"}
+    assert args == {
+        "order_id": 12,
+        "user_id": 34,
+        "card_token": "[redacted]",
+        "email": "[redacted]",
+        "note": "gift",
+    }
     assert (fields["order_id"], fields["user_id"]) == (12, 34)
 
 

@@ -43,7 +43,9 @@ def test_httpx_request_lines_are_hidden_at_info_and_shown_at_debug(captured):
 def test_extra_fields_of_a_log_call_are_json_fields(captured):
     out = captured("INFO")
     logging.getLogger("jobcore.dead_letters").warning(
-        "dead letter: queue=%s", "orders", extra={"queue": "orders", "message_id": "m-1", "actor": "a.b"}
+        "dead letter: queue=%s",
+        "orders",
+        extra={"queue": "orders", "message_id": "m-1", "actor": "a.b"},
     )
     line = json.loads(out.getvalue().splitlines()[-1])
     assert (line["queue"], line["message_id"], line["actor"]) == ("orders", "m-1", "a.b")
@@ -102,8 +104,13 @@ def _run(captured, actor_options: dict, raises: int) -> list[dict]:
         worker.stop()
         dramatiq.set_broker(previous)
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    return [line for line in lines if "unit.flaky" in line["event"] and "Failed" in line["event"]
-            or "will be retried" in line["event"]]
+    return [
+        line
+        for line in lines
+        if "unit.flaky" in line["event"]
+        and "Failed" in line["event"]
+        or "will be retried" in line["event"]
+    ]
 
 
 def test_a_transient_error_that_will_be_retried_is_one_warning_without_a_traceback(captured):
@@ -122,4 +129,3 @@ def test_the_last_attempt_of_a_transient_error_keeps_its_traceback(captured):
     assert [f["level"] for f in failures] == ["warning", "warning"]
     assert "will be retried" in failures[0]["event"] and "exception" not in failures[0]
     assert "TransientError: SMTP 421" in failures[-1]["exception"]
-

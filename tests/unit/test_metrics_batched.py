@@ -21,8 +21,11 @@ def multiproc_dir(tmp_path, monkeypatch):
 def _scraped(path: str) -> dict[str, float]:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=path)
-    return {f"{s.name}{sorted(s.labels.items())}": s.value
-            for family in registry.collect() for s in family.samples}
+    return {
+        f"{s.name}{sorted(s.labels.items())}": s.value
+        for family in registry.collect()
+        for s in family.samples
+    }
 
 
 def _count_jobs(n_threads: int, per_thread: int) -> tuple[Counter, Histogram]:

@@ -15,8 +15,11 @@ def _our_middleware() -> list[type[dramatiq.Middleware]]:
     found = []
     for info in pkgutil.iter_modules(middleware.__path__):
         module = importlib.import_module(f"middleware.{info.name}")
-        found += [cls for _, cls in inspect.getmembers(module, inspect.isclass)
-                  if issubclass(cls, dramatiq.Middleware) and cls.__module__ == module.__name__]
+        found += [
+            cls
+            for _, cls in inspect.getmembers(module, inspect.isclass)
+            if issubclass(cls, dramatiq.Middleware) and cls.__module__ == module.__name__
+        ]
     return found
 
 
@@ -26,8 +29,12 @@ def test_every_hook_of_our_middleware_is_one_dramatiq_emits():
 
     # When every before_*/after_* method of our middleware is checked against them
     classes = _our_middleware()
-    unknown = {f"{cls.__name__}.{name}" for cls in classes for name in vars(cls)
-               if name.startswith(("before_", "after_")) and name not in emitted}
+    unknown = {
+        f"{cls.__name__}.{name}"
+        for cls in classes
+        for name in vars(cls)
+        if name.startswith(("before_", "after_")) and name not in emitted
+    }
 
     # Then none is a hook Dramatiq never calls
     assert len(classes) >= 9

@@ -55,7 +55,13 @@ def test_a_missing_variable_or_template_is_a_permanent_error():
 
 
 def test_locales_fall_back_to_english():
-    assert [render.locale_for(x) for x in ("fa-IR", "fa", "de", None, "EN_gb")] == ["fa", "fa", "en", "en", "en"]
+    assert [render.locale_for(x) for x in ("fa-IR", "fa", "de", None, "EN_gb")] == [
+        "fa",
+        "fa",
+        "en",
+        "en",
+        "en",
+    ]
 
 
 def test_entity_keys_parse_into_kind_ident_and_suffix():

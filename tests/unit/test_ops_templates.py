@@ -17,8 +17,11 @@ def test_alert_templates_render_strictly_in_both_locales(kind: str, locale: str)
     context = importlib.import_module(f"shop.notifications.contexts.{kind}")
     for template in context.TEMPLATES:
         for suffix, autoescape in ((".subject.txt", False), (".txt", False), (".html", True)):
-            env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES / locale),
-                                     undefined=jinja2.StrictUndefined, autoescape=autoescape)
+            env = jinja2.Environment(
+                loader=jinja2.FileSystemLoader(TEMPLATES / locale),
+                undefined=jinja2.StrictUndefined,
+                autoescape=autoescape,
+            )
             rendered = env.get_template(template + suffix).render(**context.SAMPLE)
             assert str(context.SAMPLE["kind" if kind == "backup" else "component"]) in rendered
             if suffix == ".html":

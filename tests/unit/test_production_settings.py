@@ -35,15 +35,30 @@ def test_development_accepts_the_defaults_production_refuses():
     [
         ({"SHOPJOBS_AMQP_URL": "amqp://guest:guest@rabbitmq:5672/%2F"}, "SHOPJOBS_AMQP_URL"),
         ({"SHOPJOBS_AMQP_URL": "amqp://shop@rabbitmq:5672/%2F"}, "SHOPJOBS_AMQP_URL"),
-        ({"SHOPJOBS_DATABASE_URL": "postgresql+psycopg2://postgres:x1@pg/shopjobs"}, "SHOPJOBS_DATABASE_URL"),
-        ({"SHOPJOBS_DATABASE_URL": "postgresql+psycopg2://shop@pg/shopjobs"}, "SHOPJOBS_DATABASE_URL"),
-        ({"SHOPJOBS_DATABASE_URL": "postgresql+psycopg2://shop:@pg/shopjobs"}, "SHOPJOBS_DATABASE_URL"),
+        (
+            {"SHOPJOBS_DATABASE_URL": "postgresql+psycopg2://postgres:x1@pg/shopjobs"},
+            "SHOPJOBS_DATABASE_URL",
+        ),
+        (
+            {"SHOPJOBS_DATABASE_URL": "postgresql+psycopg2://shop@pg/shopjobs"},
+            "SHOPJOBS_DATABASE_URL",
+        ),
+        (
+            {"SHOPJOBS_DATABASE_URL": "postgresql+psycopg2://shop:@pg/shopjobs"},
+            "SHOPJOBS_DATABASE_URL",
+        ),
         ({"SHOPJOBS_PAYMENT_WEBHOOK_SECRET": "whsec_dev_only"}, "SHOPJOBS_PAYMENT_WEBHOOK_SECRET"),
         ({"SHOPJOBS_PAYMENT_WEBHOOK_SECRET": " , "}, "SHOPJOBS_PAYMENT_WEBHOOK_SECRET"),
         ({"SHOPJOBS_SMS_API_SECRET": "sms_dev_only"}, "SHOPJOBS_SMS_API_SECRET"),
         ({"SHOPJOBS_VERIFICATION_SECRET": "verify_dev_only"}, "SHOPJOBS_VERIFICATION_SECRET"),
-        ({"SHOPJOBS_SMTP_USER": "mailer", "SHOPJOBS_SMTP_PASSWORD": "m41l"}, "SHOPJOBS_SMTP_STARTTLS"),
-        ({"SHOPJOBS_SMTP_USER": "mailer", "SHOPJOBS_SMTP_STARTTLS": "true"}, "SHOPJOBS_SMTP_PASSWORD"),
+        (
+            {"SHOPJOBS_SMTP_USER": "mailer", "SHOPJOBS_SMTP_PASSWORD": "m41l"},
+            "SHOPJOBS_SMTP_STARTTLS",
+        ),
+        (
+            {"SHOPJOBS_SMTP_USER": "mailer", "SHOPJOBS_SMTP_STARTTLS": "true"},
+            "SHOPJOBS_SMTP_PASSWORD",
+        ),
         ({"SHOPJOBS_METRICS_BIND": "0.0.0.0"}, "SHOPJOBS_METRICS_BIND"),
         ({"SHOPJOBS_BROKER": "stub"}, "SHOPJOBS_BROKER"),
     ],
@@ -56,35 +71,66 @@ def test_production_refuses_each_default_naming_its_variable(override, named):
 
 
 def test_public_metrics_are_allowed_in_production_when_said_so():
-    Settings.from_env({**GOOD, "SHOPJOBS_METRICS_BIND": "0.0.0.0", "SHOPJOBS_METRICS_PUBLIC": "true"})
+    Settings.from_env(
+        {**GOOD, "SHOPJOBS_METRICS_BIND": "0.0.0.0", "SHOPJOBS_METRICS_PUBLIC": "true"}
+    )
 
 
 def test_every_problem_is_listed_at_once_and_no_secret_is_echoed():
     with pytest.raises(SettingsError) as info:
-        Settings.from_env({"SHOPJOBS_ENV": "production", "SHOPJOBS_SMTP_USER": "u",
-                           "SHOPJOBS_SMTP_PASSWORD": "Sm7p-secret"})
+        Settings.from_env(
+            {
+                "SHOPJOBS_ENV": "production",
+                "SHOPJOBS_SMTP_USER": "u",
+                "SHOPJOBS_SMTP_PASSWORD": "Sm7p-secret",
+            }
+        )
     text = str(info.value)
-    for variable in ("AMQP_URL", "DATABASE_URL", "PAYMENT_WEBHOOK_SECRET", "SMS_API_SECRET",
-                     "VERIFICATION_SECRET", "SMTP_STARTTLS"):
+    for variable in (
+        "AMQP_URL",
+        "DATABASE_URL",
+        "PAYMENT_WEBHOOK_SECRET",
+        "SMS_API_SECRET",
+        "VERIFICATION_SECRET",
+        "SMTP_STARTTLS",
+    ):
         assert f"SHOPJOBS_{variable}" in text
     assert "Sm7p-secret" not in text
 
 
 def test_a_production_process_with_a_default_credential_exits_non_zero_naming_it():
     env = {**GOOD, "SHOPJOBS_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F", "PATH": "/usr/bin"}
-    done = subprocess.run([sys.executable, "-c", "import broker"], check=False, env=env,
-                          capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", "import broker"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode != 0
     assert "SHOPJOBS_AMQP_URL" in done.stderr and "guest" in done.stderr
 
 
 def test_every_secret_field_is_registered_for_masking():
-    settings = Settings.from_env({**GOOD, "SHOPJOBS_SMTP_USER": "mailer", "SHOPJOBS_SMTP_STARTTLS": "1",
-                                  "SHOPJOBS_SMTP_PASSWORD": "Smtp-pw-77"})
+    settings = Settings.from_env(
+        {
+            **GOOD,
+            "SHOPJOBS_SMTP_USER": "mailer",
+            "SHOPJOBS_SMTP_STARTTLS": "1",
+            "SHOPJOBS_SMTP_PASSWORD": "Smtp-pw-77",
+        }
+    )
     found = set(secrets_of(settings))
-    expected = {"R4bbit-pw", "Pg-pw-1", "whsec_live_A1b2C3d4", "whsec_live_old_E5f6",
-                "sms-live-secret", "verify-live-secret", "Smtp-pw-77"}
+    expected = {
+        "R4bbit-pw",
+        "Pg-pw-1",
+        "whsec_live_A1b2C3d4",
+        "whsec_live_old_E5f6",
+        "sms-live-secret",
+        "verify-live-secret",
+        "Smtp-pw-77",
+    }
     assert expected <= found
     register_secrets(found)
     line = "sms-live-secret verify-live-secret whsec_live_old_E5f6 Pg-pw-1"

@@ -18,4 +18,7 @@ def test_declaring_a_queue_exports_its_publish_failures_at_zero():
     broker = _Broker()
     broker.declare_queue(name)
     assert REGISTRY.get_sample_value("shopjobs_publish_failures_total", {"queue": name}) == 0.0
-    assert REGISTRY.get_sample_value("shopjobs_publish_failures_total", {"queue": name + ".DQ"}) is None
+    assert (
+        REGISTRY.get_sample_value("shopjobs_publish_failures_total", {"queue": name + ".DQ"})
+        is None
+    )

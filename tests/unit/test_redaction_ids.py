@@ -21,7 +21,9 @@ IDS_STARTING_WITH_DIGITS = [
 def test_a_message_id_that_starts_with_13_or_more_digits_is_left_alone(message_id):
     line = json.dumps({"event": "job succeeded", "message_id": message_id, "actor": "orders.x"})
     assert scrub_text(line) == line
-    assert scrub_text(f"orders.process[{message_id!r}] done") == f"orders.process[{message_id!r}] done"
+    assert (
+        scrub_text(f"orders.process[{message_id!r}] done") == f"orders.process[{message_id!r}] done"
+    )
 
 
 def test_random_message_ids_survive_scrubbing():

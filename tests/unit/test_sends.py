@@ -14,8 +14,13 @@ from shop.settings import Settings
 
 
 def _message(**options: object) -> Message[object]:
-    return Message(queue_name="orders", actor_name="orders.check_delivery", args=(7,), kwargs={},
-                   options=dict(options))
+    return Message(
+        queue_name="orders",
+        actor_name="orders.check_delivery",
+        args=(7,),
+        kwargs={},
+        options=dict(options),
+    )
 
 
 def test_a_delay_over_the_threshold_is_held_and_a_shorter_one_keeps_the_delay_queue():
@@ -30,7 +35,9 @@ def test_a_delay_over_the_threshold_is_held_and_a_shorter_one_keeps_the_delay_qu
 
 
 def test_a_held_send_is_published_to_its_own_queue_without_a_stale_eta_and_marked_recorded():
-    send = sends.make_send(StubBroker(), _message(eta=123).copy(queue_name="orders.DQ"), 60_000, 30_000)
+    send = sends.make_send(
+        StubBroker(), _message(eta=123).copy(queue_name="orders.DQ"), 60_000, 30_000
+    )
     body = Message.decode(send.body)
     assert send.queue == body.queue_name == "orders"
     assert "eta" not in body.options and body.options[sends.LEDGER_RECORDED_OPTION] is True

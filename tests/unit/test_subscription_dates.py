@@ -18,7 +18,14 @@ def test_a_monthly_subscription_from_january_31_renews_on_the_last_day_then_retu
     for _ in range(5):
         dates.append(next_delivery(dates[-1], "monthly", anchor_day=31))
     # Then short months get their last day and long months the 31st again
-    assert dates == [D(2027, 1, 31), D(2027, 2, 28), D(2027, 3, 31), D(2027, 4, 30), D(2027, 5, 31), D(2027, 6, 30)]
+    assert dates == [
+        D(2027, 1, 31),
+        D(2027, 2, 28),
+        D(2027, 3, 31),
+        D(2027, 4, 30),
+        D(2027, 5, 31),
+        D(2027, 6, 30),
+    ]
 
 
 def test_a_leap_year_february_gets_the_29th():

@@ -26,8 +26,10 @@ class LetterFilter:
 
 def letter_filter(params: Params) -> LetterFilter:
     found = LetterFilter(
-        queue=params.one("queue"), actor=params.one("actor"),
-        reason=params.choice("reason", REASONS), include_replayed=params.flag("replayed"),
+        queue=params.one("queue"),
+        actor=params.one("actor"),
+        reason=params.choice("reason", REASONS),
+        include_replayed=params.flag("replayed"),
     )
     raw = tuple((k, v) for k in FILTERS for v in params.all(k))
     return dataclasses.replace(found, raw=raw)
@@ -45,7 +47,9 @@ def _filtered(query: Any, f: LetterFilter) -> Any:
     return query
 
 
-def page(session: Session, f: LetterFilter, *, before: int | None, limit: int) -> tuple[list[DeadLetter], int | None]:
+def page(
+    session: Session, f: LetterFilter, *, before: int | None, limit: int
+) -> tuple[list[DeadLetter], int | None]:
     query = _filtered(select(DeadLetter), f)
     if before is not None:
         query = query.where(DeadLetter.id < before)
@@ -62,8 +66,11 @@ def snapshot(session: Session, f: LetterFilter, cap: int) -> tuple[list[DeadLett
     """The newest ``cap`` open dead letters matching ``f`` (what a bulk preview shows), and how
     many match in all."""
     open_only = dataclasses.replace(f, include_replayed=False)
-    rows = list(session.scalars(_filtered(select(DeadLetter), open_only)
-                                .order_by(DeadLetter.id.desc()).limit(cap)))
+    rows = list(
+        session.scalars(
+            _filtered(select(DeadLetter), open_only).order_by(DeadLetter.id.desc()).limit(cap)
+        )
+    )
     return rows, count(session, open_only)
 
 

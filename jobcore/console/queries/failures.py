@@ -19,7 +19,10 @@ from jobcore.models import LedgerEntry
 FAILED = ("failed", "dead")
 SCAN_CAP = 20_000
 NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
-HEX = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b0x[0-9a-f]+\b", re.IGNORECASE)
+HEX = re.compile(
+    r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b0x[0-9a-f]+\b",
+    re.IGNORECASE,
+)
 QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 FRAME = re.compile(r'File "([^"]+)", line \d+, in (\S+)')
 
@@ -34,7 +37,11 @@ def fingerprint_parts(error: str | None, traceback: str | None) -> tuple[str, st
     frame = ""
     if frames:
         path, func = frames[-1]
-        frame = f"{path.rsplit('/', 2)[-2:][0]}/{path.rsplit('/', 1)[-1]}:{func}" if "/" in path else f"{path}:{func}"
+        frame = (
+            f"{path.rsplit('/', 2)[-2:][0]}/{path.rsplit('/', 1)[-1]}:{func}"
+            if "/" in path
+            else f"{path}:{func}"
+        )
     return kind.strip() or "Error", normal, frame
 
 
@@ -52,14 +59,23 @@ class Group:
     buckets: list[int]
 
 
-def groups(session: Session, since: dt.datetime, now: dt.datetime, buckets: int = 24) -> tuple[list[Group], bool]:
+def groups(
+    session: Session, since: dt.datetime, now: dt.datetime, buckets: int = 24
+) -> tuple[list[Group], bool]:
     """Fingerprint groups of jobs that failed since ``since``, most frequent first, and whether
     the scan hit its cap."""
     rows = session.execute(
-        select(LedgerEntry.message_id, LedgerEntry.actor, LedgerEntry.error, LedgerEntry.traceback,
-               LedgerEntry.state_changed_at)
+        select(
+            LedgerEntry.message_id,
+            LedgerEntry.actor,
+            LedgerEntry.error,
+            LedgerEntry.traceback,
+            LedgerEntry.state_changed_at,
+        )
         .where(LedgerEntry.state.in_(FAILED), LedgerEntry.state_changed_at >= since)
-        .order_by(LedgerEntry.state_changed_at.desc()).limit(SCAN_CAP + 1)).all()
+        .order_by(LedgerEntry.state_changed_at.desc())
+        .limit(SCAN_CAP + 1)
+    ).all()
     capped = len(rows) > SCAN_CAP
     span = max((now - since).total_seconds(), 1.0)
     found: dict[str, Group] = {}
@@ -68,7 +84,9 @@ def groups(session: Session, since: dt.datetime, now: dt.datetime, buckets: int 
         key = hashlib.sha1(f"{kind}|{message}|{frame}".encode()).hexdigest()[:12]
         group = found.get(key)
         if group is None:
-            group = found[key] = Group(key, kind, message, frame, set(), 0, at, at, mid, [0] * buckets)
+            group = found[key] = Group(
+                key, kind, message, frame, set(), 0, at, at, mid, [0] * buckets
+            )
         group.actors.add(actor)
         group.count += 1
         group.first = min(group.first, at)

@@ -54,7 +54,9 @@ def _jsonb(value: Any) -> Any:
     return literal(value, type_=JSONB)
 
 
-def page(session: Session, f: JobFilter, *, after: tuple[dt.datetime, str] | None, limit: int) -> Page:
+def page(
+    session: Session, f: JobFilter, *, after: tuple[dt.datetime, str] | None, limit: int
+) -> Page:
     query = filtered(select(LedgerEntry), f)
     if after is not None:
         query = query.where(tuple_(LedgerEntry.state_changed_at, LedgerEntry.message_id) < after)
@@ -65,7 +67,9 @@ def page(session: Session, f: JobFilter, *, after: tuple[dt.datetime, str] | Non
     return Page(rows, (rows[-1].state_changed_at, rows[-1].message_id) if more else None)
 
 
-def snapshot(session: Session, f: JobFilter, *, states: tuple[str, ...], cap: int) -> tuple[list[LedgerEntry], bool]:
+def snapshot(
+    session: Session, f: JobFilter, *, states: tuple[str, ...], cap: int
+) -> tuple[list[LedgerEntry], bool]:
     """The newest ``cap`` jobs matching ``f`` in ``states`` (a bulk action's preview), and
     whether more matched than the cap."""
     query = filtered(select(LedgerEntry), f).where(LedgerEntry.state.in_(states))
@@ -84,24 +88,47 @@ class Lineage:
 
 def lineage(session: Session, row: LedgerEntry) -> Lineage:
     original = session.get(LedgerEntry, row.replay_of) if row.replay_of else None
-    replays = list(session.scalars(
-        select(LedgerEntry).where(LedgerEntry.replay_of == row.message_id)
-        .order_by(LedgerEntry.enqueued_at).limit(50)))
+    replays = list(
+        session.scalars(
+            select(LedgerEntry)
+            .where(LedgerEntry.replay_of == row.message_id)
+            .order_by(LedgerEntry.enqueued_at)
+            .limit(50)
+        )
+    )
     ids = [row.message_id] + ([row.replay_of] if row.replay_of else [])
-    audits = list(session.scalars(
-        select(AuditLog).where(AuditLog.action == "dlq.replay", or_(*(
-            AuditLog.details.op("@>")(_jsonb({key: mid}))
-            for mid in ids for key in ("old_message_id", "new_message_id"))))
-        .order_by(AuditLog.id).limit(50)))
-    letters = list(session.scalars(
-        select(DeadLetter).where(DeadLetter.message_id == row.message_id).order_by(DeadLetter.id)))
+    audits = list(
+        session.scalars(
+            select(AuditLog)
+            .where(
+                AuditLog.action == "dlq.replay",
+                or_(
+                    *(
+                        AuditLog.details.op("@>")(_jsonb({key: mid}))
+                        for mid in ids
+                        for key in ("old_message_id", "new_message_id")
+                    )
+                ),
+            )
+            .order_by(AuditLog.id)
+            .limit(50)
+        )
+    )
+    letters = list(
+        session.scalars(
+            select(DeadLetter)
+            .where(DeadLetter.message_id == row.message_id)
+            .order_by(DeadLetter.id)
+        )
+    )
     return Lineage(original, replays, audits, letters)
 
 
 def order_timeline(session: Session, order_id: int, limit: int = 1000) -> list[LedgerEntry]:
     """Every job of one order, oldest first (the ledger's order_id index)."""
     query = (
-        select(LedgerEntry).where(LedgerEntry.order_id == order_id)
+        select(LedgerEntry)
+        .where(LedgerEntry.order_id == order_id)
         .order_by(LedgerEntry.enqueued_at.asc().nulls_last(), LedgerEntry.state_changed_at)
         .limit(limit)
     )
@@ -112,6 +139,11 @@ def neighbours(session: Session, row: LedgerEntry) -> list[LedgerEntry]:
     """Jobs of the same order, for a job's page (at most 50)."""
     if row.order_id is None:
         return []
-    return list(session.scalars(
-        select(LedgerEntry).where(and_(LedgerEntry.order_id == row.order_id))
-        .order_by(LedgerEntry.enqueued_at.asc().nulls_last()).limit(50)))
+    return list(
+        session.scalars(
+            select(LedgerEntry)
+            .where(and_(LedgerEntry.order_id == row.order_id))
+            .order_by(LedgerEntry.enqueued_at.asc().nulls_last())
+            .limit(50)
+        )
+    )

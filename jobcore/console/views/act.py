@@ -30,8 +30,9 @@ def _reason(form: FormData) -> str:
 def cancel_one(request: Request, who: Principal, form: FormData) -> Response:
     message_id = request.path_params["message_id"][:64]
     results = actions.cancel(who, [message_id], _reason(form), cap=1)
-    return console_of(request).render(request, "done.html", who=who, nav="jobs", title="Cancel",
-                                      results=results)
+    return console_of(request).render(
+        request, "done.html", who=who, nav="jobs", title="Cancel", results=results
+    )
 
 
 @page("operator")
@@ -43,8 +44,16 @@ def cancel_preview(request: Request, who: Principal) -> Response:
     cap = console_of(request).console.bulk_cap
     with reading(request) as s:
         rows, more = jobs_q.snapshot(s, f, states=CANCELLABLE, cap=cap)
-    return console_of(request).render(request, "bulk_cancel.html", who=who, nav="jobs", rows=rows,
-                                      more=more, cap=cap, query=filters.query_string(f.raw))
+    return console_of(request).render(
+        request,
+        "bulk_cancel.html",
+        who=who,
+        nav="jobs",
+        rows=rows,
+        more=more,
+        cap=cap,
+        query=filters.query_string(f.raw),
+    )
 
 
 @action("operator")
@@ -53,8 +62,9 @@ def cancel_apply(request: Request, who: Principal, form: FormData) -> Response:
     if str(form.get("count") or "") != str(len(ids)):
         raise InvalidInput("the preview and the submitted selection differ; preview again")
     results = actions.cancel(who, ids, _reason(form), cap=console_of(request).console.bulk_cap)
-    return console_of(request).render(request, "done.html", who=who, nav="jobs", title="Bulk cancel",
-                                      results=results)
+    return console_of(request).render(
+        request, "done.html", who=who, nav="jobs", title="Bulk cancel", results=results
+    )
 
 
 @page()
@@ -62,9 +72,17 @@ def schedules(request: Request, who: Principal) -> Response:
     params(request, ())
     ext = console_of(request).ext
     rows, current = ([], None) if ext.schedules is None else ext.schedules.listing()
-    return respond(request, "schedules.html", {"schedules": rows, "leader": current}, who=who,
-                   nav="schedules", rows=rows, leader=current, available=ext.schedules is not None,
-                   live=True)
+    return respond(
+        request,
+        "schedules.html",
+        {"schedules": rows, "leader": current},
+        who=who,
+        nav="schedules",
+        rows=rows,
+        leader=current,
+        available=ext.schedules is not None,
+        live=True,
+    )
 
 
 @action("operator")
@@ -73,5 +91,6 @@ def schedule_action(request: Request, who: Principal, form: FormData) -> Respons
     if verb not in ("pause", "resume", "trigger") or len(name) > 120:
         raise NotFound(f"no schedule action {verb!r}")
     result = actions.schedule(who, console_of(request).ext, name, verb)
-    return console_of(request).render(request, "done.html", who=who, nav="schedules",
-                                      title=f"Schedule {verb}", results=[result])
+    return console_of(request).render(
+        request, "done.html", who=who, nav="schedules", title=f"Schedule {verb}", results=[result]
+    )

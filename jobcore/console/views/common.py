@@ -73,8 +73,11 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return scrub_text(value[:256].decode("utf-8", "replace"))
     if hasattr(value, "__table__"):
-        return {c.key: jsonable(getattr(value, c.key)) for c in value.__table__.columns
-                if c.key not in ("body", "password_hash")}
+        return {
+            c.key: jsonable(getattr(value, c.key))
+            for c in value.__table__.columns
+            if c.key not in ("body", "password_hash")
+        }
     return value
 
 

@@ -30,11 +30,30 @@ def listing(request: Request, who: Principal) -> Response:
         total = letters_q.count(s, f)
     if before and not rows:
         raise NotFound("no dead letters after this point: the page is past the end")
-    next_link = ("/dead-letters?" + filters.query_string(f.raw, before=next_before)) if next_before else None
-    data = {"total": total, "dead_letters": [dead_letters.as_dict(r) for r in rows], "next": next_link}
-    return respond(request, "dead_letters.html", data, who=who, nav="dead", f=f, rows=rows, total=total,
-                   next_link=next_link, reasons=REASONS, query=filters.query_string(f.raw),
-                   live=before is None)
+    next_link = (
+        ("/dead-letters?" + filters.query_string(f.raw, before=next_before))
+        if next_before
+        else None
+    )
+    data = {
+        "total": total,
+        "dead_letters": [dead_letters.as_dict(r) for r in rows],
+        "next": next_link,
+    }
+    return respond(
+        request,
+        "dead_letters.html",
+        data,
+        who=who,
+        nav="dead",
+        f=f,
+        rows=rows,
+        total=total,
+        next_link=next_link,
+        reasons=REASONS,
+        query=filters.query_string(f.raw),
+        live=before is None,
+    )
 
 
 def _letter_id(request: Request) -> int:
@@ -50,10 +69,22 @@ def one(request: Request, who: Principal) -> Response:
     with reading(request) as s:
         row = dead_letters.get(s, letter_id)
     body, cut = letters_q.body_view(row.body)
-    data = {**dead_letters.as_dict(row, full=True), "body": scrub_text(body), "body_cut": cut,
-            "body_bytes": len(row.body)}
-    return respond(request, "dead_letter.html", data, who=who, nav="dead", row=row,
-                   body=scrub_text(body), cut=cut)
+    data = {
+        **dead_letters.as_dict(row, full=True),
+        "body": scrub_text(body),
+        "body_cut": cut,
+        "body_bytes": len(row.body),
+    }
+    return respond(
+        request,
+        "dead_letter.html",
+        data,
+        who=who,
+        nav="dead",
+        row=row,
+        body=scrub_text(body),
+        cut=cut,
+    )
 
 
 @action("operator")
@@ -82,8 +113,17 @@ def bulk_preview(request: Request, who: Principal) -> Response:
     with reading(request) as s:
         rows, matching = letters_q.snapshot(s, f, cap)
     return console_of(request).render(
-        request, "bulk_letters.html", who=who, nav="dead", verb=verb, rows=rows, matching=matching,
-        cap=cap, f=f, query=filters.query_string(f.raw))
+        request,
+        "bulk_letters.html",
+        who=who,
+        nav="dead",
+        verb=verb,
+        rows=rows,
+        matching=matching,
+        cap=cap,
+        f=f,
+        query=filters.query_string(f.raw),
+    )
 
 
 @action("operator")
@@ -101,8 +141,9 @@ def bulk_apply(request: Request, who: Principal, form: FormData) -> Response:
     ids = [int(i) for i in raw_ids]  # type: ignore[arg-type]
     expected = str(form.get("count") or "")
     if expected != str(len(ids)):
-        raise InvalidInput(f"the preview showed {expected or '?'} rows but {len(ids)} came back; "
-                           "preview again")
+        raise InvalidInput(
+            f"the preview showed {expected or '?'} rows but {len(ids)} came back; preview again"
+        )
     cap = console_of(request).console.bulk_cap
     if verb == "replay":
         results = actions.replay(who, console_of(request).ext, ids, cap)

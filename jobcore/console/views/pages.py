@@ -51,34 +51,63 @@ def known_actors(request: Request) -> list[str]:
 @page()
 def overview(request: Request, who: Principal) -> Response:
     p = params(request, ("window",))
-    window, seconds = overview_q.window_seconds(p.choice("window", tuple(overview_q.WINDOWS)) or "6h")
+    window, seconds = overview_q.window_seconds(
+        p.choice("window", tuple(overview_q.WINDOWS)) or "6h"
+    )
     c = console_of(request)
 
     def read() -> tuple[Any, ...]:
         with reading(request) as s:
-            return (overview_q.live_counts(s), overview_q.recent_outcomes(s, seconds),
-                    overview_q.oldest_waiting(s), overview_q.open_dead_letters(s),
-                    overview_q.series(s, seconds), worker_registry.workers(s))
+            return (
+                overview_q.live_counts(s),
+                overview_q.recent_outcomes(s, seconds),
+                overview_q.oldest_waiting(s),
+                overview_q.open_dead_letters(s),
+                overview_q.series(s, seconds),
+                worker_registry.workers(s),
+            )
 
     live, recent, oldest, letters, series, alive = shared(
-        ("overview", window), max(2.0, c.console.live_poll_s), read)
+        ("overview", window), max(2.0, c.console.live_poll_s), read
+    )
     names = sorted(set(c.ext.queues) | set(live) | set(recent) | set(letters))
     queues = []
     for name in names:
-        row: dict[str, Any] = {"queue": name, **{k: 0 for k in ("ready", "delayed", "running", "retrying")}}
+        row: dict[str, Any] = {
+            "queue": name,
+            **{k: 0 for k in ("ready", "delayed", "running", "retrying")},
+        }
         row.update(live.get(name, {}))
         for state in FINISHED:
             row[state] = recent.get(name, {}).get(state, 0)
         row["oldest_waiting_s"] = oldest.get(name)
         row["dead_letters"] = letters.get(name, 0)
         queues.append(row)
-    totals = {k: sum(q[k] for q in queues) for k in
-              ("ready", "delayed", "running", "retrying", *FINISHED, "dead_letters")}
-    data = {"window": window, "queues": queues, "totals": totals, "series": series,
-            "workers": {"processes": len(alive), "threads": sum(w.threads for w in alive),
-                        "busy": sum(w.running for w in alive)}}
-    return respond(request, "overview.html", data, who=who, nav="overview", live=True,
-                   windows=list(overview_q.WINDOWS), **data)
+    totals = {
+        k: sum(q[k] for q in queues)
+        for k in ("ready", "delayed", "running", "retrying", *FINISHED, "dead_letters")
+    }
+    data = {
+        "window": window,
+        "queues": queues,
+        "totals": totals,
+        "series": series,
+        "workers": {
+            "processes": len(alive),
+            "threads": sum(w.threads for w in alive),
+            "busy": sum(w.running for w in alive),
+        },
+    }
+    return respond(
+        request,
+        "overview.html",
+        data,
+        who=who,
+        nav="overview",
+        live=True,
+        windows=list(overview_q.WINDOWS),
+        **data,
+    )
 
 
 @page()
@@ -102,12 +131,26 @@ def jobs(request: Request, who: Principal) -> Response:
     next_link = None
     if result.next_after:
         next_link = "/jobs?" + filters.query_string(
-            f.raw, after=filters.encode_cursor(*result.next_after), limit=limit if limit != 50 else None)
+            f.raw,
+            after=filters.encode_cursor(*result.next_after),
+            limit=limit if limit != 50 else None,
+        )
     data = {"jobs": result.rows, "next": next_link}
-    return respond(request, "jobs.html", data, who=who, nav="jobs", f=f, rows=result.rows,
-                   next_link=next_link, paged=after is not None, states=LEDGER_STATES,
-                   actors=known_actors(request), live=after is None,
-                   query=filters.query_string(f.raw))
+    return respond(
+        request,
+        "jobs.html",
+        data,
+        who=who,
+        nav="jobs",
+        f=f,
+        rows=result.rows,
+        next_link=next_link,
+        paged=after is not None,
+        states=LEDGER_STATES,
+        actors=known_actors(request),
+        live=after is None,
+        query=filters.query_string(f.raw),
+    )
 
 
 def _message_id(request: Request) -> str:
@@ -129,12 +172,26 @@ def job(request: Request, who: Principal) -> Response:
     from jobcore.cancellations import CANCELLABLE
     from jobcore.console.views.common import job_json
 
-    data = {"job": job_json(row, full=True), "replay_of": lineage.replay_of.message_id if lineage.replay_of else None,
-            "replays": [r.message_id for r in lineage.replays],
-            "replayed_by": [{"who": a.actor, "at": a.created_at, **a.details} for a in lineage.replayed_by],
-            "dead_letters": [d.id for d in lineage.dead_letters]}
-    return respond(request, "job.html", data, who=who, nav="jobs", row=row, lineage=lineage,
-                   siblings=siblings, cancellable=row.state in CANCELLABLE)
+    data = {
+        "job": job_json(row, full=True),
+        "replay_of": lineage.replay_of.message_id if lineage.replay_of else None,
+        "replays": [r.message_id for r in lineage.replays],
+        "replayed_by": [
+            {"who": a.actor, "at": a.created_at, **a.details} for a in lineage.replayed_by
+        ],
+        "dead_letters": [d.id for d in lineage.dead_letters],
+    }
+    return respond(
+        request,
+        "job.html",
+        data,
+        who=who,
+        nav="jobs",
+        row=row,
+        lineage=lineage,
+        siblings=siblings,
+        cancellable=row.state in CANCELLABLE,
+    )
 
 
 @page()
@@ -150,10 +207,23 @@ def order(request: Request, who: Principal) -> Response:
         raise NotFound(f"no jobs recorded for {c.ext.order_label} {order_id}")
     timeline = _timeline(rows, c.ext.pipeline_steps, c.ext.compensation_actors)
     failed = next((r for r in rows if r.state in ("failed", "dead")), None)
-    data = {"order_id": order_id, "jobs": rows,
-            "failed_step": failed.message_id if failed else None}
-    return respond(request, "order.html", data, who=who, nav="jobs", order_id=order_id, rows=rows,
-                   timeline=timeline, failed=failed, live=True)
+    data = {
+        "order_id": order_id,
+        "jobs": rows,
+        "failed_step": failed.message_id if failed else None,
+    }
+    return respond(
+        request,
+        "order.html",
+        data,
+        who=who,
+        nav="jobs",
+        order_id=order_id,
+        rows=rows,
+        timeline=timeline,
+        failed=failed,
+        live=True,
+    )
 
 
 def _timeline(rows: list[LedgerEntry], steps: Any, compensations: frozenset[str]) -> dict[str, Any]:
@@ -174,12 +244,17 @@ def _timeline(rows: list[LedgerEntry], steps: Any, compensations: frozenset[str]
         queued = r.enqueued_at or r.started_at or r.state_changed_at
         begun = r.started_at
         ended = r.finished_at or (r.state_changed_at if r.state in FINISHED else now)
-        bars.append({
-            "row": r, "wait_x": x(queued), "wait_w": max(1.0, x(begun or ended) - x(queued)),
-            "run_x": x(begun) if begun else None, "run_w": max(2.0, x(ended) - x(begun)) if begun else 0,
-            "step": (list(steps).index(r.actor) + 1) if r.actor in steps else None,
-            "compensation": r.actor in compensations,
-        })
+        bars.append(
+            {
+                "row": r,
+                "wait_x": x(queued),
+                "wait_w": max(1.0, x(begun or ended) - x(queued)),
+                "run_x": x(begun) if begun else None,
+                "run_w": max(2.0, x(ended) - x(begun)) if begun else 0,
+                "step": (list(steps).index(r.actor) + 1) if r.actor in steps else None,
+                "compensation": r.actor in compensations,
+            }
+        )
     return {"bars": bars, "start": t0, "span_s": span, "width": width}
 
 
@@ -192,12 +267,38 @@ def failures(request: Request, who: Principal) -> Response:
     since = now - dt.timedelta(seconds=windows[window])
     with reading(request) as s:
         groups, capped = failures_q.groups(s, since, now)
-    data = {"window": window, "capped": capped, "groups": [
-        {"fingerprint": g.key, "error_class": g.kind, "message": g.message, "frame": g.frame,
-         "actors": sorted(g.actors), "count": g.count, "first": g.first, "last": g.last,
-         "sample": g.sample, "buckets": g.buckets} for g in groups]}
-    return respond(request, "failures.html", data, who=who, nav="failures", groups=groups, capped=capped,
-                   window=window, windows=list(windows), scan_cap=failures_q.SCAN_CAP, live=True)
+    data = {
+        "window": window,
+        "capped": capped,
+        "groups": [
+            {
+                "fingerprint": g.key,
+                "error_class": g.kind,
+                "message": g.message,
+                "frame": g.frame,
+                "actors": sorted(g.actors),
+                "count": g.count,
+                "first": g.first,
+                "last": g.last,
+                "sample": g.sample,
+                "buckets": g.buckets,
+            }
+            for g in groups
+        ],
+    }
+    return respond(
+        request,
+        "failures.html",
+        data,
+        who=who,
+        nav="failures",
+        groups=groups,
+        capped=capped,
+        window=window,
+        windows=list(windows),
+        scan_cap=failures_q.SCAN_CAP,
+        live=True,
+    )
 
 
 @page()
@@ -213,16 +314,22 @@ def queues(request: Request, who: Principal) -> Response:
     rows = []
     for name in names:
         main, delayed, dead = (depth.get(name + sfx) for sfx in broker_q.SUFFIXES)
-        rows.append({
-            "queue": name, "ready": main.messages if main else None,
-            "consumers": main.consumers if main else None,
-            "delayed": delayed.messages if delayed else None, "dead_in_xq": dead.messages if dead else None,
-            "dead_letters": letters.get(name, 0), "oldest_waiting_s": oldest.get(name),
-            "ledger_waiting": sum(live.get(name, {}).get(k, 0) for k in ("ready", "delayed")),
-        })
+        rows.append(
+            {
+                "queue": name,
+                "ready": main.messages if main else None,
+                "consumers": main.consumers if main else None,
+                "delayed": delayed.messages if delayed else None,
+                "dead_in_xq": dead.messages if dead else None,
+                "dead_letters": letters.get(name, 0),
+                "oldest_waiting_s": oldest.get(name),
+                "ledger_waiting": sum(live.get(name, {}).get(k, 0) for k in ("ready", "delayed")),
+            }
+        )
     data = {"queues": rows, "broker_error": problem}
-    return respond(request, "queues.html", data, who=who, nav="queues", rows=rows, problem=problem,
-                   live=True)
+    return respond(
+        request, "queues.html", data, who=who, nav="queues", rows=rows, problem=problem, live=True
+    )
 
 
 @page()
@@ -231,8 +338,17 @@ def workers(request: Request, who: Principal) -> Response:
     include_gone = p.flag("all")
     with reading(request) as s:
         views = worker_registry.workers(s, include_gone=include_gone)
-    return respond(request, "workers.html", {"workers": views}, who=who, nav="workers", rows=views,
-                   include_gone=include_gone, stale_s=worker_registry.STALE_S, live=True)
+    return respond(
+        request,
+        "workers.html",
+        {"workers": views},
+        who=who,
+        nav="workers",
+        rows=views,
+        include_gone=include_gone,
+        stale_s=worker_registry.STALE_S,
+        live=True,
+    )
 
 
 @page()
@@ -256,9 +372,18 @@ def audit(request: Request, who: Principal) -> Response:
     rows = rows[:limit]
     raw = [(k, v) for k, v in (("actor", actor), ("action", action_name)) if v]
     next_link = ("/audit?" + filters.query_string(raw, before=rows[-1].id)) if more else None
-    return respond(request, "audit.html", {"entries": rows, "next": next_link}, who=who, nav="audit",
-                   rows=rows, next_link=next_link, actor=actor, action_name=action_name,
-                   live=before is None)
+    return respond(
+        request,
+        "audit.html",
+        {"entries": rows, "next": next_link},
+        who=who,
+        nav="audit",
+        rows=rows,
+        next_link=next_link,
+        actor=actor,
+        action_name=action_name,
+        live=before is None,
+    )
 
 
 @page()
@@ -271,5 +396,12 @@ def ledger(request: Request, who: Principal) -> Response:
             return overview_q.ledger_health(s, dict(c.ext.retention_days))
 
     health = shared("ledger", LEDGER_HEALTH_TTL_S, read)  # it counts every row: once a minute
-    return respond(request, "ledger.html", health, who=who, nav="ledger", health=health,
-                   ttl_s=LEDGER_HEALTH_TTL_S)
+    return respond(
+        request,
+        "ledger.html",
+        health,
+        who=who,
+        nav="ledger",
+        health=health,
+        ttl_s=LEDGER_HEALTH_TTL_S,
+    )

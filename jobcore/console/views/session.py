@@ -33,10 +33,24 @@ def _safe_next(raw: str | None) -> str:
 def login_form(request: Request, error: str | None = None, status: int = 200) -> Response:
     c = console_of(request)
     token = new_login_csrf()
-    response = c.render(request, "login.html", status=status, who=None, error=error, login_csrf=token,
-                        next=_safe_next(request.query_params.get("next")))
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=1800, path="/login", httponly=True,
-                        samesite="strict", secure=c.console.secure_cookies)
+    response = c.render(
+        request,
+        "login.html",
+        status=status,
+        who=None,
+        error=error,
+        login_csrf=token,
+        next=_safe_next(request.query_params.get("next")),
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=1800,
+        path="/login",
+        httponly=True,
+        samesite="strict",
+        secure=c.console.secure_cookies,
+    )
     return response
 
 
@@ -61,8 +75,15 @@ async def login(request: Request) -> Response:
         return login_form(request, "wrong name or password", 401)
     c.throttle.succeeded(name)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(c.cookie_name, token, max_age=c.console.session_max_hours * 3600, path="/",
-                        httponly=True, samesite="strict", secure=c.console.secure_cookies)
+    response.set_cookie(
+        c.cookie_name,
+        token,
+        max_age=c.console.session_max_hours * 3600,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=c.console.secure_cookies,
+    )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
@@ -91,6 +112,7 @@ async def logout(request: Request) -> Response:
 
     await run_in_threadpool(close)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(c.cookie_name, path="/", secure=c.console.secure_cookies,
-                           httponly=True, samesite="strict")
+    response.delete_cookie(
+        c.cookie_name, path="/", secure=c.console.secure_cookies, httponly=True, samesite="strict"
+    )
     return response

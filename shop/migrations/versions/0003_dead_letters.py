@@ -29,21 +29,37 @@ def upgrade() -> None:
         sa.Column("traceback", sa.Text(), nullable=True),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.Column("replayed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("replay_message_id", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dead_letters")),
     )
     op.create_index(op.f("ix_dead_letters_message_id"), "dead_letters", ["message_id"])
-    op.create_index("ix_dead_letters_open", "dead_letters", ["queue", "created_at"],
-                    postgresql_where=sa.text("replayed_at IS NULL"))
+    op.create_index(
+        "ix_dead_letters_open",
+        "dead_letters",
+        ["queue", "created_at"],
+        postgresql_where=sa.text("replayed_at IS NULL"),
+    )
     op.create_table(
         "requeued_messages",
         sa.Column("message_id", sa.String(length=64), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.PrimaryKeyConstraint("message_id", name=op.f("pk_requeued_messages")),
     )
-    op.add_column("job_ledger", sa.Column("redeliveries", sa.Integer(), server_default="0", nullable=False))
+    op.add_column(
+        "job_ledger", sa.Column("redeliveries", sa.Integer(), server_default="0", nullable=False)
+    )
 
 
 def downgrade() -> None:

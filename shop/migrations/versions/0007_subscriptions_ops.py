@@ -31,14 +31,19 @@ def upgrade() -> None:
         sa.Column("order_id", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
         sa.CheckConstraint(
-            "outcome IN ('ordered', 'out_of_stock')", name=op.f("ck_subscription_deliveries_outcome_known")
+            "outcome IN ('ordered', 'out_of_stock')",
+            name=op.f("ck_subscription_deliveries_outcome_known"),
         ),
         sa.ForeignKeyConstraint(
-            ["subscription_id"], ["subscriptions.id"], ondelete="CASCADE",
+            ["subscription_id"],
+            ["subscriptions.id"],
+            ondelete="CASCADE",
             name=op.f("fk_subscription_deliveries_subscription_id_subscriptions"),
         ),
         sa.ForeignKeyConstraint(
-            ["order_id"], ["orders.id"], ondelete="SET NULL",
+            ["order_id"],
+            ["orders.id"],
+            ondelete="SET NULL",
             name=op.f("fk_subscription_deliveries_order_id_orders"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subscription_deliveries")),
@@ -50,7 +55,9 @@ def upgrade() -> None:
         sa.Column("task", sa.String(length=64), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("stats", postgresql.JSONB(astext_type=sa.Text()), server_default="{}", nullable=False),
+        sa.Column(
+            "stats", postgresql.JSONB(astext_type=sa.Text()), server_default="{}", nullable=False
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ops_runs")),
     )
     op.create_index("ix_ops_runs_task_started_at", "ops_runs", ["task", "started_at"])
@@ -62,10 +69,17 @@ def upgrade() -> None:
         sa.Column("label", sa.String(length=200), nullable=True),
         sa.Column("status", sa.String(length=16), server_default="running", nullable=False),
         sa.Column("storage_key", sa.String(length=300), nullable=True),
-        sa.Column("targets", postgresql.JSONB(astext_type=sa.Text()), server_default="[]", nullable=False),
+        sa.Column(
+            "targets", postgresql.JSONB(astext_type=sa.Text()), server_default="[]", nullable=False
+        ),
         sa.Column("size_bytes", sa.BigInteger(), nullable=True),
         sa.Column("sha256", sa.String(length=64), nullable=True),
-        sa.Column("table_counts", postgresql.JSONB(astext_type=sa.Text()), server_default="{}", nullable=False),
+        sa.Column(
+            "table_counts",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default="{}",
+            nullable=False,
+        ),
         sa.Column("dump_seconds", sa.Float(), nullable=True),
         sa.Column("restore_seconds", sa.Float(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
@@ -73,7 +87,9 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("verified_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint("kind IN ('daily', 'weekly', 'snapshot')", name=op.f("ck_backups_kind_known")),
+        sa.CheckConstraint(
+            "kind IN ('daily', 'weekly', 'snapshot')", name=op.f("ck_backups_kind_known")
+        ),
         sa.CheckConstraint(
             "status IN ('running', 'created', 'verified', 'corrupt', 'failed', 'deleted')",
             name=op.f("ck_backups_status_known"),
@@ -91,7 +107,9 @@ def upgrade() -> None:
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_health_checks")),
     )
-    op.create_index("ix_health_checks_component_checked_at", "health_checks", ["component", "checked_at"])
+    op.create_index(
+        "ix_health_checks_component_checked_at", "health_checks", ["component", "checked_at"]
+    )
 
 
 def downgrade() -> None:

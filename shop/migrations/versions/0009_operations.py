@@ -26,7 +26,12 @@ def upgrade() -> None:
         sa.Column("lone_runs", sa.Integer(), server_default="0", nullable=False),
         sa.Column("running_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("worker", sa.String(length=120), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.PrimaryKeyConstraint("message_id", name=op.f("pk_crash_suspects")),
     )
     op.create_table(
@@ -34,10 +39,22 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=120), nullable=False),
         sa.Column("host", sa.String(length=255), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
-        sa.Column("queues", postgresql.ARRAY(sa.String(length=120)), server_default="{}", nullable=False),
+        sa.Column(
+            "queues", postgresql.ARRAY(sa.String(length=120)), server_default="{}", nullable=False
+        ),
         sa.Column("threads", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.Column("heartbeat_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "started_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column(
+            "heartbeat_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_worker_processes")),
     )
     op.create_index("ix_job_ledger_changed", "job_ledger", ["state_changed_at"])

@@ -34,10 +34,17 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint("role IN ('viewer', 'operator', 'admin')", name=op.f("ck_console_users_role_known")),
+        sa.CheckConstraint(
+            "role IN ('viewer', 'operator', 'admin')", name=op.f("ck_console_users_role_known")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_console_users")),
         sa.UniqueConstraint("name", name=op.f("uq_console_users_name")),
     )
@@ -48,12 +55,28 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("csrf_token", sa.String(length=64), nullable=False),
         sa.Column("label", sa.String(length=120), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
-        sa.Column("last_seen_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.Column(
+            "last_seen_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint("kind IN ('browser', 'token')", name=op.f("ck_console_sessions_kind_known")),
-        sa.ForeignKeyConstraint(["user_id"], ["console_users.id"], ondelete="CASCADE",
-                                name=op.f("fk_console_sessions_user_id_console_users")),
+        sa.CheckConstraint(
+            "kind IN ('browser', 'token')", name=op.f("ck_console_sessions_kind_known")
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["console_users.id"],
+            ondelete="CASCADE",
+            name=op.f("fk_console_sessions_user_id_console_users"),
+        ),
         sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_console_sessions")),
     )
     op.create_index("ix_console_sessions_user_id", "console_sessions", ["user_id"])

@@ -57,10 +57,16 @@ def upgrade() -> None:
     op.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {BACKUP}, {READONLY}")
     op.execute(f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO {BACKUP}")
     # tables of later migrations (created by the same owner) get the same grants
-    op.execute("ALTER DEFAULT PRIVILEGES IN SCHEMA public "
-               f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP}")
-    op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {BACKUP}, {READONLY}")
-    op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {APP}")
+    op.execute(
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {APP}"
+    )
+    op.execute(
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {BACKUP}, {READONLY}"
+    )
+    op.execute(
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {APP}"
+    )
     op.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON SEQUENCES TO {BACKUP}")
 
 

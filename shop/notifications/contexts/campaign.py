@@ -12,8 +12,15 @@ from shop.notifications.contexts._common import int_ident
 
 TEMPLATES: tuple[str, ...] = ("campaign_announcement", "campaign_report")
 SAMPLE: dict[str, Any] = {
-    "campaign": {"id": 3, "name": "winter-sale", "headline": "Winter sale: 20% off",
-                 "body": "Everything warm is 20% off until Sunday.", "total": 2000, "sent": 1998, "failed": 2},
+    "campaign": {
+        "id": 3,
+        "name": "winter-sale",
+        "headline": "Winter sale: 20% off",
+        "body": "Everything warm is 20% off until Sunday.",
+        "total": 2000,
+        "sent": 1998,
+        "failed": 2,
+    },
 }
 
 
@@ -22,5 +29,14 @@ def load(session: Session, ident: str) -> dict[str, Any]:
     c = session.get(NotificationCampaign, campaign_id)
     if c is None:
         raise NotFound(f"campaign {campaign_id} does not exist")
-    return {"campaign": {"id": c.id, "name": c.name, "headline": c.headline, "body": c.body,
-                         "total": c.total, "sent": c.sent, "failed": c.failed}}
+    return {
+        "campaign": {
+            "id": c.id,
+            "name": c.name,
+            "headline": c.headline,
+            "body": c.body,
+            "total": c.total,
+            "sent": c.sent,
+            "failed": c.failed,
+        }
+    }

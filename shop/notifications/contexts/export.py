@@ -10,8 +10,12 @@ from shop.models import Job
 TEMPLATES: tuple[str, ...] = ("export_ready",)
 SAMPLE: dict[str, object] = {
     "export": {
-        "job_id": "6f1c0c1e-1b5e-4a53-9d0e-0d6a9c2b7f10", "kind": "orders", "format": "csv", "rows": 12345,
-        "size_mb": "1.9", "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "job_id": "6f1c0c1e-1b5e-4a53-9d0e-0d6a9c2b7f10",
+        "kind": "orders",
+        "format": "csv",
+        "rows": 12345,
+        "size_mb": "1.9",
+        "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         "url": "https://files.example.test/exports/6f1c0c1e.csv",
     }
 }

@@ -29,8 +29,12 @@ def _stamp(value: dt.datetime) -> str:
 
 def load(session: Session, ident: str) -> dict[str, object]:
     """The component's latest check and the start of its current outage (if still down)."""
-    last = session.scalars(select(HealthCheck).where(HealthCheck.component == ident)
-                           .order_by(HealthCheck.checked_at.desc()).limit(1)).first()
+    last = session.scalars(
+        select(HealthCheck)
+        .where(HealthCheck.component == ident)
+        .order_by(HealthCheck.checked_at.desc())
+        .limit(1)
+    ).first()
     if last is None:
         raise NotFound(f"no health checks of component {ident!r}")
     since = incident_start(session, ident) or last.checked_at

@@ -12,8 +12,12 @@ from shop.settings import current as current_settings
 
 TEMPLATES: tuple[str, ...] = ("job_finished",)
 SAMPLE: dict[str, Any] = {
-    "job": {"id": "0b7e…", "type": "sales_report", "status": "succeeded",
-            "url": "https://shop.example.test/jobs/0b7e"},
+    "job": {
+        "id": "0b7e…",
+        "type": "sales_report",
+        "status": "succeeded",
+        "url": "https://shop.example.test/jobs/0b7e",
+    },
 }
 
 
@@ -22,4 +26,11 @@ def load(session: Session, ident: str) -> dict[str, Any]:
     if job is None:
         raise NotFound(f"job {ident} does not exist")
     base = current_settings().shop_base_url.rstrip("/")
-    return {"job": {"id": job.id, "type": job.job_type, "status": job.status, "url": f"{base}/jobs/{job.id}"}}
+    return {
+        "job": {
+            "id": job.id,
+            "type": job.job_type,
+            "status": job.status,
+            "url": f"{base}/jobs/{job.id}",
+        }
+    }

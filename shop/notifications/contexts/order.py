@@ -13,16 +13,26 @@ from shop.notifications.contexts._common import int_ident, money
 from shop.settings import current as current_settings
 
 TEMPLATES: tuple[str, ...] = (
-    "order_confirmation", "order_shipped", "order_cancelled", "order_delivered",
-    "payment_failed", "payment_reminder",
+    "order_confirmation",
+    "order_shipped",
+    "order_cancelled",
+    "order_delivered",
+    "payment_failed",
+    "payment_reminder",
 )
 SAMPLE: dict[str, Any] = {
     "order": {
-        "id": 1042, "status": "shipped", "total": "49.90 EUR", "placed_on": "2026-11-20",
+        "id": 1042,
+        "status": "shipped",
+        "total": "49.90 EUR",
+        "placed_on": "2026-11-20",
         "lines": [{"name": "Linen shirt <blue>", "quantity": 2, "price": "19.95 EUR"}],
-        "tracking_number": "TRK123456", "tracking_url": "https://shop.example.test/track/TRK123456",
-        "cancel_reason": "payment declined", "pay_url": "https://shop.example.test/orders/1042/pay",
-        "url": "https://shop.example.test/orders/1042", "payment_failure": "card_declined",
+        "tracking_number": "TRK123456",
+        "tracking_url": "https://shop.example.test/track/TRK123456",
+        "cancel_reason": "payment declined",
+        "pay_url": "https://shop.example.test/orders/1042/pay",
+        "url": "https://shop.example.test/orders/1042",
+        "payment_failure": "card_declined",
     },
 }
 
@@ -38,7 +48,8 @@ def load(session: Session, ident: str) -> dict[str, Any]:
         for name, quantity, price in session.execute(
             select(Product.name, OrderLine.quantity, OrderLine.unit_price_cents)
             .join(Product, Product.id == OrderLine.product_id)
-            .where(OrderLine.order_id == order_id).order_by(OrderLine.id)
+            .where(OrderLine.order_id == order_id)
+            .order_by(OrderLine.id)
         )
     ]
     failure = session.scalar(select(Payment.failure_reason).where(Payment.order_id == order_id))

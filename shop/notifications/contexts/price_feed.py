@@ -12,8 +12,13 @@ from shop.models import PriceFeed
 TEMPLATES: tuple[str, ...] = ("price_feed_alert",)
 SAMPLE: dict[str, object] = {
     "feed": {
-        "name": "EUR_USD", "value": "1.08500000", "source": "primary", "as_of": "2026-11-23T09:40:00+00:00",
-        "age_minutes": 47, "incident": 3, "last_error": "primary: error: HTTP 503; backup: timeout: ReadTimeout",
+        "name": "EUR_USD",
+        "value": "1.08500000",
+        "source": "primary",
+        "as_of": "2026-11-23T09:40:00+00:00",
+        "age_minutes": 47,
+        "incident": 3,
+        "last_error": "primary: error: HTTP 503; backup: timeout: ReadTimeout",
         "has_value": True,
     }
 }

@@ -10,8 +10,14 @@ from shop.models import Inventory, Product
 TEMPLATES: tuple[str, ...] = ("low_stock", "back_in_stock")
 SAMPLE: dict[str, object] = {
     "product": {
-        "id": 42, "sku": "MUG-BLUE-350", "name": "Blue enamel mug 350 ml", "price": "12.90 EUR",
-        "available": 3, "threshold": 5, "low_stock_crossings": 2, "restocks": 1,
+        "id": 42,
+        "sku": "MUG-BLUE-350",
+        "name": "Blue enamel mug 350 ml",
+        "price": "12.90 EUR",
+        "available": 3,
+        "threshold": 5,
+        "low_stock_crossings": 2,
+        "restocks": 1,
     }
 }
 

@@ -12,8 +12,14 @@ from shop.models import SalesReport
 TEMPLATES: tuple[str, ...] = ("daily_sales_report",)
 SAMPLE: dict[str, object] = {
     "report": {
-        "day": "2026-11-22", "orders": 118, "revenue": "4,913.40", "average_order": "41.64", "refunds": 3,
-        "refunded": "87.50", "currency": "EUR", "version": 1,
+        "day": "2026-11-22",
+        "orders": 118,
+        "revenue": "4,913.40",
+        "average_order": "41.64",
+        "refunds": 3,
+        "refunded": "87.50",
+        "currency": "EUR",
+        "version": 1,
         "top_products": [{"sku": "MUG-BLUE-350", "units": 31, "revenue": "399.90"}],
     }
 }
@@ -42,7 +48,8 @@ def load(session: Session, ident: str) -> dict[str, object]:
             "currency": "EUR",
             "version": report.version,
             "top_products": [
-                {"sku": p["sku"], "units": p["units"], "revenue": _money(p["revenue_cents"])} for p in report.top_products
+                {"sku": p["sku"], "units": p["units"], "revenue": _money(p["revenue_cents"])}
+                for p in report.top_products
             ],
         }
     }

@@ -11,7 +11,9 @@ from shop.models import NotificationSchedule
 from shop.notifications.contexts._common import int_ident
 
 TEMPLATES: tuple[str, ...] = ("scheduled_message",)
-SAMPLE: dict[str, Any] = {"schedule": {"id": 4, "name": "weekly-digest", "message": "Your weekly digest."}}
+SAMPLE: dict[str, Any] = {
+    "schedule": {"id": 4, "name": "weekly-digest", "message": "Your weekly digest."}
+}
 
 
 def load(session: Session, ident: str) -> dict[str, Any]:

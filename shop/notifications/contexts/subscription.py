@@ -18,8 +18,12 @@ from shop.settings import current as current_settings
 TEMPLATES: tuple[str, ...] = ("subscription_renewal_reminder",)
 SAMPLE: dict[str, Any] = {
     "subscription": {
-        "id": 12, "product": "Coffee beans 1 kg", "quantity": 1, "frequency": "monthly",
-        "next_delivery_date": "2026-12-01", "manage_url": "https://shop.example.test/subscriptions/12",
+        "id": 12,
+        "product": "Coffee beans 1 kg",
+        "quantity": 1,
+        "frequency": "monthly",
+        "next_delivery_date": "2026-12-01",
+        "manage_url": "https://shop.example.test/subscriptions/12",
     },
 }
 

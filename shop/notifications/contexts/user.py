@@ -16,8 +16,10 @@ from shop.settings import current as current_settings
 TEMPLATES: tuple[str, ...] = ("welcome", "birthday_greeting")
 SAMPLE: dict[str, Any] = {
     "user": {
-        "id": 7, "verify_url": "https://shop.example.test/verify-email?token=7.1790000000.abc",
-        "verify_expires": "2026-11-25", "birthday_code": "BDAY-7",
+        "id": 7,
+        "verify_url": "https://shop.example.test/verify-email?token=7.1790000000.abc",
+        "verify_expires": "2026-11-25",
+        "birthday_code": "BDAY-7",
     },
 }
 
@@ -32,7 +34,9 @@ def load(session: Session, ident: str) -> dict[str, Any]:
     return {
         "user": {
             "id": user.id,
-            "verify_url": verification_url(s.shop_base_url, s.verification_secret, user.id, s.verification_ttl_s),
+            "verify_url": verification_url(
+                s.shop_base_url, s.verification_secret, user.id, s.verification_ttl_s
+            ),
             "verify_expires": expires.date().isoformat(),
             "birthday_code": f"BDAY-{user.id}",
         }

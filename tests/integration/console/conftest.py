@@ -24,8 +24,15 @@ from devtools.processes import ROOT
 from programs.cli import main as cli
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PASSWORD = "a long test password"
 CONSOLE_MODULES = ("tests.support.faulty_actors",)
 
@@ -36,11 +43,20 @@ class ConsoleProcess:
     def __init__(self, log_path: Path) -> None:
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115  (held open for the process's life)
-        command = [os.path.join(os.path.dirname(sys.executable), "shopjobs"), "console", "--port", "0"]
+        command = [
+            os.path.join(os.path.dirname(sys.executable), "shopjobs"),
+            "console",
+            "--port",
+            "0",
+        ]
         for module in CONSOLE_MODULES:
             command += ["--import", module]
         self.proc = subprocess.Popen(
-            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=self._log, text=True,
+            command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
             env={**os.environ, "SHOPJOBS_CONSOLE_LIVE_POLL_S": "0.5", "PYTHONPATH": ROOT},
             start_new_session=True,
         )
@@ -82,7 +98,9 @@ class ConsoleProcess:
 
 
 @pytest.fixture(scope="session")
-def console_process(infrastructure: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleProcess]:
+def console_process(
+    infrastructure: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ConsoleProcess]:
     process = ConsoleProcess(tmp_path_factory.mktemp("console") / "console.log")
     try:
         yield process
@@ -157,8 +175,13 @@ class Browser:
 
 
 @pytest.fixture()
-def browse(chromium: Any, console_process: ConsoleProcess, clean: None, shots: Path,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Browser]]:
+def browse(
+    chromium: Any,
+    console_process: ConsoleProcess,
+    clean: None,
+    shots: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[..., Browser]]:
     """``browse(name, role)``: a user made by the CLI, logged in, in a fresh browser context."""
     contexts: list[Any] = []
 

@@ -27,23 +27,36 @@ TEST_ACTORS = ("actors", "tests.support.faulty_actors")
 
 def _letters(actor: str) -> list[DeadLetter]:
     with session_scope() as s:
-        return list(s.scalars(select(DeadLetter).where(DeadLetter.actor == actor).order_by(DeadLetter.id)))
+        return list(
+            s.scalars(select(DeadLetter).where(DeadLetter.actor == actor).order_by(DeadLetter.id))
+        )
 
 
 def _audit(action: str) -> list[AuditLog]:
     with session_scope() as s:
-        return list(s.scalars(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id)))
+        return list(
+            s.scalars(select(AuditLog).where(AuditLog.action == action).order_by(AuditLog.id))
+        )
 
 
-def test_an_operator_finds_an_orders_failed_step_and_reads_its_traceback(stand_ins, start_worker, browse):
+def test_an_operator_finds_an_orders_failed_step_and_reads_its_traceback(
+    stand_ins, start_worker, browse
+):
     # Given an order whose card is declined: payment validation fails, compensation runs
     with session_scope() as s:
-        order_id = make_order(s, user=make_user(s), lines=[(make_product(s, stock=3), 1)],
-                              payment_token="tok_decline").id
+        order_id = make_order(
+            s, user=make_user(s), lines=[(make_product(s, stock=3), 1)], payment_token="tok_decline"
+        ).id
     start_worker("actors")
     process_order_async.send(order_id)
-    wait_until(lambda: {r.actor: r.state for r in _history(order_id)}.get("orders.compensate_order")
-               == "succeeded", timeout=60, what="the order's pipeline stopped and compensated")
+    wait_until(
+        lambda: (
+            {r.actor: r.state for r in _history(order_id)}.get("orders.compensate_order")
+            == "succeeded"
+        ),
+        timeout=60,
+        what="the order's pipeline stopped and compensated",
+    )
     b = browse("olga", "operator")
 
     # When the operator filters the jobs by the order's number and opens its timeline
@@ -74,7 +87,9 @@ def _history(order_id: int) -> list:
         return ledger_queries.history_of_order(s, order_id)
 
 
-def test_a_dead_letter_replayed_from_the_console_succeeds_on_a_real_worker(start_worker, browse, tmp_path):
+def test_a_dead_letter_replayed_from_the_console_succeeds_on_a_real_worker(
+    start_worker, browse, tmp_path
+):
     # Given a job that failed for good because its cause was not fixed yet
     start_worker(*TEST_ACTORS)
     fix = tmp_path / "fixed"
@@ -106,19 +121,25 @@ def test_a_dead_letter_replayed_from_the_console_succeeds_on_a_real_worker(start
     [audit] = _audit("dlq.replay")
     assert audit.actor == "console:olga" and audit.details["new_message_id"] == new_id
     b.goto("/audit")
-    assert "dlq.replay" in b.page.inner_text("#audit") and "console:olga" in b.page.inner_text("#audit")
+    assert "dlq.replay" in b.page.inner_text("#audit") and "console:olga" in b.page.inner_text(
+        "#audit"
+    )
     assert not b.errors, b.errors
 
 
-def test_bulk_replay_replays_only_the_previewed_dead_letters_while_new_ones_arrive(start_worker, browse, tmp_path):
+def test_bulk_replay_replays_only_the_previewed_dead_letters_while_new_ones_arrive(
+    start_worker, browse, tmp_path
+):
     # Given six dead letters of one actor, and one of another actor outside the filter
     start_worker(*TEST_ACTORS)
     fix = tmp_path / "fixed"
     for _ in range(6):
         fails_until_fixed.send(str(fix))
     always_fails.send(1)
-    wait_until(lambda: len(_letters("tests.fails_until_fixed")) == 6 and _letters("tests.always_fails"),
-               what="seven dead letters")
+    wait_until(
+        lambda: len(_letters("tests.fails_until_fixed")) == 6 and _letters("tests.always_fails"),
+        what="seven dead letters",
+    )
     b = browse("olga", "operator")
 
     # When the operator filters by actor and previews a bulk replay
@@ -127,14 +148,20 @@ def test_bulk_replay_replays_only_the_previewed_dead_letters_while_new_ones_arri
     b.page.wait_for_selector("#bulk-form")
     b.shot("bulk-preview")
     assert "6" in b.page.inner_text("h1")
-    previewed = {int(v) for v in b.page.eval_on_selector_all(
-        "#bulk-form input[name=id]", "els => els.map(e => e.value)")}
+    previewed = {
+        int(v)
+        for v in b.page.eval_on_selector_all(
+            "#bulk-form input[name=id]", "els => els.map(e => e.value)"
+        )
+    }
     assert previewed == {d.id for d in _letters("tests.fails_until_fixed")}
 
     # ... and three more dead letters arrive before the operator confirms
     for _ in range(3):
         fails_until_fixed.send(str(fix))
-    wait_until(lambda: len(_letters("tests.fails_until_fixed")) == 9, what="three more dead letters")
+    wait_until(
+        lambda: len(_letters("tests.fails_until_fixed")) == 9, what="three more dead letters"
+    )
     fix.write_text("deployed")
     b.page.click("#bulk-form button[type=submit]")
     b.page.wait_for_selector("#outcome")
@@ -177,7 +204,9 @@ def test_an_operator_cancels_a_delayed_job_and_the_worker_skips_it(start_worker,
     assert state(message_id) == "cancelled" and "customer called" in entry(message_id).error
     [audit] = _audit("jobs.cancel")
     assert audit.actor == "console:olga" and audit.details["cancelled"] == [message_id]
-    wait_until(lambda: "was cancelled; skipped" in worker.log(), timeout=60, what="the worker skipped it")
+    wait_until(
+        lambda: "was cancelled; skipped" in worker.log(), timeout=60, what="the worker skipped it"
+    )
     assert not path.exists()
     b.goto(f"/jobs/{message_id}")
     assert "cancelled" in b.page.inner_text("h1")
@@ -225,11 +254,14 @@ def test_a_viewer_reads_every_page_but_cannot_act(start_worker, browse):
     assert b.goto("/dead-letters/bulk?action=replay").status == 403
 
     # ... and a request forged with the viewer's own valid session and CSRF token is refused
-    status = b.page.evaluate("""async (id) => {
+    status = b.page.evaluate(
+        """async (id) => {
         const r = await fetch('/dead-letters/' + id + '/replay', {method: 'POST',
             headers: {'Content-Type': 'application/x-www-form-urlencoded'},
             body: 'csrf_token=' + encodeURIComponent(document.body.dataset.csrf)});
-        return r.status; }""", letter.id)
+        return r.status; }""",
+        letter.id,
+    )
     assert status == 403
     assert _letters("tests.always_fails")[0].replayed_at is None and not _audit("dlq.replay")
 
@@ -292,9 +324,22 @@ def test_every_page_renders_and_bad_input_gets_a_clear_400_or_404(start_worker, 
     wait_until(lambda: state(ok) == "succeeded", what="a finished job")
     b = browse("ada", "admin")
 
-    for path in ("/", "/jobs", f"/jobs/{bad}", "/orders/12", "/failures", "/dead-letters",
-                 f"/dead-letters/{letter.id}", "/queues", "/schedules", "/workers", "/audit", "/ledger",
-                 "/jobs?state=failed&since=1h", "/jobs?arg=order_id=12"):
+    for path in (
+        "/",
+        "/jobs",
+        f"/jobs/{bad}",
+        "/orders/12",
+        "/failures",
+        "/dead-letters",
+        f"/dead-letters/{letter.id}",
+        "/queues",
+        "/schedules",
+        "/workers",
+        "/audit",
+        "/ledger",
+        "/jobs?state=failed&since=1h",
+        "/jobs?arg=order_id=12",
+    ):
         assert b.goto(path).status == 200, path
     assert b.page.locator("#jobs tbody tr[data-href]").count() == 1  # the argument search
     b.goto("/failures")
@@ -328,8 +373,9 @@ def test_every_page_renders_and_bad_input_gets_a_clear_400_or_404(start_worker, 
     assert not [e for e in b.errors if "status of 4" not in e], b.errors
 
 
-def test_keyboard_shortcuts_dark_mode_and_a_read_only_api_token(chromium, console_process, browse,
-                                                              monkeypatch, capsys):
+def test_keyboard_shortcuts_dark_mode_and_a_read_only_api_token(
+    chromium, console_process, browse, monkeypatch, capsys
+):
     b = browse("olga", "operator")
 
     # Keys: g then d goes to the dead letters, / focuses the search, ? opens the help
@@ -357,9 +403,16 @@ def test_keyboard_shortcuts_dark_mode_and_a_read_only_api_token(chromium, consol
     token = capsys.readouterr().out.strip().splitlines()[-1]
     request = b.context.request
     headers = {"Authorization": f"Bearer {token}"}
-    listing = request.get(console_process.url + "/jobs.json", headers=headers,
-                          fail_on_status_code=False, max_redirects=0)
+    listing = request.get(
+        console_process.url + "/jobs.json",
+        headers=headers,
+        fail_on_status_code=False,
+        max_redirects=0,
+    )
     assert listing.status == 200 and "jobs" in listing.json()
-    refused = request.get(console_process.url + "/jobs.json",
-                          headers={"Authorization": "Bearer not-a-token"}, max_redirects=0)
+    refused = request.get(
+        console_process.url + "/jobs.json",
+        headers={"Authorization": "Bearer not-a-token"},
+        max_redirects=0,
+    )
     assert refused.status == 401

@@ -126,9 +126,15 @@ def test_sms_gateway_errors_are_retried_and_texted_once(sms, mail, start_worker)
     assert notification("order_confirmation", f"order:{order_id}").status in ("sending", "sent")
 
 
-def test_no_address_phone_name_or_link_token_reaches_the_worker_log(mail, sms, start_worker, tmp_path):
+def test_no_address_phone_name_or_link_token_reaches_the_worker_log(
+    mail, sms, start_worker, tmp_path
+):
     # Given customers with canary personal data, and faults that make the worker log errors
-    canary = {"email": "canary.mail.7f3a@example.test", "phone": "+4915199887766", "full_name": "Zyxcanary Qwvtest"}
+    canary = {
+        "email": "canary.mail.7f3a@example.test",
+        "phone": "+4915199887766",
+        "full_name": "Zyxcanary Qwvtest",
+    }
     with session_scope() as s:
         user = make_user(s, notify_sms=True, **canary)
         other = make_user(s, email="canary.other.9b1c@example.test", full_name="Ovcanary Blip")
@@ -141,8 +147,14 @@ def test_no_address_phone_name_or_link_token_reaches_the_worker_log(mail, sms, s
     sms.set_faults(mode="http_503", times=1)
     email_actors.send_welcome_email.send(ids[0])
     orders.notify(ids[2], "order_confirmation")
-    wait_until(lambda: _welcome(ids[0]) and settled("order_confirmation", f"order:{ids[2]}", "sms")
-               and settled("order_confirmation", f"order:{ids[2]}"), 30)
+    wait_until(
+        lambda: (
+            _welcome(ids[0])
+            and settled("order_confirmation", f"order:{ids[2]}", "sms")
+            and settled("order_confirmation", f"order:{ids[2]}")
+        ),
+        30,
+    )
     mail.set_faults(mode="smtp_550")
     email_actors.send_welcome_email.send(ids[1])
     wait_until(lambda: _welcome(ids[1]), 30)
@@ -152,5 +164,11 @@ def test_no_address_phone_name_or_link_token_reaches_the_worker_log(mail, sms, s
     log = worker.log()
     assert "Retrying" in log or "retry" in log.lower()
     assert "notification" in log
-    for secret in [*canary.values(), "canary.other.9b1c@example.test", "Ovcanary", "Zyxcanary", "token="]:
+    for secret in [
+        *canary.values(),
+        "canary.other.9b1c@example.test",
+        "Ovcanary",
+        "Zyxcanary",
+        "token=",
+    ]:
         assert secret not in log, f"{secret!r} leaked into the worker log"

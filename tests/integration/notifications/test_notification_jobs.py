@@ -25,8 +25,12 @@ WORKER = {"processes": 1, "threads": 8}
 
 
 def _by_subject(mail, count: int) -> dict[str, dict]:
-    rows = wait_until(lambda: (m := mail.messages()) and len(m) >= count and m, 60, 0.1,
-                      what=f"{count} e-mails in the SMTP stand-in")
+    rows = wait_until(
+        lambda: (m := mail.messages()) and len(m) >= count and m,
+        60,
+        0.1,
+        what=f"{count} e-mails in the SMTP stand-in",
+    )
     return {row["subject"]: row for row in rows}
 
 
@@ -35,9 +39,15 @@ def test_each_named_email_job_delivers_its_content_to_the_customers_address(mail
     with session_scope() as s:
         user = make_user(s, email="ada@example.test", full_name="Ada Lovelace")
         product = make_product(s, name="Linen shirt", price_cents=2500)
-        order = make_order(s, user=user, lines=[(product, 2)], tracking_number="TRK42", status="shipped")
-        sub = Subscription(user_id=user.id, product_id=product.id, frequency="monthly",
-                           next_delivery_date=dt.date(2026, 12, 1))
+        order = make_order(
+            s, user=user, lines=[(product, 2)], tracking_number="TRK42", status="shipped"
+        )
+        sub = Subscription(
+            user_id=user.id,
+            product_id=product.id,
+            frequency="monthly",
+            next_delivery_date=dt.date(2026, 12, 1),
+        )
         s.add(sub)
         s.flush()
         ids = {"user": user.id, "order": order.id, "sub": sub.id}
@@ -57,8 +67,9 @@ def test_each_named_email_job_delivers_its_content_to_the_customers_address(mail
     confirmation = got[f"Order #{ids['order']} confirmed"]
     assert "2 x Linen shirt (25.00 EUR)" in body(confirmation)
     assert "Hello Ada," in body(confirmation)
-    assert confirmation["message_id"] == message_id("order_confirmation", f"order:{ids['order']}",
-                                                    current_settings().mail_from)
+    assert confirmation["message_id"] == message_id(
+        "order_confirmation", f"order:{ids['order']}", current_settings().mail_from
+    )
     shipped = body(got[f"Order #{ids['order']} is on its way"], "html")
     assert 'href="https://shop.example.test/track/TRK42"' in shipped
     assert "Pay with another card" in body(got[f"Payment for order #{ids['order']} failed"], "html")
@@ -69,18 +80,33 @@ def test_each_named_email_job_delivers_its_content_to_the_customers_address(mail
     token = welcome.split("token=", 1)[1].split()[0]
     assert verify_token(current_settings().verification_secret, token) == ids["user"]
     with session_scope() as s:
-        assert s.scalar(select(Notification.entity_key).where(
-            Notification.template == "subscription_renewal_reminder")) == f"subscription:{ids['sub']}#2026-12-01"
+        assert (
+            s.scalar(
+                select(Notification.entity_key).where(
+                    Notification.template == "subscription_renewal_reminder"
+                )
+            )
+            == f"subscription:{ids['sub']}#2026-12-01"
+        )
 
 
-def test_templated_email_to_admins_and_a_persian_customer_and_send_email_async_from_a_job(mail, start_worker):
+def test_templated_email_to_admins_and_a_persian_customer_and_send_email_async_from_a_job(
+    mail, start_worker
+):
     # Given an administrator and a customer who reads Persian
     with session_scope() as s:
         make_user(s, email="admin@example.test", full_name="Root Admin", is_admin=True)
         reader = make_user(s, email="dara@example.test", full_name="Dara", locale="fa")
         order = make_order(s, user=reader)
-        job = job_service.create_job(s, "send_email", {"template": "order_confirmation",
-                                                       "entity_key": f"order:{order.id}", "user_id": reader.id})
+        job = job_service.create_job(
+            s,
+            "send_email",
+            {
+                "template": "order_confirmation",
+                "entity_key": f"order:{order.id}",
+                "user_id": reader.id,
+            },
+        )
         ids = {"order": order.id, "job": job.id}
     start_worker("actors", **WORKER)
 
@@ -103,7 +129,9 @@ def _job(job_id: str) -> Job | None:
         return s.get(Job, job_id)
 
 
-def test_order_confirmation_and_shipping_go_by_email_and_sms_as_the_customer_prefers(mail, sms, start_worker):
+def test_order_confirmation_and_shipping_go_by_email_and_sms_as_the_customer_prefers(
+    mail, sms, start_worker
+):
     # Given one customer who wants SMS too, and one who wants e-mail only
     with session_scope() as s:
         texter = make_user(s, email="t@example.test", phone="+4915100000001", notify_sms=True)
@@ -122,7 +150,9 @@ def test_order_confirmation_and_shipping_go_by_email_and_sms_as_the_customer_pre
     _by_subject(mail, 3)
     texts = wait_until(lambda: (m := sms.messages()) and len(m) >= 2 and m, 30)
     assert sorted(m["to"] for m in texts) == ["+4915100000001", "+4915100000001"]
-    assert any(f"order #{ids[0]} shipped" in m["body"] and "/track/TRK7" in m["body"] for m in texts)
+    assert any(
+        f"order #{ids[0]} shipped" in m["body"] and "/track/TRK7" in m["body"] for m in texts
+    )
     assert notification("order_confirmation", f"order:{ids[1]}", "sms") is None
 
 
@@ -132,11 +162,22 @@ def test_scheduled_recurring_reminder_and_birthday_notifications_go_out_once(mai
     with session_scope() as s:
         user = make_user(s, email="sched@example.test", birthday=dt.date(1990, *_today_md()))
         old = make_order(s, user=user, placed_at=now - dt.timedelta(days=3))
-        later = request_notification(s, template="order_confirmation", entity_key=f"order:{old.id}",
-                                     user_id=user.id, send_at=now + dt.timedelta(hours=1))
+        later = request_notification(
+            s,
+            template="order_confirmation",
+            entity_key=f"order:{old.id}",
+            user_id=user.id,
+            send_at=now + dt.timedelta(hours=1),
+        )
         ids = {"user": user.id, "order": old.id, "later": later}
-    create_schedule(name="digest", template="scheduled_message", message="Your weekly digest", every_s=7 * 86400,
-                    user_id=ids["user"], first_run_at=now - dt.timedelta(minutes=1))
+    create_schedule(
+        name="digest",
+        template="scheduled_message",
+        message="Your weekly digest",
+        every_s=7 * 86400,
+        user_id=ids["user"],
+        first_run_at=now - dt.timedelta(minutes=1),
+    )
     start_worker("actors", **WORKER)
 
     # When the every-minute sweep and the daily jobs run (twice each: a repeated tick)
@@ -147,14 +188,20 @@ def test_scheduled_recurring_reminder_and_birthday_notifications_go_out_once(mai
     got = _by_subject(mail, 3)
 
     # Then the recurring message, one payment reminder and one birthday greeting; not the later one
-    assert set(got) == {"digest", f"Reminder: order #{ids['order']} is waiting for payment",
-                        "Happy birthday from Shop!"}
+    assert set(got) == {
+        "digest",
+        f"Reminder: order #{ids['order']} is waiting for payment",
+        "Happy birthday from Shop!",
+    }
     assert notification("order_confirmation", f"order:{ids['order']}").status == "pending"
 
     # When the scheduled time has come (moved to the past) and the sweep runs
     with session_scope() as s:
-        s.execute(update(Notification).where(Notification.id == ids["later"])
-                  .values(send_at=now - dt.timedelta(seconds=1)))
+        s.execute(
+            update(Notification)
+            .where(Notification.id == ids["later"])
+            .values(send_at=now - dt.timedelta(seconds=1))
+        )
     notification_actors.process_due.send()
 
     # Then it goes out, once; and nothing else was sent twice
@@ -174,12 +221,24 @@ def test_cleanup_deletes_only_old_settled_notifications(mail, start_worker):
     # Given an old sent notification and a fresh pending one
     with session_scope() as s:
         user = make_user(s)
-        s.add_all([
-            Notification(user_id=user.id, template="welcome", entity_key=f"user:{user.id}", status="sent",
-                         settled_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=200)),
-            Notification(user_id=user.id, template="birthday_greeting", entity_key=f"user:{user.id}#2026",
-                         status="pending", send_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1)),
-        ])
+        s.add_all(
+            [
+                Notification(
+                    user_id=user.id,
+                    template="welcome",
+                    entity_key=f"user:{user.id}",
+                    status="sent",
+                    settled_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=200),
+                ),
+                Notification(
+                    user_id=user.id,
+                    template="birthday_greeting",
+                    entity_key=f"user:{user.id}#2026",
+                    status="pending",
+                    send_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1),
+                ),
+            ]
+        )
     start_worker("actors", **WORKER)
 
     # When the cleanup runs with the 90-day retention
