@@ -352,3 +352,25 @@ def test_a_hundred_held_jobs_each_run_once_within_two_seconds_of_their_due_time(
             f"\nheld-delay lateness over 100 jobs: min {late[0]:.3f}s median {late[50]:.3f}s "
             f"p95 {late[95]:.3f}s max {late[-1]:.3f}s"
         )
+
+
+def test_the_six_hour_delivery_check_waits_in_postgresql_not_in_rabbitmq(clean):
+    # Given the shop's settings (delays over 30 s are held) and its delivery check delay
+    from actors.orders import check_delivery
+
+    delay_s = shop_broker.settings.delivery_check_delay_s
+    assert delay_s == 21_600 and shop_broker.broker.delay_in_db_after_ms == 30_000
+
+    # When the check is sent 6 hours ahead (as update_order_tracking does)
+    message_id = check_delivery.send_with_options(args=(42,), delay=delay_s * 1000).message_id
+
+    # Then it waits in the outbox, due in 6 hours by the database clock, and RabbitMQ holds nothing
+    with session_scope() as s:
+        due_in = s.execute(
+            text("SELECT EXTRACT(EPOCH FROM due_at - now()) FROM outbox WHERE message_id = :id"),
+            {"id": message_id},
+        ).scalar()
+    assert 21_590 < float(due_in) <= 21_600
+    row = entry(message_id)
+    assert row.state == "enqueued" and row.order_id == 42 and row.eta is not None
+    assert amqp.depth("orders") <= 0 and amqp.depth("orders.DQ") <= 0  # -1: never declared

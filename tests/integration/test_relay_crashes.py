@@ -11,6 +11,7 @@ from collections import Counter
 import broker as shop_broker
 from jobcore import sends
 from jobcore.db import session_scope
+from middleware.outbox_relay import build_relay
 from tests.support import amqp
 from tests.support.faulty_actors import touch
 from tests.support.waiting import wait_until
@@ -103,3 +104,23 @@ def test_a_relay_killed_ten_times_while_publishing_loses_no_message(clean, tmp_p
         f"\nrelay SIGKILLed {kills} times: {len(ids)} messages, none lost, {doubled} published twice"
     )
     assert doubled <= kills * 100  # at most one batch per kill
+
+
+def test_a_message_returned_because_its_queue_was_deleted_stays_until_the_queue_is_back(clean):
+    # Given a committed send whose queue an operator has just deleted
+    amqp.declare("tests")
+    [message_id] = _commit_sends(0, 1)
+    with amqp.channel() as ch:
+        ch.queue_delete("tests")
+    relay = build_relay(shop_broker.settings, shop_broker.broker)
+
+    # When the relay publishes it, RabbitMQ returns it (mandatory): the row stays, the queue
+    # is declared again
+    assert relay.run_once() == 0
+    assert _outbox_rows() == 1 and amqp.depth("tests") == 0
+
+    # Then the next round delivers it, and only then is the row deleted
+    assert relay.run_once() == 1
+    relay.stop()
+    assert _outbox_rows() == 0
+    assert _drain("tests") == Counter({message_id: 1})
