@@ -24,7 +24,8 @@ ORDERS = int(os.environ.get("SHOPJOBS_CHAOS_ORDERS", "200"))
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "/chaos/" in str(item.fspath):
+        # the catalogue's coverage check faults nothing: it runs with the rest of the suite
+        if "/chaos/" in str(item.fspath) and "test_not_here" not in str(item.fspath):
             item.add_marker(pytest.mark.chaos)
             item.add_marker(pytest.mark.integration)
 
