@@ -89,6 +89,8 @@ def test_a_stopped_worker_closes_its_listen_connection_and_engine_after_draining
         started.set()
         release.wait(30)
 
+    # other ledger writers of this test process (the producers' own) may hold a connection too
+    ledger_before = _connections(LEDGER_NAME)
     worker = dramatiq.Worker(real_stack, worker_threads=2, worker_timeout=100)
     worker.start()
     stopper = threading.Thread(target=worker.stop, name="test-worker-stop")
@@ -98,7 +100,9 @@ def test_a_stopped_worker_closes_its_listen_connection_and_engine_after_draining
         wait_until(lambda: _connections(LISTEN_NAME) == 1, 10, what="the LISTEN connection")
         assert _connections(ENGINE_NAME) >= 1 and _registered() and _watch_threads()
         wait_until(
-            lambda: _connections(LEDGER_NAME) == 1, 10, what="the ledger writer's connection"
+            lambda: _connections(LEDGER_NAME) > ledger_before,
+            10,
+            what="the ledger writer's connection",
         )
 
         # When the worker is told to stop while the job still runs
@@ -127,6 +131,8 @@ def test_a_stopped_worker_closes_its_listen_connection_and_engine_after_draining
     wait_until(lambda: _connections(LISTEN_NAME) == 0, 10, what="the LISTEN connection closed")
     wait_until(lambda: _connections(ENGINE_NAME) == 0, 10, what="the engine's connections closed")
     wait_until(
-        lambda: _connections(LEDGER_NAME) == 0, 10, what="the ledger writer's connection closed"
+        lambda: _connections(LEDGER_NAME) <= ledger_before,
+        10,
+        what="the ledger writer's connection closed",
     )
     assert not _registered(), "the stopped worker is still registered"
