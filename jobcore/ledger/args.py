@@ -44,7 +44,9 @@ def redact(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         return [redact(v, depth + 1) for v in value]
     if isinstance(value, str):
-        return scrub_text(value)  # e-mail addresses, card numbers, tokens under harmless names
+        # e-mail addresses, card numbers, tokens under harmless names; and NUL, which no
+        # PostgreSQL text or jsonb value can hold (the send would fail, not the job)
+        return scrub_text(value).replace("\x00", "\\x00")
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)  # NaN and Infinity are not JSON; keep them visible as text
     return value
