@@ -36,6 +36,7 @@ def test_the_stack_is_in_its_documented_order():
         "DbSessions",
         "Metrics",
         "AgeLimit",
+        "QueueCheck",
         "TimeLimit",
         "ShutdownNotifications",
         "Callbacks",
