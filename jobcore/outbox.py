@@ -26,7 +26,7 @@ from jobcore.db import get_engine
 from jobcore.ledger.args import ledger_fields
 from jobcore.ledger.states import State
 from jobcore.models import LedgerEntry, OutboxMessage
-from jobcore.sends import LEDGER_RECORDED_OPTION, bypass
+from jobcore.sends import LEDGER_RECORDED_OPTION, bypass, checked_body
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ def enqueue(
     message, declared = _message(actor, args, kwargs, opts)
     if message_id is not None:
         message = message.copy(message_id=message_id)
+    body = checked_body(message)  # before anything is written
     now = dt.datetime.now(dt.UTC)
     fields = ledger_fields(declared, message)
     fields["args"] = json.loads(fields["args"])
@@ -107,7 +108,7 @@ def enqueue(
         OutboxMessage(
             message_id=message.message_id,
             queue=message.queue_name,
-            body=message.encode(),
+            body=body,
             delay_ms=None if held else delay_ms,
             due_at=due_at,
         )

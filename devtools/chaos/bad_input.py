@@ -166,7 +166,7 @@ def oversized(h: Harness, orders: int) -> Outcome:
 HOSTILE: list[Any] = [
     "1; DROP TABLE orders; --",
     "1\x00",
-    "x" * MIB,
+    "x" * 1_000_000,  # 1 MB: under the producer's 1 MiB limit, so the job must refuse it
     float("nan"),
     float("inf"),
     12.5,
