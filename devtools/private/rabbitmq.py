@@ -145,7 +145,7 @@ class RabbitNode:
         deadline = time.monotonic() + timeout
         while self.ctl("ping", tool="rabbitmq-diagnostics", check=False, timeout=15) is None:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.node} exited while booting: see {self.base_dir}/log")
+                raise RuntimeError(f"{self.node} exited while booting:\n{self.output()[-2000:]}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.node} did not answer ping within {timeout:.0f}s")
             _pause.wait(0.5)
@@ -154,6 +154,14 @@ class RabbitNode:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.node} does not listen on {self.port}")
             _pause.wait(0.2)
+
+    def output(self) -> str:
+        """What the server script printed (its boot errors land here)."""
+        try:
+            with open(os.path.join(self.base_dir, "log", "server.out"), errors="replace") as fh:
+                return fh.read()
+        except OSError:
+            return ""
 
     def ctl(
         self, *args: str, tool: str = "rabbitmqctl", check: bool = True, timeout: float = 120
