@@ -122,6 +122,7 @@ class RabbitNode:
             "RABBITMQ_MNESIA_BASE": os.path.join(self.base_dir, "mnesia"),
             "RABBITMQ_LOG_BASE": os.path.join(self.base_dir, "log"),
             "RABBITMQ_PID_FILE": self.pid_file,
+            "ERL_CRASH_DUMP": os.path.join(self.base_dir, "log", "erl_crash.dump"),
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
         }
 
@@ -132,6 +133,7 @@ class RabbitNode:
         self.proc = subprocess.Popen(
             [os.path.join(BIN_DIR, "rabbitmq-server")],
             env=env,
+            cwd=self.base_dir,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
