@@ -19,7 +19,7 @@ from shop.ops.runs import record_run, utcnow
 
 logger = logging.getLogger(__name__)
 
-AUDIT_KEEP_AT_LEAST_DAYS = 30  # as prune_audit_log (migration 0014) enforces
+AUDIT_KEEP_AT_LEAST_DAYS = 30  # as prune_audit_log (migration 0015) enforces
 _EMPTY_CART = "NOT EXISTS (SELECT 1 FROM cart_items i WHERE i.cart_id = carts.id)"
 
 
