@@ -89,7 +89,7 @@ def abandoned_sessions(idle_days: int, batch: int) -> dict[str, Any]:
 
 def old_audit_logs(days: int, batch: int) -> dict[str, Any]:
     """Audit rows older than ``days`` days, through the owner's ``prune_audit_log`` (migration
-    0014): the application role may not DELETE from the audit log, and the function removes
+    0015): the application role may not DELETE from the audit log, and the function removes
     nothing younger than ``AUDIT_KEEP_AT_LEAST_DAYS``."""
     if days < AUDIT_KEEP_AT_LEAST_DAYS:
         raise InvalidInput(
