@@ -120,7 +120,7 @@ def enqueue(
             message_id=message.message_id,
             actor=message.actor_name,
             queue=message.queue_name,
-            state=State.ENQUEUED,
+            state=State.SCHEDULED if held else State.ENQUEUED,
             state_changed_at=now,
             enqueued_at=now,
             eta=due_at if held else now + dt.timedelta(milliseconds=delay_ms) if delay_ms else None,

@@ -5,7 +5,8 @@ long delays, by the database clock) and stragglers without a due time that their
 after-commit publish missed (older than ``straggler_after_s``). One batch is one transaction:
 ``SELECT ... FOR UPDATE SKIP LOCKED``, publish every row with ``mandatory`` on a confirming
 channel without waiting per message (confirms are collected asynchronously, many in flight),
-then ``DELETE`` the confirmed rows and commit. So several relays (one per worker process, one
+then ``DELETE`` the confirmed rows, mark the held ones' ledger rows ``enqueued`` (they were
+``scheduled``) and commit. So several relays (one per worker process, one
 in the scheduler) never take the same row, a row is removed only after RabbitMQ confirmed it,
 and a crash between the confirm and the commit publishes it again (consumers dedupe). A
 returned message (its queue was deleted) makes the relay redeclare the queue; its row stays
@@ -50,6 +51,14 @@ WHERE (due_at IS NOT NULL AND due_at <= now())
 ORDER BY id
 LIMIT %(batch)s
 FOR UPDATE SKIP LOCKED
+"""
+
+
+# a held send's ledger row becomes 'enqueued' in the commit that deletes its outbox row; a row
+# a worker already marked running (the message outran this commit) is left as it is
+_PUBLISHED = """
+UPDATE job_ledger SET state = 'enqueued', state_changed_at = now()
+WHERE message_id = ANY(%s) AND state = 'scheduled'
 """
 
 
@@ -272,6 +281,7 @@ class Relay:
                 confirmed = self.publisher.publish([(r[1], r[2], bytes(r[3]), r[4]) for r in rows])
                 ids = [r[0] for r in rows if r[1] in confirmed]
                 cur.execute("DELETE FROM outbox WHERE id = ANY(%s)", (ids,))
+                cur.execute(_PUBLISHED, ([r[1] for r in rows if r[1] in confirmed],))
             conn.commit()
         except Exception:
             self._close_db()

@@ -4,7 +4,7 @@ While a job runs, every ``broker.enqueue`` its thread makes (an actor's ``send``
 next step from Dramatiq's Pipelines, Retries' re-enqueue, a compensation, a callback) is
 buffered here instead of published. When the job ends, the buffered sends are handed to the
 ledger writer with the job's final state, and the writer commits both in one transaction
-(outbox rows with ``due_at``, ledger rows ``enqueued``) before the job's message is acked; the
+(outbox rows with ``due_at``, ledger rows ``enqueued``, or ``scheduled`` when held) before the job's message is acked; the
 relay (``jobcore.relay``) publishes them after that commit. A crash before the commit leaves a
 redelivery and no sends; after it, an outcome and its sends: never an outcome without them.
 
@@ -146,8 +146,10 @@ def make_send(
 
 
 # Both statements run in the caller's transaction: the ledger writer's batch (a job's sends
-# commit with its outcome) or a producer's own (a long delay sent outside a job). A retry's
-# message already has its ledger row (state 'retrying'): only its ETA changes.
+# commit with its outcome) or a producer's own (a long delay sent outside a job). A held send's
+# row is 'scheduled' until the relay publishes it, any other 'enqueued'. A retry's message
+# already has its ledger row (state 'retrying', which says the same and keeps its error): only
+# its ETA changes.
 _INSERT_OUTBOX = """
 INSERT INTO outbox (message_id, queue, body, delay_ms, due_at)
 SELECT v.message_id, v.queue, decode(v.body, 'base64'), v.delay_ms,
@@ -159,10 +161,11 @@ ON CONFLICT (message_id) DO NOTHING
 _INSERT_LEDGER = """
 INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, args, attempts,
     enqueued_at, eta, order_id, user_id, job_id)
-SELECT v.message_id, v.actor, v.queue, 'enqueued', now(), v.args::jsonb, 0, now(),
+SELECT v.message_id, v.actor, v.queue,
+    CASE WHEN v.hold_ms > 0 THEN 'scheduled' ELSE 'enqueued' END, now(), v.args::jsonb, 0, now(),
     now() + make_interval(secs => v.eta_ms / 1000.0), v.order_id, v.user_id, v.job_id
 FROM json_to_recordset(%(rows)s::json) AS v(message_id text, actor text, queue text, args text,
-    eta_ms bigint, order_id bigint, user_id bigint, job_id text)
+    eta_ms bigint, hold_ms bigint, order_id bigint, user_id bigint, job_id text)
 ON CONFLICT (message_id) DO UPDATE SET eta = EXCLUDED.eta
 """
 
