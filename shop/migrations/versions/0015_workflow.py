@@ -1,7 +1,7 @@
 """workflow primitives: unique-job keys, concurrency-limit slots, rate-limit buckets
 
-Revision ID: 0014
-Revises: 0012
+Revision ID: 0015
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014"
-down_revision: str | None = "0012"  # after the outbox's due time (0012)
+revision: str = "0015"
+down_revision: str | None = "0014"  # after the ledger's scheduled state (0014)
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
