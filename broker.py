@@ -32,6 +32,7 @@ from jobcore.ledger import store as ledger_store
 from jobcore.ledger.results import LedgerResults
 from jobcore.ledger.writer import LedgerWriter, connect_psycopg
 from jobcore.metrics.publishing import PublishMetrics
+from jobcore.queue_types import QueueType, TypedQueuesBroker
 from jobcore.sends import DurableSendsBroker
 from middleware.cancellations import Cancellations
 from middleware.compensation import Compensation
@@ -43,6 +44,7 @@ from middleware.job_status import JobStatus
 from middleware.log_context import LogContext
 from middleware.metrics import Metrics
 from middleware.outbox_relay import OutboxRelay
+from middleware.queue_check import QueueCheck
 from middleware.worker_registry import WorkerRegistry
 from shop import worker_metrics
 from shop.integrations import providers
@@ -66,6 +68,8 @@ def build_middleware(
     - DurableSends next (with the ledger): its ``after_*`` hooks run after every middleware
       that sends (Retries, Compensation, Pipelines, Callbacks), so a job's sends are all
       buffered when it records them with the job's final state. OutboxRelay publishes them.
+    - QueueCheck: a worker declares every queue at boot; a queue RabbitMQ holds with other
+      arguments stops it at start with what differs.
     - Metrics next: its duration covers the other middleware, and its ``after_*`` hooks see
       Retries' decision (retried or failed for good).
     - Compensation above Retries: it compensates only once Retries has marked a step failed.
@@ -79,6 +83,7 @@ def build_middleware(
     stack: list[Middleware] = [LogContext(settings), DbSessions(settings)]
     if ledger is not None and durable_sends:
         stack += [DurableSends(ledger), OutboxRelay(settings, ledger)]
+    stack.append(QueueCheck())
     stack += [
         Metrics(settings, serve=worker_metrics.serve),
         AgeLimit(),
@@ -121,9 +126,12 @@ def build_middleware(
     return stack
 
 
-class ShopRabbitmqBroker(DurableSendsBroker, PublishMetrics, LedgerAckedRabbitmqBroker):
+class ShopRabbitmqBroker(
+    DurableSendsBroker, PublishMetrics, TypedQueuesBroker, LedgerAckedRabbitmqBroker
+):
     """The RabbitMQ broker with ledger-deferred acks, measuring every publish; a running job's
-    sends and long delays go to PostgreSQL first (``jobcore.sends``)."""
+    sends and long delays go to PostgreSQL first (``jobcore.sends``); queues of the configured
+    type (``jobcore.queue_types``)."""
 
 
 def build_broker(settings: Settings) -> Broker:
@@ -149,6 +157,9 @@ def build_broker(settings: Settings) -> Broker:
         middleware=build_middleware(settings, ledger, acks_deferred=True, durable_sends=True),
     )
     rabbitmq.delay_in_db_after_ms = settings.delay_in_db_after_s * 1000
+    rabbitmq.queue_type = QueueType(
+        settings.queue_type, settings.queue_max_priority, settings.queue_delivery_limit
+    )
     rabbitmq.args_max_bytes = settings.ledger_args_max_bytes
     return rabbitmq
 

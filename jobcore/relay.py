@@ -26,6 +26,8 @@ from dramatiq import Message
 from dramatiq.common import current_millis, dq_name
 from prometheus_client import Counter, Histogram
 
+from jobcore import amqp
+
 logger = logging.getLogger(__name__)
 
 RELAY_PUBLISHED = Counter(
@@ -93,7 +95,7 @@ class Publisher:
         if self._channel is not None and self._channel.is_open:
             return self._channel
         self.close()
-        self._connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        self._connection = amqp.connect(self.url)
         channel = self._connection.channel()
         selected: list[Any] = []
         # the channel implementation's own confirm mode: acks arrive as callbacks, so many
@@ -145,6 +147,7 @@ class Publisher:
                 body = message.copy(queue_name=dq_name(queue), options=options).encode()
                 routing_key = dq_name(queue)
             returned_queues[message_id] = queue
+            priority = _broker_priority(body)
             # registered first: publishing flushes the socket, which may dispatch its confirm
             self._tag += 1
             self._unconfirmed[self._tag] = message_id
@@ -155,7 +158,9 @@ class Publisher:
                 routing_key=routing_key,
                 body=body,
                 mandatory=True,
-                properties=pika.BasicProperties(delivery_mode=2, message_id=message_id),
+                properties=pika.BasicProperties(
+                    delivery_mode=2, message_id=message_id, priority=priority
+                ),
             )
         deadline = time.monotonic() + self.confirm_timeout_s
         while self._unconfirmed:
@@ -334,3 +339,12 @@ def connect_psycopg(dsn: str) -> Callable[[], Any]:
         )
 
     return connect
+
+
+def _broker_priority(body: bytes) -> int | None:
+    """A message's ``broker_priority`` option, as Dramatiq's own ``enqueue`` sets it (the body
+    is decoded only when it names the option)."""
+    if b'"broker_priority"' not in body:
+        return None
+    value = Message.decode(body).options.get("broker_priority")
+    return value if isinstance(value, int) else None
