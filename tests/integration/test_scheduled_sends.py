@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 import broker as shop_broker
 from jobcore import outbox
-from jobcore.console.queries.overview import live_counts
+from jobcore.console.queries.overview import live_counts, oldest_waiting
 from jobcore.db import session_scope
 from middleware.outbox_relay import build_relay
 from programs.cli import main as cli
@@ -64,7 +64,10 @@ def test_a_held_send_is_scheduled_with_its_due_time_then_enqueued_by_the_relays_
         by_service = outbox.enqueue(s, touch, "/nonexistent/a", delay_ms=600_000)
     by_delay = touch.send_with_options(args=("/nonexistent/b",), delay=120_000).message_id
 
-    # Then both are 'scheduled' in the ledger, due when their outbox rows are due
+    # Then both are 'scheduled' in the ledger, due when their outbox rows are due, and no
+    # queue has waited for them yet
+    with session_scope() as s:
+        assert "tests" not in oldest_waiting(s)
     for message_id in (by_service, by_delay):
         row = entry(message_id)
         assert row.state == "scheduled" and row.eta is not None
@@ -87,7 +90,10 @@ def test_a_held_send_is_scheduled_with_its_due_time_then_enqueued_by_the_relays_
     # When one is overdue by 2 minutes with no relay running
     _make_overdue(by_delay, 120)
 
-    # Then it is stranded, unpublished, past the threshold (and not before it)
+    # Then its wait counts as the queue's oldest (the console, the metric), and it is
+    # stranded, unpublished, past the threshold (and not before it)
+    with session_scope() as s:
+        assert 119 <= oldest_waiting(s)["tests"] < 130
     code, found = _cli_json(capsys, "jobs", "stranded", "--older-than", "60")
     assert code == 1 and found["counts"]["unpublished"] == 1
     assert found["stranded"][0]["message_id"] == by_delay
