@@ -19,7 +19,7 @@ from shop.ops.runs import record_run, utcnow
 
 logger = logging.getLogger(__name__)
 
-AUDIT_KEEP_AT_LEAST_DAYS = 30  # as prune_audit_log (migration 0015) enforces
+AUDIT_KEEP_AT_LEAST_DAYS = 30  # as prune_audit_log (migration 0016) enforces
 _EMPTY_CART = "NOT EXISTS (SELECT 1 FROM cart_items i WHERE i.cart_id = carts.id)"
 
 
@@ -89,7 +89,7 @@ def abandoned_sessions(idle_days: int, batch: int) -> dict[str, Any]:
 
 def old_audit_logs(days: int, batch: int) -> dict[str, Any]:
     """Audit rows older than ``days`` days, through the owner's ``prune_audit_log`` (migration
-    0015): the application role may not DELETE from the audit log, and the function removes
+    0016): the application role may not DELETE from the audit log, and the function removes
     nothing younger than ``AUDIT_KEEP_AT_LEAST_DAYS``."""
     if days < AUDIT_KEEP_AT_LEAST_DAYS:
         raise InvalidInput(

@@ -181,7 +181,7 @@ def test_the_application_role_prunes_the_audit_log_only_past_the_retention_floor
         session_scope() as s,
     ):
         s.execute(text("DELETE FROM audit_log WHERE created_at < now() - interval '90 days'"))
-    # And through the owner's prune_audit_log (migration 0015) it removes only old rows, and a
+    # And through the owner's prune_audit_log (migration 0016) it removes only old rows, and a
     # cutoff inside the 30-day floor is refused, so nothing recent can be erased this way either
     with (
         pytest.raises(exc.ProgrammingError, match="kept at least 30 days"),

@@ -8,8 +8,8 @@ of rows older than ``cutoff`` and refuses a cutoff newer than ``KEEP_AT_LEAST`` 
 application role may EXECUTE it and nothing more: the most a worker can remove is what the
 retention policy would remove anyway.
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0015"
-down_revision: str | None = "0014"  # after the ledger's scheduled state (0014)
+revision: str = "0016"
+down_revision: str | None = "0015"  # after the workflow tables (0015)
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
