@@ -22,7 +22,7 @@ from jobcore.errors import BusinessOutcome
 from jobcore.metrics.failures import counts_failures
 from jobcore.redaction import scrub_text
 from middleware.crash_guard import CrashLoop
-from middleware.queue_check import WrongQueue
+from middleware.queue_match import WrongQueue
 
 
 def reason_for(broker: Broker, message: MessageProxy, exception: BaseException | None) -> str:

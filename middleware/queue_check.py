@@ -1,35 +1,32 @@
-"""QueueCheck: a real actor's message that arrives on another actor's queue is not run.
-
-Dramatiq dispatches by actor name alone, so a message published to the wrong queue (a bug in
-a producer, a hand-made replay) would run with the wrong queue's workers, limits and
-priorities. Like ``AgeLimit``, it fails the message and skips it: never retried, stored as a
-dead letter with the reason ``wrong_queue``.
-"""
+"""QueueCheck: a worker process declares every queue at boot, so a queue that exists in
+RabbitMQ with other arguments (another queue type, another priority) stops the worker at
+start with what differs and how to migrate, instead of a consumer retrying it forever."""
 
 from __future__ import annotations
 
+import logging
+import sys
+from typing import Any
+
 from dramatiq import Broker, Middleware
-from dramatiq.broker import MessageProxy
-from dramatiq.common import q_name
-from dramatiq.errors import ActorNotFound
-from dramatiq.middleware import SkipMessage
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.cli import RET_IMPORT
 
+from jobcore.queue_types import QueueArgumentsMismatch
 
-class WrongQueue(SkipMessage):
-    """The message's queue is not its actor's."""
+logger = logging.getLogger(__name__)
 
 
 class QueueCheck(Middleware):
-    """Fails and skips a message whose (canonical) queue is not its actor's queue."""
+    """Declares the broker's queues in ``before_worker_boot``; a mismatch exits the process
+    with Dramatiq's start-failure code, which the supervisor treats as fatal, not a crash."""
 
-    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
+    def before_worker_boot(self, broker: Broker, worker: Any) -> None:
+        if not isinstance(broker, RabbitmqBroker):
+            return
         try:
-            actor = broker.get_actor(message.actor_name)
-        except ActorNotFound:
-            return  # the worker rejects it as an unknown actor
-        queue = q_name(message.queue_name)
-        if queue != actor.queue_name:
-            message.fail()
-            raise WrongQueue(
-                f"{message.actor_name} runs on queue {actor.queue_name!r}, not {queue!r}: not run"
-            )
+            for queue in sorted(broker.get_declared_queues()):
+                broker.declare_queue(queue, ensure=True)
+        except QueueArgumentsMismatch as exc:
+            logger.critical("%s", exc)
+            sys.exit(RET_IMPORT)

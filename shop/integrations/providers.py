@@ -6,6 +6,7 @@ import os
 import threading
 from typing import Any
 
+from shop.integrations.outbound import Policy
 from shop.settings import Settings, current, install
 
 _lock = threading.Lock()
@@ -30,24 +31,28 @@ def _client(kind: str, factory: Any) -> Any:
     return client
 
 
+def _guarded(factory: Any, url: str, s: Settings) -> Any:
+    """``factory``'s client for ``url``, every connection checked by the outbound guard."""
+    policy = Policy.for_urls(s.outbound_allowed_hosts, url)
+    return factory(url, read_timeout=s.http_timeout_s, policy=policy)
+
+
 def payments() -> Any:
     from shop.integrations.http_clients import PaymentClient
 
     s = current()
-    return _client("payments", lambda: PaymentClient(s.payment_url, read_timeout=s.http_timeout_s))
+    return _client("payments", lambda: _guarded(PaymentClient, s.payment_url, s))
 
 
 def warehouse() -> Any:
     from shop.integrations.http_clients import WarehouseClient
 
     s = current()
-    return _client(
-        "warehouse", lambda: WarehouseClient(s.warehouse_url, read_timeout=s.http_timeout_s)
-    )
+    return _client("warehouse", lambda: _guarded(WarehouseClient, s.warehouse_url, s))
 
 
 def carrier() -> Any:
     from shop.integrations.http_clients import CarrierClient
 
     s = current()
-    return _client("carrier", lambda: CarrierClient(s.carrier_url, read_timeout=s.http_timeout_s))
+    return _client("carrier", lambda: _guarded(CarrierClient, s.carrier_url, s))

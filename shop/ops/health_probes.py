@@ -14,9 +14,10 @@ import smtplib
 from collections.abc import Callable
 
 import httpx
-import pika
 import psycopg2
 
+from jobcore import amqp
+from shop.integrations import outbound
 from shop.scheduling.leader import current_leader
 from shop.settings import Settings
 from shop.storage import open_storage
@@ -37,12 +38,13 @@ def database(settings: Settings) -> str:
 
 
 def broker(settings: Settings) -> str:
-    params = pika.URLParameters(settings.amqp_url)
-    params.socket_timeout = settings.health_timeout_s
-    params.stack_timeout = settings.health_timeout_s
-    params.connection_attempts = 1
-    params.retry_delay = 0
-    conn = pika.BlockingConnection(params)
+    conn = amqp.connect(
+        settings.amqp_url,
+        socket_timeout=settings.health_timeout_s,
+        stack_timeout=settings.health_timeout_s,
+        connection_attempts=1,
+        retry_delay=0,
+    )
     try:
         conn.channel().close()
     finally:
@@ -72,7 +74,12 @@ def storage(settings: Settings) -> str:
 
 
 def _http(url: str, settings: Settings) -> str:
-    response = httpx.get(url, timeout=settings.health_timeout_s)
+    policy = outbound.Policy.for_urls(settings.outbound_allowed_hosts, url)
+    try:
+        with outbound.client(policy, httpx.Timeout(settings.health_timeout_s)) as http:
+            response = http.get(url)
+    except outbound.OutboundRefused as exc:
+        raise Down(str(exc)) from None
     if response.status_code >= 500:
         raise Down(f"HTTP {response.status_code} from {url}")
     return f"HTTP {response.status_code}"

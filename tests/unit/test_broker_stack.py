@@ -34,9 +34,10 @@ def test_the_stack_is_in_its_documented_order():
     assert names == [
         "LogContext",
         "DbSessions",
+        "QueueCheck",
         "Metrics",
         "AgeLimit",
-        "QueueCheck",
+        "QueueMatch",
         "TimeLimit",
         "ShutdownNotifications",
         "Callbacks",

@@ -7,12 +7,12 @@ from dramatiq import Worker
 from dramatiq.brokers.stub import StubBroker
 
 from middleware.dead_letters import reason_for
-from middleware.queue_check import QueueCheck, WrongQueue
+from middleware.queue_match import QueueMatch, WrongQueue
 
 
 def test_a_message_on_another_actors_queue_is_not_run_and_is_dead_lettered_as_wrong_queue():
     # Given an actor on "inventory" and a worker with the check
-    broker = StubBroker(middleware=[QueueCheck()])
+    broker = StubBroker(middleware=[QueueMatch()])
     broker.emit_after("process_boot")
     ran: list[int] = []
 
