@@ -6,6 +6,7 @@ import os
 import threading
 from typing import Any
 
+from jobcore.limits import ConcurrencyLimit
 from shop.settings import Settings, current, install
 
 _lock = threading.Lock()
@@ -34,15 +35,21 @@ def payments() -> Any:
     from shop.integrations.http_clients import PaymentClient
 
     s = current()
-    return _client("payments", lambda: PaymentClient(s.payment_url, read_timeout=s.http_timeout_s))
+    limit = concurrency_limit("payments", s.payment_concurrency, s)
+    return _client(
+        "payments",
+        lambda: PaymentClient(s.payment_url, read_timeout=s.http_timeout_s, limit=limit),
+    )
 
 
 def warehouse() -> Any:
     from shop.integrations.http_clients import WarehouseClient
 
     s = current()
+    limit = concurrency_limit("warehouse", s.warehouse_concurrency, s)
     return _client(
-        "warehouse", lambda: WarehouseClient(s.warehouse_url, read_timeout=s.http_timeout_s)
+        "warehouse",
+        lambda: WarehouseClient(s.warehouse_url, read_timeout=s.http_timeout_s, limit=limit),
     )
 
 
@@ -51,3 +58,8 @@ def carrier() -> Any:
 
     s = current()
     return _client("carrier", lambda: CarrierClient(s.carrier_url, read_timeout=s.http_timeout_s))
+
+
+def concurrency_limit(key: str, limit: int, s: Settings) -> ConcurrencyLimit:
+    """The global limit on calls to one party, from the settings."""
+    return ConcurrencyLimit(key, limit, lease_ms=s.limit_lease_s * 1000, wait_ms=s.limit_wait_ms)
