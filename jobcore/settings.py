@@ -192,6 +192,12 @@ class JobSettings:
     outbox_relay_after_s: int = _field(
         30, _int(1, 86400), "age after which the relay publishes an outbox row"
     )
+    durable_sends: bool = _field(
+        True,
+        _bool,
+        "commit a job's sends with its outcome, then relay them (off: Dramatiq publishes them"
+        " from the job, unsafely; only to measure what durable sends cost)",
+    )
     delay_in_db_after_s: int = _field(
         30, _int(0, 86400), "a send delayed longer than this waits in PostgreSQL, not in a worker"
     )

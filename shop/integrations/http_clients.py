@@ -20,6 +20,7 @@ import httpx
 
 from jobcore.errors import BusinessOutcome, InvalidInput, JobError, PermanentError, TransientError
 from jobcore.limits import ConcurrencyLimit
+from shop.integrations import outbound
 from shop.payments.provider_models import (
     Charge,
     Fulfilment,
@@ -138,19 +139,23 @@ class _Client:
         connect_timeout: float = 2.0,
         read_timeout: float = 5.0,
         transport: httpx.BaseTransport | None = None,
+        policy: outbound.Policy | None = None,
         limit: ConcurrencyLimit | None = None,
     ) -> None:
         """Timeouts in seconds; ``read_timeout`` also bounds writes and the wait for a pooled
         connection, so no call can block longer than the actor's time limit expects.
+
+        ``policy``: every connection checked by the outbound guard (``shop.integrations.
+        outbound``: allow-list, no private address unless listed); redirects are never followed
+        (a 3xx is refused as permanent). ``transport`` replaces the network (unit tests).
         ``limit``: every call holds one of its slots (a global limit across all workers)."""
         self.timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         self.limit = limit
-        self._http = httpx.Client(
-            base_url=base_url,
-            timeout=self.timeout,
-            transport=transport,
-            headers={"User-Agent": "shopjobs/0.1"},
-        )
+        options: dict[str, Any] = {"base_url": base_url, "headers": {"User-Agent": "shopjobs/0.1"}}
+        if policy is not None and transport is None:
+            self._http = outbound.client(policy, self.timeout, **options)
+        else:
+            self._http = httpx.Client(timeout=self.timeout, transport=transport, **options)
 
     def close(self) -> None:
         self._http.close()
