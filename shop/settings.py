@@ -57,6 +57,20 @@ class Settings(JobSettings):
         "where exports, images and backups are kept (file:// or s3://)",
     )
     http_timeout_s: int = _field(5, _int(1, 60), "read timeout of every outbound HTTP call")
+    # [14] global limits in PostgreSQL (jobcore.limits), across every worker process and host
+    payment_concurrency: int = _field(
+        4, _int(1, 1000), "payment provider calls in flight at once, across all workers"
+    )
+    warehouse_concurrency: int = _field(
+        4, _int(1, 1000), "warehouse API calls in flight at once, across all workers"
+    )
+    sms_rate_per_s: int = _field(50, _int(1, 100_000), "SMS sent per second at most, all workers")
+    limit_lease_s: int = _field(
+        30, _int(1, 3600), "a concurrency slot's lease: a dead holder's slot is free after it"
+    )
+    limit_wait_ms: int = _field(
+        10_000, _int(0, 600_000), "wait for a limit before the job is retried with backoff"
+    )
     delivery_check_delay_s: int = _field(
         21600, _int(1, 7 * 86400), "delay of the delivery check after shipping"
     )

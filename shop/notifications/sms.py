@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx
 
 from jobcore.errors import PermanentError, TransientError
+from jobcore.limits import RateLimit
 from shop.integrations import outbound
 from shop.settings import Settings
 
@@ -23,7 +24,11 @@ class SmsPermanent(PermanentError):
 
 
 def send(settings: Settings, to: str, body: str, idempotency_key: str) -> str:
-    """Send one SMS; returns the gateway's message id."""
+    """Send one SMS; returns the gateway's message id.
+
+    Takes a token of the global SMS rate (``SHOPJOBS_SMS_RATE_PER_S``) first: past its wait,
+    ``LimitExceeded`` retries the job with backoff."""
+    RateLimit("sms", settings.sms_rate_per_s, wait_ms=settings.limit_wait_ms).take()
     timeout = httpx.Timeout(settings.http_timeout_s, connect=2.0)
     policy = outbound.Policy.for_urls(settings.outbound_allowed_hosts, settings.sms_url)
     try:
