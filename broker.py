@@ -28,6 +28,7 @@ from dramatiq.results import Results
 import jobcore.metrics  # noqa: F401  (first: a worker process's metrics go to its instance's files)
 from jobcore import db, outbox, routing
 from jobcore.acks import LedgerAckedRabbitmqBroker
+from jobcore.hooks import HookDispatch
 from jobcore.ledger import store as ledger_store
 from jobcore.ledger.results import LedgerResults
 from jobcore.ledger.writer import LedgerWriter, connect_psycopg
@@ -121,9 +122,12 @@ def build_middleware(
     return stack
 
 
-class ShopRabbitmqBroker(DurableSendsBroker, PublishMetrics, LedgerAckedRabbitmqBroker):
+class ShopRabbitmqBroker(
+    HookDispatch, DurableSendsBroker, PublishMetrics, LedgerAckedRabbitmqBroker
+):
     """The RabbitMQ broker with ledger-deferred acks, measuring every publish; a running job's
-    sends and long delays go to PostgreSQL first (``jobcore.sends``)."""
+    sends and long delays go to PostgreSQL first (``jobcore.sends``); each hook is emitted only
+    to the middleware that define it (``jobcore.hooks``)."""
 
 
 def build_broker(settings: Settings) -> Broker:

@@ -4,7 +4,10 @@ Prints each run's RESULT line, then the medians and the ratio shopjobs / bare (t
 goal 0.9). Bare Dramatiq is ../shared/anchor-bench/bench_dramatiq.py (no-op actor, confirms on),
 run with this project's interpreter so both sides use the same Dramatiq.
 
-usage: python -m bench.ledger_overhead [--n 20000] [--rounds 3]
+``--before-tree DIR`` also runs the stack of another checkout (``git archive <commit> | tar -x
+-C DIR``) in every round, for a before/after ratio measured in the same run.
+
+usage: python -m bench.ledger_overhead [--n 20000] [--rounds 3] [--before-tree DIR]
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ RESULT = re.compile(
 
 
 def run(cmd: list[str], cwd: str) -> int:
-    out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900, check=False)
+    env = {**os.environ, "SHOPJOBS_ANCHOR_BENCH": _anchor.ANCHOR_DIR}
+    out = subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, timeout=900, check=False, env=env
+    )
     sys.stdout.write(out.stdout)
     match = RESULT.search(out.stdout)
     if out.returncode != 0 or match is None:
@@ -39,11 +45,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--before-tree", help="a checkout of the stack before a change")
     a = ap.parse_args()
     py = sys.executable
     shape = ["--processes", str(a.processes), "--threads", str(a.threads)]
-    bare, ours = [], []
+    bare, ours, before = [], [], []
     for _ in range(a.rounds):
+        if a.before_tree:
+            before.append(run([py, "-m", "bench.run_shopjobs", str(a.n), *shape], a.before_tree))
         bare.append(
             run(
                 [
@@ -63,6 +72,11 @@ def main() -> None:
     print(f"SUMMARY shopjobs_full_stack msgs_per_s median={o:.0f} runs={ours}")
     pairs = [round(x / y, 2) for x, y in zip(ours, bare)]
     print(f"RATIO per round (shopjobs/bare, same round) = {pairs}")
+    if before:
+        m = statistics.median(before)
+        print(f"SUMMARY before_tree msgs_per_s median={m:.0f} runs={before}")
+        print(f"RATIO before/bare of medians = {m / b:.2f}; after/before = {o / m:.2f}")
+        print(f"RATIO per round (after/before) = {[round(x / y, 2) for x, y in zip(ours, before)]}")
     print(f"RATIO shopjobs/bare of medians = {o / b:.2f} (target >= 0.80, goal 0.90)")
 
 
