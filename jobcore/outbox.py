@@ -30,10 +30,13 @@ from jobcore.sends import LEDGER_RECORDED_OPTION, bypass
 logger = logging.getLogger(__name__)
 
 _PENDING_KEY = "shopjobs.outbox"
+_WAKE_KEY = "shopjobs.outbox.relayed"
+# the process's relay when it publishes this process's committed sends (``relay_sends_with``)
+_relay: Any = None
 # a delay longer than this is held in the outbox by the database clock (see jobcore.sends);
 # the entry point sets it from its settings
 delay_in_db_after_ms = 30_000
-__all__ = ["LEDGER_RECORDED_OPTION", "enqueue", "publish", "relay_pending"]
+__all__ = ["LEDGER_RECORDED_OPTION", "enqueue", "publish", "relay_pending", "relay_sends_with"]
 
 
 def _message(
@@ -57,6 +60,19 @@ def _message(
             raise
         message = declared.message_with_options(args=args, kwargs=kwargs, **options)
     return message, declared
+
+
+def relay_sends_with(relay: Any) -> None:
+    """Hand this process's committed sends to ``relay`` (a started ``jobcore.relay.Relay``).
+
+    Without it, the committing thread publishes its transaction's messages after COMMIT, one
+    confirmed publish (a round trip) each. With it, the rows are due at commit and the commit
+    wakes the relay, which publishes many rows per batch with asynchronous confirms: the
+    service's thread does not wait for RabbitMQ at all. ``None`` goes back to publishing after
+    commit.
+    """
+    global _relay
+    _relay = relay
 
 
 def enqueue(
@@ -85,8 +101,12 @@ def enqueue(
     fields = ledger_fields(declared, message)
     fields["args"] = json.loads(fields["args"])
     held = delay_ms is not None and delay_ms > delay_in_db_after_ms
-    # held: due by the database clock, published by the relay (never after commit)
+    relayed = held or _relay is not None
+    # held: due by the database clock, published by the relay (never after commit); with a
+    # relay in this process every send is due at commit and the relay publishes it
     due_at = func.now() + dt.timedelta(milliseconds=delay_ms or 0) if held else None
+    if relayed and not held:
+        due_at = func.now()
     session.execute(
         insert(LedgerEntry)
         .values(
@@ -111,8 +131,10 @@ def enqueue(
             due_at=due_at,
         )
     )
-    if not held:
+    if not relayed:
         session.info.setdefault(_PENDING_KEY, []).append((message, delay_ms))
+    elif not held:
+        session.info[_WAKE_KEY] = True
     return message.message_id
 
 
@@ -121,11 +143,15 @@ def _publish_after_commit(session: Session) -> None:
     pending = session.info.pop(_PENDING_KEY, None)
     if pending:
         publish(pending)
+    relay = _relay
+    if session.info.pop(_WAKE_KEY, False) and relay is not None:
+        relay.wake()
 
 
 @event.listens_for(Session, "after_rollback")
 def _discard_on_rollback(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_WAKE_KEY, None)
 
 
 def publish(pending: list[tuple[Message[Any], int | None]]) -> int:
