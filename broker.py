@@ -33,6 +33,7 @@ from jobcore.ledger import store as ledger_store
 from jobcore.ledger.results import LedgerResults
 from jobcore.ledger.writer import LedgerWriter, connect_psycopg
 from jobcore.metrics.publishing import PublishMetrics
+from jobcore.queue_types import QueueType, TypedQueuesBroker
 from jobcore.sends import DurableSendsBroker
 from middleware.cancellations import Cancellations
 from middleware.compensation import Compensation
@@ -44,6 +45,7 @@ from middleware.job_status import JobStatus
 from middleware.log_context import LogContext
 from middleware.metrics import Metrics
 from middleware.outbox_relay import OutboxRelay
+from middleware.queue_check import QueueCheck
 from middleware.worker_registry import WorkerRegistry
 from shop import worker_metrics
 from shop.integrations import providers
@@ -59,6 +61,7 @@ def build_middleware(
     *,
     acks_deferred: bool = False,
     durable_sends: bool = False,
+    relay: bool | None = None,
 ) -> list[Middleware]:
     """The stack, in order. ``before_*`` hooks run top to bottom, ``after_*`` bottom to top.
 
@@ -66,7 +69,10 @@ def build_middleware(
     - DbSessions next: the process's engine exists before any hook touches the database.
     - DurableSends next (with the ledger): its ``after_*`` hooks run after every middleware
       that sends (Retries, Compensation, Pipelines, Callbacks), so a job's sends are all
-      buffered when it records them with the job's final state. OutboxRelay publishes them.
+      buffered when it records them with the job's final state. OutboxRelay publishes them,
+      and due delays and stragglers (``relay``, by default when sends are durable).
+    - QueueCheck: a worker declares every queue at boot; a queue RabbitMQ holds with other
+      arguments stops it at start with what differs.
     - Metrics next: its duration covers the other middleware, and its ``after_*`` hooks see
       Retries' decision (retried or failed for good).
     - Compensation above Retries: it compensates only once Retries has marked a step failed.
@@ -79,7 +85,10 @@ def build_middleware(
     """
     stack: list[Middleware] = [LogContext(settings), DbSessions(settings)]
     if ledger is not None and durable_sends:
-        stack += [DurableSends(ledger), OutboxRelay(settings, ledger)]
+        stack.append(DurableSends(ledger))
+    if ledger is not None and (durable_sends if relay is None else relay):
+        stack.append(OutboxRelay(settings, ledger))
+    stack.append(QueueCheck())
     stack += [
         Metrics(settings, serve=worker_metrics.serve),
         AgeLimit(),
@@ -123,11 +132,12 @@ def build_middleware(
 
 
 class ShopRabbitmqBroker(
-    HookDispatch, DurableSendsBroker, PublishMetrics, LedgerAckedRabbitmqBroker
+    HookDispatch, DurableSendsBroker, PublishMetrics, TypedQueuesBroker, LedgerAckedRabbitmqBroker
 ):
     """The RabbitMQ broker with ledger-deferred acks, measuring every publish; a running job's
-    sends and long delays go to PostgreSQL first (``jobcore.sends``); each hook is emitted only
-    to the middleware that define it (``jobcore.hooks``)."""
+    sends and long delays go to PostgreSQL first (``jobcore.sends``); queues of the configured
+    type (``jobcore.queue_types``); each hook is emitted only to the middleware that define it
+    (``jobcore.hooks``)."""
 
 
 def build_broker(settings: Settings) -> Broker:
@@ -150,9 +160,18 @@ def build_broker(settings: Settings) -> Broker:
         on_requeue=ledger_store.mark_handed_back if ledger is not None else None,
         url=settings.amqp_url_with_heartbeat,
         confirm_delivery=True,
-        middleware=build_middleware(settings, ledger, acks_deferred=True, durable_sends=True),
+        middleware=build_middleware(
+            settings,
+            ledger,
+            acks_deferred=True,
+            durable_sends=settings.durable_sends,
+            relay=True,  # held delays and stragglers are relayed whichever way jobs send
+        ),
     )
     rabbitmq.delay_in_db_after_ms = settings.delay_in_db_after_s * 1000
+    rabbitmq.queue_type = QueueType(
+        settings.queue_type, settings.queue_max_priority, settings.queue_delivery_limit
+    )
     rabbitmq.args_max_bytes = settings.ledger_args_max_bytes
     return rabbitmq
 

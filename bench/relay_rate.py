@@ -171,6 +171,7 @@ def main() -> None:
     @dramatiq.actor(actor_name=ACTOR, queue_name=QUEUE)
     def relay_noop(order_id: int, kind: str) -> None:
         """The actor the service sends to (never run here: the bench only publishes)."""
+
     url = broker.settings.amqp_url
     broker.broker.declare_queue(QUEUE, ensure=True)
     ours, theirs, alone = [], [], []

@@ -1,6 +1,7 @@
 """Cancelling jobs that have not started: by message id, or every pending job of an order.
 
-A cancel marks the ledger row ``cancelled`` (only from ``enqueued`` or ``retrying``), deletes
+A cancel marks the ledger row ``cancelled`` (only from ``scheduled``, ``enqueued`` or
+``retrying``), deletes
 its outbox row if it is still there (a long delay held in PostgreSQL is never published), and
 announces the id on a PostgreSQL channel in the same transaction. Each worker process keeps the
 set of cancelled ids in memory (``CancellationWatch``: loaded at boot, then fed by LISTEN), so
@@ -27,7 +28,7 @@ from jobcore.ledger.states import State
 from jobcore.models import AuditLog
 
 CHANNEL = "shopjobs_cancellations"
-CANCELLABLE = (State.ENQUEUED, State.RETRYING)
+CANCELLABLE = (State.SCHEDULED, State.ENQUEUED, State.RETRYING)
 REMEMBER_DAYS = 14
 THREAD_NAME = "cancellation-watch"
 logger = logging.getLogger("shopjobs.cancellations")
@@ -70,6 +71,15 @@ def cancel(
         "states": list(CANCELLABLE),
         "error": f"cancelled by {operator}: {reason}"[:2000],
     }
+    # outbox rows first, as the relay locks them (then their ledger rows): the other order
+    # would deadlock with a relay publishing one of these jobs right now; this waits for it
+    session.execute(
+        text(f"""
+        SELECT 1 FROM outbox o JOIN job_ledger USING (message_id)
+        WHERE {where} AND state = ANY(:states)
+        ORDER BY o.id FOR UPDATE OF o"""),
+        params,
+    ).all()
     cancelled = session.execute(
         text(f"""
         UPDATE job_ledger
@@ -84,8 +94,7 @@ def cancel(
             text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": message_id}
         )
     if cancelled:
-        # a send still held in PostgreSQL (a delay, or not yet relayed) is never published;
-        # a relay publishing it right now holds its row locked, and this waits for that
+        # a send still held in PostgreSQL (a delay, or not yet relayed) is never published
         session.execute(
             text("DELETE FROM outbox WHERE message_id = ANY(:ids)"),
             {"ids": [m for m, _ in cancelled]},

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from jobcore import routing
+from jobcore import unique as uniqueness
 from jobcore.db import get_engine
 from jobcore.ledger.args import ledger_fields
 from jobcore.ledger.states import State
@@ -82,6 +83,9 @@ def enqueue(
     delay_ms: int | None = None,
     options: dict[str, Any] | None = None,
     message_id: str | None = None,
+    unique_key: str | None = None,
+    unique_for: int | None = None,
+    on_duplicate: str = "return",
     **kwargs: Any,
 ) -> str:
     """Send ``actor(*args, **kwargs)`` once the session's transaction commits; returns the message id.
@@ -91,12 +95,35 @@ def enqueue(
 
     ``message_id`` replaces Dramatiq's random id with a derived one (the scheduler's
     ``(schedule, fire time)`` id), since ``message_with_options`` has no way to set it.
+
+    ``unique_key`` (with ``unique_for`` ms, an hour by default) claims the key in this
+    transaction (``jobcore.unique``): while another job holds it, nothing is written and the
+    holder's message id is returned, or ``DuplicateJob`` raised with ``on_duplicate="refuse"``.
     """
     opts = dict(options or {})
     opts[LEDGER_RECORDED_OPTION] = True
+    if unique_key is not None or unique_for is not None:
+        opts.update(
+            {
+                uniqueness.KEY_OPTION: unique_key,
+                uniqueness.FOR_OPTION: unique_for,
+                uniqueness.ON_DUPLICATE_OPTION: on_duplicate,
+            }
+        )
+    unique = uniqueness.Unique.of(opts)  # bad options fail here, before anything is written
     message, declared = _message(actor, args, kwargs, opts)
     if message_id is not None:
         message = message.copy(message_id=message_id)
+    if unique is not None:
+        cursor = session.connection().connection.cursor()
+        try:
+            holder = uniqueness.claim(cursor, [(unique, message.message_id)])[message.message_id]
+        finally:
+            cursor.close()
+        if holder != message.message_id:
+            if unique.refuse:
+                raise uniqueness.DuplicateJob(unique.key, holder)
+            return holder
     now = dt.datetime.now(dt.UTC)
     fields = ledger_fields(declared, message)
     fields["args"] = json.loads(fields["args"])
@@ -113,7 +140,7 @@ def enqueue(
             message_id=message.message_id,
             actor=message.actor_name,
             queue=message.queue_name,
-            state=State.ENQUEUED,
+            state=State.SCHEDULED if held else State.ENQUEUED,
             state_changed_at=now,
             enqueued_at=now,
             eta=due_at if held else now + dt.timedelta(milliseconds=delay_ms) if delay_ms else None,

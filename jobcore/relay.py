@@ -5,7 +5,8 @@ long delays, by the database clock) and stragglers without a due time that their
 after-commit publish missed (older than ``straggler_after_s``). One batch is one transaction:
 ``SELECT ... FOR UPDATE SKIP LOCKED``, publish every row with ``mandatory`` on a confirming
 channel without waiting per message (confirms are collected asynchronously, many in flight),
-then ``DELETE`` the confirmed rows and commit. So several relays (one per worker process, one
+then ``DELETE`` the confirmed rows, mark the held ones' ledger rows ``enqueued`` (they were
+``scheduled``) and commit. So several relays (one per worker process, one
 in the scheduler) never take the same row, a row is removed only after RabbitMQ confirmed it,
 and a crash between the confirm and the commit publishes it again (consumers dedupe). A
 returned message (its queue was deleted) makes the relay redeclare the queue; its row stays
@@ -24,6 +25,8 @@ import pika
 from dramatiq import Message
 from dramatiq.common import current_millis, dq_name
 from prometheus_client import Counter, Histogram
+
+from jobcore import amqp
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,14 @@ WHERE (due_at IS NOT NULL AND due_at <= now())
 ORDER BY id
 LIMIT %(batch)s
 FOR UPDATE SKIP LOCKED
+"""
+
+
+# a held send's ledger row becomes 'enqueued' in the commit that deletes its outbox row; a row
+# a worker already marked running (the message outran this commit) is left as it is
+_PUBLISHED = """
+UPDATE job_ledger SET state = 'enqueued', state_changed_at = now()
+WHERE message_id = ANY(%s) AND state = 'scheduled'
 """
 
 
@@ -84,7 +95,7 @@ class Publisher:
         if self._channel is not None and self._channel.is_open:
             return self._channel
         self.close()
-        self._connection = pika.BlockingConnection(pika.URLParameters(self.url))
+        self._connection = amqp.connect(self.url)
         channel = self._connection.channel()
         selected: list[Any] = []
         # the channel implementation's own confirm mode: acks arrive as callbacks, so many
@@ -136,6 +147,7 @@ class Publisher:
                 body = message.copy(queue_name=dq_name(queue), options=options).encode()
                 routing_key = dq_name(queue)
             returned_queues[message_id] = queue
+            priority = _broker_priority(body)
             # registered first: publishing flushes the socket, which may dispatch its confirm
             self._tag += 1
             self._unconfirmed[self._tag] = message_id
@@ -146,7 +158,9 @@ class Publisher:
                 routing_key=routing_key,
                 body=body,
                 mandatory=True,
-                properties=pika.BasicProperties(delivery_mode=2, message_id=message_id),
+                properties=pika.BasicProperties(
+                    delivery_mode=2, message_id=message_id, priority=priority
+                ),
             )
         deadline = time.monotonic() + self.confirm_timeout_s
         while self._unconfirmed:
@@ -272,6 +286,7 @@ class Relay:
                 confirmed = self.publisher.publish([(r[1], r[2], bytes(r[3]), r[4]) for r in rows])
                 ids = [r[0] for r in rows if r[1] in confirmed]
                 cur.execute("DELETE FROM outbox WHERE id = ANY(%s)", (ids,))
+                cur.execute(_PUBLISHED, ([r[1] for r in rows if r[1] in confirmed],))
             conn.commit()
         except Exception:
             self._close_db()
@@ -324,3 +339,12 @@ def connect_psycopg(dsn: str) -> Callable[[], Any]:
         )
 
     return connect
+
+
+def _broker_priority(body: bytes) -> int | None:
+    """A message's ``broker_priority`` option, as Dramatiq's own ``enqueue`` sets it (the body
+    is decoded only when it names the option)."""
+    if b'"broker_priority"' not in body:
+        return None
+    value = Message.decode(body).options.get("broker_priority")
+    return value if isinstance(value, int) else None

@@ -4,7 +4,7 @@ While a job runs, every ``broker.enqueue`` its thread makes (an actor's ``send``
 next step from Dramatiq's Pipelines, Retries' re-enqueue, a compensation, a callback) is
 buffered here instead of published. When the job ends, the buffered sends are handed to the
 ledger writer with the job's final state, and the writer commits both in one transaction
-(outbox rows with ``due_at``, ledger rows ``enqueued``) before the job's message is acked; the
+(outbox rows with ``due_at``, ledger rows ``enqueued``, or ``scheduled`` when held) before the job's message is acked; the
 relay (``jobcore.relay``) publishes them after that commit. A crash before the commit leaves a
 redelivery and no sends; after it, an outcome and its sends: never an outcome without them.
 
@@ -30,6 +30,7 @@ from dramatiq import Message
 from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
 
+from jobcore import unique as uniqueness
 from jobcore.db import get_engine
 from jobcore.ledger.args import ledger_fields
 
@@ -52,6 +53,7 @@ class Send:
     delay_ms: int | None  # a short delay: the relay publishes it to the .DQ with its ETA
     hold_ms: int  # 0: due at commit; else a long delay held in PostgreSQL
     fields: dict[str, Any]  # ledger args (JSON text) and business ids
+    unique: uniqueness.Unique | None = None  # claimed in the transaction that writes the rows
 
     def as_json(self) -> dict[str, Any]:
         row = {
@@ -128,6 +130,7 @@ def make_send(
         actor = broker.get_actor(message.actor_name)
     except ActorNotFound:
         actor = None
+    unique = uniqueness.Unique.of(message.options)  # bad options fail the send itself
     delay = delay or 0
     held = delay > threshold_ms
     return Send(
@@ -138,12 +141,15 @@ def make_send(
         delay_ms=delay if 0 < delay and not held else None,
         hold_ms=delay if held else 0,
         fields=ledger_fields(actor, ready, args_max_bytes),
+        unique=unique,
     )
 
 
 # Both statements run in the caller's transaction: the ledger writer's batch (a job's sends
-# commit with its outcome) or a producer's own (a long delay sent outside a job). A retry's
-# message already has its ledger row (state 'retrying'): only its ETA changes.
+# commit with its outcome) or a producer's own (a long delay sent outside a job). A held send's
+# row is 'scheduled' until the relay publishes it, any other 'enqueued'. A retry's message
+# already has its ledger row (state 'retrying', which says the same and keeps its error): only
+# its ETA changes.
 _INSERT_OUTBOX = """
 INSERT INTO outbox (message_id, queue, body, delay_ms, due_at)
 SELECT v.message_id, v.queue, decode(v.body, 'base64'), v.delay_ms,
@@ -155,24 +161,37 @@ ON CONFLICT (message_id) DO NOTHING
 _INSERT_LEDGER = """
 INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, args, attempts,
     enqueued_at, eta, order_id, user_id, job_id)
-SELECT v.message_id, v.actor, v.queue, 'enqueued', now(), v.args::jsonb, 0, now(),
+SELECT v.message_id, v.actor, v.queue,
+    CASE WHEN v.hold_ms > 0 THEN 'scheduled' ELSE 'enqueued' END, now(), v.args::jsonb, 0, now(),
     now() + make_interval(secs => v.eta_ms / 1000.0), v.order_id, v.user_id, v.job_id
 FROM json_to_recordset(%(rows)s::json) AS v(message_id text, actor text, queue text, args text,
-    eta_ms bigint, order_id bigint, user_id bigint, job_id text)
+    eta_ms bigint, hold_ms bigint, order_id bigint, user_id bigint, job_id text)
 ON CONFLICT (message_id) DO UPDATE SET eta = EXCLUDED.eta
 """
 
 
-def write(cursor: Any, sends: list[Send]) -> None:
-    """Insert ``sends`` as outbox and ledger rows with ``cursor`` (psycopg2), uncommitted."""
+def write(cursor: Any, sends: list[Send]) -> dict[str, str]:
+    """Insert ``sends`` as outbox and ledger rows with ``cursor`` (psycopg2), uncommitted.
+
+    Sends with a unique key claim it first; one that loses writes nothing. Returns the holder
+    of each unique send's key (``{message_id: holder}``; its own id when it won).
+    """
     if not sends:
-        return
+        return {}
     # one row per message: two copies of one delivery (a redelivery running beside the first
     # in the same process) each send the same retry, and an upsert may touch a row only once
-    unique = {send.message_id: send for send in sends}
-    rows = json.dumps([s.as_json() for s in unique.values()], separators=(",", ":"))
-    cursor.execute(_INSERT_OUTBOX, {"rows": rows})
-    cursor.execute(_INSERT_LEDGER, {"rows": rows})
+    distinct = {send.message_id: send for send in sends}
+    keyed = [(s.unique, s.message_id) for s in distinct.values() if s.unique is not None]
+    holders = uniqueness.claim(cursor, keyed) if keyed else {}
+    kept = [s for s in distinct.values() if holders.get(s.message_id, s.message_id) == s.message_id]
+    for message_id, holder in holders.items():
+        if holder != message_id:
+            logger.info("unique send %r dropped: its key is held by %r", message_id, holder)
+    if kept:
+        rows = json.dumps([s.as_json() for s in kept], separators=(",", ":"))
+        cursor.execute(_INSERT_OUTBOX, {"rows": rows})
+        cursor.execute(_INSERT_LEDGER, {"rows": rows})
+    return holders
 
 
 class DurableSendsBroker:
@@ -190,25 +209,34 @@ class DurableSendsBroker:
         if _local.bypass:
             return super().enqueue(message, delay=delay)  # type: ignore[misc]
         held = delay is not None and delay > self.delay_in_db_after_ms
-        if _local.job is None and not held:
+        keyed = any(message.options.get(o) is not None for o in uniqueness.OPTIONS)
+        if _local.job is None and not held and not keyed:
             return super().enqueue(message, delay=delay)  # type: ignore[misc]
         send = make_send(self, message, delay, self.delay_in_db_after_ms, self.args_max_bytes)
         if _local.job is not None:
             _local.job.append(send)
-        else:
-            store_sends([send])
-        return message
+            return message
+        # outside a job, a long delay or a unique send commits on its own; the relay publishes it
+        holder = store_sends([send]).get(send.message_id, send.message_id)
+        if holder == send.message_id:
+            return message
+        assert send.unique is not None
+        if send.unique.refuse:
+            raise uniqueness.DuplicateJob(send.unique.key, holder)
+        return message.copy(message_id=holder)
 
 
-def store_sends(sends: list[Send]) -> None:
-    """Commit ``sends`` in a transaction of their own (a long delay sent outside a job)."""
+def store_sends(sends: list[Send]) -> dict[str, str]:
+    """Commit ``sends`` in a transaction of their own (a long delay or a unique send outside a
+    job); returns the holders of their unique keys (see ``write``)."""
     raw = get_engine().raw_connection()
     try:
         cursor = raw.cursor()
         try:
-            write(cursor, sends)
+            holders = write(cursor, sends)
         finally:
             cursor.close()
         raw.commit()
     finally:
         raw.close()
+    return holders

@@ -34,6 +34,21 @@ def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _urls(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    """One URL, or several separated by ``;`` (a cluster's nodes), each checked."""
+    one = _url(schemes)
+
+    def parse(raw: str) -> str:
+        nodes = [part.strip() for part in raw.split(";") if part.strip()]
+        if not nodes:
+            raise ValueError("expected at least one URL")
+        for node in nodes:
+            one(node)
+        return ";".join(nodes)
+
+    return parse
+
+
 def _int(minimum: int, maximum: int) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         value = int(raw)
@@ -119,13 +134,24 @@ class JobSettings:
     )
     amqp_url: str = _field(
         "amqp://guest:guest@127.0.0.1:5672/%2F",
-        _url(("amqp", "amqps")),
-        "RabbitMQ URL (vhost in the path)",
+        _urls(("amqp", "amqps")),
+        "RabbitMQ URL (vhost in the path); a cluster's nodes separated by ';', tried in order",
     )
     broker: str = _field(
         "rabbitmq", _choice("rabbitmq", "stub"), "rabbitmq, or stub for unit tests"
     )
     amqp_heartbeat: int = _field(30, _int(0, 600), "AMQP heartbeat, seconds")
+    queue_type: str = _field(
+        "classic",
+        _choice("classic", "quorum"),
+        "classic, or quorum (replicated on a cluster; no priorities; native delivery limit)",
+    )
+    queue_max_priority: int = _field(
+        0, _int(0, 255), "classic queues' x-max-priority, so broker_priority works (0: none)"
+    )
+    queue_delivery_limit: int = _field(
+        5, _int(1, 1000), "quorum queues: deliveries after which RabbitMQ dead-letters a message"
+    )
     database_url: str = _field(
         "postgresql+psycopg2://postgres@127.0.0.1:5432/shopjobs",
         _url(("postgresql", "postgresql+psycopg2")),
@@ -166,6 +192,12 @@ class JobSettings:
     outbox_relay_after_s: int = _field(
         30, _int(1, 86400), "age after which the relay publishes an outbox row"
     )
+    durable_sends: bool = _field(
+        True,
+        _bool,
+        "commit a job's sends with its outcome, then relay them (off: Dramatiq publishes them"
+        " from the job, unsafely; only to measure what durable sends cost)",
+    )
     delay_in_db_after_s: int = _field(
         30, _int(0, 86400), "a send delayed longer than this waits in PostgreSQL, not in a worker"
     )
@@ -204,6 +236,12 @@ class JobSettings:
         settings = cls(**values)
         if settings.min_backoff_ms > settings.max_backoff_ms:
             raise SettingsError(f"{PREFIX}MIN_BACKOFF_MS must not exceed {PREFIX}MAX_BACKOFF_MS")
+        if settings.queue_type == "quorum" and settings.queue_max_priority:
+            raise SettingsError(
+                f"{PREFIX}QUEUE_TYPE=quorum with {PREFIX}QUEUE_MAX_PRIORITY="
+                f"{settings.queue_max_priority}: quorum queues have no priorities; "
+                f"set {PREFIX}QUEUE_MAX_PRIORITY=0 or use classic queues"
+            )
         if settings.production:
             problems = settings.production_problems()
             if problems:
@@ -222,7 +260,11 @@ class JobSettings:
         Subclasses add their own fields' checks to the list (``super().production_problems()``);
         the checks of every ``*_dev_only`` value and of empty secrets cover their fields too.
         """
-        problems = _url_credentials_problems(PREFIX + "AMQP_URL", self.amqp_url)
+        problems = [
+            problem
+            for node in self.amqp_url.split(";")
+            for problem in _url_credentials_problems(PREFIX + "AMQP_URL", node)
+        ]
         problems += _url_credentials_problems(PREFIX + "DATABASE_URL", self.database_url)
         if self.broker != "rabbitmq":
             problems.append(f"{PREFIX}BROKER={self.broker!r}: production runs on rabbitmq")
@@ -250,15 +292,18 @@ class JobSettings:
             if _is_secret(field):
                 found += [value] + [part.strip() for part in value.split(",") if part.strip()]
             elif "://" in value:
-                password = urlparse(value).password
-                if password:
-                    found += [password, unquote(password)]
+                for node in value.split(";"):
+                    password = urlparse(node).password
+                    if password:
+                        found += [password, unquote(password)]
         return list(dict.fromkeys(found))
 
     @property
     def amqp_url_with_heartbeat(self) -> str:
-        """The AMQP URL with heartbeat and a blocked-connection timeout unless already given."""
-        url = self.amqp_url
+        """The AMQP URL(s) with heartbeat and a blocked-connection timeout unless already given."""
+        return ";".join(self._with_heartbeat(node) for node in self.amqp_url.split(";"))
+
+    def _with_heartbeat(self, url: str) -> str:
         extra = []
         if "heartbeat=" not in url:
             extra.append(f"heartbeat={self.amqp_heartbeat}")

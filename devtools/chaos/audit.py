@@ -27,7 +27,7 @@ from jobcore.models import LedgerEntry, OutboxMessage
 from shop.models import Inventory, InventoryReservation, Order
 
 TERMINAL_ORDERS = ("completed", "shipped", "delivered", "cancelled")
-OPEN_LEDGER = ("enqueued", "running", "retrying")
+OPEN_LEDGER = ("scheduled", "enqueued", "running", "retrying")
 _pause = threading.Event()
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,13 @@ def snapshot(sent_ids: list[str]) -> Snapshot:
     """Every job of the run (the run's database is its own); 'scheduled' = delayed to the future."""
     with session_scope() as s:
         state = case(
-            (and_(LedgerEntry.state == "enqueued", LedgerEntry.eta > func.now()), "scheduled"),
+            (
+                and_(
+                    LedgerEntry.state.in_(("scheduled", "enqueued")), LedgerEntry.eta > func.now()
+                ),
+                "scheduled",
+            ),
+            (LedgerEntry.state == "scheduled", "enqueued"),  # due, the relay not there yet
             else_=LedgerEntry.state,
         )
         rows = s.execute(select(state, func.count()).group_by(state)).all()

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
 
+from jobcore import amqp, queue_migration
 from jobcore.cli.output import emit
 from jobcore.db import session_scope
 from jobcore.ledger.states import State
 from jobcore.models import DeadLetter, LedgerEntry
+from jobcore.queue_types import QueueType
 
 
 def register(groups: Any, queues: Sequence[str]) -> None:
@@ -22,13 +26,52 @@ def register(groups: Any, queues: Sequence[str]) -> None:
     )
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(run=run, queue_names=list(queues))
+    commands = parser.add_subparsers(dest="queues_command", required=False)
+    migrate = commands.add_parser(
+        "migrate",
+        help="move every queue to another type (classic/quorum), keeping its messages; "
+        "workers must be stopped",
+    )
+    migrate.add_argument("--to", choices=["classic", "quorum"], required=True)
+    migrate.add_argument("--max-priority", type=int, default=0, help="classic only")
+    migrate.add_argument("--delivery-limit", type=int, default=5, help="quorum only")
+    migrate.add_argument("--json", action="store_true")
+    migrate.set_defaults(run=run_migrate, queue_names=list(queues))
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    """``shopjobs queues migrate --to quorum``: new queues of the target type, the old drained."""
+    try:
+        target = QueueType(args.to, args.max_priority, args.delivery_limit)
+    except ValueError as exc:
+        print(f"shopjobs queues migrate: {exc}", file=sys.stderr)
+        return 2
+    rows: list[dict[str, Any]] = []
+    try:
+        queue_migration.migrate(
+            args.context.settings.amqp_url,
+            list(args.queue_names),
+            target,
+            report=lambda moved: rows.append(dataclasses.asdict(moved)),
+        )
+    except queue_migration.MigrationRefused as exc:
+        emit(rows, as_json=args.json)
+        print(f"shopjobs queues migrate: {exc}", file=sys.stderr)
+        return 1
+    emit(rows, as_json=args.json)
+    print(
+        f"every queue is now {target.describe()}: set SHOPJOBS_QUEUE_TYPE={args.to} "
+        "for every process before starting the workers",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _depths(url: str, names: list[str]) -> dict[str, int | None]:
     import pika
 
     out: dict[str, int | None] = {}
-    conn = pika.BlockingConnection(pika.URLParameters(url))
+    conn = amqp.connect(url)
     try:
         for name in names:
             channel = conn.channel()

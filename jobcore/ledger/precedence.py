@@ -24,6 +24,9 @@ class Verdict(enum.Enum):
     LATEST = "latest"  # the later stamp wins; a tie goes to the incoming change
 
 
+#: States of a row no worker has seen yet: whatever happens to the job replaces them.
+NOT_STARTED = frozenset({State.SCHEDULED, State.ENQUEUED})
+
 #: States that still replace ``cancelled``: a run that started before the cancel landed
 #: reports its real outcome; anything else (running, skipped, enqueued) leaves it cancelled.
 OUTCOMES_AFTER_CANCEL = frozenset({State.SUCCEEDED, State.FAILED, State.DEAD, State.RETRYING})
@@ -31,13 +34,16 @@ OUTCOMES_AFTER_CANCEL = frozenset({State.SUCCEEDED, State.FAILED, State.DEAD, St
 
 def verdict(current: State, incoming: State) -> Verdict:
     """The rule itself; everything else in this module is derived from it."""
+    if incoming is State.SCHEDULED:
+        return Verdict.KEEP  # only ever the first state of a row (a held send's commit)
     if incoming is State.ENQUEUED:
-        return Verdict.KEEP  # the producer's late stamp never sends a job back
+        # the producer's late stamp never sends a job back; a held send's publish moves it on
+        return Verdict.TAKE if current is State.SCHEDULED else Verdict.KEEP
     if current is State.CANCELLED and incoming not in OUTCOMES_AFTER_CANCEL:
         return Verdict.KEEP
-    if incoming is State.SKIPPED and current is not State.ENQUEUED:
+    if incoming is State.SKIPPED and current not in NOT_STARTED:
         return Verdict.KEEP  # a duplicate is counted; it never hides the outcome
-    if current is State.ENQUEUED:
+    if current in NOT_STARTED:
         return Verdict.TAKE
     return Verdict.LATEST
 

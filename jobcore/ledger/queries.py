@@ -19,6 +19,7 @@ SUMMARY_FIELDS = (
     "attempts",
     "order_id",
     "enqueued_at",
+    "eta",  # a scheduled job's due time, a retry's or a short delay's ETA
     "started_at",
     "finished_at",
     "error",

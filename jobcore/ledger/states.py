@@ -11,8 +11,11 @@ class State(enum.StrEnum):
     ``enqueued -> running -> succeeded``, ``running -> retrying -> running``,
     ``running -> failed``, plus ``dead`` (rejected or parked without running), ``skipped``
     (a duplicate delivery of a job already done) and ``cancelled`` (by an operator).
+    ``scheduled -> enqueued``: a delayed send held in PostgreSQL until its due time (``eta``);
+    the relay that publishes it makes it ``enqueued`` in the same commit.
     """
 
+    SCHEDULED = "scheduled"
     ENQUEUED = "enqueued"
     RUNNING = "running"
     RETRYING = "retrying"
@@ -22,6 +25,9 @@ class State(enum.StrEnum):
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
 
+
+#: States of a job that waits to run: not yet delivered to a worker (or due for another run).
+WAITING: frozenset[State] = frozenset({State.SCHEDULED, State.ENQUEUED, State.RETRYING})
 
 #: States after which the job never runs again (a redelivery of such a job is a duplicate).
 FINAL: frozenset[State] = frozenset(

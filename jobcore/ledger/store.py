@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 
 from jobcore import db
-from jobcore.ledger.states import FINAL, State, sql_list
+from jobcore.ledger.states import FINAL, WAITING, State, sql_list
 from jobcore.ledger.writer import COLUMNS, WORKER_NAME, Change
 from jobcore.models import LedgerEntry
 
@@ -87,8 +87,8 @@ class Redelivery(enum.Enum):
     CULPRIT = "culprit"  # its worker died while it ran alone: it is what kills workers
 
 
-_UNFINISHED = sql_list((State.ENQUEUED, State.RETRYING, State.RUNNING))
-_WAITING = sql_list((State.ENQUEUED, State.RETRYING))
+_UNFINISHED = sql_list(WAITING | {State.RUNNING})
+_WAITING = sql_list(WAITING)
 # One statement: consume a hand-back marker, record this delivery's start in the ledger (a
 # crash counts when the ledger shows the last delivery running), and read whether a lone run of
 # this message was under way when its worker died.

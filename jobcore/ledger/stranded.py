@@ -1,13 +1,16 @@
 """Stranded work: committed sends that never reached a queue, and jobs no queue holds.
 
-Every send is in the ledger from its commit (``enqueued``, with its ETA when delayed), so
-"lost" is measurable:
+Every send is in the ledger from its commit (``enqueued``, or ``scheduled`` with its due time
+when held in PostgreSQL), so "lost" is measurable:
 
 - *unpublished*: an outbox row due (or, without a due time, committed) more than N seconds
   ago and still there: no relay is publishing (all down, or the broker refuses).
-- *lost*: a ledger row ``enqueued`` or ``retrying`` whose due time passed more than N seconds
-  ago, with no outbox row and no message waiting in its queue (ready or delayed): the message
-  is gone, and nothing will run the job.
+- *lost*: a ledger row ``scheduled``, ``enqueued`` or ``retrying`` whose due time passed more
+  than N seconds ago, with no outbox row and no message waiting in its queue (ready or
+  delayed): the message is gone, and nothing will run the job.
+
+A ``scheduled`` row not yet due is neither: it waits in the outbox by design. Once overdue by
+N seconds it is *unpublished* (its outbox row is still there) or *lost* (it is not).
 
 The application adds its own kind (the shop: orders not settled with no pending job) through
 ``CheckFn``s the entry point passes in.
@@ -34,7 +37,7 @@ WAITING_SQL = """
 SELECT j.message_id, j.actor, j.queue, j.state, j.order_id,
     EXTRACT(EPOCH FROM now() - COALESCE(j.eta, j.enqueued_at, j.state_changed_at)) AS age_s
 FROM job_ledger j
-WHERE j.state IN ('enqueued', 'retrying')
+WHERE j.state IN ('scheduled', 'enqueued', 'retrying')
   AND COALESCE(j.eta, j.enqueued_at, j.state_changed_at) < now() - make_interval(secs => :older_than_s)
   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = j.message_id)
 ORDER BY age_s DESC
@@ -48,7 +51,7 @@ WHERE COALESCE(due_at, created_at) < now() - make_interval(secs => %(older_than_
 """
 WAITING_BY_QUEUE_SQL = """
 SELECT j.queue, count(*) FROM job_ledger j
-WHERE j.state IN ('enqueued', 'retrying')
+WHERE j.state IN ('scheduled', 'enqueued', 'retrying')
   AND COALESCE(j.eta, j.enqueued_at, j.state_changed_at) < now() - make_interval(secs => %(older_than_s)s)
   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = j.message_id)
 GROUP BY j.queue

@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from jobcore import amqp
 from jobcore.ledger import stranded
 from jobcore.ledger.states import State
 
@@ -35,11 +36,13 @@ STORED_SQL = "SELECT queue, count(*) FROM dead_letters WHERE replayed_at IS NULL
 def _depths(amqp_url: str, queues: Sequence[str]) -> dict[tuple[str, str], int]:
     import pika
 
-    params = pika.URLParameters(amqp_url)
-    params.socket_timeout = params.blocked_connection_timeout = TIMEOUT_S
-    params.connection_attempts = 1
     out: dict[tuple[str, str], int] = {}
-    conn = pika.BlockingConnection(params)
+    conn = amqp.connect(
+        amqp_url,
+        socket_timeout=TIMEOUT_S,
+        blocked_connection_timeout=TIMEOUT_S,
+        connection_attempts=1,
+    )
     try:
         for queue in queues:
             for suffix, state in STATES.items():

@@ -271,11 +271,12 @@ class Supervisor:
         booted = child.ready_at is not None
         if child.kind == "worker" and not self.group_ready and child.exitcode == cli.RET_IMPORT:
             logger.critical(
-                "worker process %d (pid %d) could not import the application; stopping",
+                "worker process %d (pid %d) could not start (an import error or a "
+                "configuration RabbitMQ refused: its log says which); stopping",
                 slot.number,
                 child.pid,
             )
-            self._begin_stop("an import error", cli.RET_IMPORT)
+            self._begin_stop("a start error", cli.RET_IMPORT)
             return
         slot.failures = self.policy.failures_after_death(slot.failures, lived)
         delay = self.policy.delay(slot.failures)

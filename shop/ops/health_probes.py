@@ -14,9 +14,9 @@ import smtplib
 from collections.abc import Callable
 
 import httpx
-import pika
 import psycopg2
 
+from jobcore import amqp
 from shop.scheduling.leader import current_leader
 from shop.settings import Settings
 from shop.storage import open_storage
@@ -37,12 +37,13 @@ def database(settings: Settings) -> str:
 
 
 def broker(settings: Settings) -> str:
-    params = pika.URLParameters(settings.amqp_url)
-    params.socket_timeout = settings.health_timeout_s
-    params.stack_timeout = settings.health_timeout_s
-    params.connection_attempts = 1
-    params.retry_delay = 0
-    conn = pika.BlockingConnection(params)
+    conn = amqp.connect(
+        settings.amqp_url,
+        socket_timeout=settings.health_timeout_s,
+        stack_timeout=settings.health_timeout_s,
+        connection_attempts=1,
+        retry_delay=0,
+    )
     try:
         conn.channel().close()
     finally:

@@ -23,7 +23,7 @@ WHERE o.status = ANY(:unsettled)
   AND o.updated_at < now() - make_interval(secs => :older_than_s)
   AND NOT EXISTS (
     SELECT 1 FROM job_ledger j
-    WHERE j.order_id = o.id AND j.state IN ('enqueued', 'running', 'retrying'))
+    WHERE j.order_id = o.id AND j.state IN ('scheduled', 'enqueued', 'running', 'retrying'))
 ORDER BY o.id
 LIMIT 1000
 """

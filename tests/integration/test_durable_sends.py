@@ -17,10 +17,12 @@ import broker as shop_broker
 from actors.orders import process_order_async
 from jobcore import outbox
 from jobcore.db import session_scope
+from jobcore.ledger import stranded
 from jobcore.ledger.writer import Change, LedgerWriter, connect_psycopg, now
 from jobcore.sends import Send
 from programs.cli import main as cli
 from shop.models import Order
+from shop.orders.stranded import stranded_orders
 from tests.support import amqp
 from tests.support.durable_actors import enqueue_then_roll_back, hand_on, retry_later
 from tests.support.factories import make_order, make_product, make_user
@@ -73,12 +75,12 @@ def test_a_long_delay_waits_in_postgresql_runs_once_on_time_and_a_cancelled_one_
     cancelled = touch.send_with_options(args=(str(cancelled_path),), delay=6000).message_id
 
     # Then both wait in the outbox with their due time, nothing waits in RabbitMQ, and the
-    # ledger says 'enqueued' with the same due time
+    # ledger says 'scheduled' with the same due time
     held = _outbox()
     assert set(held) == {kept, cancelled} and all(held.values())
     assert amqp.depth("tests") == 0 and amqp.depth("tests.DQ") == 0
     row = entry(kept)
-    assert row.state == "enqueued" and row.eta == held[kept]
+    assert row.state == "scheduled" and row.eta == held[kept]
 
     # When an operator cancels one before it is due
     assert cli(["jobs", "cancel", cancelled, "--reason", "customer called"]) == 0
@@ -138,11 +140,11 @@ def test_a_jobs_delayed_send_is_held_and_its_short_sends_are_relayed(start_worke
     hand_on.send(str(later), 5000)
     hand_on.send(str(now_path))
 
-    # Then the immediate one runs, and the delayed one waits in the outbox, ledger 'enqueued'
+    # Then the immediate one runs, and the delayed one waits in the outbox, ledger 'scheduled'
     wait_until(lambda: now_path.exists(), what="the immediate follow-up ran")
     held = wait_until(lambda: _outbox_of(later), what="the delayed follow-up held")
     [(held_id, due_at)] = held.items()
-    assert entry(held_id).state == "enqueued" and entry(held_id).eta == due_at
+    assert entry(held_id).state == "scheduled" and entry(held_id).eta == due_at
     assert amqp.depth("tests.DQ") == 0
     wait_until(lambda: later.exists(), timeout=30, what="the delayed follow-up ran")
     assert _lines(later) == 1 and _lines(now_path) == 1
@@ -212,6 +214,19 @@ def test_a_publish_failure_right_after_each_commit_loses_no_step_and_no_retry(
     wait_until(lambda: _outbox() == {}, what="outbox drained")
     with session_scope() as s:
         assert s.get(Order, ids[0]).status == "completed"
+
+    # And nothing is stranded once the last e-mails ran: no send unpublished, no job waiting
+    # that no queue holds, no order unsettled without a job
+    def stranded_now() -> dict[str, int] | None:
+        with session_scope() as s:
+            found = stranded.find(s, 0, depth=amqp.depth, checks={"orders": stranded_orders})
+        return None if found.total else found.counts
+
+    assert wait_until(stranded_now, timeout=30, what="nothing stranded") == {
+        "unpublished": 0,
+        "lost": 0,
+        "orders": 0,
+    }
 
 
 def _stranded(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:
@@ -311,7 +326,7 @@ def test_a_final_state_and_its_sends_commit_together_even_when_two_copies_send_t
     writer.wait_durable(ticket)
     held = _outbox()
     assert set(held) == {job, follow_up} and held[follow_up] is not None
-    assert state(job) == "retrying" and state(follow_up) == "enqueued"
+    assert state(job) == "retrying" and state(follow_up) == "scheduled"
     assert entry(follow_up).eta == held[follow_up]
     writer.close()
 
@@ -372,5 +387,5 @@ def test_the_six_hour_delivery_check_waits_in_postgresql_not_in_rabbitmq(clean):
         ).scalar()
     assert 21_590 < float(due_in) <= 21_600
     row = entry(message_id)
-    assert row.state == "enqueued" and row.order_id == 42 and row.eta is not None
+    assert row.state == "scheduled" and row.order_id == 42 and row.eta is not None
     assert amqp.depth("orders") <= 0 and amqp.depth("orders.DQ") <= 0  # -1: never declared

@@ -61,8 +61,8 @@ def _in_sql() -> dict[tuple[State, State, str], tuple[str, float]]:
 
 
 def test_every_ordered_pair_of_states_merges_alike_in_memory_and_in_sql(clean):
-    # Given one ledger row per (first state, second state, stamp order): 8 x 8 x 3 cases
-    assert len(CASES) == 192
+    # Given one ledger row per (first state, second state, stamp order): 9 x 9 x 3 cases
+    assert len(CASES) == 243
 
     # When the second change reaches the committed row through the upsert
     in_sql = _in_sql()
@@ -91,6 +91,13 @@ def test_every_ordered_pair_of_states_merges_alike_in_memory_and_in_sql(clean):
         (State.CANCELLED, State.RETRYING, "later", State.RETRYING),
         # 'enqueued' yields whatever the stamps say (the broker's confirm can come last)
         (State.ENQUEUED, State.RUNNING, "earlier", State.RUNNING),
+        # a held send is 'scheduled' until published; then anything moves it on, never back
+        (State.SCHEDULED, State.ENQUEUED, "later", State.ENQUEUED),
+        (State.SCHEDULED, State.RUNNING, "earlier", State.RUNNING),
+        (State.SCHEDULED, State.SKIPPED, "earlier", State.SKIPPED),
+        (State.SCHEDULED, State.CANCELLED, "earlier", State.CANCELLED),
+        (State.ENQUEUED, State.SCHEDULED, "later", State.ENQUEUED),
+        (State.RUNNING, State.SCHEDULED, "later", State.RUNNING),
         # otherwise the later stamp wins, a tie going to the newer change
         (State.SUCCEEDED, State.RUNNING, "earlier", State.SUCCEEDED),
         (State.RUNNING, State.SUCCEEDED, "same", State.SUCCEEDED),

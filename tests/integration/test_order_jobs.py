@@ -104,7 +104,7 @@ def test_tracking_is_fetched_from_the_carrier_and_a_delivery_check_is_scheduled(
         check = s.scalars(
             select(LedgerEntry).where(LedgerEntry.actor == "orders.check_delivery")
         ).one()
-    assert check.order_id == order_id and check.eta is not None and check.state == "enqueued"
+    assert check.order_id == order_id and check.eta is not None and check.state == "scheduled"
 
 
 @pytest.mark.parametrize(

@@ -167,7 +167,7 @@ def test_an_application_that_cannot_be_imported_stops_the_group_at_once_with_exi
 
     # Then it stops with Dramatiq's import-error code, saying why, instead of restarting
     assert done.returncode == 2, done.stderr[-3000:]
-    assert "could not import the application" in done.stderr
+    assert "could not start (an import error" in done.stderr
     assert "restarting it in" not in done.stderr
 
 

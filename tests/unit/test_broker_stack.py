@@ -34,6 +34,7 @@ def test_the_stack_is_in_its_documented_order():
     assert names == [
         "LogContext",
         "DbSessions",
+        "QueueCheck",
         "Metrics",
         "AgeLimit",
         "TimeLimit",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from jobcore import amqp
+
 SUFFIXES = ("", ".DQ", ".XQ")
 
 
@@ -20,13 +22,11 @@ def depths(url: str, queues: Sequence[str]) -> tuple[dict[str, Depth], str | Non
     import pika
     import pika.exceptions
 
-    params = pika.URLParameters(url)
-    params.socket_timeout = 3
-    params.blocked_connection_timeout = 3
-    params.connection_attempts = 1
     out: dict[str, Depth] = {}
     try:
-        conn = pika.BlockingConnection(params)
+        conn = amqp.connect(
+            url, socket_timeout=3, blocked_connection_timeout=3, connection_attempts=1
+        )
     except pika.exceptions.AMQPError as exc:
         return {}, f"RabbitMQ could not be reached: {type(exc).__name__}"
     try:

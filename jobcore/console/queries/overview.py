@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-LIVE_STATES = ("enqueued", "running", "retrying")
+LIVE_STATES = ("scheduled", "enqueued", "running", "retrying")
 WINDOWS = {"1h": 3600, "6h": 6 * 3600, "24h": 86400}
 
 
@@ -21,10 +21,10 @@ def live_counts(session: Session) -> dict[str, dict[str, int]]:
     rows = session.execute(
         text("""
         SELECT queue,
-               CASE WHEN state = 'enqueued' AND eta > now() THEN 'delayed'
-                    WHEN state = 'enqueued' THEN 'ready' ELSE state END AS kind,
+               CASE WHEN state IN ('scheduled', 'enqueued') AND eta > now() THEN 'delayed'
+                    WHEN state IN ('scheduled', 'enqueued') THEN 'ready' ELSE state END AS kind,
                count(*)
-        FROM job_ledger WHERE state IN ('enqueued', 'running', 'retrying')
+        FROM job_ledger WHERE state IN ('scheduled', 'enqueued', 'running', 'retrying')
         GROUP BY 1, 2""")
     ).all()
     out: dict[str, dict[str, int]] = {}
