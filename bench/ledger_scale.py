@@ -313,7 +313,13 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--lookups", type=int, default=1000)
     ap.add_argument("--baseline-s", type=float, default=5.0)
-    ap.add_argument("--prune-batch", type=int, default=5000, help="rows per prune transaction")
+    ap.add_argument(
+        "--prune-batch",
+        type=int,
+        default=1000,
+        help="rows per prune transaction (1000: SHOPJOBS_CLEANUP_BATCH_SIZE's default, what the "
+        "scheduled prune uses)",
+    )
     ap.add_argument("--explain", action="store_true", help="print the plans of the queries")
     ap.add_argument(
         "--skip-load",
