@@ -29,12 +29,15 @@ DB_URL = os.environ.get(
 )
 
 
-def _latencies(side: str) -> list[float]:
+def _latencies(side: str, run: str) -> list[float]:
     directory = os.path.join(OUT, side)
     found: list[float] = []
     for name in os.listdir(directory) if os.path.isdir(directory) else []:
         with open(os.path.join(directory, name)) as fh:
-            found += [float(x) for x in fh.read().split()]
+            for line in fh:
+                tag, _, lag = line.partition(" ")
+                if tag == run and lag.strip():
+                    found.append(float(lag))
     return found
 
 
@@ -42,7 +45,7 @@ def _clear(side: str) -> None:
     shutil.rmtree(os.path.join(OUT, side), ignore_errors=True)
 
 
-def send(side: str, rate: float, seconds: float, senders: int) -> None:
+def send(side: str, rate: float, seconds: float, senders: int, run: str) -> None:
     """The sender process: ``rate`` msgs/s for ``seconds``, paced per thread."""
     from bench.latency_actors import started
 
@@ -52,7 +55,7 @@ def send(side: str, rate: float, seconds: float, senders: int) -> None:
     def pace() -> None:
         next_at = time.perf_counter()
         for _ in range(count):
-            started.send(time.time())
+            started.send(time.time(), run)
             next_at += 1 / per_thread
             pause = next_at - time.perf_counter()
             if pause > 0:
@@ -79,11 +82,11 @@ def _env(side: str) -> dict[str, str]:
     }
 
 
-def _wait_for(side: str, n: int, worker: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait_for(side: str, run: str, n: int, worker: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while len(_latencies(side)) < n:
+    while len(_latencies(side, run)) < n:
         if worker.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"{side}: {len(_latencies(side))}/{n} started")
+            raise SystemExit(f"{side}: {len(_latencies(side, run))}/{n} started")
         time.sleep(0.1)
 
 
@@ -108,14 +111,13 @@ def one(side: str, rate: float, seconds: float, senders: int) -> tuple[float, fl
     )
     try:
         warm = [py, "-m", "bench.latency", "--send", side, "--rate", "50", "--seconds", "2"]
-        subprocess.run(warm, cwd=_anchor.ROOT, env=env, check=True)
-        _wait_for(side, 100, worker, 120)
-        _clear(side)
-        cmd = [py, "-m", "bench.latency", "--send", side, "--rate", str(rate)]
+        subprocess.run([*warm, "--run", "warm"], cwd=_anchor.ROOT, env=env, check=True)
+        _wait_for(side, "warm", 100, worker, 120)
+        cmd = [py, "-m", "bench.latency", "--send", side, "--rate", str(rate), "--run", "main"]
         cmd += ["--seconds", str(seconds), "--senders", str(senders)]
         subprocess.run(cmd, cwd=_anchor.ROOT, env=env, check=True)
         n = int(rate / senders * seconds) * senders
-        _wait_for(side, n, worker, 120)
+        _wait_for(side, "main", n, worker, 120)
     finally:
         worker.terminate()
         try:
@@ -123,7 +125,7 @@ def one(side: str, rate: float, seconds: float, senders: int) -> tuple[float, fl
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, 9)
             worker.wait()
-    lat = sorted(_latencies(side))
+    lat = sorted(_latencies(side, "main"))
     q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
     print(
         f"RESULT name=latency_{side} n={len(lat)} rate={rate} p50_ms={q(0.5):.2f}"
@@ -140,9 +142,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--senders", type=int, default=4)
     ap.add_argument("--send", choices=["bare", "shop"], help=argparse.SUPPRESS)
+    ap.add_argument("--run", default="main", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.send:
-        send(a.send, a.rate, a.seconds, a.senders)
+        send(a.send, a.rate, a.seconds, a.senders, a.run)
         return
     from shop import dbadmin
 

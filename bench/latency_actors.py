@@ -1,6 +1,6 @@
 """The latency bench's actor, on bare Dramatiq or on the shopjobs stack (``BENCH_LATENCY_SIDE``).
 
-Each start appends ``start - sent_at`` (seconds; ``sent_at`` is the sender's clock right before
+Each start appends ``<run> start - sent_at`` (seconds; ``sent_at`` is the sender's clock right before
 its ``send`` call) to a file per worker process.
 """
 
@@ -42,7 +42,7 @@ def _out() -> object:
 
 
 @dramatiq.actor(actor_name="bench.latency", queue_name=QUEUE, max_retries=0)
-def started(sent_at: float) -> None:
+def started(sent_at: float, run: str) -> None:
     lag = time.time() - sent_at
     with _lock:
-        _out().write(f"{lag:.6f}\n")  # type: ignore[attr-defined]
+        _out().write(f"{run} {lag:.6f}\n")  # type: ignore[attr-defined]
