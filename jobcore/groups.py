@@ -1,0 +1,165 @@
+"""Groups: run many jobs, then one callback when all of them have reached a final state.
+
+Dramatiq's group completion needs Redis or Memcached and never fires when a child fails for
+good. Here the barrier is a PostgreSQL row (``job_groups``): the ledger writer counts a child in
+the same commit as the child's final state (``settle``), one ``job_group_members`` row per child
+so a child delivered twice counts once, and the commit that makes the count reach the total
+writes the callbacks' sends in that transaction: each callback exactly once, through the durable
+send path (outbox rows the relay publishes).
+
+    g = group([notify.message(u) for u in users], on_settled=report.message(campaign_id))
+    with session_scope() as s:
+        g.enqueue(s)          # the barrier row and every child, in the caller's transaction
+
+``on_success`` fires when every child succeeded, ``on_failure`` when at least one failed (or
+was dead-lettered or cancelled), ``on_settled`` in both cases.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import uuid
+from typing import Any
+
+import dramatiq
+from dramatiq import Message
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from jobcore import sends as job_sends
+from jobcore.errors import InvalidSend
+from jobcore.ledger.states import FINAL, State
+
+GROUP_OPTION = "group_id"
+CALLBACKS = ("on_success", "on_failure", "on_settled")
+MAX_CHILDREN = 100_000
+
+
+@dataclasses.dataclass
+class Group:
+    """Children to run and the callbacks to send when they have settled (see ``group``)."""
+
+    children: list[Message[Any]]
+    on_success: Message[Any] | None = None
+    on_failure: Message[Any] | None = None
+    on_settled: Message[Any] | None = None
+    id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
+
+    def __post_init__(self) -> None:
+        if not self.children:
+            raise InvalidSend("a group needs at least one message; nothing was sent")
+        if len(self.children) > MAX_CHILDREN:
+            raise InvalidSend(f"a group holds at most {MAX_CHILDREN} messages")
+        for message in [*self.children, *self.callbacks().values()]:
+            if not isinstance(message, Message):
+                raise InvalidSend(f"a group takes messages (actor.message(...)), got {message!r}")
+        if len({m.message_id for m in self.children}) != len(self.children):
+            raise InvalidSend("a group's messages must be distinct (one message id each)")
+
+    def callbacks(self) -> dict[str, Message[Any]]:
+        return {k: getattr(self, k) for k in CALLBACKS if getattr(self, k) is not None}
+
+    def enqueue(self, session: Session) -> str:
+        """Write the barrier and every child in ``session``'s transaction; returns the group id.
+
+        The relay publishes the children once the transaction commits.
+        """
+        broker = dramatiq.get_broker()
+        threshold = getattr(broker, "delay_in_db_after_ms", 30_000)
+        children = [
+            job_sends.make_send(broker, m.copy(options={GROUP_OPTION: self.id}), None, threshold)
+            for m in self.children
+        ]
+        callbacks = {
+            kind: job_sends.make_send(broker, m, None, threshold).as_json()
+            for kind, m in self.callbacks().items()
+        }
+        session.execute(
+            text("INSERT INTO job_groups (id, total, callbacks) VALUES (:id, :total, :cb)"),
+            {"id": self.id, "total": len(children), "cb": json.dumps(callbacks)},
+        )
+        cursor = session.connection().connection.cursor()
+        try:
+            job_sends.write(cursor, children)
+            cursor.execute(
+                "UPDATE job_ledger SET group_id = %(g)s WHERE message_id = ANY(%(ids)s)",
+                {"g": self.id, "ids": [c.message_id for c in children]},
+            )
+        finally:
+            cursor.close()
+        return self.id
+
+
+def group(
+    children: list[Message[Any]],
+    *,
+    on_success: Message[Any] | None = None,
+    on_failure: Message[Any] | None = None,
+    on_settled: Message[Any] | None = None,
+) -> Group:
+    """A group of ``children`` with its callbacks; an empty group raises ``InvalidSend``."""
+    return Group(list(children), on_success, on_failure, on_settled)
+
+
+# One statement: count the children that reach a final state for the first time, and return
+# the groups whose count reached their total in this transaction (the row lock of the UPDATE
+# orders concurrent writers, each adding to the latest counts).
+_SETTLE = """
+WITH m AS (
+    INSERT INTO job_group_members (message_id, group_id, outcome)
+    SELECT v.message_id, v.group_id, v.outcome
+    FROM json_to_recordset(%(rows)s::json) AS v(message_id text, group_id text, outcome text)
+    ORDER BY v.group_id, v.message_id
+    ON CONFLICT (message_id) DO NOTHING
+    RETURNING group_id, outcome
+), c AS (
+    SELECT group_id, count(*) FILTER (WHERE outcome = 'succeeded') AS ok,
+        count(*) FILTER (WHERE outcome <> 'succeeded') AS bad
+    FROM m GROUP BY group_id
+)
+UPDATE job_groups g SET succeeded = g.succeeded + c.ok, failed = g.failed + c.bad,
+    settled_at = CASE WHEN g.succeeded + c.ok + g.failed + c.bad >= g.total THEN now() END
+FROM c WHERE g.id = c.group_id AND g.settled_at IS NULL
+RETURNING g.id, g.failed, g.total, g.succeeded, g.callbacks
+"""
+_FIRED = "UPDATE job_groups SET fired = %(fired)s::jsonb WHERE id = %(id)s"
+
+
+def settle(cursor: Any, finals: list[tuple[str, str, State]]) -> list[job_sends.Send]:
+    """Count ``(group_id, message_id, state)`` final states with ``cursor`` (the ledger
+    writer's transaction); returns the callbacks' sends of the groups that settled now."""
+    rows = [
+        {"group_id": g, "message_id": m, "outcome": "succeeded" if s == State.SUCCEEDED else s}
+        for g, m, s in finals
+        if s in FINAL and s != State.SKIPPED  # a skip is a duplicate of a counted outcome
+    ]
+    if not rows:
+        return []
+    cursor.execute(_SETTLE, {"rows": json.dumps(rows, separators=(",", ":"))})
+    fired: list[job_sends.Send] = []
+    for group_id, failed, total, succeeded, callbacks in cursor.fetchall():
+        if succeeded + failed < total:
+            continue
+        kinds = ["on_settled", "on_failure" if failed else "on_success"]
+        chosen = {k: callbacks[k] for k in kinds if k in callbacks}
+        fired += [_send(row) for row in chosen.values()]
+        cursor.execute(
+            _FIRED,
+            {"id": group_id, "fired": json.dumps({k: v["message_id"] for k, v in chosen.items()})},
+        )
+    return fired
+
+
+def _send(row: dict[str, Any]) -> job_sends.Send:
+    fields = {k: row.get(k) for k in ("args", "order_id", "user_id", "job_id")}
+    return job_sends.Send(
+        message_id=row["message_id"],
+        actor=row["actor"],
+        queue=row["queue"],
+        body=base64.b64decode(row["body"]),
+        delay_ms=row.get("delay_ms"),
+        hold_ms=row.get("hold_ms") or 0,
+        fields={k: v for k, v in fields.items() if v is not None},
+    )
