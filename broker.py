@@ -45,6 +45,7 @@ from middleware.log_context import LogContext
 from middleware.metrics import Metrics
 from middleware.outbox_relay import OutboxRelay
 from middleware.queue_check import QueueCheck
+from middleware.queue_match import QueueMatch
 from middleware.worker_registry import WorkerRegistry
 from shop import worker_metrics
 from shop.integrations import providers
@@ -74,6 +75,7 @@ def build_middleware(
       arguments stops it at start with what differs.
     - Metrics next: its duration covers the other middleware, and its ``after_*`` hooks see
       Retries' decision (retried or failed for good).
+    - QueueMatch beside AgeLimit: both fail and skip a message before anything claims or runs it.
     - Compensation above Retries: it compensates only once Retries has marked a step failed.
     - DeadLetters stores what is rejected; Cancellations skips cancelled jobs and CrashGuard
       parks crash loops before JobStatus claims or records a run.
@@ -91,6 +93,7 @@ def build_middleware(
     stack += [
         Metrics(settings, serve=worker_metrics.serve),
         AgeLimit(),
+        QueueMatch(),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
         ShutdownNotifications(),
         Callbacks(),

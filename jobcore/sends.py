@@ -32,11 +32,28 @@ from dramatiq.errors import ActorNotFound
 
 from jobcore import unique as uniqueness
 from jobcore.db import get_engine
+from jobcore.errors import InvalidInput
 from jobcore.ledger.args import ledger_fields
 
 logger = logging.getLogger(__name__)
 
 LEDGER_RECORDED_OPTION = "ledger_recorded"
+# messages carry ids and primitives: a body past this is a bug in its producer, refused at the
+# send (nothing written) rather than stored, published and choked on by every consumer
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+def checked_body(message: Message[Any]) -> bytes:
+    """The message's encoded body; ``InvalidInput`` when it is over ``MAX_MESSAGE_BYTES``."""
+    body = message.encode()
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise InvalidInput(
+            f"message {message.actor_name} is {len(body)} bytes, over the "
+            f"{MAX_MESSAGE_BYTES}-byte limit: send ids, not data"
+        )
+    return body
+
+
 # set on a MessageProxy while its job runs: JobStatus hands its final change over here, so the
 # change is recorded once the job's last send is known (see ``hand_over``)
 FINAL_CHANGE_ATTRIBUTE = "durable_final_change"
@@ -137,7 +154,7 @@ def make_send(
         message_id=message.message_id,
         actor=message.actor_name,
         queue=queue,
-        body=ready.encode(),
+        body=checked_body(ready),
         delay_ms=delay if 0 < delay and not held else None,
         hold_ms=delay if held else 0,
         fields=ledger_fields(actor, ready, args_max_bytes),

@@ -204,6 +204,10 @@ class JobSettings:
     relay_poll_ms: int = _field(
         500, _int(10, 60000), "how often the outbox relay looks for due rows"
     )
+    # a failed round costs a refused connect; a long cap delays every send after an outage
+    relay_max_backoff_ms: int = _field(
+        2000, _int(10, 600000), "longest wait between failed outbox relay rounds"
+    )
     stranded_after_s: int = _field(
         300, _int(1, 86400), "seconds past due after which a send counts as stranded"
     )

@@ -84,6 +84,13 @@ def create(logins: Logins, *, recreate: bool = False) -> None:
                 cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (group,))
                 if cur.fetchone() is None:
                     cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(group)))
+            # the console's pages read as the read-only role (SET LOCAL ROLE); it adds no
+            # privilege to the application role, which may read every table already
+            cur.execute(
+                sql.SQL("GRANT {} TO {}").format(
+                    sql.Identifier(GROUPS["readonly"]), sql.Identifier(GROUPS["app"])
+                )
+            )
             for kind in ROLES:
                 url = make_url(logins.url(kind))
                 name = sql.Identifier(str(url.username))

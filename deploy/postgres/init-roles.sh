@@ -12,6 +12,8 @@ psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \
 CREATE ROLE shopjobs_app NOLOGIN;
 CREATE ROLE shopjobs_backup NOLOGIN;
 CREATE ROLE shopjobs_readonly NOLOGIN;
+-- the console's pages read as the read-only role (SET LOCAL ROLE): no privilege added
+GRANT shopjobs_readonly TO shopjobs_app;
 CREATE ROLE shopjobs_owner LOGIN PASSWORD :'owner_pw';
 CREATE ROLE shop_worker LOGIN PASSWORD :'app_pw' IN ROLE shopjobs_app;
 CREATE ROLE shop_backup LOGIN CREATEDB PASSWORD :'backup_pw' IN ROLE shopjobs_backup;

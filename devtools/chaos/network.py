@@ -21,6 +21,7 @@ import psycopg2
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from devtools import devservices
 from devtools.chaos import load as shop_load
 from devtools.chaos.harness import Harness, Outcome, at_progress
 from devtools.chaos.load import Load
@@ -45,13 +46,17 @@ def _longest_job_s(since: datetime) -> float:
 
 
 def _first_log_after(log: str, since: datetime, needles: tuple[str, ...]) -> float | None:
-    """Seconds from ``since`` to the first JSON log line after it that mentions a needle."""
+    """Seconds from ``since`` to the first log line after it that mentions a needle (JSON lines,
+    or console lines that start with their ISO timestamp)."""
     for line in log.splitlines():
-        if not line.startswith("{") or not any(n in line for n in needles):
+        if not any(n in line for n in needles):
             continue
         try:
-            stamp = datetime.fromisoformat(json.loads(line)["timestamp"])
-        except (ValueError, KeyError):
+            text = json.loads(line)["timestamp"] if line.startswith("{") else line.split(" ", 1)[0]
+            stamp = datetime.fromisoformat(text)
+        except (ValueError, KeyError, TypeError):
+            continue
+        if stamp.tzinfo is None:
             continue
         if stamp > since:
             return round((stamp - since).total_seconds(), 1)
@@ -130,7 +135,7 @@ class _Probe(threading.Thread):
 def database_partition(h: Harness, orders: int, blackhole_s: float = 30) -> Outcome:
     """T6: PostgreSQL unreachable for the workers, every packet dropped, ``blackhole_s``."""
     partition = Partition()
-    proxy = FaultProxy(("127.0.0.1", 5432), listen=partition.listen()).start()
+    proxy = FaultProxy(devservices.address("postgresql"), listen=partition.listen()).start()
     try:
         host, port = proxy.address
         url = make_url(os.environ["SHOPJOBS_DATABASE_URL"]).set(host=host, port=port)

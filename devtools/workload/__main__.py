@@ -46,7 +46,39 @@ def main() -> int:
     ap.add_argument(
         "--fault-at", type=float, default=0.3, help="fraction of phase 1 done when it fires"
     )
+    ap.add_argument(
+        "--private-services",
+        action="store_true",
+        default=os.environ.get("SHOPJOBS_MAIN_PRIVATE_SERVICES") == "1",
+        help="run on a private RabbitMQ node and PostgreSQL instance started for this run "
+        "(devtools.private), so --fault never touches the machine's services; also "
+        "SHOPJOBS_MAIN_PRIVATE_SERVICES=1",
+    )
     args = ap.parse_args()
+    if not args.private_services:
+        return _run(args, DATABASE_URL, "127.0.0.1:5672")
+    from devtools import private
+
+    reason = private.available()
+    if reason:
+        print(f"error: no private services here: {reason}", file=sys.stderr)
+        return 2
+    services = private.PrivateServices(name=f"shopjobs-main-{os.getpid()}").start()
+    try:
+        os.environ.update(services.env(VHOST, "shopjobs_main"))
+        print(
+            f"== private services: RabbitMQ {services.rabbit.node} on {services.rabbit.port}, "
+            f"PostgreSQL on {services.postgres.port} (booted in {services.boot_s:.1f}s)",
+            flush=True,
+        )
+        return _run(
+            args, services.postgres.url("shopjobs_main"), f"127.0.0.1:{services.rabbit.port}"
+        )
+    finally:
+        services.stop()
+
+
+def _run(args: argparse.Namespace, database_url: str, amqp_address: str) -> int:
 
     import secrets
 
@@ -56,18 +88,18 @@ def main() -> int:
     from shop import db_logins, dbadmin
 
     try:
-        lock = dbadmin.hold_exclusive_use(DATABASE_URL, "main job")  # noqa: F841  (held until exit)
+        lock = dbadmin.hold_exclusive_use(database_url, "main job")  # noqa: F841  (held until exit)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"== setting up: vhost {VHOST}, database {DATABASE_URL.rsplit('/', 1)[1]}", flush=True)
+    print(f"== setting up: vhost {VHOST}, database {database_url.rsplit('/', 1)[1]}", flush=True)
     devservices.create_vhost(VHOST)
-    os.environ["SHOPJOBS_AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
+    os.environ["SHOPJOBS_AMQP_URL"] = f"amqp://guest:guest@{amqp_address}/{VHOST}"
     # each process under the login of its role: the owner migrates, workers, scheduler, relay,
     # console and this process's sends are the application role, backups the backup role, the
-    # summary the read-only role (DATABASE_URL, a superuser, only makes the logins and database)
+    # summary the read-only role (database_url, a superuser, only makes the logins and database)
     logins = db_logins.logins_for(
-        DATABASE_URL, str(make_url(DATABASE_URL).database), f"Main-{secrets.token_hex(8)}"
+        database_url, str(make_url(database_url).database), f"Main-{secrets.token_hex(8)}"
     )
     os.environ["SHOPJOBS_DATABASE_URL"] = logins.app
     os.environ["SHOPJOBS_BACKUP_DATABASE_URL"] = logins.backup
