@@ -54,6 +54,10 @@ COLUMNS = (
 )
 # Which state wins is decided by jobcore.ledger.precedence, the same rule Change.absorb applies.
 _TAKES = precedence.sql_takes("j", "EXCLUDED")
+# Rows are upserted in message_id order: every writer (each worker process, each producer) then
+# locks the rows it shares with another in the same order, so two batches never deadlock (a
+# producer's 'enqueued' and a worker's 'running' for the same messages did, retried after
+# PostgreSQL's deadlock_timeout of 1 s: an 850 ms p99 in bench.latency).
 # One JSON document per batch: json.dumps runs in C, and PostgreSQL parses the rows, which costs
 # the worker far less than adapting 19 Python arrays. Times travel as epoch seconds.
 _UPSERT = f"""
@@ -68,6 +72,7 @@ FROM json_to_recordset(%s::json) AS v(message_id text, actor text, queue text, s
     state_ts float8, args text, attempts int, enqueued_at float8, eta float8, started_at float8,
     finished_at float8, error text, traceback text, order_id bigint, user_id bigint, job_id text,
     worker text, duplicates int, result text)
+ORDER BY v.message_id
 ON CONFLICT (message_id) DO UPDATE SET
   state = CASE WHEN {_TAKES} THEN EXCLUDED.state ELSE j.state END,
   state_changed_at = CASE WHEN {_TAKES} THEN EXCLUDED.state_changed_at ELSE j.state_changed_at END,
