@@ -12,7 +12,9 @@ send path (outbox rows the relay publishes).
         g.enqueue(s)          # the barrier row and every child, in the caller's transaction
 
 ``on_success`` fires when every child succeeded, ``on_failure`` when at least one failed (or
-was dead-lettered or cancelled), ``on_settled`` in both cases.
+was dead-lettered or cancelled), ``on_settled`` in both cases. A callback may be a pipeline
+(``on_settled=pipeline([c, d])``): a group is then a step of a pipeline, the next steps
+starting when it has settled.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ class Group:
     id: str = dataclasses.field(default_factory=lambda: str(uuid.uuid4()))
 
     def __post_init__(self) -> None:
+        for kind in CALLBACKS:  # a pipeline as a callback: its first step, which carries the rest
+            value = getattr(self, kind)
+            if isinstance(value, dramatiq.pipeline):
+                setattr(self, kind, value.messages[0] if value.messages else None)
         if not self.children:
             raise InvalidSend("a group needs at least one message; nothing was sent")
         if len(self.children) > MAX_CHILDREN:
@@ -92,15 +98,23 @@ class Group:
         return self.id
 
 
+Callback = Message[Any] | dramatiq.pipeline
+
+
 def group(
     children: list[Message[Any]],
     *,
-    on_success: Message[Any] | None = None,
-    on_failure: Message[Any] | None = None,
-    on_settled: Message[Any] | None = None,
+    on_success: Callback | None = None,
+    on_failure: Callback | None = None,
+    on_settled: Callback | None = None,
 ) -> Group:
-    """A group of ``children`` with its callbacks; an empty group raises ``InvalidSend``."""
-    return Group(list(children), on_success, on_failure, on_settled)
+    """A group of ``children`` with its callbacks; an empty group raises ``InvalidSend``.
+
+    A callback may be a pipeline: its steps run after the group, one after the other, which
+    makes the group a step of a pipeline (``step -> group -> next steps``): the step before
+    enqueues the group, and ``on_settled=pipeline([...])`` starts the steps after it.
+    """
+    return Group(list(children), on_success, on_failure, on_settled)  # type: ignore[arg-type]
 
 
 # One statement: count the children that reach a final state for the first time, and return

@@ -14,7 +14,7 @@ from jobcore.errors import InvalidSend
 from jobcore.groups import GROUP_OPTION, group
 from jobcore.sends import LEDGER_RECORDED_OPTION
 from programs.cli import main as cli
-from tests.support.group_actors import group_callback, group_child
+from tests.support.group_actors import group_callback, group_child, start_group
 from tests.support.waiting import wait_until
 
 ACTORS = ("actors", "tests.support.group_actors")
@@ -113,3 +113,31 @@ def test_an_empty_group_is_refused_and_nothing_is_written(clean, tmp_path):
     assert _ledger("SELECT (SELECT count(*) FROM job_groups) + (SELECT count(*) FROM outbox)") == [
         (0,)
     ]
+
+
+def test_a_group_as_a_pipeline_step_starts_the_next_steps_when_it_has_settled(
+    start_worker, tmp_path
+):
+    # Given a pipeline: a step that starts a group of 50, then two steps after the group
+    path = tmp_path / "steps"
+    first = dramatiq.pipeline([start_group.message(str(path), 50)])
+    start_worker(*ACTORS, processes=1, threads=8)
+
+    # When it runs
+    first.run()
+    wait_until(
+        lambda: path.exists() and len(path.read_text().splitlines()) == 2,
+        timeout=120,
+        what="both steps after the group ran",
+    )
+
+    # Then the steps ran in order, each once, and the first began after every child finished
+    assert path.read_text().splitlines() == ["after the group", "last step"]
+    (group_id,) = _ledger("SELECT id FROM job_groups")[0]
+    assert _group(str(group_id)) == (50, 50, 0, True)
+    [(children_done, next_started)] = _ledger(
+        "SELECT (SELECT max(finished_at) FROM job_ledger WHERE group_id = :g),"
+        " (SELECT min(started_at) FROM job_ledger WHERE actor = 'tests.group_callback')",
+        g=group_id,
+    )
+    assert next_started >= children_done
