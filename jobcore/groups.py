@@ -177,3 +177,21 @@ def _send(row: dict[str, Any]) -> job_sends.Send:
         hold_ms=row.get("hold_ms") or 0,
         fields={k: v for k, v in fields.items() if v is not None},
     )
+
+
+_PRUNE = """
+WITH doomed AS (
+    SELECT id FROM job_groups WHERE settled_at < now() - make_interval(days => %(days)s)
+    ORDER BY settled_at LIMIT %(batch)s FOR UPDATE SKIP LOCKED
+), members AS (
+    DELETE FROM job_group_members WHERE group_id IN (SELECT id FROM doomed)
+)
+DELETE FROM job_groups WHERE id IN (SELECT id FROM doomed)
+"""
+
+
+def prune(cursor: Any, days: int, batch: int = 1000) -> int:
+    """Delete up to ``batch`` groups settled more than ``days`` ago, with their member rows
+    (one transaction of the caller's); returns how many groups went. Pending groups stay."""
+    cursor.execute(_PRUNE, {"days": days, "batch": batch})
+    return int(cursor.rowcount)
