@@ -195,3 +195,37 @@ def prune(cursor: Any, days: int, batch: int = 1000) -> int:
     (one transaction of the caller's); returns how many groups went. Pending groups stay."""
     cursor.execute(_PRUNE, {"days": days, "batch": batch})
     return int(cursor.rowcount)
+
+
+def progress(session: Session, group_id: str) -> dict[str, Any] | None:
+    """A group's barrier counts and its children's ledger states; None for an unknown group."""
+    row = session.execute(
+        text(
+            "SELECT id, total, succeeded, failed, created_at, settled_at, callbacks, fired"
+            " FROM job_groups WHERE id = :id"
+        ),
+        {"id": group_id},
+    ).first()
+    if row is None:
+        return None
+    states: dict[str, int] = dict(
+        session.execute(
+            text(
+                "SELECT state, count(*) FROM job_ledger WHERE group_id = :id"
+                " GROUP BY state ORDER BY state"
+            ),
+            {"id": group_id},
+        ).all()
+    )
+    return {
+        "group_id": row.id,
+        "total": row.total,
+        "succeeded": row.succeeded,
+        "failed": row.failed,
+        "pending": row.total - row.succeeded - row.failed,
+        "children_by_state": ", ".join(f"{k} {v}" for k, v in states.items()),
+        "created_at": row.created_at,
+        "settled_at": row.settled_at,
+        "callbacks": ", ".join(sorted(row.callbacks)) or "none",
+        "fired": ", ".join(f"{k} {v}" for k, v in sorted((row.fired or {}).items())) or "none",
+    }

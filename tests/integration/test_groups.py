@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import warnings
 from collections import Counter
+from collections.abc import Iterator
+from typing import Any
 
 import dramatiq
 import pytest
@@ -31,6 +35,28 @@ def _group(group_id: str) -> tuple[int, int, int, bool]:
             {"id": group_id},
         ).one()
     return tuple(row)  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _console() -> Iterator[Any]:
+    """The console app in process, read with an API token of a viewer."""
+    with warnings.catch_warnings():  # starlette asks for httpx2 at import; httpx works the same
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    from jobcore.console import auth
+    from jobcore.console.app import create_app
+    from jobcore.console.extensions import Extensions
+    from jobcore.console.settings import ConsoleSettings
+    from shop.settings import Settings
+
+    with session_scope() as s:
+        user = auth.create_user(s, "group-viewer", "viewer", "a long enough password 1")
+        token = auth.open_session(s, user, kind="token", label="tests")
+    app = create_app(Settings.from_env(), ConsoleSettings.from_env({}), Extensions())
+    with TestClient(app, base_url="https://testserver") as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        yield client
 
 
 def _ledger(sql: str, **params: object) -> list[tuple[object, ...]]:
@@ -94,6 +120,14 @@ def test_a_group_of_1000_with_10_failures_fires_on_settled_and_on_failure_once(
     shown = json.loads(capsys.readouterr().out)
     assert (shown["succeeded"], shown["failed"], shown["pending"]) == (990, 10, 0)
     assert shown["fired"].startswith("on_failure ") and "on_settled " in shown["fired"]
+    # and the console's job page shows a child's group and its progress
+    if fault == "none":
+        child = children[0].message_id
+        with _console() as client:
+            page = client.get(f"/jobs/{child}.json").json()
+            html = client.get(f"/jobs/{child}").text
+        assert page["group"]["succeeded"] == 990 and page["group"]["pending"] == 0
+        assert f"{g.id}: 990 succeeded, 10 failed, 0 pending of 1000" in html
     if fault == "every child published twice":
         # the fault bit: the second copies were delivered (recorded as duplicates or re-runs)
         dupes = _ledger(
