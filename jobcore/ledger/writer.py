@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from jobcore import groups
 from jobcore import sends as job_sends
 from jobcore.ledger import precedence
 from jobcore.ledger.states import State
@@ -117,6 +118,7 @@ class Change:
     result: str | None = None  # JSON text: the job's return value, redacted and capped
     # the messages the job sent: committed with this change (jobcore.sends), then relayed
     sends: list[job_sends.Send] | None = None
+    group_id: str | None = None  # the group it is a child of: its final state counts there
 
     def absorb(self, newer: Change) -> None:
         """Fold a later change for the same message into this one, as the upsert would."""
@@ -125,7 +127,7 @@ class Change:
             self.state, self.state_ts = newer.state, newer.state_ts
         self.attempts += newer.attempts
         self.duplicates += newer.duplicates
-        for name in ("args", "order_id", "user_id", "job_id"):
+        for name in ("args", "order_id", "user_id", "job_id", "group_id"):
             if getattr(self, name) is None:
                 setattr(self, name, getattr(newer, name))
         for name in ("eta", "error", "traceback", "worker", "result"):
@@ -382,6 +384,7 @@ class LedgerWriter:
         with conn.cursor() as cur:
             cur.execute(_UPSERT, (json.dumps(rows, separators=(",", ":")),))
             _write_sends(cur, batch)
+            _settle_groups(cur, batch)
         conn.commit()
 
 
@@ -416,8 +419,17 @@ def _write_sends(cursor: Any, batch: list[Change]) -> None:
     job_sends.write(cursor, sends)
 
 
+def _settle_groups(cursor: Any, batch: list[Change]) -> None:
+    """Count group children's final states in this transaction; a group that settles now gets
+    its callbacks' sends written here too (jobcore.groups)."""
+    finals = [(c.group_id, c.message_id, c.state) for c in batch if c.group_id]
+    if finals:
+        job_sends.write(cursor, groups.settle(cursor, finals))
+
+
 def _notify_sends(writer: LedgerWriter, batch: list[Change]) -> None:
-    if writer.sends_committed is not None and any(change.sends for change in batch):
+    wake = any(change.sends or change.group_id for change in batch)
+    if writer.sends_committed is not None and wake:
         try:
             writer.sends_committed()
         except Exception:
