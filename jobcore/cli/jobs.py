@@ -1,4 +1,4 @@
-"""``shopjobs jobs show|list|order|tail|cancel|stranded``: what happened to a job or an order;
+"""``shopjobs jobs show|list|order|tail|cancel|stranded|group``: what happened to a job or an order;
 follow; cancel; what is stranded."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import threading
 import time
 from typing import Any
 
+from jobcore.cli import group_progress
 from jobcore.cli.output import emit, emit_record
-from jobcore.db import session_scope
+from jobcore.db import read_scope, session_scope
 from jobcore.errors import InvalidInput
 from jobcore.ledger import queries as ledger_queries
 from jobcore.ledger.states import State
@@ -91,10 +92,11 @@ def register(groups: Any) -> None:
     )
     stranded.add_argument("--json", action="store_true")
     stranded.set_defaults(run=run_stranded)
+    group_progress.register(commands)
 
 
 def run_show(args: argparse.Namespace) -> int:
-    with session_scope() as s:
+    with read_scope() as s:
         row = ledger_queries.job(s, args.message_id)
         if row is None:
             print(f"no job with message id {args.message_id}", file=sys.stderr)
@@ -111,7 +113,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     if args.limit <= 0:
         raise InvalidInput("--limit must be positive")
-    with session_scope() as s:
+    with read_scope() as s:
         rows = [
             ledger_queries.as_dict(r)
             for r in ledger_queries.jobs(
@@ -128,7 +130,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_order(args: argparse.Namespace) -> int:
-    with session_scope() as s:
+    with read_scope() as s:
         rows = [
             ledger_queries.as_dict(r) for r in ledger_queries.history_of_order(s, args.order_id)
         ]
