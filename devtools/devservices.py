@@ -1,7 +1,9 @@
 """Local services for development, tests and the main job: start them if stopped, make vhosts.
 
 The start commands are the machine's own (Debian packages); on a machine where RabbitMQ or
-PostgreSQL run elsewhere, nothing is started and only reachability is checked.
+PostgreSQL run elsewhere, nothing is started and only reachability is checked. When the
+environment names a private node (``SHOPJOBS_RABBITMQ_NODE``, see ``devtools.private``), the
+RabbitMQ CLI calls here go to that node, and ``address()`` follows the URLs in the environment.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 START_COMMANDS = {
     "postgresql": lambda: (
@@ -27,6 +30,40 @@ START_COMMANDS = {
     ),
 }
 PORTS = {"postgresql": ("127.0.0.1", 5432), "rabbitmq": ("127.0.0.1", 5672)}
+
+
+def address(service: str) -> tuple[str, int]:
+    """Where this process's ``service`` is: the host and port of its URL in the environment."""
+    variable = "SHOPJOBS_AMQP_URL" if service == "rabbitmq" else "SHOPJOBS_DATABASE_URL"
+    default_host, default_port = PORTS[service]
+    url = os.environ.get(variable)
+    if not url:
+        return default_host, default_port
+    parts = urlsplit(url)
+    return parts.hostname or default_host, parts.port or default_port
+
+
+def rabbitmqctl_command(*args: str) -> tuple[list[str], dict[str, str] | None]:
+    """``rabbitmqctl -q <args>`` for the node this process uses, and the environment to run it in.
+
+    The machine's node through the system's wrapper; a private node (``SHOPJOBS_RABBITMQ_NODE``)
+    through the real script with the node's scratch HOME (its cookie).
+    """
+    node = os.environ.get("SHOPJOBS_RABBITMQ_NODE")
+    if node:
+        from devtools.private import rabbitmq
+
+        home = os.environ["SHOPJOBS_RABBITMQ_HOME"]
+        return [*rabbitmq.ctl_command(node), *args], rabbitmq.ctl_env(home)
+    if not shutil.which("rabbitmqctl"):
+        raise RuntimeError("rabbitmqctl is not installed: cannot manage RabbitMQ on this machine")
+    return ["rabbitmqctl", "-q", *args], None
+
+
+def postgres_admin_dsn() -> str:
+    """The ``postgres`` database of the server this process uses (libpq keywords)."""
+    host, port = address("postgresql")
+    return f"host={host} port={port} user=postgres dbname=postgres connect_timeout=5"
 
 
 def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -67,11 +104,8 @@ def ensure(service: str, deadline_s: float = 90.0) -> None:
 
 
 def rabbitmqctl(*args: str) -> None:
-    if not shutil.which("rabbitmqctl"):
-        raise RuntimeError("rabbitmqctl is not installed: cannot manage vhosts on this machine")
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=False
-    )
+    command, env = rabbitmqctl_command(*args)
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
     if out.returncode != 0:
         raise RuntimeError(
             f"rabbitmqctl {' '.join(args)} failed: {out.stderr.strip() or out.stdout.strip()}"
@@ -89,8 +123,10 @@ def delete_vhost(vhost: str) -> None:
 
 
 def list_vhosts() -> list[str]:
+    command, env = rabbitmqctl_command("list_vhosts", "name")
     out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_vhosts", "name"],
+        command,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,10 +1,14 @@
-"""Faults of the machine's own services, for the main job, the chaos tests and the soak.
+"""Faults of the services this process uses, for the main job, the chaos tests and the soak.
 
 Each one is what an operator (or bad luck) does to production: a PostgreSQL restart or crash,
 killed database sessions, RabbitMQ stopped and started, its connections closed, its disk alarm
 raised. Every function restores what it broke before it returns (or in its ``finally``) and
-says how long the service was away. They act on the whole machine: run them only where no
-other test run shares the services (the ``chaos`` marker keeps them apart in the suite).
+says how long the service was away.
+
+They act on the instances the environment names: private ones (``devtools.private``: the node
+in ``SHOPJOBS_RABBITMQ_NODE``, the data folder in ``SHOPJOBS_PGDATA``), which is how the chaos
+suite and the soak run, beside everyone else's tests; or, when none is named, the machine's own
+services (an operator's main job), which every other run on the machine shares.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Iterator
 import psycopg2
 
 from devtools import devservices
+from devtools.private.postgres import PostgresInstance
 
 _pause = threading.Event()
 
@@ -29,11 +34,22 @@ class FaultUnavailable(RuntimeError):
     """The tool this fault needs is missing here (the reason is the message)."""
 
 
-def _run(command: list[str], timeout: float = 120) -> str:
-    out = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+def _run(command: list[str], timeout: float = 120, env: dict[str, str] | None = None) -> str:
+    out = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed: {(out.stderr or out.stdout).strip()}")
     return out.stdout
+
+
+def _private_postgres() -> PostgresInstance | None:
+    data_dir = os.environ.get("SHOPJOBS_PGDATA")
+    if not data_dir:
+        return None
+    instance = PostgresInstance(os.path.dirname(data_dir), devservices.address("postgresql")[1])
+    instance.data_dir = data_dir
+    return instance
 
 
 def _cluster() -> list[str]:
@@ -53,9 +69,7 @@ def _wait_postgres(deadline_s: float = 60) -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         with contextlib.suppress(psycopg2.OperationalError):
-            psycopg2.connect(
-                "postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=2
-            ).close()
+            psycopg2.connect(devservices.postgres_admin_dsn()).close()
             return
         _pause.wait(0.2)
     raise RuntimeError(f"PostgreSQL did not accept connections within {deadline_s:.0f}s")
@@ -66,8 +80,17 @@ def restart_postgres(mode: str = "fast") -> float:
 
     Returns the seconds it did not accept connections.
     """
-    cluster = _cluster()
+    private = _private_postgres()
     started = time.monotonic()
+    if private is not None:
+        if mode == "immediate":
+            private.pg_ctl("stop", "-m", "immediate")
+            private.pg_ctl("start")
+        else:
+            private.pg_ctl("restart", "-m", mode)
+        _wait_postgres()
+        return time.monotonic() - started
+    cluster = _cluster()
     if mode == "immediate":
         _run([*cluster, "stop", "-m", "immediate"])
         _run([*cluster, "start"])
@@ -79,8 +102,17 @@ def restart_postgres(mode: str = "fast") -> float:
 
 def stop_postgres_for(seconds: float) -> float:
     """Stop the cluster (fast) for ``seconds``, then start it; returns how long it was away."""
-    cluster = _cluster()
+    private = _private_postgres()
     started = time.monotonic()
+    if private is not None:
+        private.pg_ctl("stop", "-m", "fast")
+        try:
+            _pause.wait(seconds)
+        finally:
+            private.pg_ctl("start")
+            _wait_postgres()
+        return time.monotonic() - started
+    cluster = _cluster()
     _run([*cluster, "stop", "-m", "fast"])
     try:
         _pause.wait(seconds)
@@ -92,9 +124,7 @@ def stop_postgres_for(seconds: float) -> float:
 
 def terminate_sessions(database: str, application_prefix: str = "shopjobs") -> int:
     """``pg_terminate_backend`` every session of ``database`` opened by our processes."""
-    with contextlib.closing(
-        psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres")
-    ) as conn:
+    with contextlib.closing(psycopg2.connect(devservices.postgres_admin_dsn())) as conn:
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(
@@ -106,9 +136,11 @@ def terminate_sessions(database: str, application_prefix: str = "shopjobs") -> i
 
 
 def _rabbitmqctl(*args: str, timeout: float = 120) -> str:
-    if not shutil.which("rabbitmqctl"):
-        raise FaultUnavailable("rabbitmqctl is not installed: RabbitMQ cannot be faulted here")
-    return _run(["rabbitmqctl", "-q", *args], timeout=timeout)
+    try:
+        command, env = devservices.rabbitmqctl_command(*args)
+    except RuntimeError as exc:
+        raise FaultUnavailable(str(exc)) from exc
+    return _run(command, timeout=timeout, env=env)
 
 
 def stop_rabbitmq() -> None:
@@ -118,8 +150,9 @@ def stop_rabbitmq() -> None:
 def start_rabbitmq() -> None:
     _rabbitmqctl("start_app")
     _rabbitmqctl("await_startup")
-    if not devservices.wait_reachable("127.0.0.1", 5672, 60):
-        raise RuntimeError("RabbitMQ did not come back on 5672")
+    host, port = devservices.address("rabbitmq")
+    if not devservices.wait_reachable(host, port, 60):
+        raise RuntimeError(f"RabbitMQ did not come back on {host}:{port}")
 
 
 @contextlib.contextmanager

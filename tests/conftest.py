@@ -1,7 +1,9 @@
 """Test-wide set-up: this run's own RabbitMQ vhost and PostgreSQL database.
 
 The names are chosen, and the environment set, before any test module imports ``broker``,
-so the test process and every worker it starts talk only to this run's vhost and database.
+so the test process and every worker it starts talk only to this run's vhost and database: on
+the machine's services, or on private instances when the run includes the chaos suite
+(``tests/support/private_services.py``).
 """
 
 from __future__ import annotations
@@ -11,8 +13,13 @@ import os
 RUN_ID = f"{os.getpid()}"
 VHOST = f"shopjobs_test_{RUN_ID}"
 DATABASE = f"shopjobs_test_{RUN_ID}"
-os.environ["SHOPJOBS_AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
-os.environ["SHOPJOBS_DATABASE_URL"] = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{DATABASE}"
+# the machine's services, or the private ones tests/support/private_services.py started
+AMQP_ADDRESS = os.environ.get("SHOPJOBS_TEST_AMQP_ADDRESS", "127.0.0.1:5672")
+DATABASE_ADDRESS = os.environ.get("SHOPJOBS_TEST_DATABASE_ADDRESS", "127.0.0.1:5432")
+os.environ["SHOPJOBS_AMQP_URL"] = f"amqp://guest:guest@{AMQP_ADDRESS}/{VHOST}"
+os.environ["SHOPJOBS_DATABASE_URL"] = (
+    f"postgresql+psycopg2://postgres@{DATABASE_ADDRESS}/{DATABASE}"
+)
 os.environ.setdefault("SHOPJOBS_LOG_LEVEL", "INFO")
 os.environ["SHOPJOBS_MIN_BACKOFF_MS"] = "200"
 os.environ["SHOPJOBS_MAX_BACKOFF_MS"] = "1000"

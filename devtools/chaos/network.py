@@ -21,6 +21,7 @@ import psycopg2
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from devtools import devservices
 from devtools.chaos import load as shop_load
 from devtools.chaos.harness import Harness, Outcome, at_progress
 from devtools.chaos.load import Load
@@ -130,7 +131,7 @@ class _Probe(threading.Thread):
 def database_partition(h: Harness, orders: int, blackhole_s: float = 30) -> Outcome:
     """T6: PostgreSQL unreachable for the workers, every packet dropped, ``blackhole_s``."""
     partition = Partition()
-    proxy = FaultProxy(("127.0.0.1", 5432), listen=partition.listen()).start()
+    proxy = FaultProxy(devservices.address("postgresql"), listen=partition.listen()).start()
     try:
         host, port = proxy.address
         url = make_url(os.environ["SHOPJOBS_DATABASE_URL"]).set(host=host, port=port)

@@ -1,9 +1,10 @@
 """The fault catalogue at CI size: real supervised workers, stand-ins, RabbitMQ and PostgreSQL.
 
-Every test here is marked ``chaos``: some stop or fault the machine's RabbitMQ or PostgreSQL
-(and restore them), so they must never run beside another test run on the same services.
-pytest runs them one at a time; run them alone with ``-m chaos``, or leave them out with
-``-m "not chaos"``. ``SHOPJOBS_CHAOS_ORDERS`` sets the orders per row (default 200).
+Every test here is marked ``chaos``: they stop, crash and alarm RabbitMQ and PostgreSQL, so a
+run that includes them runs on a private RabbitMQ node and PostgreSQL instance of its own
+(``tests/support/private_services.py``), never on the machine's services, and can run beside
+any other test run. Run them with ``-m chaos``, leave them out with ``-m "not chaos"``.
+``SHOPJOBS_CHAOS_ORDERS`` sets the orders per row (default 200).
 """
 
 from __future__ import annotations

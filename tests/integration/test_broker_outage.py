@@ -8,10 +8,8 @@ serving other tests). ``SHOPJOBS_TEST_STOP_RABBITMQ=1`` stops the real broker in
 
 from __future__ import annotations
 
-import contextlib
 import email
 import os
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -23,6 +21,7 @@ import pytest
 from sqlalchemy import select, text
 
 import broker as shop_broker
+from devtools import devservices, faults
 from jobcore import outbox
 from jobcore.db import session_scope
 from jobcore.ledger import stranded
@@ -38,10 +37,6 @@ OUTAGE_S = 10.0
 _pause = threading.Event()  # never set: waits out the fault's duration, not work
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
-
-
 def _send(ids: list[int]) -> None:
     """A service's send: through the outbox, in its own transaction."""
     with session_scope() as s:
@@ -49,24 +44,15 @@ def _send(ids: list[int]) -> None:
             outbox.enqueue(s, "orders.process_order_async", order_id)
 
 
-@contextlib.contextmanager
-def _stopped_broker() -> Iterator[None]:
-    _rabbitmqctl("stop_app")
-    try:
-        yield
-    finally:
-        _rabbitmqctl("start_app")
-        _rabbitmqctl("await_startup")
-
-
 @pytest.fixture()
 def outage(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Callable[[], Any], dict[str, str]]]:
     """(a context manager that is the outage, the environment workers need to feel it)."""
     if os.environ.get("SHOPJOBS_TEST_STOP_RABBITMQ") == "1":
-        yield _stopped_broker, {}
+        yield faults.rabbitmq_stopped, {}
         return
-    proxy = TcpProxy(("127.0.0.1", 5672))
-    url = os.environ["SHOPJOBS_AMQP_URL"].replace("127.0.0.1:5672", proxy.address)
+    host, port = devservices.address("rabbitmq")
+    proxy = TcpProxy((host, port))
+    url = os.environ["SHOPJOBS_AMQP_URL"].replace(f"{host}:{port}", proxy.address)
     # this process's producer goes through the proxy too: its sends feel the outage
     monkeypatch.setattr(shop_broker.broker, "parameters", pika.URLParameters(url))
     del shop_broker.broker.connection

@@ -24,7 +24,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _require(service: str) -> None:
-    host, port = devservices.PORTS[service]
+    host, port = devservices.address(service)
     if devservices.reachable(host, port):
         return
     message = f"{service} is not reachable on {host}:{port}"
