@@ -1,0 +1,30 @@
+"""A node of a 3-node cluster with quorum queues stopped under load, then restarted."""
+
+from __future__ import annotations
+
+import pytest
+
+from devtools.chaos import cluster as cluster_faults
+from tests.cluster.conftest import ORDERS
+
+
+@pytest.mark.timeout(1200)
+def test_a_stopped_node_holding_the_leaders_loses_no_order_and_consumers_resume(harness, cluster):
+    nodes, vhost = cluster
+    outcome = cluster_faults.node_lost(harness, nodes, vhost, ORDERS, down_s=10)
+    evidence = outcome.evidence
+    print(f"\n{outcome.scenario}: {evidence}, drained {outcome.drain_s}s")
+
+    # the fault bit: the stopped node held the orders queue's leader, a new one was elected
+    # elsewhere, the consumers restarted on a live node, and the node came back into the cluster
+    assert evidence["orders_leader_before"] == evidence["node_stopped"]
+    assert evidence["orders_leader_during"] not in ("", None, evidence["node_stopped"])
+    assert evidence["consumer_restarts"] >= 1
+    assert evidence["rejoined_nodes"] == 3
+    # orders sent after the stop started within 10 s of it
+    assert evidence["consumers_resumed_in_s"] <= 10, evidence
+    # and the invariant audit: every order terminal, one charge each, 0 lost, 0 stranded
+    assert outcome.orders == ORDERS
+    assert outcome.lost == 0 and outcome.stranded == 0
+    assert outcome.audit.duplicate_effects == 0
+    assert outcome.problems() == []
