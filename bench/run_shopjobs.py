@@ -18,7 +18,7 @@ import time
 from bench import _anchor
 
 ROOT = _anchor.ROOT
-COUNTERS = "/tmp/bench_counters/shopjobs"
+COUNTERS = os.environ.get("BENCH_SHOPJOBS_COUNTERS", "/tmp/bench_counters/shopjobs")
 DB_URL = os.environ.get(
     "BENCH_SHOPJOBS_DB", "postgresql+psycopg2://postgres@127.0.0.1:5432/shopjobs_bench"
 )
