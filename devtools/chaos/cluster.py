@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from typing import Any
 
 import dramatiq
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from devtools.chaos import load as shop_load
 from devtools.chaos.harness import Harness, Outcome, at_progress, when
@@ -121,3 +123,99 @@ def node_lost(
             back_at,
             worker,
         )
+
+
+class CutOffHost:
+    """A worker "host" whose every connection to the cluster and to PostgreSQL crosses a veth
+    link of a network namespace of the test's own (fault proxies listen on the namespace's end);
+    ``cut()`` takes the link down, so the host vanishes from the network mid-conversation, as a
+    machine does when its switch port dies. HTTP to the stand-ins stays on loopback.
+    """
+
+    def __init__(self, cluster: RabbitCluster, vhost: str) -> None:
+        from devtools.chaos.netns import Partition
+        from devtools.chaos.proxy import FaultProxy
+
+        self.partition = Partition()
+        self.proxies = []
+        nodes = []
+        try:
+            for node in cluster.nodes:
+                proxy = FaultProxy(("127.0.0.1", node.port), listen=self.partition.listen()).start()
+                self.proxies.append(proxy)
+                host, port = proxy.address
+                nodes.append(f"amqp://guest:guest@{host}:{port}/{vhost}")
+            database = make_url(os.environ["SHOPJOBS_DATABASE_URL"])
+            proxy = FaultProxy(
+                (database.host or "127.0.0.1", database.port or 5432),
+                listen=self.partition.listen(),
+            ).start()
+            self.proxies.append(proxy)
+            host, port = proxy.address
+        except BaseException:
+            self.close()
+            raise
+        self.env = {
+            "SHOPJOBS_AMQP_URL": ";".join(nodes),
+            "SHOPJOBS_DATABASE_URL": database.set(host=host, port=port).render_as_string(
+                hide_password=False
+            ),
+        }
+
+    def cut(self) -> None:
+        self.partition.cut()
+
+    def heal(self) -> None:
+        self.partition.heal()
+
+    def close(self) -> None:
+        for proxy in self.proxies:
+            with contextlib.suppress(Exception):
+                proxy.stop()
+        self.partition.close()
+
+
+def host_cut_off(
+    h: Harness, cluster: RabbitCluster, vhost: str, orders: int, cut_s: float = 30
+) -> Outcome:
+    """Two worker hosts on the cluster; one is cut off the network under load for ``cut_s``,
+    then comes back. Its unacked messages go back to the queues when RabbitMQ finds its
+    connections dead (heartbeats), the other host finishes them; its in-flight jobs cannot
+    commit, so nothing it did counts twice."""
+    load = Load()
+    products = shop_load.catalogue(load, h.rng)
+    common = {**BACKOFF, **cluster_env(cluster, vhost)}
+    steady = h.workers("host-1", env=common)
+    host = CutOffHost(cluster, vhost)
+    try:
+        remote = h.workers("host-2", env={**common, **host.env})
+        with publishing_to(cluster, vhost):
+            half = orders // 2
+            shop_load.orders(load, h.rng, half, products)
+            at_progress(load, 0.3, timeout=300)
+            host.cut()
+            cut_at = time.monotonic()
+            shop_load.orders(load, h.rng, orders - half, products)  # the shop keeps selling
+            threading.Event().wait(max(0.0, cut_s - (time.monotonic() - cut_at)))
+            host.heal()
+            healed_at = time.monotonic()
+            evidence: dict[str, Any] = {"cut_s": cut_s}
+            outcome = h.finish(
+                "C2",
+                f"a worker host cut off the network for {cut_s:.0f}s under load",
+                load,
+                host.partition.cuts,
+                evidence,
+                healed_at,
+                None,
+            )
+        evidence["cut_host_consumer_restarts"] = remote.log().count("Restarting consumer")
+        evidence["steady_host_deaths"] = steady.deaths()
+        evidence["redeliveries"] = outcome.evidence.get("redeliveries")
+        return outcome
+    finally:
+        for group in (steady, locals().get("remote")):
+            if group is not None:
+                with contextlib.suppress(Exception):
+                    group.stop()
+        host.close()

@@ -1,4 +1,4 @@
-"""A node of a 3-node cluster with quorum queues stopped under load, then restarted."""
+"""Faults of a scale-out set-up: a 3-node cluster with quorum queues and workers on two hosts."""
 
 from __future__ import annotations
 
@@ -24,6 +24,25 @@ def test_a_stopped_node_holding_the_leaders_loses_no_order_and_consumers_resume(
     # orders sent after the stop started within 10 s of it
     assert evidence["consumers_resumed_in_s"] <= 10, evidence
     # and the invariant audit: every order terminal, one charge each, 0 lost, 0 stranded
+    assert outcome.orders == ORDERS
+    assert outcome.lost == 0 and outcome.stranded == 0
+    assert outcome.audit.duplicate_effects == 0
+    assert outcome.problems() == []
+
+
+@pytest.mark.timeout(1200)
+def test_a_worker_host_cut_off_under_load_loses_and_duplicates_nothing(harness, cluster):
+    nodes, vhost = cluster
+    outcome = cluster_faults.host_cut_off(harness, nodes, vhost, ORDERS, cut_s=30)
+    evidence = outcome.evidence
+    print(f"\n{outcome.scenario}: {evidence}, drained {outcome.drain_s}s")
+
+    # the fault bit: the cut host's messages went back to the queues (redelivered to the other
+    # host) and its consumers had to reconnect once the link was back
+    assert evidence["redeliveries"] >= 1, evidence
+    assert evidence["cut_host_consumer_restarts"] >= 1, evidence
+    assert evidence["steady_host_deaths"] == 0
+    # and the invariant audit
     assert outcome.orders == ORDERS
     assert outcome.lost == 0 and outcome.stranded == 0
     assert outcome.audit.duplicate_effects == 0
