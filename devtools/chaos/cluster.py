@@ -77,6 +77,22 @@ def _started(message_ids: list[str]) -> int:
         return 0
 
 
+def _open_rows() -> list[tuple[str, str, str, int, int, str]]:
+    """What a run left unfinished: (message id, actor, state, attempts, redeliveries, worker)."""
+    with session_scope() as s:
+        rows = s.execute(
+            select(
+                LedgerEntry.message_id,
+                LedgerEntry.actor,
+                LedgerEntry.state,
+                LedgerEntry.attempts,
+                LedgerEntry.redeliveries,
+                LedgerEntry.worker,
+            ).where(LedgerEntry.state.in_(("enqueued", "running", "scheduled", "retrying")))
+        ).all()
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
 def node_lost(
     h: Harness, cluster: RabbitCluster, vhost: str, orders: int, down_s: float = 10
 ) -> Outcome:
@@ -210,6 +226,8 @@ def host_cut_off(
                 None,
             )
         evidence["cut_host_consumer_restarts"] = remote.log().count("Restarting consumer")
+        if outcome.error:
+            evidence["open_ledger_rows"] = _open_rows()
         evidence["steady_host_deaths"] = steady.deaths()
         evidence["redeliveries"] = outcome.evidence.get("redeliveries")
         return outcome
