@@ -45,6 +45,7 @@ from middleware.log_context import LogContext
 from middleware.metrics import Metrics
 from middleware.outbox_relay import OutboxRelay
 from middleware.queue_check import QueueCheck
+from middleware.queue_match import QueueMatch
 from middleware.worker_registry import WorkerRegistry
 from shop import worker_metrics
 from shop.integrations import providers
@@ -60,6 +61,7 @@ def build_middleware(
     *,
     acks_deferred: bool = False,
     durable_sends: bool = False,
+    relay: bool | None = None,
 ) -> list[Middleware]:
     """The stack, in order. ``before_*`` hooks run top to bottom, ``after_*`` bottom to top.
 
@@ -67,11 +69,13 @@ def build_middleware(
     - DbSessions next: the process's engine exists before any hook touches the database.
     - DurableSends next (with the ledger): its ``after_*`` hooks run after every middleware
       that sends (Retries, Compensation, Pipelines, Callbacks), so a job's sends are all
-      buffered when it records them with the job's final state. OutboxRelay publishes them.
+      buffered when it records them with the job's final state. OutboxRelay publishes them,
+      and due delays and stragglers (``relay``, by default when sends are durable).
     - QueueCheck: a worker declares every queue at boot; a queue RabbitMQ holds with other
       arguments stops it at start with what differs.
     - Metrics next: its duration covers the other middleware, and its ``after_*`` hooks see
       Retries' decision (retried or failed for good).
+    - QueueMatch beside AgeLimit: both fail and skip a message before anything claims or runs it.
     - Compensation above Retries: it compensates only once Retries has marked a step failed.
     - DeadLetters stores what is rejected; Cancellations skips cancelled jobs and CrashGuard
       parks crash loops before JobStatus claims or records a run.
@@ -82,11 +86,14 @@ def build_middleware(
     """
     stack: list[Middleware] = [LogContext(settings), DbSessions(settings)]
     if ledger is not None and durable_sends:
-        stack += [DurableSends(ledger), OutboxRelay(settings, ledger)]
+        stack.append(DurableSends(ledger))
+    if ledger is not None and (durable_sends if relay is None else relay):
+        stack.append(OutboxRelay(settings, ledger))
     stack.append(QueueCheck())
     stack += [
         Metrics(settings, serve=worker_metrics.serve),
         AgeLimit(),
+        QueueMatch(),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
         ShutdownNotifications(),
         Callbacks(),
@@ -154,7 +161,13 @@ def build_broker(settings: Settings) -> Broker:
         on_requeue=ledger_store.mark_handed_back if ledger is not None else None,
         url=settings.amqp_url_with_heartbeat,
         confirm_delivery=True,
-        middleware=build_middleware(settings, ledger, acks_deferred=True, durable_sends=True),
+        middleware=build_middleware(
+            settings,
+            ledger,
+            acks_deferred=True,
+            durable_sends=settings.durable_sends,
+            relay=True,  # held delays and stragglers are relayed whichever way jobs send
+        ),
     )
     rabbitmq.delay_in_db_after_ms = settings.delay_in_db_after_s * 1000
     rabbitmq.queue_type = QueueType(

@@ -201,7 +201,9 @@ def main() -> None:
     for r in [header, tuple("-" * w for w in widths), *table]:
         print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
     if "drain" in parts:
-        print("\nThe drain is today's stack (main before durable sends, [10]).")
+        print(
+            "\nThe drain is the stack with durable sends ([10]); bench.ledger_overhead also runs it with direct sends."
+        )
 
 
 if __name__ == "__main__":

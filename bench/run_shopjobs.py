@@ -4,7 +4,11 @@ Measured exactly as ../shared/anchor-bench/bench_dramatiq.py measures bare Drama
 completion counters; drain = last completion - first completion), plus a check that the
 ledger holds N succeeded rows when the drain ends (acks wait for the ledger, so it must).
 
-usage: python -m bench.run_shopjobs N [--processes 2] [--threads 8]
+``--sends``: each of the N jobs sends one follow-up from inside the job (2N completions timed);
+``SHOPJOBS_DURABLE_SENDS=0`` in the environment publishes them from the job as Dramatiq does
+instead of committing them with the job's outcome for the relay.
+
+usage: python -m bench.run_shopjobs N [--processes 2] [--threads 8] [--sends]
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ def main() -> None:
     ap.add_argument("n", type=int)
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--sends", action="store_true", help="each job sends one follow-up")
     a = ap.parse_args()
+    total = 2 * a.n if a.sends else a.n
 
     os.environ["SHOPJOBS_DATABASE_URL"] = DB_URL
     os.environ["BENCH_COUNTER_DIR"] = COUNTERS
@@ -47,14 +53,15 @@ def main() -> None:
     pg = psycopg2.connect(DB_URL.replace("+psycopg2", ""))
     pg.autocommit = True
     cur = pg.cursor()
-    cur.execute("TRUNCATE job_ledger")
+    cur.execute("TRUNCATE job_ledger, outbox")
 
     import broker
     from bench import shop_actors
 
     t0 = time.perf_counter()
+    first_actor = shop_actors.hand_on if a.sends else shop_actors.noop
     for i in range(a.n):
-        shop_actors.noop.send(i, "order.confirmation")
+        first_actor.send(i, "order.confirmation")
     enq = time.perf_counter() - t0
     broker.flush_ledger()
     broker.broker.close()
@@ -80,7 +87,7 @@ def main() -> None:
         )
     t_start = time.time()
     try:
-        first, last, cpu = wait_drained(COUNTERS, a.n, proc)
+        first, last, cpu = wait_drained(COUNTERS, total, proc)
         cur.execute("SELECT count(*) FROM job_ledger WHERE state = 'succeeded' AND attempts = 1")
         ok_at_drain = cur.fetchone()[0]
     finally:
@@ -88,10 +95,12 @@ def main() -> None:
     cur.execute("SELECT count(*) FROM job_ledger WHERE state = 'succeeded'")
     ok = cur.fetchone()[0]
     if broker.settings.ledger_enabled:
-        assert ok == a.n, f"ledger shows {ok}/{a.n} succeeded"
+        assert ok == total, f"ledger shows {ok}/{total} succeeded"
+    sends = ("durable" if broker.settings.durable_sends else "direct") + "_sends"
     result(
-        f"shopjobs_full_stack_p{a.processes}t{a.threads}_confirm1",
-        a.n,
+        f"shopjobs_full_stack_p{a.processes}t{a.threads}_confirm1_{sends}"
+        + ("_one_follow_up" if a.sends else ""),
+        total,
         last - first,
         enqueue_s=enq,
         enqueue_msgs_per_s=round(a.n / enq),

@@ -1,4 +1,5 @@
-"""A no-op actor on the full shopjobs middleware stack (ledger included), for bench/ledger_overhead.py."""
+"""No-op actors on the full shopjobs middleware stack (ledger included), for bench/ledger_overhead.py:
+one that does nothing, one that sends one follow-up (what durable sends cost shows there)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,10 @@ counter = Counter(os.environ.get("BENCH_COUNTER_DIR", "/tmp/bench_counters/shopj
 @dramatiq.actor(actor_name="bench.noop", queue_name=QUEUE, max_retries=0)
 def noop(order_id: int, kind: str, attempt: int = 0) -> None:
     counter.incr()
+
+
+@dramatiq.actor(actor_name="bench.hand_on", queue_name=QUEUE, max_retries=0)
+def hand_on(order_id: int, kind: str) -> None:
+    """A pipeline step's shape: done, then one follow-up sent from inside the job."""
+    counter.incr()
+    noop.send(order_id, kind)

@@ -4,8 +4,9 @@ Makes its own vhost and database, starts the payment, warehouse and carrier stan
 each chosen row (``devtools.chaos.scenarios``) on a fresh supervised worker group: orders in,
 the row's fault, drain, invariant audit. Prints one line per row as it ends and the table:
 scenario, orders, faults injected, lost, stranded, duplicate effects, time to drain (from the
-last fault), and what else broke. Rows that stop RabbitMQ or PostgreSQL act on the machine's
-services: run it where nothing else uses them.
+last fault), and what else broke. It runs on a private RabbitMQ node and PostgreSQL instance
+of its own (``devtools.private``), so its broker and database faults never touch the machine's
+services; ``--machine-services`` runs it on those instead (then nothing else may use them).
 
 usage: python -m bench.soak [--orders 10000] [--rows T1,T3,T4,...] [--processes 2] [--threads 8]
 """
@@ -18,24 +19,27 @@ import sys
 import time
 
 VHOST = "shopjobs_soak"
-DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/shopjobs_soak"
+DATABASE = "shopjobs_soak"
+DATABASE_URL = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{DATABASE}"
 DEFAULT_ROWS = "T1,T2,T3,T4,T5,T6,T7,T8,T12,T23,T25,T26"
 
 
-def _setup() -> None:
+def _setup(amqp_address: str, database_url: str) -> None:
     from devtools import devservices
     from shop import dbadmin
 
     devservices.create_vhost(VHOST)
     os.environ.update(
         {
-            "SHOPJOBS_AMQP_URL": f"amqp://guest:guest@127.0.0.1:5672/{VHOST}",
-            "SHOPJOBS_DATABASE_URL": DATABASE_URL,
+            "SHOPJOBS_AMQP_URL": f"amqp://guest:guest@{amqp_address}/{VHOST}",
+            "SHOPJOBS_DATABASE_URL": database_url,
             "SHOPJOBS_LOG_FORMAT": "json",
+            # the stand-ins listen on loopback, which the outbound guard refuses unless listed
+            "SHOPJOBS_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
         }
     )
-    dbadmin.create_database(DATABASE_URL, recreate=True)
-    dbadmin.migrate(DATABASE_URL)
+    dbadmin.create_database(database_url, recreate=True)
+    dbadmin.migrate(database_url)
 
 
 def _reset() -> None:
@@ -56,7 +60,7 @@ def _reset() -> None:
 def _run(row: str, h, orders: int):  # type: ignore[no-untyped-def]
     from devtools.chaos import network, scenarios
 
-    database = DATABASE_URL.rsplit("/", 1)[1]
+    database = DATABASE
     if row == "T1":
         return scenarios.kill_worker_processes(h, orders, kills=10)
     if row == "T2":
@@ -106,9 +110,34 @@ def main() -> int:
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--drain-timeout", type=float, default=1800)
+    ap.add_argument(
+        "--machine-services",
+        action="store_true",
+        help="fault the machine's RabbitMQ and PostgreSQL instead of private instances",
+    )
     args = ap.parse_args()
+    if args.machine_services:
+        return _soak(args, "127.0.0.1:5672", DATABASE_URL)
+    from devtools import private
 
-    _setup()
+    reason = private.available()
+    if reason:
+        raise SystemExit(f"no private services here ({reason}): try --machine-services")
+    services = private.PrivateServices(name=f"shopjobs-soak-{os.getpid()}").start()
+    try:
+        os.environ.update(services.env(VHOST, DATABASE))
+        print(
+            f"private services: RabbitMQ {services.rabbit.node} on {services.rabbit.port}, "
+            f"PostgreSQL on {services.postgres.port}",
+            flush=True,
+        )
+        return _soak(args, f"127.0.0.1:{services.rabbit.port}", services.postgres.url(DATABASE))
+    finally:
+        services.stop()
+
+
+def _soak(args: argparse.Namespace, amqp_address: str, database_url: str) -> int:
+    _setup(amqp_address, database_url)
     import broker  # noqa: F401  (builds this process: settings, database, routing table)
     from devtools.chaos.harness import Harness
     from devtools.stand_ins.process import start_stand_in
@@ -145,7 +174,10 @@ def main() -> int:
                 smtp=smtp,
             )
             started = time.monotonic()
-            outcome = _run(row.strip(), h, args.orders)
+            try:
+                outcome = _run(row.strip(), h, args.orders)
+            finally:
+                h.close()
             lines.append(_line(outcome))
             print(
                 f"{lines[-1]}  ({time.monotonic() - started:.0f}s; evidence: {outcome.evidence})",

@@ -30,6 +30,10 @@ START_COMMANDS = {
     ),
 }
 PORTS = {"postgresql": ("127.0.0.1", 5432), "rabbitmq": ("127.0.0.1", 5672)}
+# RabbitMQ's own exporter: queue depths and consumers that stay scrapeable while the workers
+# (whose endpoint serves shopjobs_queue_*) are down; deploy/prometheus.yml scrapes it
+PROMETHEUS_PLUGIN = "rabbitmq_prometheus"
+PROMETHEUS_PORT = ("127.0.0.1", 15692)
 
 
 def address(service: str) -> tuple[str, int]:
@@ -137,10 +141,45 @@ def list_vhosts() -> list[str]:
     ]
 
 
+def enable_rabbitmq_exporter(deadline_s: float = 60.0) -> bool:
+    """Enable ``rabbitmq_prometheus`` (:15692) on the local node if it is not yet.
+
+    ``rabbitmq-plugins enable`` starts the plugin in the running node; it does not restart the
+    broker, so connections and queues are untouched. False where it cannot be done here (no
+    rabbitmq-plugins, a remote broker): the exporter is then the broker operator's to enable.
+    """
+    if reachable(*PROMETHEUS_PORT):
+        return True
+    if not shutil.which("rabbitmq-plugins"):
+        return False
+    done = subprocess.run(
+        ["rabbitmq-plugins", "-q", "enable", PROMETHEUS_PLUGIN],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        print(
+            f"could not enable {PROMETHEUS_PLUGIN}: {done.stderr.strip() or done.stdout.strip()}",
+            file=sys.stderr,
+        )
+        return False
+    return wait_reachable(*PROMETHEUS_PORT, deadline_s)
+
+
 def main() -> None:
     for service in ("postgresql", "rabbitmq"):
         ensure(service)
-    print("services ready: postgresql 127.0.0.1:5432, rabbitmq 127.0.0.1:5672", file=sys.stderr)
+    exporter = (
+        f", its exporter {PROMETHEUS_PORT[0]}:{PROMETHEUS_PORT[1]}"
+        if enable_rabbitmq_exporter()
+        else f" (its exporter {PROMETHEUS_PLUGIN} is not enabled)"
+    )
+    print(
+        f"services ready: postgresql 127.0.0.1:5432, rabbitmq 127.0.0.1:5672{exporter}",
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -29,3 +29,8 @@ class NotFound(PermanentError):
 
 class TransientError(JobError):
     """Worth retrying with backoff (a timeout, a 5xx, a lock)."""
+
+
+class InvalidSend(ValueError):
+    """A send, group or limit was asked with options that cannot work (an empty group, a unique
+    key over 200 characters, a limit below 1); raised at send time, before anything is written."""

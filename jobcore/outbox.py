@@ -16,16 +16,18 @@ from typing import Any
 
 import dramatiq
 from dramatiq import Message
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from jobcore import routing
+from jobcore import unique as uniqueness
 from jobcore.db import get_engine
 from jobcore.ledger.args import ledger_fields
 from jobcore.ledger.states import State
 from jobcore.models import LedgerEntry, OutboxMessage
-from jobcore.sends import LEDGER_RECORDED_OPTION, bypass
+from jobcore.sends import LEDGER_RECORDED_OPTION, bypass, checked_body
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ def enqueue(
     delay_ms: int | None = None,
     options: dict[str, Any] | None = None,
     message_id: str | None = None,
+    unique_key: str | None = None,
+    unique_for: int | None = None,
+    on_duplicate: str = "return",
     **kwargs: Any,
 ) -> str:
     """Send ``actor(*args, **kwargs)`` once the session's transaction commits; returns the message id.
@@ -75,12 +80,36 @@ def enqueue(
 
     ``message_id`` replaces Dramatiq's random id with a derived one (the scheduler's
     ``(schedule, fire time)`` id), since ``message_with_options`` has no way to set it.
+
+    ``unique_key`` (with ``unique_for`` ms, an hour by default) claims the key in this
+    transaction (``jobcore.unique``): while another job holds it, nothing is written and the
+    holder's message id is returned, or ``DuplicateJob`` raised with ``on_duplicate="refuse"``.
     """
     opts = dict(options or {})
     opts[LEDGER_RECORDED_OPTION] = True
+    if unique_key is not None or unique_for is not None:
+        opts.update(
+            {
+                uniqueness.KEY_OPTION: unique_key,
+                uniqueness.FOR_OPTION: unique_for,
+                uniqueness.ON_DUPLICATE_OPTION: on_duplicate,
+            }
+        )
+    unique = uniqueness.Unique.of(opts)  # bad options fail here, before anything is written
     message, declared = _message(actor, args, kwargs, opts)
     if message_id is not None:
         message = message.copy(message_id=message_id)
+    body = checked_body(message)  # before anything is written
+    if unique is not None:
+        cursor = session.connection().connection.cursor()
+        try:
+            holder = uniqueness.claim(cursor, [(unique, message.message_id)])[message.message_id]
+        finally:
+            cursor.close()
+        if holder != message.message_id:
+            if unique.refuse:
+                raise uniqueness.DuplicateJob(unique.key, holder)
+            return holder
     now = dt.datetime.now(dt.UTC)
     fields = ledger_fields(declared, message)
     fields["args"] = json.loads(fields["args"])
@@ -106,7 +135,7 @@ def enqueue(
         OutboxMessage(
             message_id=message.message_id,
             queue=message.queue_name,
-            body=message.encode(),
+            body=body,
             delay_ms=None if held else delay_ms,
             due_at=due_at,
         )
@@ -132,6 +161,7 @@ def publish(pending: list[tuple[Message[Any], int | None]]) -> int:
     """Publish committed outbox messages and delete their rows; failures stay for the relay."""
     broker = dramatiq.get_broker()
     sent: list[str] = []
+    failed: list[str] = []
     for message, delay_ms in pending:
         try:
             with bypass():  # already durable: published now even inside a job
@@ -142,8 +172,11 @@ def publish(pending: list[tuple[Message[Any], int | None]]) -> int:
                 message.message_id,
                 exc_info=True,
             )
+            failed.append(message.message_id)
             continue
         sent.append(message.message_id)
+    if failed:
+        _hand_to_relays(failed)
     if sent:
         try:
             with get_engine().begin() as conn:
@@ -152,6 +185,24 @@ def publish(pending: list[tuple[Message[Any], int | None]]) -> int:
             # published but still in the outbox: the relay may publish again (consumers dedupe)
             logger.warning("could not delete %d published outbox rows", len(sent), exc_info=True)
     return len(sent)
+
+
+def _hand_to_relays(message_ids: list[str]) -> None:
+    """Make rows whose publish failed due now, so the relays retry them on their next round.
+
+    Left alone, a row waits until it is a straggler (``SHOPJOBS_OUTBOX_RELAY_AFTER_S``, 30 s):
+    every order taken while RabbitMQ was down would then start that long after it came back.
+    """
+    try:
+        with get_engine().begin() as conn:
+            conn.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.message_id.in_(message_ids), OutboxMessage.due_at.is_(None))
+                .values(due_at=func.now())
+            )
+    except SQLAlchemyError:
+        # the database is away too: the rows stay stragglers, which the relays take later
+        logger.warning("could not hand %d outbox rows to the relays", len(message_ids))
 
 
 def relay_pending(older_than_s: float, batch: int = 500) -> int:

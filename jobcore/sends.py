@@ -30,12 +30,30 @@ from dramatiq import Message
 from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
 
+from jobcore import unique as uniqueness
 from jobcore.db import get_engine
+from jobcore.errors import InvalidInput
 from jobcore.ledger.args import ledger_fields
 
 logger = logging.getLogger(__name__)
 
 LEDGER_RECORDED_OPTION = "ledger_recorded"
+# messages carry ids and primitives: a body past this is a bug in its producer, refused at the
+# send (nothing written) rather than stored, published and choked on by every consumer
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+def checked_body(message: Message[Any]) -> bytes:
+    """The message's encoded body; ``InvalidInput`` when it is over ``MAX_MESSAGE_BYTES``."""
+    body = message.encode()
+    if len(body) > MAX_MESSAGE_BYTES:
+        raise InvalidInput(
+            f"message {message.actor_name} is {len(body)} bytes, over the "
+            f"{MAX_MESSAGE_BYTES}-byte limit: send ids, not data"
+        )
+    return body
+
+
 # set on a MessageProxy while its job runs: JobStatus hands its final change over here, so the
 # change is recorded once the job's last send is known (see ``hand_over``)
 FINAL_CHANGE_ATTRIBUTE = "durable_final_change"
@@ -52,6 +70,7 @@ class Send:
     delay_ms: int | None  # a short delay: the relay publishes it to the .DQ with its ETA
     hold_ms: int  # 0: due at commit; else a long delay held in PostgreSQL
     fields: dict[str, Any]  # ledger args (JSON text) and business ids
+    unique: uniqueness.Unique | None = None  # claimed in the transaction that writes the rows
 
     def as_json(self) -> dict[str, Any]:
         row = {
@@ -128,16 +147,18 @@ def make_send(
         actor = broker.get_actor(message.actor_name)
     except ActorNotFound:
         actor = None
+    unique = uniqueness.Unique.of(message.options)  # bad options fail the send itself
     delay = delay or 0
     held = delay > threshold_ms
     return Send(
         message_id=message.message_id,
         actor=message.actor_name,
         queue=queue,
-        body=ready.encode(),
+        body=checked_body(ready),
         delay_ms=delay if 0 < delay and not held else None,
         hold_ms=delay if held else 0,
         fields=ledger_fields(actor, ready, args_max_bytes),
+        unique=unique,
     )
 
 
@@ -166,16 +187,28 @@ ON CONFLICT (message_id) DO UPDATE SET eta = EXCLUDED.eta
 """
 
 
-def write(cursor: Any, sends: list[Send]) -> None:
-    """Insert ``sends`` as outbox and ledger rows with ``cursor`` (psycopg2), uncommitted."""
+def write(cursor: Any, sends: list[Send]) -> dict[str, str]:
+    """Insert ``sends`` as outbox and ledger rows with ``cursor`` (psycopg2), uncommitted.
+
+    Sends with a unique key claim it first; one that loses writes nothing. Returns the holder
+    of each unique send's key (``{message_id: holder}``; its own id when it won).
+    """
     if not sends:
-        return
+        return {}
     # one row per message: two copies of one delivery (a redelivery running beside the first
     # in the same process) each send the same retry, and an upsert may touch a row only once
-    unique = {send.message_id: send for send in sends}
-    rows = json.dumps([s.as_json() for s in unique.values()], separators=(",", ":"))
-    cursor.execute(_INSERT_OUTBOX, {"rows": rows})
-    cursor.execute(_INSERT_LEDGER, {"rows": rows})
+    distinct = {send.message_id: send for send in sends}
+    keyed = [(s.unique, s.message_id) for s in distinct.values() if s.unique is not None]
+    holders = uniqueness.claim(cursor, keyed) if keyed else {}
+    kept = [s for s in distinct.values() if holders.get(s.message_id, s.message_id) == s.message_id]
+    for message_id, holder in holders.items():
+        if holder != message_id:
+            logger.info("unique send %r dropped: its key is held by %r", message_id, holder)
+    if kept:
+        rows = json.dumps([s.as_json() for s in kept], separators=(",", ":"))
+        cursor.execute(_INSERT_OUTBOX, {"rows": rows})
+        cursor.execute(_INSERT_LEDGER, {"rows": rows})
+    return holders
 
 
 class DurableSendsBroker:
@@ -193,25 +226,34 @@ class DurableSendsBroker:
         if _local.bypass:
             return super().enqueue(message, delay=delay)  # type: ignore[misc]
         held = delay is not None and delay > self.delay_in_db_after_ms
-        if _local.job is None and not held:
+        keyed = any(message.options.get(o) is not None for o in uniqueness.OPTIONS)
+        if _local.job is None and not held and not keyed:
             return super().enqueue(message, delay=delay)  # type: ignore[misc]
         send = make_send(self, message, delay, self.delay_in_db_after_ms, self.args_max_bytes)
         if _local.job is not None:
             _local.job.append(send)
-        else:
-            store_sends([send])
-        return message
+            return message
+        # outside a job, a long delay or a unique send commits on its own; the relay publishes it
+        holder = store_sends([send]).get(send.message_id, send.message_id)
+        if holder == send.message_id:
+            return message
+        assert send.unique is not None
+        if send.unique.refuse:
+            raise uniqueness.DuplicateJob(send.unique.key, holder)
+        return message.copy(message_id=holder)
 
 
-def store_sends(sends: list[Send]) -> None:
-    """Commit ``sends`` in a transaction of their own (a long delay sent outside a job)."""
+def store_sends(sends: list[Send]) -> dict[str, str]:
+    """Commit ``sends`` in a transaction of their own (a long delay or a unique send outside a
+    job); returns the holders of their unique keys (see ``write``)."""
     raw = get_engine().raw_connection()
     try:
         cursor = raw.cursor()
         try:
-            write(cursor, sends)
+            holders = write(cursor, sends)
         finally:
             cursor.close()
         raw.commit()
     finally:
         raw.close()
+    return holders

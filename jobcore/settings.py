@@ -192,11 +192,21 @@ class JobSettings:
     outbox_relay_after_s: int = _field(
         30, _int(1, 86400), "age after which the relay publishes an outbox row"
     )
+    durable_sends: bool = _field(
+        True,
+        _bool,
+        "commit a job's sends with its outcome, then relay them (off: Dramatiq publishes them"
+        " from the job, unsafely; only to measure what durable sends cost)",
+    )
     delay_in_db_after_s: int = _field(
         30, _int(0, 86400), "a send delayed longer than this waits in PostgreSQL, not in a worker"
     )
     relay_poll_ms: int = _field(
         500, _int(10, 60000), "how often the outbox relay looks for due rows"
+    )
+    # a failed round costs a refused connect; a long cap delays every send after an outage
+    relay_max_backoff_ms: int = _field(
+        2000, _int(10, 600000), "longest wait between failed outbox relay rounds"
     )
     stranded_after_s: int = _field(
         300, _int(1, 86400), "seconds past due after which a send counts as stranded"

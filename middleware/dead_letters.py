@@ -22,6 +22,7 @@ from jobcore.errors import BusinessOutcome
 from jobcore.metrics.failures import counts_failures
 from jobcore.redaction import scrub_text
 from middleware.crash_guard import CrashLoop
+from middleware.queue_match import WrongQueue
 
 
 def reason_for(broker: Broker, message: MessageProxy, exception: BaseException | None) -> str:
@@ -29,6 +30,8 @@ def reason_for(broker: Broker, message: MessageProxy, exception: BaseException |
         return "unknown_actor"
     if isinstance(exception, CrashLoop):
         return "crashed_worker"
+    if isinstance(exception, WrongQueue):
+        return "wrong_queue"
     if isinstance(exception, SkipMessage):
         return "age_limit"
     if exception is None:

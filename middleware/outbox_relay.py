@@ -30,6 +30,7 @@ def build_relay(settings: JobSettings, broker: Any) -> Relay:
         connect_psycopg(settings.psycopg_dsn),
         Publisher(settings.amqp_url_with_heartbeat, declare),
         poll_s=settings.relay_poll_ms / 1000,
+        max_backoff_s=settings.relay_max_backoff_ms / 1000,
         straggler_after_s=settings.outbox_relay_after_s,
         on_published=lambda message, delay: broker.emit_after("enqueue", message, delay),
     )

@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _admin_connection(url: str) -> Any:
+def admin_connection(url: str) -> Any:
     u = make_url(url)
     conn = psycopg2.connect(
         host=u.host or "127.0.0.1",
@@ -27,7 +27,7 @@ def _admin_connection(url: str) -> Any:
 
 
 def database_exists(url: str) -> bool:
-    with _admin_connection(url) as conn, conn.cursor() as cur:
+    with admin_connection(url) as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (make_url(url).database,))
         return cur.fetchone() is not None
 
@@ -38,7 +38,7 @@ def create_database(url: str, *, recreate: bool = False) -> None:
         drop_database(url)
     if database_exists(url):
         return
-    conn = _admin_connection(url)
+    conn = admin_connection(url)
     try:
         with conn.cursor() as cur:
             cur.execute(
@@ -52,7 +52,7 @@ def hold_exclusive_use(url: str, purpose: str) -> Any:
     """An open admin connection holding an advisory lock named after ``url``'s database: a
     second holder is refused at once (two main jobs recreating one database would wreck each
     other). The lock lasts as long as the returned connection stays open."""
-    conn = _admin_connection(url)
+    conn = admin_connection(url)
     name = make_url(url).database
     with conn.cursor() as cur:
         cur.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"{purpose}:{name}",))
@@ -67,7 +67,7 @@ def hold_exclusive_use(url: str, purpose: str) -> Any:
 
 
 def drop_database(url: str) -> None:
-    conn = _admin_connection(url)
+    conn = admin_connection(url)
     try:
         with conn.cursor() as cur:
             cur.execute(

@@ -7,6 +7,8 @@ environment at import time.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+from urllib.parse import urlsplit
 
 from jobcore.settings import (
     PREFIX,
@@ -17,6 +19,7 @@ from jobcore.settings import (
     _int,
     _optional_str,
     _url,
+    _url_credentials_problems,
     _zone,
 )
 from jobcore.settings import describe as _describe
@@ -54,6 +57,20 @@ class Settings(JobSettings):
         "where exports, images and backups are kept (file:// or s3://)",
     )
     http_timeout_s: int = _field(5, _int(1, 60), "read timeout of every outbound HTTP call")
+    # [14] global limits in PostgreSQL (jobcore.limits), across every worker process and host
+    payment_concurrency: int = _field(
+        4, _int(1, 1000), "payment provider calls in flight at once, across all workers"
+    )
+    warehouse_concurrency: int = _field(
+        4, _int(1, 1000), "warehouse API calls in flight at once, across all workers"
+    )
+    sms_rate_per_s: int = _field(50, _int(1, 100_000), "SMS sent per second at most, all workers")
+    limit_lease_s: int = _field(
+        30, _int(1, 3600), "a concurrency slot's lease: a dead holder's slot is free after it"
+    )
+    limit_wait_ms: int = _field(
+        10_000, _int(0, 600_000), "wait for a limit before the job is retried with backoff"
+    )
     delivery_check_delay_s: int = _field(
         21600, _int(1, 7 * 86400), "delay of the delivery check after shipping"
     )
@@ -75,7 +92,7 @@ class Settings(JobSettings):
         24, _int(0, 24 * 365), "used tokens are kept this long, then deleted"
     )
     audit_log_keep_days: int = _field(
-        90, _int(1, 3650), "audit log rows older than this are deleted"
+        90, _int(30, 3650), "audit log rows older than this are deleted (at least 30)"
     )
     session_abandoned_days: int = _field(
         14, _int(1, 3650), "anonymous sessions idle this long are deleted"
@@ -166,6 +183,18 @@ class Settings(JobSettings):
         "empty: any public host); private, loopback and link-local addresses need listing here",
     )
 
+    # [16] the backup role's login: pg_dump and the scratch restores that verify a dump
+    backup_database_url: str | None = _field(
+        None,
+        lambda raw: _url(("postgresql", "postgresql+psycopg2"))(raw) if raw else None,
+        "PostgreSQL URL of the backup role's login (dumps, scratch restores; empty: DATABASE_URL)",
+    )
+
+    @property
+    def backup_dsn(self) -> str:
+        """Where pg_dump reads and scratch restores are made: the backup login if configured."""
+        return self.backup_database_url or self.database_url
+
     @property
     def payment_webhook_secrets(self) -> tuple[str, ...]:
         """The active webhook secrets, in the order given (rotation: add the new, drop the old)."""
@@ -176,6 +205,11 @@ class Settings(JobSettings):
     def production_problems(self) -> list[str]:
         """The core's checks plus the shop's: SMTP AUTH only over TLS, a webhook secret set."""
         problems = super().production_problems()
+        if self.backup_database_url:
+            problems += _url_credentials_problems(
+                PREFIX + "BACKUP_DATABASE_URL", self.backup_database_url
+            )
+        problems += self._private_endpoint_problems()
         if self.smtp_user and not self.smtp_starttls:
             problems.append(
                 f"{PREFIX}SMTP_USER is set without {PREFIX}SMTP_STARTTLS=true: "
@@ -184,6 +218,42 @@ class Settings(JobSettings):
         if self.smtp_user and not self.smtp_password:
             problems.append(f"{PREFIX}SMTP_PASSWORD is empty while {PREFIX}SMTP_USER is set")
         return problems
+
+    def _private_endpoint_problems(self) -> list[str]:
+        """Configured endpoints written as loopback, private or link-local addresses (or
+        localhost) and not listed in OUTBOUND_ALLOWED_HOSTS: the outbound guard would refuse
+        every call, so production refuses to start instead (development lists its stand-ins)."""
+        listed = {e.strip().lower() for e in self.outbound_allowed_hosts.split(",") if e.strip()}
+        endpoints = [
+            (PREFIX + name.upper(), getattr(self, name))
+            for name in ("payment_url", "warehouse_url", "carrier_url", "sms_url")
+        ]
+        endpoints += [
+            (PREFIX + "PRICE_FEED_SOURCES", entry.split("=", 1)[-1].strip())
+            for entry in self.price_feed_sources.split(",")
+            if entry.strip()
+        ]
+        problems = []
+        for variable, url in endpoints:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").lower()
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            if _private_host(host) and not {host, f"{host}:{port}"} & listed:
+                problems.append(
+                    f"{variable} points at {host}, a loopback or private address: list "
+                    f"{host}:{port} in {PREFIX}OUTBOUND_ALLOWED_HOSTS if that is meant"
+                )
+        return problems
+
+
+def _private_host(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False  # a name: judged after resolution, at connect time
+    return not ip.is_global or ip.is_multicast
 
 
 def describe() -> list[tuple[str, str, str]]:

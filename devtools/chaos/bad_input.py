@@ -157,7 +157,7 @@ def oversized(h: Harness, orders: int) -> Outcome:
     except Exception:  # noqa: BLE001  (what the producer refuses with is its own business)
         refused_at_once = time.monotonic() - started < 1
     with session_scope() as s:
-        written = int(s.scalar(text("SELECT count(*) FROM outbox_messages")) or 0)
+        written = int(s.scalar(text("SELECT count(*) FROM outbox")) or 0)
     shop_load.orders(load, h.rng, orders, products)
     evidence = {"producer_refused_at_once": refused_at_once, "rows_written_for_it": written}
     return h.finish("T11", "oversized payloads", load, 1, evidence, time.monotonic(), worker)
@@ -166,7 +166,7 @@ def oversized(h: Harness, orders: int) -> Outcome:
 HOSTILE: list[Any] = [
     "1; DROP TABLE orders; --",
     "1\x00",
-    "x" * MIB,
+    "x" * 1_000_000,  # 1 MB: under the producer's 1 MiB limit, so the job must refuse it
     float("nan"),
     float("inf"),
     12.5,

@@ -88,6 +88,7 @@ class Harness:
         self.drain_timeout_s = drain_timeout_s
         self.rng = random.Random(11)
         self.metrics_port: int | None = None
+        self._started: list[Worker] = []
 
     def workers(
         self,
@@ -106,7 +107,16 @@ class Harness:
             log_path=os.path.join(self.log_dir, f"{name}-workers.log"),
             **kwargs,
         )
+        self._started.append(worker)
         return worker.wait_ready(90)
+
+    def close(self) -> None:
+        """Stop every group this harness started that still runs (a scenario that raised left
+        it): a group left running would take the next scenario's messages."""
+        while self._started:
+            worker = self._started.pop()
+            if worker.alive():
+                worker.stop()
 
     def finish(
         self,

@@ -46,13 +46,17 @@ def _longest_job_s(since: datetime) -> float:
 
 
 def _first_log_after(log: str, since: datetime, needles: tuple[str, ...]) -> float | None:
-    """Seconds from ``since`` to the first JSON log line after it that mentions a needle."""
+    """Seconds from ``since`` to the first log line after it that mentions a needle (JSON lines,
+    or console lines that start with their ISO timestamp)."""
     for line in log.splitlines():
-        if not line.startswith("{") or not any(n in line for n in needles):
+        if not any(n in line for n in needles):
             continue
         try:
-            stamp = datetime.fromisoformat(json.loads(line)["timestamp"])
-        except (ValueError, KeyError):
+            text = json.loads(line)["timestamp"] if line.startswith("{") else line.split(" ", 1)[0]
+            stamp = datetime.fromisoformat(text)
+        except (ValueError, KeyError, TypeError):
+            continue
+        if stamp.tzinfo is None:
             continue
         if stamp > since:
             return round((stamp - since).total_seconds(), 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -47,7 +48,13 @@ class PrivateServices:
         started = time.monotonic()
         try:
             self.postgres.start()
-            self.rabbit.start()
+            try:
+                self.rabbit.start()
+            except RuntimeError as exc:  # exited while booting: a port taken meanwhile, once seen
+                print(f"private RabbitMQ node failed to boot, retrying: {exc}", file=sys.stderr)
+                self.rabbit.stop()
+                self.rabbit = RabbitNode(self.rabbit.base_dir, self.rabbit.node.split("@")[0])
+                self.rabbit.start()
         except BaseException:
             self.stop()
             raise

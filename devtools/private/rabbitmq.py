@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -23,10 +24,33 @@ BIN_DIR = os.environ.get("SHOPJOBS_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin")
 _pause = threading.Event()
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            low, high = (int(v) for v in fh.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port below the ephemeral range.
+
+    A service restarted on an ephemeral port can find it taken: while it is down, a client
+    reconnecting to it may be given that very port as its source port and connect to itself
+    (TCP self-connect), and the listener then fails with eaddrinuse.
+    """
+    low, _ = _ephemeral_range()
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def available() -> str | None:
@@ -125,6 +149,7 @@ class RabbitNode:
             "RABBITMQ_MNESIA_BASE": os.path.join(self.base_dir, "mnesia"),
             "RABBITMQ_LOG_BASE": os.path.join(self.base_dir, "log"),
             "RABBITMQ_PID_FILE": self.pid_file,
+            "ERL_CRASH_DUMP": os.path.join(self.base_dir, "log", "erl_crash.dump"),
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
         }
 
@@ -139,6 +164,7 @@ class RabbitNode:
         self.proc = subprocess.Popen(
             [os.path.join(BIN_DIR, "rabbitmq-server")],
             env=env,
+            cwd=self.base_dir,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -152,7 +178,7 @@ class RabbitNode:
         deadline = time.monotonic() + timeout
         while self.ctl("ping", tool="rabbitmq-diagnostics", check=False, timeout=15) is None:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.node} exited while booting: see {self.base_dir}/log")
+                raise RuntimeError(f"{self.node} exited while booting:\n{self.output()[-2000:]}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.node} did not answer ping within {timeout:.0f}s")
             _pause.wait(0.5)
@@ -161,6 +187,14 @@ class RabbitNode:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.node} does not listen on {self.port}")
             _pause.wait(0.2)
+
+    def output(self) -> str:
+        """What the server script printed (its boot errors land here)."""
+        try:
+            with open(os.path.join(self.base_dir, "log", "server.out"), errors="replace") as fh:
+                return fh.read()
+        except OSError:
+            return ""
 
     def ctl(
         self, *args: str, tool: str = "rabbitmqctl", check: bool = True, timeout: float = 120

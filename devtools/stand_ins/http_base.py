@@ -100,6 +100,12 @@ class App:
         self.route("GET", "/_admin/faults", lambda r, m: Reply(200, self.faults.snapshot()))
         self.route("POST", "/_admin/faults", self._set_faults)
         self.route("POST", "/_admin/reset", self._reset)
+        # calls in flight at once and when each arrived: what a global limit must bound
+        self._load_lock = threading.Lock()
+        self.in_flight = 0
+        self.peak = 0
+        self.arrivals: list[float] = []
+        self.route("GET", "/_admin/concurrency", self._concurrency)
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         self._routes.append((method, re.compile(pattern), handler))
@@ -136,10 +142,34 @@ class App:
         self.faults.clear()
         with self.lock:
             self.reset_state()
+        with self._load_lock:
+            self.peak = self.in_flight
+            self.arrivals = []
         return Reply(200, {"status": "reset"})
+
+    def _concurrency(self, request: Request, match: re.Match[str]) -> Reply:
+        with self._load_lock:
+            arrivals = list(self.arrivals)
+            return Reply(
+                200, {"in_flight": self.in_flight, "peak": self.peak, "arrivals": arrivals}
+            )
 
     def handle(self, request: Request) -> Reply | None:
         """Answer ``request``, or return ``None`` to drop the connection without an answer."""
+        if request.path.startswith(ADMIN_PREFIX):
+            return self._handle(request)
+        with self._load_lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            if len(self.arrivals) < 100_000:
+                self.arrivals.append(time.time())
+        try:
+            return self._handle(request)
+        finally:
+            with self._load_lock:
+                self.in_flight -= 1
+
+    def _handle(self, request: Request) -> Reply | None:
         if not request.path.startswith(ADMIN_PREFIX):
             request.fault = self.faults.decide(
                 request.method, request.path, lambda spec: self.fault_applies(spec, request)

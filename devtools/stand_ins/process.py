@@ -70,6 +70,11 @@ class StandIn:
         result: dict[str, Any] = self.admin("GET", "/_admin/ledger")
         return result
 
+    def concurrency(self) -> dict[str, Any]:
+        """Calls in flight now, the most at once since the last reset, and their arrival times."""
+        result: dict[str, Any] = self.admin("GET", "/_admin/concurrency")
+        return result
+
     def stop(self, timeout_s: float = 5.0) -> int | None:
         """SIGTERM, wait, then SIGKILL this one PID only if it did not exit in time."""
         _terminate(self._proc, timeout_s)

@@ -3,7 +3,8 @@
 Makes a fresh vhost and database, migrates, starts the real worker group under the supervisor
 (``shopjobs worker``), seeds the shop, sends every scenario's jobs, shows progress, prints a
 summary from the ledger, stops what it started, and exits 1 if any job was lost (not finished by
-the deadline) or failed unexpectedly, or when work stopped moving (the reason is printed).
+the deadline) or failed unexpectedly, when work stopped moving, or when the workers' log has
+ERROR lines at shutdown or more than 2 lines per successful job (the reason is printed).
 Its progress poll and summary ride out a database or broker restart; ``--fault`` injects one.
 """
 
@@ -45,23 +46,71 @@ def main() -> int:
     ap.add_argument(
         "--fault-at", type=float, default=0.3, help="fraction of phase 1 done when it fires"
     )
+    ap.add_argument(
+        "--private-services",
+        action="store_true",
+        default=os.environ.get("SHOPJOBS_MAIN_PRIVATE_SERVICES") == "1",
+        help="run on a private RabbitMQ node and PostgreSQL instance started for this run "
+        "(devtools.private), so --fault never touches the machine's services; also "
+        "SHOPJOBS_MAIN_PRIVATE_SERVICES=1",
+    )
     args = ap.parse_args()
+    if not args.private_services:
+        return _run(args, DATABASE_URL, "127.0.0.1:5672")
+    from devtools import private
+
+    reason = private.available()
+    if reason:
+        print(f"error: no private services here: {reason}", file=sys.stderr)
+        return 2
+    services = private.PrivateServices(name=f"shopjobs-main-{os.getpid()}").start()
+    try:
+        os.environ.update(services.env(VHOST, "shopjobs_main"))
+        print(
+            f"== private services: RabbitMQ {services.rabbit.node} on {services.rabbit.port}, "
+            f"PostgreSQL on {services.postgres.port} (booted in {services.boot_s:.1f}s)",
+            flush=True,
+        )
+        return _run(
+            args, services.postgres.url("shopjobs_main"), f"127.0.0.1:{services.rabbit.port}"
+        )
+    finally:
+        services.stop()
+
+
+def _run(args: argparse.Namespace, database_url: str, amqp_address: str) -> int:
+
+    import secrets
+
+    from sqlalchemy.engine import make_url
 
     from devtools import devservices
-    from shop import dbadmin
+    from shop import db_logins, dbadmin
 
     try:
-        lock = dbadmin.hold_exclusive_use(DATABASE_URL, "main job")  # noqa: F841  (held until exit)
+        lock = dbadmin.hold_exclusive_use(database_url, "main job")  # noqa: F841  (held until exit)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"== setting up: vhost {VHOST}, database {DATABASE_URL.rsplit('/', 1)[1]}", flush=True)
+    print(f"== setting up: vhost {VHOST}, database {database_url.rsplit('/', 1)[1]}", flush=True)
     devservices.create_vhost(VHOST)
-    os.environ["SHOPJOBS_AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
-    os.environ["SHOPJOBS_DATABASE_URL"] = DATABASE_URL
+    os.environ["SHOPJOBS_AMQP_URL"] = f"amqp://guest:guest@{amqp_address}/{VHOST}"
+    # each process under the login of its role: the owner migrates, workers, scheduler, relay,
+    # console and this process's sends are the application role, backups the backup role, the
+    # summary the read-only role (database_url, a superuser, only makes the logins and database)
+    logins = db_logins.logins_for(
+        database_url, str(make_url(database_url).database), f"Main-{secrets.token_hex(8)}"
+    )
+    os.environ["SHOPJOBS_DATABASE_URL"] = logins.app
+    os.environ["SHOPJOBS_BACKUP_DATABASE_URL"] = logins.backup
     os.environ.setdefault("SHOPJOBS_LOG_FORMAT", "json")
-    dbadmin.create_database(DATABASE_URL, recreate=True)
-    dbadmin.migrate(DATABASE_URL)
+    db_logins.create(logins, recreate=True)
+    dbadmin.migrate(logins.owner)
+    print(
+        "== database roles: migrated by "
+        + ", ".join(f"{kind} {make_url(logins.url(kind)).username}" for kind in db_logins.ROLES),
+        flush=True,
+    )
     from shop.queues import Queue
 
     devservices.purge_queues(os.environ["SHOPJOBS_AMQP_URL"], [q.value for q in Queue])
@@ -79,11 +128,16 @@ def main() -> int:
     os.environ["SHOPJOBS_PAYMENT_URL"] = parties["payments"].url
     os.environ["SHOPJOBS_WAREHOUSE_URL"] = parties["warehouse"].url
     os.environ["SHOPJOBS_CARRIER_URL"] = parties["carrier"].url
+    from shop.settings import Settings as _Settings
+
+    catalog_scenarios.allow_outbound(
+        *(p.url for p in parties.values()), _Settings.from_env().sms_url
+    )
     parties["payments"].set_faults(mode="http_503", rate=0.05, paths=["/v1/charges"])
 
     import broker
     from devtools.processes import Worker
-    from devtools.workload import metrics_check, scenarios, summary
+    from devtools.workload import log_check, metrics_check, scenarios, summary
     from devtools.workload.progress import Progress, Stopped, retrying
     from devtools.workload.seed import seed
 
@@ -155,11 +209,13 @@ def main() -> int:
         if scheduler is not None:
             scheduler.stop()
         deaths = worker.deaths()
+        shutdown_at = log_check.offset(worker.log_path)
         worker.stop()
         for party in parties.values():
             party.stop()
         stop_catalog()
-    print("== summary")
+    _read_only(logins.readonly)
+    print("== summary (read as the read-only role)")
     for line in retrying(summary.report, "the summary"):
         print(line)
     print(f"metrics (workers' /metrics on 127.0.0.1:{metrics_port}):")
@@ -172,6 +228,10 @@ def main() -> int:
     for line in retrying(fires_summary, "the scheduler's fires"):
         print(f"  {line}")
     print(f"worker processes that died and were replaced by the supervisor: {deaths}")
+    succeeded = snap.states.get("succeeded", 0) if snap is not None else 0
+    logged = log_check.measure(worker.log_path, shutdown_at)
+    print(f"worker log ({worker.log_path}):")
+    print("\n".join(log_check.report(logged, succeeded)))
     if fault is not None:
         print(f"fault injected: {args.fault}: " + ("; ".join(fault.lines) or "never fired"))
     expected = sum(s.expected_failures + s.expected_failures_later for s in sent)
@@ -193,6 +253,9 @@ def main() -> int:
         reasons.append(fault.failed or f"the fault {args.fault} never fired")
     if stranded_messages:
         reasons.append(f"{stranded_messages} messages stranded")
+    if stranded_orders:
+        reasons.append(f"{stranded_orders} orders stranded")
+    reasons += log_check.failures(logged, succeeded)
     if lost or failed != expected or reasons:
         why = "; ".join(
             reasons
@@ -211,18 +274,31 @@ STRANDED_AFTER_S = 30
 def _stranded(seeded_orders: set[int]) -> tuple[int, int]:
     """Stranded sends (``jobs stranded``) and the workload's stranded orders, when it ends.
 
-    Seeded orders are left out: the seed writes past orders without jobs on purpose. Stranded
-    orders are reported, not failed on yet: an operator's cancel of a pipeline step strands its
-    order by design (the order keeps its status).
+    Seeded orders are left out: the seed writes past orders without jobs on purpose, and so
+    are orders with a job an operator cancelled (cancelling a pipeline step stops the order
+    there by design; the workload's operators cancel no order's job today). Either count fails
+    the main job.
     """
+    from sqlalchemy import text
+
     from jobcore.db import session_scope
     from jobcore.ledger import stranded
     from shop.orders.stranded import stranded_orders
 
     def workload_orders(session: Any, older_than_s: float) -> list[dict[str, Any]]:
-        return [
+        found = [
             r for r in stranded_orders(session, older_than_s) if r["order_id"] not in seeded_orders
         ]
+        stopped_by_operators = set(
+            session.scalars(
+                text(
+                    "SELECT DISTINCT order_id FROM job_ledger"
+                    " WHERE order_id = ANY(:ids) AND state = 'cancelled'"
+                ),
+                {"ids": [r["order_id"] for r in found]},
+            )
+        )
+        return [r for r in found if r["order_id"] not in stopped_by_operators]
 
     with session_scope() as s:
         found = stranded.find(s, STRANDED_AFTER_S, checks={"orders": workload_orders})
@@ -230,8 +306,15 @@ def _stranded(seeded_orders: set[int]) -> tuple[int, int]:
     return counts["unpublished"] + counts["lost"], counts["orders"]
 
 
-def _wait(ids: list[str], deadline_s: float, started: float):
-    pass
+def _read_only(url: str) -> None:
+    """From here on this process only reads (the summary, the stranded check): as the read-only
+    role, as reports do, so a report that writes fails here."""
+    import dataclasses
+
+    from jobcore import db
+    from shop.settings import current
+
+    db.configure(dataclasses.replace(current(), database_url=url))
 
 
 def _start_console() -> None:

@@ -22,6 +22,17 @@ from jobcore.db import session_scope
 _urls: dict[str, str] = {}
 
 
+def allow_outbound(*urls: str) -> None:
+    """Add ``urls``' ``host:port`` to SHOPJOBS_OUTBOUND_ALLOWED_HOSTS of this process (and of
+    the workers it starts after): the stand-ins listen on loopback, which is refused unless
+    listed, exactly as production lists a private endpoint."""
+    from shop.integrations.outbound import host_port
+
+    listed = [e for e in os.environ.get("SHOPJOBS_OUTBOUND_ALLOWED_HOSTS", "").split(",") if e]
+    listed += [host_port(url) for url in urls]
+    os.environ["SHOPJOBS_OUTBOUND_ALLOWED_HOSTS"] = ",".join(dict.fromkeys(listed))
+
+
 def prepare() -> Callable[[], None]:
     """Start the catalog stand-ins and point this process (and the workers it starts) at them."""
     from devtools.stand_ins.process import start_stand_in
@@ -35,8 +46,9 @@ def prepare() -> Callable[[], None]:
         f"primary={_urls['primary']},backup={_urls['backup']}"
     )
     os.environ.setdefault("SHOPJOBS_STORAGE_URL", f"file://{os.path.abspath('.run/storage')}")
-    # image downloads refuse loopback addresses unless the host is listed: list the stand-in's
-    os.environ["SHOPJOBS_OUTBOUND_ALLOWED_HOSTS"] = _urls["images"].split("://", 1)[1].rstrip("/")
+    # the outbound guard refuses loopback addresses unless the host is listed: list the image
+    # and price stand-ins (the main job adds its other stand-ins)
+    allow_outbound(*_urls.values())
     started["primary"].set_faults(
         mode="garbage", rate=0.5
     )  # every other poll falls back to the backup

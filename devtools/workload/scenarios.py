@@ -106,6 +106,7 @@ def phases() -> list[list[Scenario]]:
         operator_scenarios,
         ops_scenarios,
         order_scenarios,
+        workflow_scenarios,
     )
     from devtools.workload import notification_scenarios as notify
 
@@ -119,6 +120,7 @@ def phases() -> list[list[Scenario]]:
             order_scenarios.order_pipeline,
             operator_scenarios.cancel_delayed_jobs,
             catalog_scenarios.catalog_jobs,
+            workflow_scenarios.unique_sends,
         ],
         [order_scenarios.order_follow_ups, notify.refusals],
         *ops_scenarios.PHASES,

@@ -99,9 +99,11 @@ def report() -> list[str]:
     lines.extend(shop_outcomes())
     from devtools.workload.catalog_scenarios import summary_lines as catalog_lines
     from devtools.workload.notification_scenarios import summary_lines
+    from devtools.workload.workflow_scenarios import summary_lines as workflow_lines
 
     lines.extend(catalog_lines())
     lines.extend(summary_lines())
+    lines.extend(workflow_lines())
     return lines
 
 

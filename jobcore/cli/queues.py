@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             s.execute(
                 select(LedgerEntry.queue, func.min(LedgerEntry.enqueued_at))
                 .where(
-                    LedgerEntry.state == State.ENQUEUED,
+                    LedgerEntry.state.in_((State.SCHEDULED, State.ENQUEUED)),
                     (LedgerEntry.eta.is_(None)) | (LedgerEntry.eta <= now),
                 )
                 .group_by(LedgerEntry.queue)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Self
 
 from jobcore.settings import PREFIX, SettingsError, _bool, _field, _int, _ip
 
 CONSOLE_PREFIX = PREFIX + "CONSOLE_"
+
+
+def _role_name(raw: str) -> str:
+    if raw and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", raw):
+        raise ValueError("expected a lower-case role name (letters, digits, _)")
+    return raw
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +32,11 @@ class ConsoleSettings:
     session_max_hours: int = _field(12, _int(1, 24 * 30), "a session ends this long after login")
     bulk_cap: int = _field(500, _int(1, 10_000), "most rows one bulk action touches")
     statement_timeout_ms: int = _field(5000, _int(100, 600_000), "longest a console query may run")
+    read_role: str = _field(
+        "shopjobs_readonly",
+        _role_name,
+        "database role the pages read as (SET LOCAL ROLE, when the login may; empty: its own)",
+    )
     live_poll_s: float = _field(
         2.0, float, "how often the live feed looks for changes (one query per tick)"
     )

@@ -22,6 +22,9 @@ SECRET_KEY = re.compile(
 )
 REDACTED = "[redacted]"
 BUSINESS_IDS = ("order_id", "user_id", "job_id")
+# the ledger keeps a few KB of arguments; a longer string is cut before it is scrubbed (the
+# secret patterns took minutes over a 1 MiB argument, holding up the send)
+MAX_TEXT_CHARS = 4096
 
 
 @functools.lru_cache(maxsize=1024)
@@ -44,7 +47,11 @@ def redact(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list | tuple):
         return [redact(v, depth + 1) for v in value]
     if isinstance(value, str):
-        return scrub_text(value)  # e-mail addresses, card numbers, tokens under harmless names
+        if len(value) > MAX_TEXT_CHARS:
+            value = f"{value[:MAX_TEXT_CHARS]}...[{len(value)} characters]"
+        # e-mail addresses, card numbers, tokens under harmless names; and NUL, which no
+        # PostgreSQL text or jsonb value can hold (the send would fail, not the job)
+        return scrub_text(value).replace("\x00", "\\x00")
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)  # NaN and Infinity are not JSON; keep them visible as text
     return value

@@ -27,7 +27,8 @@ STATES = {"": "ready", ".DQ": "delayed", ".XQ": "dead_lettered"}
 OLDEST_SQL = f"""
 SELECT queue, EXTRACT(EPOCH FROM now() - min(coalesce(eta, enqueued_at)))
 FROM job_ledger
-WHERE state = '{State.ENQUEUED}' AND (eta IS NULL OR eta <= now()) AND enqueued_at IS NOT NULL
+WHERE state IN ('{State.SCHEDULED}', '{State.ENQUEUED}') AND (eta IS NULL OR eta <= now())
+  AND enqueued_at IS NOT NULL
 GROUP BY queue
 """
 STORED_SQL = "SELECT queue, count(*) FROM dead_letters WHERE replayed_at IS NULL GROUP BY queue"

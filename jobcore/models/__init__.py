@@ -8,6 +8,7 @@ from jobcore.models.base import Base, Timestamped, utcnow
 from jobcore.models.dead_letters import REASONS, CrashSuspect, DeadLetter, RequeuedMessage
 from jobcore.models.ledger import FINAL_STATES, LEDGER_STATES, LedgerEntry, OutboxMessage
 from jobcore.models.workers import WorkerProcess
+from jobcore.models.workflow import LimitSlot, RateBucket, UniqueKey
 
 __all__ = [
     "FINAL_STATES",
@@ -18,9 +19,12 @@ __all__ = [
     "CrashSuspect",
     "DeadLetter",
     "LedgerEntry",
+    "LimitSlot",
     "OutboxMessage",
+    "RateBucket",
     "RequeuedMessage",
     "Timestamped",
+    "UniqueKey",
     "WorkerProcess",
     "utcnow",
 ]

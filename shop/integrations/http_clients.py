@@ -8,6 +8,7 @@ idempotency key), a decline or another 4xx is ``PermanentError`` (never retry).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -18,6 +19,8 @@ from typing import Any, ClassVar, Self, TypeVar
 import httpx
 
 from jobcore.errors import BusinessOutcome, InvalidInput, JobError, PermanentError, TransientError
+from jobcore.limits import ConcurrencyLimit
+from shop.integrations import outbound
 from shop.payments.provider_models import (
     Charge,
     Fulfilment,
@@ -136,16 +139,23 @@ class _Client:
         connect_timeout: float = 2.0,
         read_timeout: float = 5.0,
         transport: httpx.BaseTransport | None = None,
+        policy: outbound.Policy | None = None,
+        limit: ConcurrencyLimit | None = None,
     ) -> None:
         """Timeouts in seconds; ``read_timeout`` also bounds writes and the wait for a pooled
-        connection, so no call can block longer than the actor's time limit expects."""
+        connection, so no call can block longer than the actor's time limit expects.
+
+        ``policy``: every connection checked by the outbound guard (``shop.integrations.
+        outbound``: allow-list, no private address unless listed); redirects are never followed
+        (a 3xx is refused as permanent). ``transport`` replaces the network (unit tests).
+        ``limit``: every call holds one of its slots (a global limit across all workers)."""
         self.timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
-        self._http = httpx.Client(
-            base_url=base_url,
-            timeout=self.timeout,
-            transport=transport,
-            headers={"User-Agent": "shopjobs/0.1"},
-        )
+        self.limit = limit
+        options: dict[str, Any] = {"base_url": base_url, "headers": {"User-Agent": "shopjobs/0.1"}}
+        if policy is not None and transport is None:
+            self._http = outbound.client(policy, self.timeout, **options)
+        else:
+            self._http = httpx.Client(timeout=self.timeout, transport=transport, **options)
 
     def close(self) -> None:
         self._http.close()
@@ -179,9 +189,10 @@ class _Client:
             headers["Idempotency-Key"] = idempotency_key
         where = f"{self.party} {method} {path}"
         try:
-            response = self._http.request(
-                method, path, json=json, params=params, headers=headers, timeout=self.timeout
-            )
+            with self.limit.hold() if self.limit else contextlib.nullcontext():
+                response = self._http.request(
+                    method, path, json=json, params=params, headers=headers, timeout=self.timeout
+                )
         except httpx.TimeoutException as exc:
             raise ProviderUnavailable(
                 f"{where} timed out ({type(exc).__name__}); retry with the same key"

@@ -11,6 +11,12 @@ connects to the very address that was checked), so DNS answering differently on 
 ``SHOPJOBS_OUTBOUND_ALLOWED_HOSTS``: empty means any host with a public address; otherwise a
 comma-separated list of ``host``, ``host:port`` or ``*.domain``. A listed ``host`` or
 ``host:port`` (not a wildcard) may resolve to a private or loopback address: the operator said so.
+
+Every configurable client goes through it (payment provider, warehouse, carrier, SMS gateway,
+price sources, image downloads, the health probes of the parties). A configured endpoint's own
+host is allowed by being configured, but like any other host it must resolve to a public address
+unless it is listed: the loopback stand-ins of development and tests are listed explicitly, and
+production refuses loopback and private endpoints at start unless they are.
 """
 
 from __future__ import annotations
@@ -41,22 +47,33 @@ class Policy:
     """Which hosts outbound requests may reach; ``allowed`` empty means any public host."""
 
     allowed: tuple[str, ...] = ()
+    # endpoints configured elsewhere (``host:port``): reachable hosts, but only at public
+    # addresses unless also in ``allowed``; with them, hosts off both lists are refused
+    configured: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, raw: str, *also: str) -> Policy:
         """From the setting, plus hosts the operator configured elsewhere (``host[:port]``)."""
         entries = [e.strip().lower() for e in raw.split(",") if e.strip()]
-        if entries or also:
-            entries += [a.lower() for a in also]
-        return cls(tuple(dict.fromkeys(entries)))
+        return cls(tuple(dict.fromkeys(entries)), tuple(dict.fromkeys(a.lower() for a in also)))
+
+    @classmethod
+    def for_urls(cls, raw: str, *urls: str) -> Policy:
+        """From the setting, plus the hosts of the configured endpoint ``urls``."""
+        return cls.parse(raw, *(host_port(url) for url in urls))
 
     def _listed(self, host: str, port: int) -> bool:
         return host in self.allowed or f"{host}:{port}" in self.allowed
 
+    def listed(self, url: str) -> bool:
+        """Whether ``url``'s host is listed explicitly (so it may be a private address)."""
+        parts = urlsplit(url)
+        return self._listed(str(parts.hostname).lower(), _port(parts.scheme, parts.port))
+
     def permits_host(self, host: str, port: int) -> bool:
-        if not self.allowed:
+        if not self.allowed and not self.configured:
             return True
-        if self._listed(host, port):
+        if self._listed(host, port) or f"{host}:{port}" in self.configured:
             return True
         return any(e.startswith("*.") and host.endswith(e[1:]) for e in self.allowed)
 
@@ -81,6 +98,28 @@ class Policy:
         return addresses[0]
 
 
+def _port(scheme: str, port: int | None) -> int:
+    return port or (443 if scheme == "https" else 80)
+
+
+def host_port(url: str) -> str:
+    """``host:port`` of ``url`` (the scheme's default port when none is given)."""
+    parts = urlsplit(url)
+    return f"{str(parts.hostname).lower()}:{_port(parts.scheme, parts.port)}"
+
+
+def private_address(host: str) -> bool:
+    """Whether ``host`` is written as a loopback, private or link-local address (or localhost);
+    a name is judged after resolution, at connect time."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not ip.is_global or ip.is_multicast
+
+
 class _GuardedBackend(httpcore.SyncBackend):
     """Connects only to addresses the policy checked, resolving each host once per connection."""
 
@@ -100,14 +139,17 @@ class _GuardedBackend(httpcore.SyncBackend):
         return super().connect_tcp(address, port, timeout, local_address, socket_options)
 
 
-def client(policy: Policy, timeout: httpx.Timeout) -> httpx.Client:
-    """A client whose every connection is checked; no proxies from the environment, no redirects."""
+def client(policy: Policy, timeout: httpx.Timeout, **options: Any) -> httpx.Client:
+    """A client whose every connection is checked; no proxies from the environment, no redirects.
+
+    ``options`` go to ``httpx.Client`` (``base_url``, ``headers``).
+    """
     transport = httpx.HTTPTransport()
     transport._pool = httpcore.ConnectionPool(
         ssl_context=httpx.create_ssl_context(), network_backend=_GuardedBackend(policy)
     )
     return httpx.Client(
-        transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
+        transport=transport, timeout=timeout, follow_redirects=False, trust_env=False, **options
     )
 
 
@@ -115,7 +157,7 @@ def _check_url(policy: Policy, url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OutboundRefused(f"{url!r:.200} is not an http(s) URL")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = _port(parts.scheme, parts.port)
     if not policy.permits_host(parts.hostname.lower(), port):
         raise OutboundRefused(
             f"host {parts.hostname}:{port} is not in SHOPJOBS_OUTBOUND_ALLOWED_HOSTS"

@@ -116,7 +116,7 @@ def _download(url: str, key: str, path: str) -> str:
 
 def _restore_and_compare(settings: Settings, path: str, expected: dict[str, int]) -> list[str]:
     """Problems found restoring ``path`` into a scratch database (an empty list: it is sound)."""
-    with pg_tools.scratch_database(settings.database_url) as scratch:
+    with pg_tools.scratch_database(settings.backup_dsn) as scratch:
         try:
             pg_tools.restore(settings.pg_bin_dir, path, scratch, RESTORE_TIMEOUT_S)
         except TransientError:

@@ -136,16 +136,14 @@ def _claim(kind: str, period_key: str, label: str | None) -> int | None:
 def _dump_and_store(
     settings: Settings, backup_id: int, kind: str, period_key: str
 ) -> dict[str, Any]:
-    pg_tools.check_versions(settings.pg_bin_dir, settings.database_url)
-    tables = pg_tools.existing_tables(
-        settings.database_url, with_referenced_tables(CRITICAL_TABLES)
-    )
+    pg_tools.check_versions(settings.pg_bin_dir, settings.backup_dsn)
+    tables = pg_tools.existing_tables(settings.backup_dsn, with_referenced_tables(CRITICAL_TABLES))
     key = f"backups/{kind}/{_safe(period_key)}-{backup_id}.dump"
     with tempfile.TemporaryDirectory(prefix="shopjobs-backup-") as tmp:
         path = os.path.join(tmp, "backup.dump")
         started = time.monotonic()
         counts = pg_tools.dump(
-            settings.pg_bin_dir, settings.database_url, tables, path, DUMP_TIMEOUT_S
+            settings.pg_bin_dir, settings.backup_dsn, tables, path, DUMP_TIMEOUT_S
         )
         dump_seconds = time.monotonic() - started
         stored = []

@@ -10,12 +10,16 @@ import datetime as dt
 import logging
 from typing import Any
 
+from sqlalchemy import text
+
 from jobcore.db import session_scope
-from shop.ops.batched import delete_in_batches
+from jobcore.errors import InvalidInput
+from shop.ops.batched import BatchStats, delete_in_batches
 from shop.ops.runs import record_run, utcnow
 
 logger = logging.getLogger(__name__)
 
+AUDIT_KEEP_AT_LEAST_DAYS = 30  # as prune_audit_log (migration 0016) enforces
 _EMPTY_CART = "NOT EXISTS (SELECT 1 FROM cart_items i WHERE i.cart_id = carts.id)"
 
 
@@ -84,14 +88,30 @@ def abandoned_sessions(idle_days: int, batch: int) -> dict[str, Any]:
 
 
 def old_audit_logs(days: int, batch: int) -> dict[str, Any]:
-    """Audit rows older than ``days`` days."""
+    """Audit rows older than ``days`` days, through the owner's ``prune_audit_log`` (migration
+    0016): the application role may not DELETE from the audit log, and the function removes
+    nothing younger than ``AUDIT_KEEP_AT_LEAST_DAYS``."""
+    if days < AUDIT_KEEP_AT_LEAST_DAYS:
+        raise InvalidInput(
+            f"audit rows are kept at least {AUDIT_KEEP_AT_LEAST_DAYS} days, not {days}"
+        )
     started = utcnow()
-    result = delete_in_batches(
-        "audit_log",
-        "created_at < :cutoff",
-        {"cutoff": started - dt.timedelta(days=days)},
-        batch=batch,
-    )
+    result = BatchStats()
+    cutoff = started - dt.timedelta(days=days)
+    while True:
+        with session_scope() as s:
+            count = int(
+                s.execute(
+                    text("SELECT prune_audit_log(:cutoff, :batch)"),
+                    {"cutoff": cutoff, "batch": batch},
+                ).scalar_one()
+            )
+        if count:
+            result.removed += count
+            result.batches += 1
+            result.largest_batch = max(result.largest_batch, count)
+        if count < batch:
+            break
     return _finish(
         "cleanup.old_audit_logs", started, {"days": days, "batch_size": batch, **result.as_dict()}
     )

@@ -17,6 +17,7 @@ import httpx
 import psycopg2
 
 from jobcore import amqp
+from shop.integrations import outbound
 from shop.scheduling.leader import current_leader
 from shop.settings import Settings
 from shop.storage import open_storage
@@ -73,7 +74,12 @@ def storage(settings: Settings) -> str:
 
 
 def _http(url: str, settings: Settings) -> str:
-    response = httpx.get(url, timeout=settings.health_timeout_s)
+    policy = outbound.Policy.for_urls(settings.outbound_allowed_hosts, url)
+    try:
+        with outbound.client(policy, httpx.Timeout(settings.health_timeout_s)) as http:
+            response = http.get(url)
+    except outbound.OutboundRefused as exc:
+        raise Down(str(exc)) from None
     if response.status_code >= 500:
         raise Down(f"HTTP {response.status_code} from {url}")
     return f"HTTP {response.status_code}"

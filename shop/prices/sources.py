@@ -14,7 +14,6 @@ import decimal
 import math
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -60,12 +59,9 @@ def parse_feed(feed: Any) -> tuple[str, str]:
 
 
 def policy_for(allowed_hosts: str, sources: list[tuple[str, str]]) -> outbound.Policy:
-    """The outbound policy of the feed: the allow-list plus the configured sources' own hosts."""
-    hosts = []
-    for _, url in sources:
-        parts = urlsplit(url)
-        hosts.append(f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}")
-    return outbound.Policy.parse(allowed_hosts, *hosts)
+    """The outbound policy of the feed: the allow-list plus the configured sources' own hosts
+    (at public addresses unless listed)."""
+    return outbound.Policy.for_urls(allowed_hosts, *(url for _, url in sources))
 
 
 def fetch(

@@ -41,4 +41,8 @@ def harness(
     amqp.purge_all(("tests", "chaos"))
     for party in notify_parties:
         party.reset()
-    yield Harness(stand_ins["payments"], str(tmp_path), smtp=notify_parties[0])
+    harness = Harness(stand_ins["payments"], str(tmp_path), smtp=notify_parties[0])
+    try:
+        yield harness
+    finally:
+        harness.close()

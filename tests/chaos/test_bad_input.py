@@ -9,16 +9,8 @@ import pytest
 from devtools.chaos import bad_input
 from tests.chaos.conftest import ORDERS
 
-SIZE_LIMIT = (
-    "no message size limit yet: the producer (jobcore/outbox.py) accepts a 1 MiB + 1 "
-    "argument and RabbitMQ's max_message_size is 128 MiB; the send path is [10]'s"
-)
-QUEUE_CHECK = (
-    "a real actor's message on another actor's queue runs: Dramatiq dispatches by actor "
-    "name and nothing checks the queue it came from"
-)
 
-
+@pytest.mark.chaos_ci
 def test_t9_malformed_bodies_are_dead_lettered_without_a_crash_or_a_consumer_restart(harness):
     outcome = bad_input.malformed_bodies(harness, ORDERS // 2, per_kind=10)
 
@@ -28,7 +20,7 @@ def test_t9_malformed_bodies_are_dead_lettered_without_a_crash_or_a_consumer_res
     assert outcome.problems() == []
 
 
-@pytest.mark.xfail(reason=QUEUE_CHECK, strict=False)
+@pytest.mark.chaos_ci
 def test_t10_an_unknown_actor_and_a_misrouted_message_are_dead_lettered_with_no_effect(harness):
     outcome = bad_input.misrouted(harness, ORDERS // 4)
 
@@ -39,7 +31,7 @@ def test_t10_an_unknown_actor_and_a_misrouted_message_are_dead_lettered_with_no_
     assert outcome.problems() == []
 
 
-@pytest.mark.xfail(reason=SIZE_LIMIT, strict=False)
+@pytest.mark.chaos_ci
 def test_t11_an_oversized_argument_is_refused_by_the_producer_at_once_and_writes_nothing(harness):
     outcome = bad_input.oversized(harness, ORDERS // 4)
 
@@ -48,6 +40,7 @@ def test_t11_an_oversized_argument_is_refused_by_the_producer_at_once_and_writes
     assert outcome.problems() == []
 
 
+@pytest.mark.chaos_ci
 def test_t19_hostile_arguments_are_refused_as_permanent_with_no_effect(harness):
     outcome = bad_input.hostile_arguments(harness, ORDERS // 4)
 

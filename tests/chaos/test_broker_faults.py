@@ -1,6 +1,6 @@
 """Catalogue rows about RabbitMQ: T3 (restarts), T24 (pipeline handoff), T5 (partition),
-T21 (resource alarm), T22 (queue deleted). The restarts and the alarm act on the machine's
-RabbitMQ and restore it."""
+T21 (resource alarm), T22 (queue deleted). The restarts and the alarm act on the run's private
+RabbitMQ node (tests/support/private_services.py) and restore it."""
 
 from __future__ import annotations
 
@@ -24,12 +24,7 @@ def _outages(harness, cache: dict[str, Outcome]) -> Outcome:
     return cache["run"]
 
 
-@pytest.mark.xfail(
-    reason="with [10] nothing is lost or stranded here (T24 passes on the same run), but consumers "
-    "resumed 22-23 s after RabbitMQ came back on this loaded machine, against the catalogue's 10 s; "
-    "not yet diagnosed (Dramatiq's own consumer restart delay is 3 s)",
-    strict=False,
-)
+@pytest.mark.chaos_ci
 def test_t3_broker_restarts_and_closed_connections_lose_nothing_and_consumers_resume(
     harness, outage_run
 ):
@@ -44,6 +39,7 @@ def test_t3_broker_restarts_and_closed_connections_lose_nothing_and_consumers_re
     assert outcome.problems() == []
 
 
+@pytest.mark.chaos_ci
 def test_t24_a_pipeline_step_that_commits_while_the_broker_is_down_strands_no_order(
     harness, outage_run
 ):
@@ -67,9 +63,9 @@ def test_t5_a_partition_from_rabbitmq_is_found_by_heartbeats_and_loses_nothing(h
 
 
 @pytest.mark.xfail(
-    reason="a service publishes after its commit on its own thread: under the alarm "
-    "the publish blocks it (blocked_connection_timeout 60 s); [10] moves sends "
-    "to the relay",
+    reason="the sale's own after-commit publish still blocks under the alarm: pika blocks a "
+    "publishing connection, Dramatiq's enqueue tries 6 times and blocked_connection_timeout is "
+    "60 s; the relays back off (2 s cap) and lose nothing, but the service waits",
     strict=False,
 )
 def test_t21_a_broker_alarm_does_not_hold_up_the_shop_and_loses_nothing(harness):
@@ -80,9 +76,10 @@ def test_t21_a_broker_alarm_does_not_hold_up_the_shop_and_loses_nothing(harness)
 
 
 @pytest.mark.xfail(
-    reason="publishes are not mandatory and each process declares a queue once, "
-    "so a deleted queue swallows what it held and what is sent to it; [10]'s "
-    "durable sends (row kept until confirmed, mandatory, redeclare)",
+    reason="what the queue held when it was deleted is gone from RabbitMQ: sends after the delete "
+    "are returned and kept until the relay redeclared the queue ([10]), and the lost ones show "
+    "as stranded work (loud, alerted), but nothing re-drives them (the ledger keeps redacted, "
+    "capped arguments, not bodies)",
     strict=False,
 )
 def test_t22_a_work_queue_deleted_under_load_loses_nothing_silently(harness):

@@ -3,10 +3,13 @@ T17 (payment provider faults), T23 (the relay), T25 (oversell)."""
 
 from __future__ import annotations
 
+import pytest
+
 from devtools.chaos import scenarios
 from tests.chaos.conftest import ORDERS
 
 
+@pytest.mark.chaos_ci
 def test_t7_a_poison_message_fails_after_exactly_max_retries_plus_one_attempts(harness):
     outcome = scenarios.poison_messages(harness, ORDERS // 2, poisons=3)
 

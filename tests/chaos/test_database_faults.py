@@ -10,6 +10,7 @@ from tests.chaos.conftest import ORDERS
 from tests.support.chaos import assert_metrics_within, problems_but_metrics
 
 
+@pytest.mark.chaos_ci
 def test_t4_killed_sessions_a_restart_and_a_crash_of_postgresql_lose_nothing(harness):
     # When the workers' sessions are terminated, then PostgreSQL restarts (fast), then crashes
     outcome = scenarios.postgres_faults(harness, ORDERS, run.DATABASE)

@@ -15,6 +15,7 @@ def _metrics_within_deaths(outcome: Outcome, threads: int) -> None:
     assert_metrics_within(outcome, outcome.evidence["worker_deaths"] * threads)
 
 
+@pytest.mark.chaos_ci
 def test_t1_worker_processes_killed_again_and_again_are_replaced_and_nothing_is_lost(harness):
     # Given orders flowing through a supervised group of 2 processes
     # When a worker process is SIGKILLed three times (each once the last kill's suspects settled)

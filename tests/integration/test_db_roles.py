@@ -12,10 +12,12 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 from psycopg2 import errors
+from sqlalchemy import exc, text
 from sqlalchemy.engine import make_url
 
 import broker  # noqa: F401  (builds and installs the settings, configures the engine)
 from jobcore.db import session_scope
+from tests import conftest
 from tests.support.factories import make_order, make_product
 
 RUN = make_url(os.environ["SHOPJOBS_DATABASE_URL"]).database
@@ -23,7 +25,7 @@ RUN = make_url(os.environ["SHOPJOBS_DATABASE_URL"]).database
 
 def _admin() -> psycopg2.extensions.connection:
     conn = psycopg2.connect(
-        make_url(os.environ["SHOPJOBS_DATABASE_URL"])
+        make_url(conftest.ADMIN_DATABASE_URL)
         .render_as_string(hide_password=False)
         .replace("postgresql+psycopg2://", "postgresql://")
     )
@@ -127,3 +129,65 @@ def test_the_backup_role_can_read_every_table_for_a_dump(login):
             cur.execute(f'SELECT count(*) FROM "{table}"')
     assert "payments" in tables and "job_ledger" in tables
     assert _fails(backup, "DELETE FROM orders")
+
+
+def test_the_tests_and_their_workers_run_as_the_application_role_which_cannot_drop_or_delete_payments(
+    clean,
+):
+    # Given the run's own engine (the test process and every worker it starts share the URL)
+    order_id = _shop()
+    with session_scope() as s:
+        s.execute(
+            text(
+                "INSERT INTO payments (order_id, idempotency_key, amount_cents) "
+                "VALUES (:o, 'own-login', 100)"
+            ),
+            {"o": order_id},
+        )
+    with session_scope() as s:
+        who, is_super, is_app = s.execute(
+            text(
+                "SELECT current_user, rolsuper, pg_has_role(current_user, 'shopjobs_app', 'member') "
+                "FROM pg_roles WHERE rolname = current_user"
+            )
+        ).one()
+    # Then it is a login of the application role, not a superuser nor the owner
+    assert (is_super, is_app) == (False, True), who
+    assert who == make_url(os.environ["SHOPJOBS_DATABASE_URL"]).username
+    # When it tries to drop a table or erase payments, Then the server refuses
+    for statement in ("DROP TABLE payments", "DELETE FROM payments", "TRUNCATE audit_log"):
+        with (
+            pytest.raises(exc.ProgrammingError, match="permission denied|must be owner"),
+            session_scope() as s,
+        ):
+            s.execute(text(statement))
+    with session_scope() as s:
+        assert s.scalar(text("SELECT count(*) FROM payments")) == 1
+
+
+def test_the_application_role_prunes_the_audit_log_only_past_the_retention_floor(clean):
+    # Given audit rows 100 and 10 days old, written by the application role itself
+    with session_scope() as s:
+        s.execute(
+            text(
+                "INSERT INTO audit_log (actor, action, created_at) "
+                "SELECT 'admin', 'price_changed', now() - make_interval(days => d) "
+                "FROM unnest(ARRAY[100, 100, 10]) AS d"
+            )
+        )
+    # When it deletes directly, Then it may not (the audit log is evidence)
+    with (
+        pytest.raises(exc.ProgrammingError, match="permission denied"),
+        session_scope() as s,
+    ):
+        s.execute(text("DELETE FROM audit_log WHERE created_at < now() - interval '90 days'"))
+    # And through the owner's prune_audit_log (migration 0016) it removes only old rows, and a
+    # cutoff inside the 30-day floor is refused, so nothing recent can be erased this way either
+    with (
+        pytest.raises(exc.ProgrammingError, match="kept at least 30 days"),
+        session_scope() as s,
+    ):
+        s.execute(text("SELECT prune_audit_log(now() - interval '1 day', 100)"))
+    with session_scope() as s:
+        assert s.scalar(text("SELECT prune_audit_log(now() - interval '90 days', 100)")) == 2
+        assert s.scalar(text("SELECT count(*) FROM audit_log")) == 1

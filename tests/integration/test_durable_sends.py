@@ -17,10 +17,12 @@ import broker as shop_broker
 from actors.orders import process_order_async
 from jobcore import outbox
 from jobcore.db import session_scope
+from jobcore.ledger import stranded
 from jobcore.ledger.writer import Change, LedgerWriter, connect_psycopg, now
 from jobcore.sends import Send
 from programs.cli import main as cli
 from shop.models import Order
+from shop.orders.stranded import stranded_orders
 from tests.support import amqp
 from tests.support.durable_actors import enqueue_then_roll_back, hand_on, retry_later
 from tests.support.factories import make_order, make_product, make_user
@@ -212,6 +214,19 @@ def test_a_publish_failure_right_after_each_commit_loses_no_step_and_no_retry(
     wait_until(lambda: _outbox() == {}, what="outbox drained")
     with session_scope() as s:
         assert s.get(Order, ids[0]).status == "completed"
+
+    # And nothing is stranded once the last e-mails ran: no send unpublished, no job waiting
+    # that no queue holds, no order unsettled without a job
+    def stranded_now() -> dict[str, int] | None:
+        with session_scope() as s:
+            found = stranded.find(s, 0, depth=amqp.depth, checks={"orders": stranded_orders})
+        return None if found.total else found.counts
+
+    assert wait_until(stranded_now, timeout=30, what="nothing stranded") == {
+        "unpublished": 0,
+        "lost": 0,
+        "orders": 0,
+    }
 
 
 def _stranded(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict]:

@@ -94,9 +94,10 @@ def test_a_daily_backup_goes_to_both_targets_and_restores_with_equal_row_counts(
     assert all(c.read_bytes() == copies[0].read_bytes() for c in copies)
     assert pg_tools.existing_tables(settings.database_url, ["users"]) == ["users"]
     assert done.table_counts["orders"] == 40 and done.table_counts["users"] == 10
-    # And restoring the second copy by hand into a scratch database gives the live row counts
+    # And restoring the second copy by hand (as the backup login) into a scratch database gives
+    # the live row counts
     tables = sorted(done.table_counts)
-    with pg_tools.scratch_database(settings.database_url) as scratch:
+    with pg_tools.scratch_database(settings.backup_dsn) as scratch:
         dsn = scratch.replace("postgresql+psycopg2://", "postgresql://")
         subprocess.run(
             ["/usr/bin/pg_restore", "--no-owner", "--exit-on-error", "-d", dsn, str(copies[1])],

@@ -1,4 +1,6 @@
-"""Downloads refuse hosts off the allow-list and private addresses, at every redirect hop.
+"""Outbound calls refuse hosts off the allow-list and private addresses, at every redirect hop:
+image downloads and price sources follow checked redirects; the parties' clients (payment
+provider, warehouse, carrier), the SMS gateway and the health probes follow none.
 
 Two loopback stand-ins speak real HTTP: the *source* redirects wherever the test asks, the
 *inside* one plays an internal service that serves an image and counts who reached it. Only
@@ -17,8 +19,13 @@ import pytest
 from PIL import Image
 
 from shop.catalog import images
+from shop.integrations import providers
+from shop.integrations.http_clients import ProviderRejected, ProviderUnavailable
 from shop.integrations.outbound import OutboundRefused, Policy
+from shop.notifications import sms
+from shop.ops import health_probes
 from shop.prices import sources
+from shop.settings import Settings
 
 
 def _png() -> bytes:
@@ -46,6 +53,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(PNG)))
         self.end_headers()
         self.wfile.write(PNG)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
 
     def log_message(self, *args: object) -> None:
         pass
@@ -124,7 +135,95 @@ def test_a_price_source_is_allowed_by_being_configured_but_not_its_redirects(ser
     source, inside = servers["source"], servers["inside"]
     source.redirect_all = _url(inside, "/v1/rates")  # type: ignore[attr-defined]
     configured = [("primary", _url(source, ""))]
-    policy = sources.policy_for("", configured)
+    # configured on loopback but not listed: refused before any byte is sent
+    with pytest.raises(sources.SourceFailed, match="resolves to 127.0.0.1"):
+        sources.fetch(configured[0][1], "EUR_USD", 900, 5, sources.policy_for("", configured))
+    assert source.hits == []
+    # listed explicitly (as the tests list their stand-ins), it is reached; its redirect is not
+    policy = sources.policy_for(f"127.0.0.1:{source.server_address[1]}", configured)
     with pytest.raises(sources.SourceFailed, match="not in SHOPJOBS_OUTBOUND_ALLOWED_HOSTS"):
         sources.fetch(configured[0][1], "EUR_USD", 900, 5, policy)
+    assert len(source.hits) == 1 and inside.hits == []
+
+
+METADATA = "http://169.254.169.254/latest/meta-data/iam/"
+
+
+def _settings(**env: str) -> Settings:
+    return Settings.from_env({"SHOPJOBS_HTTP_TIMEOUT_S": "2", **env})
+
+
+@pytest.mark.parametrize("target", ["inside", "metadata"])
+def test_the_parties_clients_never_follow_a_redirect_to_loopback_or_the_metadata_address(
+    servers, target
+):
+    # Given the payment provider, warehouse and carrier configured at a listed loopback endpoint
+    # that answers every request with a redirect to 127.0.0.1 (another port) or 169.254.169.254
+    source, inside = servers["source"], servers["inside"]
+    source.redirect_all = _url(inside, "/x") if target == "inside" else METADATA  # type: ignore[attr-defined]
+    url = _url(source, "")
+    s = _settings(
+        SHOPJOBS_PAYMENT_URL=url,
+        SHOPJOBS_WAREHOUSE_URL=url,
+        SHOPJOBS_CARRIER_URL=url,
+        SHOPJOBS_OUTBOUND_ALLOWED_HOSTS=f"127.0.0.1:{source.server_address[1]}",
+    )
+    providers.configure(s)
+    try:
+        # When each client calls it, Then the redirect is refused for good and never followed
+        calls = [
+            lambda: providers.payments().charge(1, 100, "EUR", "tok_visa", "k-1"),
+            lambda: providers.warehouse().get_fulfilment(1),
+            lambda: providers.carrier().tracking("TRK1"),
+        ]
+        for call in calls:
+            with pytest.raises(ProviderRejected, match="302"):
+                call()
+    finally:
+        providers.configure(Settings.from_env())
+    assert len(source.hits) == 3 and inside.hits == []
+
+
+def test_the_parties_clients_refuse_an_unlisted_loopback_endpoint_and_reach_a_listed_one(servers):
+    source = servers["source"]
+    url = _url(source, "")
+    # not listed: the provider's own configured host on loopback is refused before connecting
+    providers.configure(_settings(SHOPJOBS_CARRIER_URL=url))
+    try:
+        with pytest.raises(OutboundRefused, match="resolves to 127.0.0.1"):
+            providers.carrier().tracking("TRK1")
+        assert source.hits == []
+        # the health probe of a party goes through the same guard
+        with pytest.raises(health_probes.Down, match="resolves to 127.0.0.1"):
+            health_probes.carrier(_settings(SHOPJOBS_CARRIER_URL=url))
+        # listed explicitly: reached (the image server answers 200 with a PNG, not JSON)
+        listed = _settings(
+            SHOPJOBS_CARRIER_URL=url,
+            SHOPJOBS_OUTBOUND_ALLOWED_HOSTS=f"127.0.0.1:{source.server_address[1]}",
+        )
+        providers.configure(listed)
+        with pytest.raises(ProviderUnavailable, match="without a JSON object"):
+            providers.carrier().tracking("TRK1")
+        assert health_probes.carrier(listed) == "HTTP 200"
+    finally:
+        providers.configure(Settings.from_env())
+    assert len(source.hits) == 2
+
+
+@pytest.mark.parametrize("target", ["inside", "metadata"])
+def test_the_sms_gateway_client_never_follows_a_redirect_and_refuses_an_unlisted_loopback(
+    servers, target
+):
+    source, inside = servers["source"], servers["inside"]
+    source.redirect_all = _url(inside, "/x") if target == "inside" else METADATA  # type: ignore[attr-defined]
+    url = _url(source, "")
+    with pytest.raises(sms.SmsPermanent, match="resolves to 127.0.0.1"):
+        sms.send(_settings(SHOPJOBS_SMS_URL=url), "+4915100000000", "hi", "key-1")
+    assert source.hits == []
+    listed = _settings(
+        SHOPJOBS_SMS_URL=url,
+        SHOPJOBS_OUTBOUND_ALLOWED_HOSTS=f"127.0.0.1:{source.server_address[1]}",
+    )
+    with pytest.raises(sms.SmsPermanent, match="302"):
+        sms.send(listed, "+4915100000000", "hi", "key-1")
     assert len(source.hits) == 1 and inside.hits == []

@@ -37,10 +37,10 @@ def _wrappers(tmp_path: Path) -> tuple[str, Path]:
 
 
 def test_pg_dump_and_pg_restore_see_the_password_in_their_environment_not_in_argv(clean, tmp_path):
-    # Given a database URL with a password (the local server trusts, so any password connects)
+    # Given the backup login's URL with a password (the local server trusts, so any connects)
     with session_scope() as s:
         make_product(s, stock=3)
-    url = make_url(os.environ["SHOPJOBS_DATABASE_URL"]).set(password=CANARY)
+    url = make_url(os.environ["SHOPJOBS_BACKUP_DATABASE_URL"]).set(password=CANARY)
     database_url = url.render_as_string(hide_password=False)
     bin_dir, log = _wrappers(tmp_path)
 

@@ -9,19 +9,24 @@ overdue.
 from __future__ import annotations
 
 import json
+import os
+import threading
 
+import psycopg2
 import pytest
 from sqlalchemy import text
 
 import broker as shop_broker
 from jobcore import outbox
-from jobcore.console.queries.overview import live_counts
+from jobcore import relay as relay_module
+from jobcore.console.queries.overview import live_counts, oldest_waiting
 from jobcore.db import session_scope
 from middleware.outbox_relay import build_relay
 from programs.cli import main as cli
 from tests.support import amqp
 from tests.support.faulty_actors import touch
 from tests.support.ledger import entry
+from tests.support.waiting import wait_until
 
 
 def _due_at(message_id: str) -> object:
@@ -64,7 +69,10 @@ def test_a_held_send_is_scheduled_with_its_due_time_then_enqueued_by_the_relays_
         by_service = outbox.enqueue(s, touch, "/nonexistent/a", delay_ms=600_000)
     by_delay = touch.send_with_options(args=("/nonexistent/b",), delay=120_000).message_id
 
-    # Then both are 'scheduled' in the ledger, due when their outbox rows are due
+    # Then both are 'scheduled' in the ledger, due when their outbox rows are due, and no
+    # queue has waited for them yet
+    with session_scope() as s:
+        assert "tests" not in oldest_waiting(s)
     for message_id in (by_service, by_delay):
         row = entry(message_id)
         assert row.state == "scheduled" and row.eta is not None
@@ -87,7 +95,10 @@ def test_a_held_send_is_scheduled_with_its_due_time_then_enqueued_by_the_relays_
     # When one is overdue by 2 minutes with no relay running
     _make_overdue(by_delay, 120)
 
-    # Then it is stranded, unpublished, past the threshold (and not before it)
+    # Then its wait counts as the queue's oldest (the console, the metric), and it is
+    # stranded, unpublished, past the threshold (and not before it)
+    with session_scope() as s:
+        assert 119 <= oldest_waiting(s)["tests"] < 130
     code, found = _cli_json(capsys, "jobs", "stranded", "--older-than", "60")
     assert code == 1 and found["counts"]["unpublished"] == 1
     assert found["stranded"][0]["message_id"] == by_delay
@@ -136,3 +147,50 @@ def test_a_scheduled_job_overdue_with_no_outbox_row_is_lost_and_cancel_takes_a_s
     assert relay.run_once() == 0
     relay.stop()
     assert amqp.depth("tests") == 0
+
+
+def test_a_cancel_meeting_a_relay_that_is_publishing_the_job_waits_for_it_and_neither_deadlocks(
+    clean,
+):
+    # Given a held send, and a relay's transaction in the middle of publishing it: its outbox
+    # row locked as the relay's SELECT ... FOR UPDATE SKIP LOCKED takes it
+    with session_scope() as s:
+        message_id = outbox.enqueue(s, touch, "/nonexistent/e", delay_ms=60_000)
+    relay_db = psycopg2.connect(os.environ["SHOPJOBS_DATABASE_URL"].replace("+psycopg2", ""))
+    try:
+        cur = relay_db.cursor()
+        cur.execute("SELECT id FROM outbox WHERE message_id = %s FOR UPDATE", (message_id,))
+
+        # When an operator cancels it meanwhile
+        codes: list[int] = []
+        canceller = threading.Thread(
+            target=lambda: codes.append(cli(["jobs", "cancel", message_id, "--reason", "r"]))
+        )
+        canceller.start()
+
+        # Then the cancel waits for the relay's row (outbox rows first, as the relay takes them)
+        def cancel_waits() -> bool:
+            with session_scope() as s:
+                return bool(
+                    s.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND datname = current_database()"
+                        )
+                    ).scalar()
+                )
+
+        wait_until(cancel_waits, timeout=10, what="the cancel waiting for the relay's lock")
+
+        # When the relay ends its round as it does: row deleted, ledger row 'enqueued', commit
+        cur.execute("DELETE FROM outbox WHERE message_id = %s", (message_id,))
+        cur.execute(relay_module._PUBLISHED, ([message_id],))
+        relay_db.commit()
+    finally:
+        relay_db.close()
+    canceller.join(timeout=30)
+
+    # Then neither deadlocked: the relay committed, and the cancel marked the published job
+    # cancelled (workers skip it when it arrives)
+    assert codes == [0]
+    assert entry(message_id).state == "cancelled" and _due_at(message_id) is None

@@ -325,3 +325,54 @@ def test_a_second_leader_with_stale_progress_sends_no_fire_twice(clean):
     assert [f.reason for f in _fires(entry.name)] == ["on_time", "on_time"]
     assert len(_published_exactly_once()) == 2
     assert _state(entry.name).checked_until == dt.datetime(2026, 7, 1, 12, 0, 2, tzinfo=UTC)
+
+
+def test_the_schedulers_relay_publishes_what_is_in_the_outbox_with_no_worker_running(
+    schedulers,
+):
+    # Given no worker and three committed sends nobody published: a job's send due now (as a
+    # job's outcome leaves it), a delay held in PostgreSQL due in 3 s, and a service's send
+    # whose after-commit publish died with its process
+    import broker as shop_broker
+    from jobcore import outbox, sends
+    from tests.support.faulty_actors import touch
+    from tests.support.ledger import entry
+
+    def held(path: str, delay_ms: int | None) -> sends.Send:
+        return sends.make_send(shop_broker.broker, touch.message(path), delay_ms, 2000)
+
+    due_now, later = held("/nonexistent/now", None), held("/nonexistent/later", 3000)
+    sends.store_sends([due_now, later])
+    with session_scope() as s:
+        straggler = outbox.enqueue(s, touch, "/nonexistent/straggler")
+        s.info.pop("shopjobs.outbox")
+    ids = {due_now.message_id, later.message_id, straggler}
+    assert entry(later.message_id).state == "scheduled"
+    assert amqp.depth(scheduled_actors.QUEUE) == 0
+
+    # When a scheduler starts (its relay takes stragglers after 1 s)
+    process = start_scheduler(
+        {**ENV, "SHOPJOBS_OUTBOX_RELAY_AFTER_S": "1"}, log_path=None, tick_s=TICK_S
+    )
+    try:
+        # Then its relay, the only one running, publishes all three, the held one when due
+        def outbox_empty() -> bool:
+            with session_scope() as s:
+                return not s.execute(text("SELECT count(*) FROM outbox")).scalar()
+
+        wait_until(outbox_empty, timeout=30, what="the scheduler's relay emptied the outbox")
+        with session_scope() as s:
+            relays = s.scalars(
+                text(
+                    "SELECT application_name FROM pg_stat_activity"
+                    " WHERE application_name LIKE 'shopjobs-relay[%'"
+                    " AND datname = current_database()"
+                )
+            ).all()
+        assert relays == [f"shopjobs-relay[{process.pid}]"]
+    finally:
+        process.stop()
+    published = Counter(m.message_id for m in _drain() if m.message_id in ids)
+    assert published == Counter({mid: 1 for mid in ids})
+    row = entry(later.message_id)
+    assert row.state == "enqueued" and row.state_changed_at >= row.eta

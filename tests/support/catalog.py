@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
@@ -52,8 +51,8 @@ def catalog_env(catalog_parties: dict[str, StandIn], catalog_storage_dir: Path) 
         "SHOPJOBS_IMAGE_MAX_BYTES": "1000000",
         "SHOPJOBS_IMAGE_MAX_PIXELS": "20000000",
         "SHOPJOBS_EXPORT_CHUNK_ROWS": "500",
-        # the image stand-in is on loopback, which downloads refuse unless it is listed
-        "SHOPJOBS_OUTBOUND_ALLOWED_HOSTS": urlsplit(catalog_parties["images"].url).netloc,
+        # the image and price stand-ins (and the parties) are on loopback, refused unless listed
+        "SHOPJOBS_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
     }
 
 

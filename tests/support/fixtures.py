@@ -7,13 +7,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from devtools import devservices
 from devtools.processes import Worker
 from jobcore import db
 from jobcore.models import Base
-from shop import dbadmin
+from shop import db_logins, dbadmin
 from tests.support import amqp
 
 
@@ -40,11 +41,10 @@ def infrastructure() -> Iterator[None]:
     _require("rabbitmq")
     from tests import conftest
 
-    url = os.environ["SHOPJOBS_DATABASE_URL"]
     devservices.create_vhost(conftest.VHOST)
     try:
-        dbadmin.create_database(url, recreate=True)
-        dbadmin.migrate(url)
+        db_logins.create(conftest.LOGINS, recreate=True)
+        dbadmin.migrate(conftest.LOGINS.owner)
         yield
     finally:
         import broker
@@ -52,15 +52,26 @@ def infrastructure() -> Iterator[None]:
         broker.flush_ledger(5)
         broker.broker.close()
         db.dispose_engine()
-        dbadmin.drop_database(url)
+        db_logins.drop(conftest.LOGINS)
         devservices.delete_vhost(conftest.VHOST)
 
 
+@pytest.fixture(scope="session")
+def owner_engine(infrastructure: None) -> Iterator[Engine]:
+    """The migration owner's engine: what the application role may not do (TRUNCATE, DDL)."""
+    from tests import conftest
+
+    engine = create_engine(conftest.LOGINS.owner, poolclass=NullPool)
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture()
-def clean(infrastructure: None) -> None:
-    """Empty tables and queues before a test, so tests do not see each other's work."""
+def clean(owner_engine: Engine) -> None:
+    """Empty tables and queues before a test, so tests do not see each other's work (as the
+    owner: the application role may not TRUNCATE payments or the audit log)."""
     tables = ", ".join(t.name for t in reversed(Base.metadata.sorted_tables))
-    with db.get_engine().begin() as conn:
+    with owner_engine.begin() as conn:
         # the engine's lock_timeout (5 s) is for jobs: the test's clean-up waits for a worker of
         # the previous test to let go of its tables, as it did before that timeout existed
         conn.execute(text("SET LOCAL lock_timeout = 0"))

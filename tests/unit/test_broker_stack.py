@@ -37,6 +37,7 @@ def test_the_stack_is_in_its_documented_order():
         "QueueCheck",
         "Metrics",
         "AgeLimit",
+        "QueueMatch",
         "TimeLimit",
         "ShutdownNotifications",
         "Callbacks",

@@ -113,7 +113,8 @@ def test_the_application_runs_in_production_mode_and_requires_every_secret():
     # every secret of the settings that has no safe default is required by the compose file
     for variable in secret_fields - {"SHOPJOBS_SMTP_PASSWORD"}:  # SMTP AUTH is optional
         assert variable in env and INTERPOLATED_SECRET.match(str(env[variable])), variable
-    given = {name: f"Test-{name.lower()}-pw" for name in required}
+    not_secrets = {"SMS_URL": "https://sms.example", "PRICE_FEED_SOURCES": "a=https://fx.example"}
+    given = {name: not_secrets.get(name, f"Test-{name.lower()}-pw") for name in required}
     resolved = {k: _interpolate(str(v), given) for k, v in env.items()}
     Settings.from_env(resolved)  # production validation passes with every secret given
     for name in required:  # and a missing one stops `docker compose up` naming it
@@ -222,3 +223,33 @@ def test_every_alert_has_promtool_rule_tests_firing_and_not_firing_and_they_pass
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compose_runs_each_process_under_the_login_of_its_database_role():
+    services = _compose()["services"]
+
+    def user(service: str, variable: str = "SHOPJOBS_DATABASE_URL") -> str:
+        return str(services[service]["environment"][variable]).split("://", 1)[1].split(":", 1)[0]
+
+    # the migration owner migrates; workers, scheduler and console are the application role
+    assert user("migrate") == "shopjobs_owner"
+    for service in ("workers", "scheduler", "console"):
+        assert user(service) == "shop_worker", service
+    assert user("workers", "SHOPJOBS_BACKUP_DATABASE_URL") == "shop_backup"
+    # and the postgres image's first start makes those logins members of 0013's group roles
+    assert any(
+        v.startswith("./deploy/postgres/init-roles.sh:/docker-entrypoint-initdb.d/")
+        for v in services["postgres"]["volumes"]
+    )
+    with open(os.path.join(ROOT, "deploy", "postgres", "init-roles.sh")) as fh:
+        script = fh.read()
+    for line in (
+        "CREATE ROLE shop_worker LOGIN PASSWORD :'app_pw' IN ROLE shopjobs_app;",
+        "CREATE ROLE shop_backup LOGIN CREATEDB PASSWORD :'backup_pw' IN ROLE shopjobs_backup;",
+        "CREATE ROLE shop_reports LOGIN PASSWORD :'readonly_pw' IN ROLE shopjobs_readonly;",
+        'ALTER DATABASE :"db" OWNER TO shopjobs_owner;',
+    ):
+        assert line in script, line
+    for variable in ("OWNER", "APP", "BACKUP", "READONLY"):
+        value = services["postgres"]["environment"][f"SHOPJOBS_{variable}_DB_PASSWORD"]
+        assert INTERPOLATED_SECRET.match(value), variable

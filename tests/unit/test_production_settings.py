@@ -17,6 +17,11 @@ GOOD = {
     "SHOPJOBS_PAYMENT_WEBHOOK_SECRET": "whsec_live_A1b2C3d4,whsec_live_old_E5f6",
     "SHOPJOBS_SMS_API_SECRET": "sms-live-secret",
     "SHOPJOBS_VERIFICATION_SECRET": "verify-live-secret",
+    "SHOPJOBS_PAYMENT_URL": "https://api.payments.example",
+    "SHOPJOBS_WAREHOUSE_URL": "https://wms.example",
+    "SHOPJOBS_CARRIER_URL": "https://tracking.carrier.example",
+    "SHOPJOBS_SMS_URL": "https://sms.example",
+    "SHOPJOBS_PRICE_FEED_SOURCES": "primary=https://rates.example,backup=https://fx.example",
 }
 
 
@@ -61,6 +66,19 @@ def test_development_accepts_the_defaults_production_refuses():
         ),
         ({"SHOPJOBS_METRICS_BIND": "0.0.0.0"}, "SHOPJOBS_METRICS_BIND"),
         ({"SHOPJOBS_BROKER": "stub"}, "SHOPJOBS_BROKER"),
+        (
+            {"SHOPJOBS_BACKUP_DATABASE_URL": "postgresql+psycopg2://postgres:x1@pg/shopjobs"},
+            "SHOPJOBS_BACKUP_DATABASE_URL",
+        ),
+        # a configured endpoint on loopback, link-local or a private range, not listed
+        ({"SHOPJOBS_PAYMENT_URL": "http://127.0.0.1:8101"}, "SHOPJOBS_PAYMENT_URL"),
+        ({"SHOPJOBS_WAREHOUSE_URL": "http://localhost:8102"}, "SHOPJOBS_WAREHOUSE_URL"),
+        ({"SHOPJOBS_CARRIER_URL": "http://10.0.0.7"}, "SHOPJOBS_CARRIER_URL"),
+        ({"SHOPJOBS_SMS_URL": "http://169.254.169.254"}, "SHOPJOBS_SMS_URL"),
+        (
+            {"SHOPJOBS_PRICE_FEED_SOURCES": "primary=https://rates.example,b=http://[::1]:81"},
+            "SHOPJOBS_PRICE_FEED_SOURCES",
+        ),
     ],
 )
 def test_production_refuses_each_default_naming_its_variable(override, named):
@@ -135,3 +153,13 @@ def test_every_secret_field_is_registered_for_masking():
     register_secrets(found)
     line = "sms-live-secret verify-live-secret whsec_live_old_E5f6 Pg-pw-1"
     assert scrub_text(line) == "[secret] [secret] [secret] [secret]"
+
+
+def test_a_loopback_endpoint_starts_in_production_when_listed_explicitly():
+    Settings.from_env(
+        {
+            **GOOD,
+            "SHOPJOBS_PAYMENT_URL": "http://127.0.0.1:8101",
+            "SHOPJOBS_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1:8101",
+        }
+    )

@@ -14,6 +14,7 @@ IDS_STARTING_WITH_DIGITS = [
     "1234567890123-4567-89ab-cdef-0123456789ab"[:36],
     "12345678-9012-3456-7890-123456789012",  # a uuid of digits only
     "99999999-9999-4999-8999-999999999999",
+    "bad-0.44171293302917614",  # the main job's malformed messages: a fraction's 17 digits
 ]
 
 
@@ -41,4 +42,5 @@ def test_random_message_ids_survive_scrubbing():
 )
 def test_card_numbers_are_still_masked(card):
     assert scrub_text(f"charged card {card}, ok") == "charged card [number], ok"
+    assert scrub_text(f"card ending the sentence {card}.") == "card ending the sentence [number]."
     assert scrub_text(json.dumps({"card": card})) == json.dumps({"card": "[number]"})

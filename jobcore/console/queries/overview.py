@@ -54,7 +54,8 @@ def oldest_waiting(session: Session) -> dict[str, float]:
         text("""
         SELECT queue, EXTRACT(EPOCH FROM now() - min(coalesce(eta, enqueued_at)))
         FROM job_ledger
-        WHERE state = 'enqueued' AND (eta IS NULL OR eta <= now()) AND enqueued_at IS NOT NULL
+        WHERE state IN ('scheduled', 'enqueued') AND (eta IS NULL OR eta <= now())
+          AND enqueued_at IS NOT NULL
         GROUP BY queue""")
     ).all()
     return {queue: float(age) for queue, age in rows}

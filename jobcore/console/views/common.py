@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +23,7 @@ from jobcore.db import session_scope
 from jobcore.models import LedgerEntry
 from jobcore.redaction import scrub_text
 
+logger = logging.getLogger(__name__)
 _cache: dict[Any, tuple[float, Any]] = {}
 _cache_lock = threading.Lock()
 
@@ -38,12 +41,42 @@ def shared(key: Any, ttl_s: float, compute: Callable[[], Any]) -> Any:
     return value
 
 
+_may_read_as: dict[tuple[int, str], bool] = {}
+
+
+def _read_role(s: Session, role: str) -> bool:
+    """Whether this process's login may ``SET ROLE role`` (asked once per process and role)."""
+    key = (os.getpid(), role)
+    if key not in _may_read_as:
+        member = s.execute(
+            text(
+                "SELECT pg_has_role(current_user, r.oid, 'MEMBER') FROM pg_roles r "
+                "WHERE r.rolname = :role"
+            ),
+            {"role": role},
+        ).scalar()
+        _may_read_as[key] = bool(member)
+        if not member:
+            logger.warning(
+                "console pages read as the console's own login: it is not a member of %r "
+                "(GRANT %s TO shopjobs_app, see docs/roles.md)",
+                role,
+                role,
+            )
+    return _may_read_as[key]
+
+
 @contextmanager
 def reading(request: Request) -> Iterator[Session]:
-    """A session whose statements give up after the console's timeout (a 503, not a stuck page)."""
+    """A session whose statements give up after the console's timeout (a 503, not a stuck page),
+    run as the read-only role where the login may take it: a page, whoever asks for it, can
+    read and nothing more, whatever a bug in its query would do."""
     c = console_of(request)
     with session_scope() as s:
         s.execute(text(f"SET LOCAL statement_timeout = {int(c.console.statement_timeout_ms)}"))
+        role = c.console.read_role
+        if role and _read_role(s, role):
+            s.execute(text(f'SET LOCAL ROLE "{role}"'))  # a checked name (settings), not input
         yield s
 
 

@@ -38,10 +38,14 @@ NO_DELETE = ("payments", "refunds", "payment_events", "audit_log")
 
 
 def _create_role(name: str) -> None:
-    # two databases migrating at once may both try: the loser's duplicate is not an error
+    # made by an administrator beforehand, the owner needs no CREATEROLE (it is only asked for
+    # when a role is missing); two databases migrating at once may both try: the loser's
+    # duplicate is not an error
     op.execute(f"""
         DO $$ BEGIN
-            CREATE ROLE {name} NOLOGIN;
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{name}') THEN
+                CREATE ROLE {name} NOLOGIN;
+            END IF;
         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
         END $$""")
 

@@ -1,0 +1,183 @@
+"""Unique jobs: one job per key while it is enqueued, scheduled or running, by a unique index."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from jobcore import outbox
+from jobcore.db import session_scope
+from jobcore.errors import InvalidSend
+from jobcore.unique import DuplicateJob
+from tests.support.faulty_actors import touch
+from tests.support.ledger import state
+from tests.support.unique_actors import send_unique_twice
+from tests.support.unique_actors import touch_after_gate as gated
+from tests.support.waiting import wait_until
+
+ACTORS = ("actors", "tests.support.faulty_actors", "tests.support.unique_actors")
+
+
+def _ledger_rows(actor: str) -> list[tuple[str, str, str]]:
+    with session_scope() as s:
+        return [
+            tuple(row)
+            for row in s.execute(
+                text("SELECT message_id, state, args->>'path' FROM job_ledger WHERE actor = :a"),
+                {"a": actor},
+            ).all()
+        ]
+
+
+def _counts() -> tuple[int, int, int]:
+    with session_scope() as s:
+        return tuple(  # type: ignore[return-value]
+            s.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM job_ledger), (SELECT count(*) FROM outbox),"
+                    " (SELECT count(*) FROM job_unique_keys)"
+                )
+            ).one()
+        )
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_a_thousand_concurrent_sends_of_ten_keys_leave_exactly_ten_jobs(start_worker, tmp_path):
+    # Given running workers whose jobs run until a gate opens, and 1,000 sends of 10 keys from
+    # 20 threads at once: half through the outbox in their own transactions, half as plain
+    # sends with the options
+    start_worker(*ACTORS, processes=2, threads=8)
+    paths = [tmp_path / f"key-{k}" for k in range(10)]
+    gate = str(tmp_path / "gate")
+    returned: list[tuple[int, str]] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(20)
+
+    def sender(thread: int) -> None:
+        barrier.wait()
+        for i in range(50):
+            k = (thread + i) % 10
+            key = f"report:{k}"
+            if i % 2:
+                with session_scope() as s:
+                    mid = outbox.enqueue(s, gated, str(paths[k]), gate, unique_key=key)
+            else:
+                mid = gated.send_with_options(args=(str(paths[k]), gate), unique_key=key).message_id
+            with lock:
+                returned.append((k, mid))
+
+    with ThreadPoolExecutor(20) as pool:
+        list(pool.map(sender, range(20)))  # re-raises a sender's error
+    assert len(returned) == 1000
+
+    # Then exactly 10 jobs exist, one per key, and every send of a key got that job's id
+    rows = _ledger_rows("tests.touch_after_gate")
+    assert len(rows) == 10
+    by_path = {path: mid for mid, _, path in rows}
+    assert len(by_path) == 10
+    for k, mid in returned:
+        assert mid == by_path[str(paths[k])]
+    # and each runs exactly once when the gate opens
+    Path(gate).touch()
+    wait_until(lambda: all(state(mid) == "succeeded" for mid, _, _ in rows), timeout=60)
+    assert [_lines(p) for p in paths] == [1] * 10
+
+    # When a key's job has finished, the key is free: a new send makes a new job
+    again = gated.send_with_options(args=(str(paths[0]), gate), unique_key="report:0").message_id
+    assert again != by_path[str(paths[0])]
+    wait_until(lambda: state(again) == "succeeded", timeout=30)
+    assert _lines(paths[0]) == 2
+
+
+def test_a_duplicate_is_refused_when_asked_and_a_key_frees_when_its_window_passes(
+    start_worker, tmp_path
+):
+    # Given no worker consumes yet: a job holds the key while it is enqueued
+    path = str(tmp_path / "held")
+    with session_scope() as s:
+        first = outbox.enqueue(s, touch, path, unique_key="export:7", unique_for=1500)
+
+    # When the same key is sent with on_duplicate="refuse"
+    # Then DuplicateJob names the holder, and the refused send wrote nothing
+    before = _counts()
+    with pytest.raises(DuplicateJob) as refused, session_scope() as s:
+        outbox.enqueue(s, touch, path, unique_key="export:7", on_duplicate="refuse")
+    assert refused.value.message_id == first
+    with pytest.raises(DuplicateJob):
+        touch.send_with_options(args=(path,), unique_key="export:7", on_duplicate="refuse")
+    assert _counts() == before
+
+    # When its 1.5 s window has passed (the job still waits), the key can be claimed again
+    def claimed_again() -> str | None:
+        mid = touch.send_with_options(args=(path,), unique_key="export:7").message_id
+        return mid if mid != first else None
+
+    second = wait_until(claimed_again, timeout=10, interval=0.2)
+    with session_scope() as s:
+        holder = s.execute(
+            text("SELECT message_id FROM job_unique_keys WHERE key = 'export:7'")
+        ).scalar_one()
+    assert holder == second
+
+    # Then both jobs run once the workers start
+    start_worker(*ACTORS)
+    wait_until(lambda: state(first) == state(second) == "succeeded", timeout=30)
+    assert _lines(tmp_path / "held") == 2
+
+
+def test_a_job_sending_one_key_twice_commits_one_send_and_a_key_held_elsewhere_none(
+    start_worker, tmp_path
+):
+    # Given a key held by a job that runs until its gate opens
+    held_path, fresh_path = tmp_path / "held", tmp_path / "fresh"
+    gate = tmp_path / "gate"
+    with session_scope() as s:
+        holder = outbox.enqueue(
+            s, gated, str(tmp_path / "holder"), str(gate), unique_key="sync:held"
+        )
+
+    # When one job sends a fresh key twice and another job sends the held key twice
+    start_worker(*ACTORS, queues=("tests",))
+    fresh = send_unique_twice.send(str(fresh_path), "sync:fresh").message_id
+    held = send_unique_twice.send(str(held_path), "sync:held").message_id
+    wait_until(lambda: state(fresh) == state(held) == "succeeded", timeout=30)
+
+    # Then the fresh key's job ran once and the held key's sends were dropped at the commit
+    wait_until(lambda: _lines(fresh_path) == 1, timeout=30)
+    touched = Counter(path for _, _, path in _ledger_rows("tests.touch"))
+    assert touched == {str(fresh_path): 1}
+    assert _lines(held_path) == 0
+    assert state(holder) in ("enqueued", "running")
+    gate.touch()
+    wait_until(lambda: state(holder) == "succeeded", timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"unique_key": "k" * 201}, "at most 200"),
+        ({"unique_key": ""}, "non-empty"),
+        ({"unique_key": "k", "unique_for": 0}, "positive"),
+        ({"unique_key": "k", "unique_for": -5}, "positive"),
+        ({"unique_for": 1000}, "without unique_key"),
+        ({"unique_key": "k", "on_duplicate": "ignore"}, "on_duplicate"),
+    ],
+)
+def test_bad_unique_options_fail_at_send_time_and_write_nothing(clean, tmp_path, options, error):
+    # Given an empty database
+    # When a send asks for impossible uniqueness, through the outbox or as a plain send
+    with pytest.raises(InvalidSend, match=error), session_scope() as s:
+        outbox.enqueue(s, touch, str(tmp_path / uuid.uuid4().hex), **options)
+    with pytest.raises(InvalidSend, match=error):
+        touch.send_with_options(args=(str(tmp_path / "x"),), **options)
+    # Then nothing was written
+    assert _counts() == (0, 0, 0)
