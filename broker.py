@@ -28,6 +28,7 @@ from dramatiq.results import Results
 import jobcore.metrics  # noqa: F401  (first: a worker process's metrics go to its instance's files)
 from jobcore import db, outbox, routing
 from jobcore.acks import LedgerAckedRabbitmqBroker
+from jobcore.hooks import HookDispatch
 from jobcore.ledger import store as ledger_store
 from jobcore.ledger.results import LedgerResults
 from jobcore.ledger.writer import LedgerWriter, connect_psycopg
@@ -134,11 +135,12 @@ def build_middleware(
 
 
 class ShopRabbitmqBroker(
-    DurableSendsBroker, PublishMetrics, TypedQueuesBroker, LedgerAckedRabbitmqBroker
+    HookDispatch, DurableSendsBroker, PublishMetrics, TypedQueuesBroker, LedgerAckedRabbitmqBroker
 ):
     """The RabbitMQ broker with ledger-deferred acks, measuring every publish; a running job's
     sends and long delays go to PostgreSQL first (``jobcore.sends``); queues of the configured
-    type (``jobcore.queue_types``)."""
+    type (``jobcore.queue_types``); each hook is emitted only to the middleware that define it
+    (``jobcore.hooks``)."""
 
 
 def build_broker(settings: Settings) -> Broker:

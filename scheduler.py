@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from jobcore import logs
+from jobcore import logs, outbox
 from jobcore.metrics.exposition import serve_process_metrics
 from middleware.outbox_relay import build_relay
 from shop.scheduling import entries as schedule_entries
@@ -98,10 +98,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ", ".join(e.name for e in entries),
     )
     # the scheduler relays outbox rows too: due delays keep leaving while no worker runs
+    # and publishes the scheduler's own fires: they are due at commit, the commit wakes it
     relay = build_relay(settings, broker.broker).start()
+    outbox.relay_sends_with(relay)
     try:
         scheduler.run(stop)
     finally:
+        outbox.relay_sends_with(None)
         relay.stop()
     return 0
 

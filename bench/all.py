@@ -5,14 +5,15 @@
    the shopjobs full stack (``bench.run_shopjobs``) and Celery prefork c2 (acks_late; the
    anchors' own venv, ``ANCHOR_PYTHON``, default /tmp/anchors-venv/bin/python). Ratios of the
    medians, and per round.
-2. The ledger at scale (``bench.ledger_scale --rows R``).
-3. Worker RSS over many jobs (``bench.rss --jobs J``).
-
-The drain ratio is the stack of today's main (before durable sends, [10]): its publish path
-changes with them, so it is measured again on top of them.
+2. Enqueue: a service's N sends through the outbox and the relay, first commit to last
+   confirm, against Dramatiq's confirmed ``enqueue`` (``bench.relay_rate``, alternating).
+3. Latency from enqueue to start at a steady 500 msgs/s, the stack against bare Dramatiq
+   (``bench.latency``, alternating).
+4. The ledger at scale (``bench.ledger_scale --rows R``).
+5. Worker RSS over many jobs (``bench.rss --jobs J``).
 
 usage: python -m bench.all [--rounds 5] [--n 20000] [--ledger-rows 10000000]
-                           [--rss-jobs 100000] [--only drain,ledger,rss]
+                           [--rss-jobs 100000] [--only drain,enqueue,latency,ledger,rss]
 """
 
 from __future__ import annotations
@@ -109,6 +110,55 @@ def drain(rounds: int, n: int) -> list[tuple[str, str, str, str, str]]:
     ]
 
 
+def enqueue(rounds: int, n: int) -> list[tuple[str, str, str, str, str]]:
+    print(f"== enqueue through the outbox and relay (N={n})", flush=True)
+    out = run(
+        [sys.executable, "-m", "bench.relay_rate", "--n", str(n), "--rounds", str(rounds)],
+        _anchor.ROOT,
+    )
+    by_name = {}
+    for line in out.splitlines():
+        if line.startswith("SUMMARY "):
+            by_name[line.split()[1]] = dict(FIELD.findall(line))
+    theirs = float(by_name["dramatiq_confirmed_enqueue"]["median"])
+    ours = by_name["outbox_service_relay"]
+    o = float(ours["median"])
+    return [
+        (
+            (
+                f"enqueue: outbox + relay, {ours['per_tx']} sends per commit, first commit to last"
+                f" confirm (median of {rounds}) vs Dramatiq's confirmed enqueue"
+            ),
+            f"{o:.0f} msgs/s",
+            f"{theirs:.0f} msgs/s",
+            f"{o / theirs:.1f}x",
+            ">= 5x",
+        )
+    ]
+
+
+def latency(rounds: int) -> list[tuple[str, str, str, str, str]]:
+    print("== latency from enqueue to start at 500 msgs/s", flush=True)
+    out = run([sys.executable, "-m", "bench.latency", "--rounds", str(rounds)], _anchor.ROOT)
+    s = fields(out, "SUMMARY")
+    return [
+        (
+            f"enqueue-to-start p50 at 500 msgs/s (median of {rounds})",
+            f"{float(s['shop_p50_ms']):.1f} ms",
+            f"{float(s['bare_p50_ms']):.1f} ms",
+            f"{float(s['p50_ratio']):.2f}x",
+            "<= 1.5x",
+        ),
+        (
+            f"enqueue-to-start p99 at 500 msgs/s (median of {rounds})",
+            f"{float(s['shop_p99_ms']):.1f} ms",
+            f"{float(s['bare_p99_ms']):.1f} ms",
+            f"{float(s['p99_ratio']):.2f}x",
+            "(reported)",
+        ),
+    ]
+
+
 def ledger(rows: int) -> list[tuple[str, str, str, str, str]]:
     print(f"== ledger at scale ({rows:,} rows)", flush=True)
     out = run(
@@ -180,12 +230,15 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--ledger-rows", type=int, default=10_000_000)
     ap.add_argument("--rss-jobs", type=int, default=100_000)
-    ap.add_argument("--only", default="drain,ledger,rss")
+    ap.add_argument("--only", default="drain,enqueue,latency,rss,ledger")
+    ap.add_argument("--other-rounds", type=int, default=3, help="rounds of enqueue and latency")
     a = ap.parse_args()
     parts = set(a.only.split(","))
     table: list[tuple[str, str, str, str, str]] = []
     steps = (
         ("drain", lambda: drain(a.rounds, a.n)),
+        ("enqueue", lambda: enqueue(a.other_rounds, a.n)),
+        ("latency", lambda: latency(a.other_rounds)),
         ("rss", lambda: rss(a.rss_jobs)),
         ("ledger", lambda: ledger(a.ledger_rows)),
     )

@@ -12,7 +12,10 @@ confirmed publish from the job's thread).
 Prints each run's RESULT line, then the medians and the ratios (target >= 0.8 of bare, goal 0.9;
 durable / direct must not fall below 1.0 by more than the noise).
 
-usage: python -m bench.ledger_overhead [--n 20000] [--rounds 3] [--sends]
+``--before-tree DIR`` also runs the stack of another checkout (``git archive <commit> | tar -x
+-C DIR``) in every round, for a before/after ratio of a change measured in the same run.
+
+usage: python -m bench.ledger_overhead [--n 20000] [--rounds 3] [--sends] [--before-tree DIR]
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def run(cmd: list[str], cwd: str, env: dict[str, str] | None = None) -> int:
         text=True,
         timeout=900,
         check=False,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "SHOPJOBS_ANCHOR_BENCH": _anchor.ANCHOR_DIR, **(env or {})},
     )
     sys.stdout.write(out.stdout)
     match = RESULT.search(out.stdout)
@@ -57,15 +60,18 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=2)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--sends", action="store_true", help="also jobs that send one follow-up each")
+    ap.add_argument("--before-tree", help="a checkout of the stack before a change")
     a = ap.parse_args()
     py = sys.executable
     shape = ["--processes", str(a.processes), "--threads", str(a.threads)]
     shop = [py, "-m", "bench.run_shopjobs", str(a.n), *shape]
     bare_cmd = [py, os.path.join(_anchor.ANCHOR_DIR, "bench_dramatiq.py"), str(a.n), *shape]
     runs: dict[str, list[int]] = {
-        k: [] for k in ("bare", "durable", "direct", "durable_sends", "direct_sends")
+        k: [] for k in ("bare", "durable", "direct", "durable_sends", "direct_sends", "before")
     }
     for _ in range(a.rounds):
+        if a.before_tree:
+            runs["before"].append(run(shop, a.before_tree))
         runs["bare"].append(run([*bare_cmd, "--confirm", "1"], _anchor.ANCHOR_DIR))
         runs["durable"].append(run(shop, _anchor.ROOT))
         runs["direct"].append(run(shop, _anchor.ROOT, DIRECT))
@@ -79,6 +85,7 @@ def main() -> None:
         "direct": "shopjobs_full_stack_direct_sends",
         "durable_sends": "shopjobs_one_follow_up_durable_sends",
         "direct_sends": "shopjobs_one_follow_up_direct_sends",
+        "before": "shopjobs_full_stack_before_tree",
     }
     for key, value in med.items():
         print(f"SUMMARY {names[key]} msgs_per_s median={value:.0f} runs={runs[key]}")
@@ -94,6 +101,12 @@ def main() -> None:
     )
     print(f"RATIO direct sends / bare of medians = {med['direct'] / med['bare']:.2f} (before [10])")
     print(f"RATIO durable / direct of medians = {med['durable'] / med['direct']:.2f}")
+    if a.before_tree:
+        print(
+            f"RATIO after / before (the tree) of medians = {med['durable'] / med['before']:.2f}"
+            f" (per round {per_round('durable', 'before')}); before / bare ="
+            f" {med['before'] / med['bare']:.2f}"
+        )
     if a.sends:
         print(
             "RATIO one follow-up each, durable / direct of medians = "

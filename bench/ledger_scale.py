@@ -7,7 +7,8 @@ concern an order (8 jobs per order), ~3 % failed or dead. Indexes are dropped fo
 rebuilt after it (as one restores a dump), then the table is vacuumed and analysed. Then:
 
 - p50/p99 of 1,000 lookups by message id (``jobs show``; goal p99 < 2 ms) and by order
-  (``jobs order``; goal < 5 ms), each in a session of its own, random ids, through the
+  (``jobs order``; goal < 5 ms), each in a read-only session of its own (``db.read_scope``, as
+  the commands use), random ids, through the
   project's query functions (client side), and the same statements timed by PostgreSQL
   itself (planning + execution: the index's share, apart from Python and scheduling);
 - ``jobs list --state failed --since 2h``'s query (goal < 200 ms), repeated, and the command
@@ -312,7 +313,13 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--lookups", type=int, default=1000)
     ap.add_argument("--baseline-s", type=float, default=5.0)
-    ap.add_argument("--prune-batch", type=int, default=5000, help="rows per prune transaction")
+    ap.add_argument(
+        "--prune-batch",
+        type=int,
+        default=1000,
+        help="rows per prune transaction (1000: SHOPJOBS_CLEANUP_BATCH_SIZE's default, what the "
+        "scheduled prune uses)",
+    )
     ap.add_argument("--explain", action="store_true", help="print the plans of the queries")
     ap.add_argument(
         "--skip-load",
@@ -350,13 +357,13 @@ def main() -> None:
 
     def by_id() -> Iterator[None]:
         for mid in ids:
-            with db.session_scope() as s:
+            with db.read_scope() as s:
                 assert queries.job(s, mid) is not None
             yield
 
     def by_order() -> Iterator[None]:
         while True:
-            with db.session_scope() as s:
+            with db.read_scope() as s:
                 queries.history_of_order(s, rng.randrange(1, max_order + 1))
             yield
 
@@ -371,7 +378,7 @@ def main() -> None:
     results["by_order_p99_ms"] = _pct(order_times, 0.99) * 1000
 
     def failed_list() -> None:
-        with db.session_scope() as s:
+        with db.read_scope() as s:
             since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
             queries.jobs(s, state="failed", since=since)
 

@@ -5,16 +5,25 @@ thread had to wait for the ledger's commit, 8 threads would spend most of their 
 Instead the consumer defers the ack (or reject) until the ledger writer has committed the
 message's final state, and the thread moves on. Unacked messages count against the prefetch
 limit, so a ledger that cannot write stops the intake instead of losing outcomes.
+
+One commit releases many acks: the consumer collects the tags of a commit and sends one
+``basic_ack(multiple=True)`` up to the highest of them below every delivery of the channel
+still unsettled (running, waiting for the ledger, delayed, handed back), and single acks for
+the rest; so a message is never acked before its own final state is committed, and a rejected
+or requeued one is never covered by a multiple ack.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
+import pika.exceptions
 from dramatiq.brokers.rabbitmq import RabbitmqBroker, _RabbitmqConsumer
+from dramatiq.errors import ConnectionClosed
 
 from jobcore.ledger.writer import LedgerWriter
 
@@ -54,6 +63,18 @@ def _well_formed(message: Any) -> bool:
     )
 
 
+def split_acks(tags: Iterable[int], unsettled: Iterable[int]) -> tuple[int | None, list[int]]:
+    """The highest tag one ``basic_ack(multiple=True)`` may cover, and the tags to ack singly.
+
+    A multiple ack settles every delivery of the channel up to its tag, so it may only reach
+    below the lowest delivery still unsettled; the tags above that are acked one by one.
+    """
+    ordered = sorted(tags)
+    lowest = min(unsettled, default=None)
+    below = len(ordered) if lowest is None else bisect.bisect_left(ordered, lowest)
+    return (ordered[below - 1] if below else None), ordered[below:]
+
+
 class LedgerAckedConsumer(_RabbitmqConsumer):
     """A RabbitMQ consumer whose acks and rejects follow the ledger's commits."""
 
@@ -62,6 +83,10 @@ class LedgerAckedConsumer(_RabbitmqConsumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.iterator = _RememberingIterator(self.iterator)
+        # held while a tag leaves known_tags until its ack or reject is queued on the
+        # connection: a multiple ack decided in between would settle a rejected message
+        self._settling = threading.Lock()
+        self._committed: list[int] = []  # tags whose final state is committed, not yet acked
 
     def __next__(self) -> Any:
         message = super().__next__()
@@ -75,30 +100,69 @@ class LedgerAckedConsumer(_RabbitmqConsumer):
                 self.broker.on_undecodable(self.queue_name, last[2])
             except Exception:
                 self.logger.critical("could not store a malformed message", exc_info=True)
-        self.known_tags.discard(message._tag)
-        _RabbitmqConsumer._nack(self, message._tag)
+        with self._settling:
+            self.known_tags.discard(message._tag)
+            _RabbitmqConsumer._nack(self, message._tag)
         return None
 
-    def _deferred(self, action: Any, message: Any) -> None:
+    def ack(self, message: Any) -> None:
         ticket = getattr(message, TICKET_ATTRIBUTE, None)
         writer = self.broker.ledger
         if ticket is None or writer is None:
-            action(message)
+            self._committed_tag(message._tag)
+            self._send_acks()
         else:
-            writer.when_durable(ticket, partial(action, message))
+            writer.when_durable(
+                ticket, partial(self._committed_tag, message._tag), then=self._send_acks
+            )
 
-    def ack(self, message: Any) -> None:
-        self._deferred(super().ack, message)
+    def _committed_tag(self, tag: int) -> None:
+        with self._settling:
+            self._committed.append(tag)
+
+    def _send_acks(self) -> None:
+        """Ack every collected tag: one multiple ack where the channel allows it, singly above."""
+        with self._settling:
+            collected, self._committed = self._committed, []
+            tags = []
+            for tag in collected:
+                try:
+                    self.known_tags.remove(tag)
+                    tags.append(tag)
+                except KeyError:
+                    self.logger.warning("Failed to ack message: not in known tags.")
+            if not tags:
+                return
+            # the consumer thread adds newer tags to known_tags meanwhile; all are above every
+            # collected tag (delivery tags grow, and these were delivered before), and min()
+            # over a set of ints runs without releasing the GIL
+            upto, singles = split_acks(tags, self.known_tags)
+            try:
+                self.connection.add_callback_threadsafe(partial(self._basic_acks, upto, singles))
+            except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as e:
+                raise ConnectionClosed(e) from None
+
+    def _basic_acks(self, upto: int | None, singles: list[int]) -> None:
+        if upto is not None:
+            self.channel.basic_ack(upto, multiple=True)
+        for tag in singles:
+            self.channel.basic_ack(tag)
 
     def nack(self, message: Any) -> None:
-        self._deferred(self._nack_message, message)
+        ticket = getattr(message, TICKET_ATTRIBUTE, None)
+        writer = self.broker.ledger
+        if ticket is None or writer is None:
+            self._nack_message(message)
+        else:
+            writer.when_durable(ticket, partial(self._nack_message, message))
 
     def _nack_message(self, message: Any) -> None:
-        _regular_nack.active = True
-        try:
-            _RabbitmqConsumer.nack(self, message)
-        finally:
-            _regular_nack.active = False
+        with self._settling:
+            _regular_nack.active = True
+            try:
+                _RabbitmqConsumer.nack(self, message)
+            finally:
+                _regular_nack.active = False
 
     def _nack(self, tag: Any) -> None:
         last = self.iterator.last

@@ -22,6 +22,7 @@ _lock = threading.Lock()
 _engine: Engine | None = None
 _engine_pid: int | None = None
 _factory: sessionmaker[Session] | None = None
+_read_factory: sessionmaker[Session] | None = None
 _settings: JobSettings | None = None
 
 
@@ -35,16 +36,16 @@ def configure(settings: JobSettings) -> None:
 
 
 def _drop_engine() -> None:
-    global _engine, _engine_pid, _factory
+    global _engine, _engine_pid, _factory, _read_factory
     if _engine is not None:
         # close=False: in a forked child the parent's connections must not be closed from here
         _engine.dispose(close=_engine_pid == os.getpid())
-    _engine, _engine_pid, _factory = None, None, None
+    _engine, _engine_pid, _factory, _read_factory = None, None, None, None
 
 
 def get_engine() -> Engine:
     """The engine of this process, created on first use after fork."""
-    global _engine, _engine_pid, _factory
+    global _engine, _engine_pid, _factory, _read_factory
     pid = os.getpid()
     engine = _engine
     if engine is not None and _engine_pid == pid:
@@ -72,6 +73,9 @@ def get_engine() -> Engine:
             )
             _engine_pid = pid
             _factory = sessionmaker(_engine, expire_on_commit=False)
+            _read_factory = sessionmaker(
+                _engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+            )
         return _engine
 
 
@@ -100,6 +104,20 @@ def session_scope() -> Iterator[Session]:
     except BaseException:
         session.rollback()
         raise
+    finally:
+        session.close()
+
+
+@contextmanager
+def read_scope() -> Iterator[Session]:
+    """A session that only reads: every statement runs on its own (autocommit), so a lookup
+    costs one round trip instead of three (BEGIN, the query, COMMIT). Writes made in it are
+    not atomic: use ``session_scope`` for them."""
+    get_engine()
+    assert _read_factory is not None
+    session = _read_factory()
+    try:
+        yield session
     finally:
         session.close()
 

@@ -1,7 +1,9 @@
 """OutboxRelay: every worker process runs an outbox relay thread (``jobcore.relay``).
 
 It publishes the sends its jobs committed (woken by the ledger writer right after the
-commit), delays held in PostgreSQL when they come due, and stragglers of any producer. Every
+commit), what the process's services commit with ``jobcore.outbox.enqueue`` (woken by their
+commit: a job fanning out thousands of sends waits for no confirm), delays held in
+PostgreSQL when they come due, and stragglers of any producer. Every
 process runs one: ``FOR UPDATE SKIP LOCKED`` keeps them off each other's rows, and one dead
 process leaves the work to the others.
 """
@@ -13,6 +15,7 @@ from typing import Any
 import dramatiq
 from dramatiq import Broker, Middleware
 
+from jobcore import outbox
 from jobcore.ledger.writer import LedgerWriter
 from jobcore.metrics.failures import counts_failures
 from jobcore.relay import Publisher, Relay, connect_psycopg
@@ -52,11 +55,13 @@ class OutboxRelay(Middleware):
 
     def after_worker_boot(self, broker: Broker, worker: dramatiq.Worker) -> None:
         self.relay = build_relay(self.settings, broker).start()
+        outbox.relay_sends_with(self.relay)
         if self.writer is not None:
             self.writer.sends_committed = self.relay.wake
 
     def before_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
         if self.relay is not None:
+            outbox.relay_sends_with(None)
             # the ledger's last commits (and their sends) come first, then the last round
             if self.writer is not None:
                 self.writer.flush(timeout=10)

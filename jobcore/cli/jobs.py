@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from jobcore.cli.output import emit, emit_record
-from jobcore.db import session_scope
+from jobcore.db import read_scope, session_scope
 from jobcore.errors import InvalidInput
 from jobcore.ledger import queries as ledger_queries
 from jobcore.ledger.states import State
@@ -94,7 +94,7 @@ def register(groups: Any) -> None:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    with session_scope() as s:
+    with read_scope() as s:
         row = ledger_queries.job(s, args.message_id)
         if row is None:
             print(f"no job with message id {args.message_id}", file=sys.stderr)
@@ -111,7 +111,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     if args.limit <= 0:
         raise InvalidInput("--limit must be positive")
-    with session_scope() as s:
+    with read_scope() as s:
         rows = [
             ledger_queries.as_dict(r)
             for r in ledger_queries.jobs(
@@ -128,7 +128,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_order(args: argparse.Namespace) -> int:
-    with session_scope() as s:
+    with read_scope() as s:
         rows = [
             ledger_queries.as_dict(r) for r in ledger_queries.history_of_order(s, args.order_id)
         ]

@@ -161,6 +161,7 @@ class LedgerWriter:
         self._pending: dict[str, Change] = {}
         self._seq = 0
         self._durable_seq = 0
+        self._settled_seq = 0  # committed and its callbacks (deferred acks) run
         self._urgent = False
         self._pid: int | None = None
         self._thread: threading.Thread | None = None
@@ -169,7 +170,7 @@ class LedgerWriter:
         self.rows_written = 0
         self.failures = 0
         self.dropped = 0
-        self._callbacks: list[tuple[int, Callable[[], None]]] = []
+        self._callbacks: list[tuple[int, Callable[[], None], Callable[[], None] | None]] = []
         # called (in the flusher thread) after a commit that stored job sends: wakes the relay
         self.sends_committed: Callable[[], None] | None = None
 
@@ -202,39 +203,54 @@ class LedgerWriter:
                     "ledger not writable for %.0fs; holding the ack", time.monotonic() - started
                 )
 
-    def when_durable(self, ticket: int, callback: Callable[[], None]) -> None:
-        """Run ``callback`` (in the flusher thread) once ``ticket`` is committed; at once if it is."""
+    def when_durable(
+        self,
+        ticket: int,
+        callback: Callable[[], None],
+        *,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Run ``callback`` (in the flusher thread) once ``ticket`` is committed; at once if it is.
+
+        ``then`` runs once after all the callbacks of one commit that name it, in the same
+        thread: callbacks that only collect (the acks of one channel) act on what they collected
+        together, one ``basic_ack(multiple=True)`` for a whole commit.
+        """
         with self._cv:
             if self._durable_seq < ticket:
-                self._callbacks.append((ticket, callback))
+                self._callbacks.append((ticket, callback, then))
                 self._urgent = True
                 self._cv.notify_all()
                 return
-        callback()
+        _call(callback)
+        if then is not None:
+            _call(then)
 
     def _run_callbacks(self) -> None:
         with self._cv:
-            ready = [cb for t, cb in self._callbacks if t <= self._durable_seq]
+            durable = self._durable_seq
+            ready = [(cb, then) for t, cb, then in self._callbacks if t <= durable]
             if not ready:
                 return
-            self._callbacks = [(t, cb) for t, cb in self._callbacks if t > self._durable_seq]
-        for callback in ready:
-            try:
-                callback()
-            except Exception:
-                logger.warning(
-                    "deferred ack failed; the message will be redelivered", exc_info=True
-                )
+            self._callbacks = [item for item in self._callbacks if item[0] > durable]
+        thens: dict[Callable[[], None], None] = {}
+        for callback, then in ready:
+            _call(callback)
+            if then is not None:
+                thens[then] = None
+        for then in thens:
+            _call(then)
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Write everything buffered so far (producers call it before exit)."""
+        """Write everything buffered so far and run its deferred acks (producers call it before
+        exit; a consumer before it closes its connection)."""
         with self._cv:
-            if self._thread is None or self._pid != os.getpid():
+            if self._thread is None or self._pid != _pid:
                 return not self._pending
             ticket = self._seq
             self._urgent = True
             self._cv.notify_all()
-            return self._cv.wait_for(lambda: self._durable_seq >= ticket, timeout=timeout)
+            return self._cv.wait_for(lambda: self._settled_seq >= ticket, timeout=timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         self.flush(timeout)
@@ -244,14 +260,14 @@ class LedgerWriter:
 
     # -- the flusher -----------------------------------------------------------------------
     def _ensure_thread(self) -> None:
-        pid = os.getpid()
+        pid = _pid
         if self._pid == pid and self._thread is not None:
             return
         # a forked child inherits the parent's buffer but not its thread: start afresh
         self._pid = pid
         self._pending = {}
         self._callbacks = []
-        self._seq = self._durable_seq = 0
+        self._seq = self._durable_seq = self._settled_seq = 0
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="ledger-flusher", daemon=True)
         self._thread.start()
@@ -323,6 +339,9 @@ class LedgerWriter:
                 self._durable_seq = max(self._durable_seq, seq)
                 self._cv.notify_all()
             self._run_callbacks()
+            with self._cv:
+                self._settled_seq = max(self._settled_seq, seq)
+                self._cv.notify_all()
         if conn is not None:
             conn.close()
 
@@ -359,6 +378,26 @@ class LedgerWriter:
             cur.execute(_UPSERT, (json.dumps(rows, separators=(",", ":")),))
             _write_sends(cur, batch)
         conn.commit()
+
+
+def _call(callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:
+        logger.warning("deferred ack failed; the message will be redelivered", exc_info=True)
+
+
+# This process's pid, kept by a fork hook: record() runs per message, and os.getpid() is a
+# system call each time (a child must start its own flusher, see _ensure_thread).
+_pid = os.getpid()
+
+
+def _refresh_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_refresh_pid)
 
 
 def _absorb_sends(change: Change, newer: Change) -> None:

@@ -47,14 +47,17 @@ def prune_job_ledger_by_policy(succeeded_days: int, failed_days: int, batch: int
 # the (state, state_changed_at) index. Picking rows by message_id instead (as the generic
 # delete_in_batches does) made PostgreSQL walk the primary key and filter, past every row
 # already deleted: 9 s a batch at 2 M rows, quadratic in the rows to prune.
+# The rows are deleted by their ctid (a TID scan: straight to their pages), not joined back
+# through the primary key: one index descent per row less, so each batch holds the WAL and the
+# disk for less time while the workers' ledger commits wait behind it.
 _PRUNE_BATCH = text("""
 WITH doomed AS (
-    SELECT message_id FROM job_ledger
+    SELECT ctid FROM job_ledger
     WHERE state = :state AND state_changed_at >= :after AND state_changed_at < :cutoff
     ORDER BY state_changed_at LIMIT :batch FOR UPDATE SKIP LOCKED
 )
-DELETE FROM job_ledger j USING doomed WHERE j.message_id = doomed.message_id
-RETURNING j.state_changed_at
+DELETE FROM job_ledger WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed))
+RETURNING state_changed_at
 """)
 
 

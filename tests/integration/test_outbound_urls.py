@@ -18,6 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from PIL import Image
 
+# the parties' calls hold limit slots in the run's database (not emptied per test here: the limit
+# remembers per process that its slots exist, and the clean fixture's TRUNCATE would drop them)
+import broker  # noqa: F401  (builds and installs the settings, configures the engine)
 from shop.catalog import images
 from shop.integrations import providers
 from shop.integrations.http_clients import ProviderRejected, ProviderUnavailable
@@ -155,7 +158,7 @@ def _settings(**env: str) -> Settings:
 
 @pytest.mark.parametrize("target", ["inside", "metadata"])
 def test_the_parties_clients_never_follow_a_redirect_to_loopback_or_the_metadata_address(
-    servers, target
+    infrastructure, servers, target
 ):
     # Given the payment provider, warehouse and carrier configured at a listed loopback endpoint
     # that answers every request with a redirect to 127.0.0.1 (another port) or 169.254.169.254
@@ -184,7 +187,9 @@ def test_the_parties_clients_never_follow_a_redirect_to_loopback_or_the_metadata
     assert len(source.hits) == 3 and inside.hits == []
 
 
-def test_the_parties_clients_refuse_an_unlisted_loopback_endpoint_and_reach_a_listed_one(servers):
+def test_the_parties_clients_refuse_an_unlisted_loopback_endpoint_and_reach_a_listed_one(
+    infrastructure, servers
+):
     source = servers["source"]
     url = _url(source, "")
     # not listed: the provider's own configured host on loopback is refused before connecting
@@ -212,7 +217,7 @@ def test_the_parties_clients_refuse_an_unlisted_loopback_endpoint_and_reach_a_li
 
 @pytest.mark.parametrize("target", ["inside", "metadata"])
 def test_the_sms_gateway_client_never_follows_a_redirect_and_refuses_an_unlisted_loopback(
-    servers, target
+    infrastructure, servers, target
 ):
     source, inside = servers["source"], servers["inside"]
     source.redirect_all = _url(inside, "/x") if target == "inside" else METADATA  # type: ignore[attr-defined]

@@ -59,3 +59,58 @@ def test_the_relay_publishes_what_an_after_commit_publish_missed(clean):
     assert published == 1
     wait_until(lambda: amqp.depth("tests") == 1, what="relayed message")
     assert _outbox_rows() == 0
+
+
+def test_a_transactions_sends_are_written_together_seen_by_its_own_queries_and_a_savepoint_keeps_its_own(
+    clean,
+):
+    # Given a transaction that sends, reads its own job back, sends inside a savepoint that
+    # rolls back, then sends 200 more
+    amqp.declare("tests")
+    with session_scope() as s:
+        first = outbox.enqueue(s, noop, 1)
+        assert s.get(LedgerEntry, first).state == "enqueued"  # its own query sees the row
+        with pytest.raises(RuntimeError), s.begin_nested():
+            undone = outbox.enqueue(s, noop, 2)
+            raise RuntimeError("the savepoint's business write failed")
+        many = [outbox.enqueue(s, noop, 100 + i) for i in range(200)]
+
+    # Then every send but the savepoint's is recorded and published, once
+    wait_until(lambda: amqp.depth("tests") == 201, what="201 messages published")
+    with session_scope() as s:
+        assert s.get(LedgerEntry, undone) is None
+        recorded = s.scalar(
+            select(func.count())
+            .select_from(LedgerEntry)
+            .where(LedgerEntry.message_id.in_([first, *many]))
+        )
+    assert recorded == 201
+    assert _outbox_rows() == 0
+
+
+def test_with_a_relay_in_the_process_the_commit_wakes_it_and_nothing_waits_for_a_confirm(clean):
+    # Given this process hands its sends to a relay
+    import broker
+    from middleware.outbox_relay import build_relay
+
+    amqp.declare("tests")
+    relay = build_relay(broker.settings, broker.broker)
+    relay.poll_s = 60.0  # only a wake makes it look
+    relay.start()
+    outbox.relay_sends_with(relay)
+    try:
+        # When a transaction sends 50 messages and commits
+        with session_scope() as s:
+            sent = [outbox.enqueue(s, noop, i) for i in range(50)]
+            assert "shopjobs.outbox" not in s.info  # no publish of its own after commit
+
+        # Then the relay, woken by the commit, publishes them all and empties the outbox
+        wait_until(lambda: amqp.depth("tests") == 50, timeout=10, what="relayed at once")
+        wait_until(lambda: _outbox_rows() == 0, what="outbox emptied")
+        assert relay.published == 50
+        with session_scope() as s:
+            states = s.scalars(select(LedgerEntry.state).where(LedgerEntry.message_id.in_(sent)))
+            assert set(states) == {"enqueued"}
+    finally:
+        outbox.relay_sends_with(None)
+        relay.stop()

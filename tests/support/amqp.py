@@ -21,6 +21,11 @@ def channel() -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
         conn.close()
 
 
+def vhost() -> str:
+    """The test run's vhost (its name in ``SHOPJOBS_AMQP_URL``)."""
+    return pika.URLParameters(os.environ["SHOPJOBS_AMQP_URL"]).virtual_host
+
+
 def depth(queue: str) -> int:
     """Ready messages in ``queue`` (-1 when it does not exist)."""
     with channel() as ch:
