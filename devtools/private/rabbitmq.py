@@ -200,14 +200,19 @@ class RabbitNode:
         self, *args: str, tool: str = "rabbitmqctl", check: bool = True, timeout: float = 120
     ) -> str | None:
         """Run a CLI command against this node; its output (None when it failed and not check)."""
-        out = subprocess.run(
-            [*ctl_command(self.node, tool), *args],
-            env=ctl_env(self.home),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        try:
+            out = subprocess.run(
+                [*ctl_command(self.node, tool), *args],
+                env=ctl_env(self.home),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            if check:
+                raise
+            return None  # a loaded machine's CLI call: the caller polls again
         if out.returncode != 0:
             if check:
                 raise RuntimeError(
