@@ -7,6 +7,8 @@ quorum queues, and a 3-node cluster with quorum queues. Each round runs every co
 turn (``bench.run_shopjobs``: N no-op jobs sent, then drained by P processes x 8 threads);
 the table gives the median drain rate of each and its ratio to the baseline.
 
+The single-process row gives the rate per worker process (for sizing, docs/sizing.md).
+
 usage: python -m bench.cluster_throughput [--n 5000] [--rounds 3] [--processes 2]
 """
 
@@ -71,19 +73,27 @@ def main(argv: list[str] | None = None) -> int:
             single.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         cluster.add_vhost("quorum")
         configs = [
-            ("1 node, classic queues", single.url("classic"), single.url("classic"), "classic"),
-            ("1 node, quorum queues", single.url("quorum"), single.url("quorum"), "quorum"),
+            ("1 node, classic queues", single.url("classic"), single.url("classic"), "classic", 0),
+            (
+                "1 node, classic queues, 1 process",
+                single.url("classic"),
+                single.url("classic"),
+                "classic",
+                1,
+            ),
+            ("1 node, quorum queues", single.url("quorum"), single.url("quorum"), "quorum", 0),
             (
                 "3-node cluster, quorum queues",
                 cluster.url("quorum"),
                 cluster.nodes[0].url("quorum"),
                 "quorum",
+                0,
             ),
         ]
         rates: dict[str, list[float]] = {name: [] for name, *_ in configs}
         for round_no in range(1, args.rounds + 1):
-            for name, url, bench_url, queue_type in configs:
-                rate = drain_rate(url, bench_url, queue_type, args.n, args.processes)
+            for name, url, bench_url, queue_type, processes in configs:
+                rate = drain_rate(url, bench_url, queue_type, args.n, processes or args.processes)
                 rates[name].append(rate)
                 print(f"round {round_no}: {name}: {rate:,.0f} jobs/s", flush=True)
         baseline = statistics.median(rates[configs[0][0]])
