@@ -108,7 +108,8 @@ def node_lost(
         shop_load.orders(load, h.rng, half, products)
         at_progress(load, 0.3, timeout=300)
         stopped_at = time.monotonic()
-        victim.stop()
+        victim.stop()  # returns once the node's VM has exited (its pid file's process)
+        down_at = time.monotonic()
         # the shop keeps selling; the first of these orders to start shows the consumers and
         # publishers on a live node (jobs prefetched before the stop prove nothing)
         sent_before = len(load.message_ids)
@@ -116,6 +117,7 @@ def node_lost(
         after_stop = load.message_ids[sent_before:]
         when(lambda: _started(after_stop) > 0, 120, "an order sent after the stop to start")
         resumed_in = round(time.monotonic() - stopped_at, 1)
+        resumed_after_down = round(time.monotonic() - down_at, 1)
         shop_load.orders(load, h.rng, orders - half - 50, products)
         leaders_during = cluster.queue_leaders(vhost)
         threading.Event().wait(max(0.0, down_s - (time.monotonic() - stopped_at)))
@@ -126,7 +128,9 @@ def node_lost(
             "node_stopped": victim.node,
             "orders_leader_before": leaders_before.get("orders"),
             "orders_leader_during": leaders_during.get("orders"),
+            "stop_took_s": round(down_at - stopped_at, 1),
             "consumers_resumed_in_s": resumed_in,
+            "resumed_after_node_down_s": resumed_after_down,
             "consumer_restarts": worker.log().count("Restarting consumer"),
             "rejoined_nodes": len(cluster.running_nodes()),
         }
