@@ -130,7 +130,10 @@ class ConcurrencyLimit:
                 "lease_s": self.lease_ms / 1000,
             },
         )
-        return None if row is None else (int(row[0]), holder)  # type: ignore[call-overload]
+        if row is None:
+            _ensured.discard(ensured)  # the rows may be gone (a TRUNCATE): make them next time
+            return None
+        return int(row[0]), holder  # type: ignore[call-overload]
 
     def release(self, slot: int, holder: str) -> None:
         _execute(_RELEASE, {"key": self.key, "slot": slot, "holder": holder})

@@ -174,6 +174,7 @@ WITH v AS (
              ELSE to_timestamp(at + eta_ms / 1000.0) END,
         0, args::jsonb, order_id, user_id, job_id
     FROM v
+    ORDER BY message_id  -- the ledger writer's lock order (jobcore.ledger.writer)
     ON CONFLICT (message_id) DO NOTHING
 )
 INSERT INTO outbox (message_id, queue, body, delay_ms, due_at)

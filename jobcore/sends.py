@@ -183,6 +183,7 @@ SELECT v.message_id, v.actor, v.queue,
     now() + make_interval(secs => v.eta_ms / 1000.0), v.order_id, v.user_id, v.job_id
 FROM json_to_recordset(%(rows)s::json) AS v(message_id text, actor text, queue text, args text,
     eta_ms bigint, hold_ms bigint, order_id bigint, user_id bigint, job_id text)
+ORDER BY v.message_id  -- the ledger writer's lock order (jobcore.ledger.writer)
 ON CONFLICT (message_id) DO UPDATE SET eta = EXCLUDED.eta
 """
 

@@ -122,3 +122,19 @@ def claim(cursor: Any, wanted: list[tuple[Unique, str]]) -> dict[str, str]:
             cursor.execute(_HOLDERS, {"keys": lost})
             holders.update({key: message_id for key, message_id in cursor.fetchall()})
     return {message_id: holders[unique.key] for unique, message_id in wanted}
+
+
+_PRUNE = """
+DELETE FROM job_unique_keys WHERE key IN (
+    SELECT key FROM job_unique_keys WHERE expires_at < now() - interval '1 hour'
+    LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
+"""
+
+
+def prune(cursor: Any, batch: int = 5000) -> int:
+    """Delete up to ``batch`` keys whose window ended over an hour ago; returns how many.
+
+    Safe beside claims: an expired key is taken over by the next claim anyway, and a claim
+    that finds no row inserts one."""
+    cursor.execute(_PRUNE, {"batch": batch})
+    return int(cursor.rowcount)

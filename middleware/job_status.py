@@ -23,6 +23,7 @@ from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import MiddlewareError, SkipMessage
 
 from jobcore.acks import TICKET_ATTRIBUTE
+from jobcore.groups import GROUP_OPTION
 from jobcore.ledger.args import ledger_fields, result_json
 from jobcore.ledger.states import State
 from jobcore.ledger.writer import Change, LedgerWriter, now
@@ -135,6 +136,7 @@ class JobStatus(Middleware):
             queue=message.queue_name.removesuffix(".DQ"),
             state=state,
             state_ts=at,
+            group_id=message.options.get(GROUP_OPTION),
             **extra,
         )
 

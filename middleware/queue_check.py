@@ -30,3 +30,8 @@ class QueueCheck(Middleware):
         except QueueArgumentsMismatch as exc:
             logger.critical("%s", exc)
             sys.exit(RET_IMPORT)
+        finally:
+            # the declares opened the main thread's connection, which nothing services after
+            # boot: RabbitMQ drops it for missed heartbeats, and closing it at shutdown then
+            # wrote 3 ERROR lines per process (connection reset by peer). Close it now.
+            del broker.connection

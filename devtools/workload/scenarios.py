@@ -121,6 +121,7 @@ def phases() -> list[list[Scenario]]:
             operator_scenarios.cancel_delayed_jobs,
             catalog_scenarios.catalog_jobs,
             workflow_scenarios.unique_sends,
+            workflow_scenarios.availability_group,
         ],
         [order_scenarios.order_follow_ups, notify.refusals],
         *ops_scenarios.PHASES,

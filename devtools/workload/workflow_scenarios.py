@@ -1,4 +1,4 @@
-"""The workflow primitives in the main job: unique sends, and the limits the shop's calls take."""
+"""The workflow primitives in the main job: unique sends, a group, the limits the shop's calls take."""
 
 from __future__ import annotations
 
@@ -40,6 +40,25 @@ def unique_sends(rng: random.Random, seeded: Seeded) -> Sent:
     return sent
 
 
+def availability_group(rng: random.Random, seeded: Seeded) -> Sent:
+    """A catalog import recomputes 40 products' availability as one group; once all of them
+    have settled, one more recompute runs as the group's on_settled and on_success callbacks."""
+    from actors.inventory import update_product_availability
+    from jobcore.groups import group
+
+    sent = Sent("workflow: a group of availability updates")
+    products = rng.sample(seeded.product_ids, 40)
+    g = group(
+        [update_product_availability.message(p) for p in products],
+        on_settled=update_product_availability.message(products[0]),
+        on_success=update_product_availability.message(products[1]),
+    )
+    with session_scope() as s:
+        g.enqueue(s)
+    sent.message_ids.extend(m.message_id for m in g.children)
+    return sent
+
+
 def summary_lines() -> list[str]:
     with session_scope() as s:
         keys, jobs = s.execute(
@@ -56,7 +75,19 @@ def summary_lines() -> list[str]:
             )
         ).all()
         buckets = s.execute(text("SELECT key FROM job_rate_buckets ORDER BY key")).scalars().all()
+        groups = s.execute(
+            text(
+                "SELECT count(*), sum(total), sum(succeeded), sum(failed),"
+                " count(*) FILTER (WHERE settled_at IS NOT NULL),"
+                " count(*) FILTER (WHERE fired IS NOT NULL) FROM job_groups"
+            )
+        ).one()
     lines = [f"unique jobs: {_sent['sends']} sends of {keys} keys -> {jobs} jobs"]
+    n, total, ok, bad, settled, fired = groups
+    lines.append(
+        f"groups: {n} with {total or 0} children ({ok or 0} succeeded, {bad or 0} failed);"
+        f" {settled} settled, {fired} fired their callbacks"
+    )
     held = ", ".join(f"{key} {n} slots ({busy} held now)" for key, n, busy in slots) or "none used"
     lines.append(f"limits: concurrency {held}; rate buckets {', '.join(buckets) or 'none used'}")
     return lines

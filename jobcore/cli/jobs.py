@@ -1,4 +1,4 @@
-"""``shopjobs jobs show|list|order|tail|cancel|stranded``: what happened to a job or an order;
+"""``shopjobs jobs show|list|order|tail|cancel|stranded|group``: what happened to a job or an order;
 follow; cancel; what is stranded."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+from jobcore.cli import group_progress
 from jobcore.cli.output import emit, emit_record
 from jobcore.db import read_scope, session_scope
 from jobcore.errors import InvalidInput
@@ -91,6 +92,7 @@ def register(groups: Any) -> None:
     )
     stranded.add_argument("--json", action="store_true")
     stranded.set_defaults(run=run_stranded)
+    group_progress.register(commands)
 
 
 def run_show(args: argparse.Namespace) -> int:

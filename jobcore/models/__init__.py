@@ -8,7 +8,13 @@ from jobcore.models.base import Base, Timestamped, utcnow
 from jobcore.models.dead_letters import REASONS, CrashSuspect, DeadLetter, RequeuedMessage
 from jobcore.models.ledger import FINAL_STATES, LEDGER_STATES, LedgerEntry, OutboxMessage
 from jobcore.models.workers import WorkerProcess
-from jobcore.models.workflow import LimitSlot, RateBucket, UniqueKey
+from jobcore.models.workflow import (
+    JobGroup,
+    JobGroupMember,
+    LimitSlot,
+    RateBucket,
+    UniqueKey,
+)
 
 __all__ = [
     "FINAL_STATES",
@@ -18,6 +24,8 @@ __all__ = [
     "Base",
     "CrashSuspect",
     "DeadLetter",
+    "JobGroup",
+    "JobGroupMember",
     "LedgerEntry",
     "LimitSlot",
     "OutboxMessage",

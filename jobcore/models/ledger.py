@@ -48,6 +48,7 @@ class LedgerEntry(Base):
     user_id: Mapped[int | None] = mapped_column(BigInteger)
     job_id: Mapped[str | None] = mapped_column(String(64))
     pipeline_id: Mapped[str | None] = mapped_column(String(64))
+    group_id: Mapped[str | None] = mapped_column(String(64))  # the group it is a child of
     replay_of: Mapped[str | None] = mapped_column(String(64))
     worker: Mapped[str | None] = mapped_column(String(120))
     duplicates: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
@@ -60,6 +61,7 @@ class LedgerEntry(Base):
         ),
         Index("ix_job_ledger_order_id", "order_id", postgresql_where="order_id IS NOT NULL"),
         Index("ix_job_ledger_user_id", "user_id", postgresql_where="user_id IS NOT NULL"),
+        Index("ix_job_ledger_group_id", "group_id", postgresql_where="group_id IS NOT NULL"),
         Index("ix_job_ledger_state_changed", "state", "state_changed_at"),
         Index("ix_job_ledger_actor_enqueued", "actor", "enqueued_at"),
         Index("ix_job_ledger_changed", "state_changed_at"),

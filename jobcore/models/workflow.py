@@ -1,10 +1,12 @@
-"""The workflow primitives' tables: unique-job keys, concurrency slots, rate buckets."""
+"""The workflow primitives' tables: unique-job keys, concurrency slots, rate buckets, groups."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import DateTime, Float, Integer, String, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jobcore.models.base import Base
@@ -52,3 +54,36 @@ class RateBucket(Base):
     key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
     tokens: Mapped[float] = mapped_column(Float, nullable=False)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class JobGroup(Base):
+    """A group's barrier: how many children have reached a final state, and its callbacks.
+
+    Counted in the ledger writer's transaction that commits a child's final state (one
+    ``job_group_members`` row per child, so a child delivered twice counts once); the commit
+    that makes the count reach ``total`` writes the callbacks' sends, exactly once.
+    """
+
+    __tablename__ = "job_groups"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    total: Mapped[int] = mapped_column(Integer, nullable=False)
+    succeeded: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # {"on_success": <a Send as JSON>, ...}: the callbacks' messages, written when it settles
+    callbacks: Mapped[Any] = mapped_column(JSONB, nullable=False, server_default="{}")
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    fired: Mapped[Any | None] = mapped_column(JSONB)  # {"on_settled": <message id>, ...}
+
+
+class JobGroupMember(Base):
+    """A child of a group that has reached a final state (its first final outcome counts)."""
+
+    __tablename__ = "job_group_members"
+
+    message_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    group_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from jobcore import groups, unique
 from jobcore.db import session_scope
 from jobcore.ledger.states import State
 from jobcore.models import FINAL_STATES
@@ -29,6 +30,7 @@ def prune_job_ledger_by_policy(succeeded_days: int, failed_days: int, batch: int
     started = utcnow()
     done = _prune(succeeded_days, batch, SUCCEEDED_STATES)
     failed = _prune(failed_days, batch, FAILED_STATES)
+    workflow = prune_workflow(max(succeeded_days, failed_days), batch)
     stats = {
         "succeeded_days": succeeded_days,
         "failed_days": failed_days,
@@ -37,10 +39,32 @@ def prune_job_ledger_by_policy(succeeded_days: int, failed_days: int, batch: int
         "batches": done.batches + failed.batches,
         "largest_batch": max(done.largest_batch, failed.largest_batch),
         "by": dict(sorted((done.by + failed.by).items())),
+        **workflow,
     }
     with session_scope() as s:
         record_run(s, "cleanup.job_ledger", started, stats)
     return stats
+
+
+def prune_workflow(days: int, batch: int) -> dict[str, int]:
+    """Groups settled over ``days`` ago (kept as long as their children's ledger rows) and
+    unique keys whose window is over, in batches of one short transaction each."""
+    removed = {"groups_removed": 0, "unique_keys_removed": 0}
+    for name, prune in (
+        ("groups_removed", lambda cur: groups.prune(cur, days, batch)),
+        ("unique_keys_removed", lambda cur: unique.prune(cur, batch)),
+    ):
+        while True:
+            with session_scope() as s:
+                cursor = s.connection().connection.cursor()
+                try:
+                    n = prune(cursor)
+                finally:
+                    cursor.close()
+            removed[name] += n
+            if n < batch:
+                break
+    return removed
 
 
 # One state at a time, oldest first, from where the last batch ended: each batch is a range of

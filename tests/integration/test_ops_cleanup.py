@@ -54,6 +54,18 @@ INSERT INTO job_ledger (message_id, actor, queue, state, state_changed_at)
   SELECT 'ancient-dead-' || g, 'a', 'q', 'dead', now() - interval '70 days' FROM generate_series(1, 45) g;
 INSERT INTO job_ledger (message_id, actor, queue, state, state_changed_at)
   SELECT 'stuck-' || g, 'a', 'q', 'running', now() - interval '90 days' FROM generate_series(1, 10) g;
+INSERT INTO job_groups (id, total, succeeded, settled_at)
+  SELECT 'old-group-' || g, 2, 2, now() - interval '70 days' FROM generate_series(1, 30) g;
+INSERT INTO job_group_members (message_id, group_id, outcome)
+  SELECT 'old-child-' || g, 'old-group-' || (1 + g % 30), 'succeeded' FROM generate_series(1, 60) g;
+INSERT INTO job_groups (id, total, succeeded, settled_at)
+  VALUES ('recent-group', 1, 1, now() - interval '1 day'), ('pending-group', 5, 1, NULL);
+INSERT INTO job_group_members (message_id, group_id, outcome)
+  VALUES ('recent-child', 'recent-group', 'succeeded'), ('pending-child', 'pending-group', 'failed');
+INSERT INTO job_unique_keys (key, message_id, expires_at)
+  SELECT 'expired-' || g, 'm-expired-' || g, now() - interval '2 hours' FROM generate_series(1, 70) g;
+INSERT INTO job_unique_keys (key, message_id, expires_at)
+  VALUES ('live-key', 'm-live', now() + interval '1 hour');
 """
 
 
@@ -100,6 +112,13 @@ def test_cleanups_remove_only_rows_past_their_age_in_several_batches(start_worke
     assert runs["cleanup.abandoned_sessions"]["by"] == {"anonymous": 25, "customer": 25}
     assert runs["cleanup.old_audit_logs"]["removed"] == 130
     assert runs["cleanup.job_ledger"]["by"] == {"dead": 45, "skipped": 50, "succeeded": 50}
+    # settled groups older than the ledger keeps their children (and their members) go, and
+    # unique keys whose window ended: pending and recent groups and live keys stay
+    ledger = runs["cleanup.job_ledger"]
+    assert (ledger["groups_removed"], ledger["unique_keys_removed"]) == (30, 70)
+    assert _ids("SELECT id FROM job_groups") == ["pending-group", "recent-group"]
+    assert _count("SELECT count(*) FROM job_group_members") == 2
+    assert _ids("SELECT key FROM job_unique_keys") == ["live-key"]
     for task, stats in runs.items():
         if stats["removed"] > BATCH:
             assert stats["batches"] > 1, task

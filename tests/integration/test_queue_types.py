@@ -22,6 +22,7 @@ from jobcore.db import session_scope
 from jobcore.models import DeadLetter, LedgerEntry
 from jobcore.queue_types import QueueArgumentsMismatch, QueueType, TypedQueuesBroker
 from jobcore.relay import Publisher
+from middleware.queue_check import QueueCheck
 from shop.queues import Queue
 from tests.conftest import VHOST
 from tests.support.waiting import wait_until
@@ -271,3 +272,19 @@ def test_workers_on_quorum_queues_behind_a_down_node_run_jobs_and_park_a_crash_p
     assert wait_until(parked, timeout=90, what="the crash poison parked") == [
         (culprit.message_id, "crashed_worker")
     ]
+
+
+def test_the_boot_check_leaves_no_idle_connection_behind(own_vhost):
+    # Given a broker with declared queues, as a worker process has at boot
+    broker = _broker(own_vhost, QueueType())
+    broker.declare_queue("orders")
+    try:
+        # When QueueCheck declares them in the main thread before the workers start
+        QueueCheck().before_worker_boot(broker, None)
+        # Then the main thread's connection is closed again: nothing services it after boot, so
+        # RabbitMQ would drop it for missed heartbeats and closing it at shutdown would log
+        # 3 ERROR lines per process (connection reset by peer)
+        assert broker.connections == set()
+        assert _declares_as(own_vhost, "orders", QueueType().work_arguments("orders"))
+    finally:
+        broker.close()

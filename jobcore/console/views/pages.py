@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from jobcore import worker_registry
+from jobcore import groups, worker_registry
 from jobcore.console import filters
 from jobcore.console.auth import Principal
 from jobcore.console.queries import broker as broker_q
@@ -169,6 +169,7 @@ def job(request: Request, who: Principal) -> Response:
             raise NotFound(f"no job with message id {message_id!r}")
         lineage = jobs_q.lineage(s, row)
         siblings = jobs_q.neighbours(s, row)
+        group = groups.progress(s, row.group_id) if row.group_id else None
     from jobcore.cancellations import CANCELLABLE
     from jobcore.console.views.common import job_json
 
@@ -180,6 +181,7 @@ def job(request: Request, who: Principal) -> Response:
             {"who": a.actor, "at": a.created_at, **a.details} for a in lineage.replayed_by
         ],
         "dead_letters": [d.id for d in lineage.dead_letters],
+        "group": group,
     }
     return respond(
         request,
@@ -190,6 +192,7 @@ def job(request: Request, who: Principal) -> Response:
         row=row,
         lineage=lineage,
         siblings=siblings,
+        group=group,
         cancellable=row.state in CANCELLABLE,
     )
 
