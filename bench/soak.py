@@ -34,6 +34,8 @@ def _setup(amqp_address: str, database_url: str) -> None:
             "SHOPJOBS_AMQP_URL": f"amqp://guest:guest@{amqp_address}/{VHOST}",
             "SHOPJOBS_DATABASE_URL": database_url,
             "SHOPJOBS_LOG_FORMAT": "json",
+            # the stand-ins listen on loopback, which the outbound guard refuses unless listed
+            "SHOPJOBS_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
         }
     )
     dbadmin.create_database(database_url, recreate=True)

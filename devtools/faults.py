@@ -181,9 +181,10 @@ def close_connections(vhost: str, why: str = "chaos test") -> int:
         for line in listed.splitlines()
         if "\t" in line and line.split("\t", 1)[0] == vhost
     ]
-    for name in names:
-        with contextlib.suppress(RuntimeError):  # gone meanwhile
-            _rabbitmqctl("close_connection", name, why)
+    if names:
+        # one call, as the catalogue's close_all_connections (one close_connection per
+        # connection took ~1.5 s each on a loaded machine: 40 connections held T3 for a minute)
+        _rabbitmqctl("close_all_connections", "--vhost", vhost, why)
     return len(names)
 
 
