@@ -50,7 +50,7 @@ def _compose() -> dict:
 def _readme_services() -> set[str]:
     with open(os.path.join(ROOT, "README.md")) as fh:
         section = fh.read().split("## Metrics, logs, dashboard, compose", 1)[1].split("\n## ", 1)[0]
-    return set(re.findall(r"^\| `([a-z-]+)` \|", section, re.MULTILINE))
+    return set(re.findall(r"^\| `([a-z0-9-]+)` \|", section, re.MULTILINE))
 
 
 def test_the_compose_file_follows_the_compose_specification():
@@ -153,9 +153,9 @@ def test_the_compose_stack_has_every_part_and_monitoring_under_a_profile():
         "grafana",
     } <= set(services)
     assert services["prometheus"]["profiles"] == services["grafana"]["profiles"] == ["monitoring"]
-    assert all(
-        "profiles" not in s for n, s in services.items() if n not in ("prometheus", "grafana")
-    )
+    assert services["rabbitmq-2"]["profiles"] == services["rabbitmq-3"]["profiles"] == ["cluster"]
+    optional = ("prometheus", "grafana", "rabbitmq-2", "rabbitmq-3")
+    assert all("profiles" not in s for n, s in services.items() if n not in optional)
     with open(os.path.join(ROOT, "deploy", "rabbitmq", "enabled_plugins")) as fh:
         plugins = fh.read()
     assert "rabbitmq_management" in plugins and "rabbitmq_prometheus" in plugins
@@ -253,3 +253,35 @@ def test_compose_runs_each_process_under_the_login_of_its_database_role():
     for variable in ("OWNER", "APP", "BACKUP", "READONLY"):
         value = services["postgres"]["environment"][f"SHOPJOBS_{variable}_DB_PASSWORD"]
         assert INTERPOLATED_SECRET.match(value), variable
+
+
+def test_the_cluster_profile_joins_three_nodes_that_share_a_cookie_and_one_peer_list():
+    services = _compose()["services"]
+    nodes = [services[name] for name in ("rabbitmq", "rabbitmq-2", "rabbitmq-3")]
+    assert [n["hostname"] for n in nodes] == ["rabbitmq", "rabbitmq-2", "rabbitmq-3"]
+    cookies = {n["environment"]["RABBITMQ_ERLANG_COOKIE"] for n in nodes}
+    assert len(cookies) == 1 and INTERPOLATED_SECRET.match(cookies.pop())
+    with open(os.path.join(ROOT, "deploy", "rabbitmq", "rabbitmq.conf")) as fh:
+        conf = fh.read()
+    peers = re.findall(
+        r"^cluster_formation\.classic_config\.nodes\.\d+ = (\S+)$", conf, re.MULTILINE
+    )
+    assert peers == [f"rabbit@{n['hostname']}" for n in nodes]
+    for node in nodes:
+        assert any(v.endswith(":/etc/rabbitmq/rabbitmq.conf:ro") for v in node["volumes"])
+    # the application's queue type and node list come from the shell, checked by its settings
+    from shop.settings import Settings
+
+    env = services["workers"]["environment"]
+    nodes_env = {
+        "AMQP_MORE_NODES": ";amqp://shop:pw@rabbitmq-2:5672/%2F;amqp://shop:pw@rabbitmq-3:5672/%2F",
+        "QUEUE_TYPE": "quorum",
+        "RABBITMQ_PASSWORD": "pw",
+    }
+    settings = Settings.from_env(
+        {
+            "SHOPJOBS_AMQP_URL": _interpolate(env["SHOPJOBS_AMQP_URL"], nodes_env),
+            "SHOPJOBS_QUEUE_TYPE": _interpolate(env["SHOPJOBS_QUEUE_TYPE"], nodes_env),
+        }
+    )
+    assert settings.queue_type == "quorum" and len(settings.amqp_url.split(";")) == 3
