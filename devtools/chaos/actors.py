@@ -1,7 +1,7 @@
 """Misbehaviour a chaos run loads into its workers (``shopjobs worker actors devtools.chaos.actors``).
 
 Actors: ``chaos.poison`` always raises (T7), ``chaos.crash_poison`` kills its process every
-time it runs (T8). Switches, read from the environment of the worker group:
+time it runs (T8), ``chaos.probe`` does nothing (a fault's resume probe). Switches, read from the environment of the worker group:
 
 - ``SHOPJOBS_CHAOS_DUPLICATE=1``: every message is published twice, with the same id (T12).
 - ``SHOPJOBS_CHAOS_CRASH_AT=<point>``: the process SIGKILLs itself at a named point (T2), at
@@ -45,6 +45,12 @@ POINTS = (
 )
 def poison(n: int) -> None:
     raise RuntimeError(f"poison message {n} fails every time")
+
+
+@dramatiq.actor(actor_name="chaos.probe", queue_name=QUEUE, max_retries=3)
+def probe(n: int) -> None:
+    """Does nothing, on the chaos queue no backlog sits in: when a probe sent during a fault
+    starts tells how long consumers took to come back, not how long the orders' backlog is."""
 
 
 @dramatiq.actor(actor_name="chaos.crash_poison", queue_name=QUEUE, max_retries=3)

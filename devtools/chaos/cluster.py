@@ -22,11 +22,13 @@ import dramatiq
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from devtools.chaos import actors as chaos_actors  # noqa: F401  (chaos.probe, sent by name)
 from devtools.chaos import load as shop_load
 from devtools.chaos.harness import Harness, Outcome, at_progress, when
 from devtools.chaos.load import Load
 from devtools.chaos.scenarios import BACKOFF
 from devtools.private.cluster import RabbitCluster
+from jobcore import outbox
 from jobcore.db import session_scope
 from jobcore.models import LedgerEntry
 
@@ -93,6 +95,16 @@ def _open_rows() -> list[tuple[str, str, str, int, int, str]]:
     return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
+def _started_at(message_id: str) -> float:
+    """When a job started, on this process's monotonic clock (from the database's clock)."""
+    with session_scope() as s:
+        started, now = s.execute(
+            select(LedgerEntry.started_at, func.now()).where(LedgerEntry.message_id == message_id)
+        ).one()
+    assert started is not None, f"{message_id} has not started"
+    return time.monotonic() - (now - started).total_seconds()
+
+
 def node_lost(
     h: Harness, cluster: RabbitCluster, vhost: str, orders: int, down_s: float = 10
 ) -> Outcome:
@@ -110,15 +122,16 @@ def node_lost(
         stopped_at = time.monotonic()
         victim.stop()  # returns once the node's VM has exited (its pid file's process)
         down_at = time.monotonic()
-        # the shop keeps selling; the first of these orders to start shows the consumers and
-        # publishers on a live node (jobs prefetched before the stop prove nothing)
-        sent_before = len(load.message_ids)
-        shop_load.orders(load, h.rng, 50, products)
-        after_stop = load.message_ids[sent_before:]
-        when(lambda: _started(after_stop) > 0, 120, "an order sent after the stop to start")
-        resumed_in = round(time.monotonic() - stopped_at, 1)
-        resumed_after_down = round(time.monotonic() - down_at, 1)
-        shop_load.orders(load, h.rng, orders - half - 50, products)
+        # a probe on the idle chaos queue shows the consumers and the publishers back on a live
+        # node (jobs prefetched before the stop prove nothing, and an order's first step waits
+        # behind the orders queue's backlog); the shop keeps selling meanwhile
+        with session_scope() as s:
+            probe = outbox.enqueue(s, "chaos.probe", 1)
+        shop_load.orders(load, h.rng, orders - half, products)
+        when(lambda: _started([probe]) > 0, 120, "a probe sent after the stop to start")
+        probe_started = _started_at(probe)
+        resumed_in = round(probe_started - stopped_at, 1)
+        resumed_after_down = round(probe_started - down_at, 1)
         leaders_during = cluster.queue_leaders(vhost)
         threading.Event().wait(max(0.0, down_s - (time.monotonic() - stopped_at)))
         victim.start(keep_data=True)
