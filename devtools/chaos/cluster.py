@@ -22,7 +22,7 @@ import dramatiq
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from devtools.chaos import actors as chaos_actors  # noqa: F401  (chaos.probe, sent by name)
+from devtools.chaos import actors as chaos_actors
 from devtools.chaos import load as shop_load
 from devtools.chaos.harness import Harness, Outcome, at_progress, when
 from devtools.chaos.load import Load
@@ -126,7 +126,7 @@ def node_lost(
         # node (jobs prefetched before the stop prove nothing, and an order's first step waits
         # behind the orders queue's backlog); the shop keeps selling meanwhile
         with session_scope() as s:
-            probe = outbox.enqueue(s, "chaos.probe", 1)
+            probe = outbox.enqueue(s, chaos_actors.probe, 1)
         shop_load.orders(load, h.rng, orders - half, products)
         when(lambda: _started([probe]) > 0, 120, "a probe sent after the stop to start")
         probe_started = _started_at(probe)
