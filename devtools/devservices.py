@@ -16,6 +16,8 @@ import sys
 import time
 from urllib.parse import urlsplit
 
+from jobcore import amqp
+
 START_COMMANDS = {
     "postgresql": lambda: (
         [
@@ -190,7 +192,7 @@ def purge_queues(amqp_url: str, names: list[str]) -> None:
     """Empty each named queue with its .DQ and .XQ; queues not declared yet are passed over."""
     import pika
 
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    conn = amqp.connect(amqp_url)
     try:
         for name in names:
             for queue in (name, f"{name}.DQ", f"{name}.XQ"):

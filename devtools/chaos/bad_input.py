@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text
 from devtools.chaos import load as shop_load
 from devtools.chaos.harness import Harness, Outcome, ledger_count, when
 from devtools.chaos.scenarios import BACKOFF
-from jobcore import outbox
+from jobcore import amqp, outbox
 from jobcore.db import session_scope
 from jobcore.models import DeadLetter, LedgerEntry
 from shop.models import InventoryReservation, Order
@@ -25,7 +25,7 @@ MIB = 1024 * 1024
 
 def publish_raw(queue: str, bodies: list[bytes]) -> None:
     """Publish bodies straight into a queue, as a buggy client would (confirmed, persistent)."""
-    conn = pika.BlockingConnection(pika.URLParameters(os.environ["SHOPJOBS_AMQP_URL"]))
+    conn = amqp.connect(os.environ["SHOPJOBS_AMQP_URL"])
     try:
         channel = conn.channel()
         channel.confirm_delivery()

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from devtools.chaos import actors as chaos_actors
 from devtools.chaos import load as shop_load
+from devtools.chaos.audit import OPEN_LEDGER
 from devtools.chaos.harness import Harness, Outcome, at_progress, when
 from devtools.chaos.load import Load
 from devtools.chaos.scenarios import BACKOFF
@@ -61,24 +62,6 @@ def publishing_to(cluster: RabbitCluster, vhost: str) -> Iterator[None]:
             on_cluster.close()
 
 
-def _started(message_ids: list[str]) -> int:
-    try:
-        with session_scope() as s:
-            return int(
-                s.scalar(
-                    select(func.count())
-                    .select_from(LedgerEntry)
-                    .where(
-                        LedgerEntry.message_id.in_(message_ids),
-                        LedgerEntry.started_at.is_not(None),
-                    )
-                )
-                or 0
-            )
-    except Exception:  # noqa: BLE001  (polled again)
-        return 0
-
-
 def _open_rows() -> list[tuple[str, str, str, int, int, str]]:
     """What a run left unfinished: (message id, actor, state, attempts, redeliveries, worker)."""
     with session_scope() as s:
@@ -90,19 +73,26 @@ def _open_rows() -> list[tuple[str, str, str, int, int, str]]:
                 LedgerEntry.attempts,
                 LedgerEntry.redeliveries,
                 LedgerEntry.worker,
-            ).where(LedgerEntry.state.in_(("enqueued", "running", "scheduled", "retrying")))
+            ).where(LedgerEntry.state.in_(OPEN_LEDGER))
         ).all()
     return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
-def _started_at(message_id: str) -> float:
-    """When a job started, on this process's monotonic clock (from the database's clock)."""
-    with session_scope() as s:
-        started, now = s.execute(
-            select(LedgerEntry.started_at, func.now()).where(LedgerEntry.message_id == message_id)
-        ).one()
-    assert started is not None, f"{message_id} has not started"
-    return time.monotonic() - (now - started).total_seconds()
+def _started_at(message_id: str) -> float | None:
+    """When a job started, on this process's monotonic clock (read from the database's clock),
+    or None while it has not (or the database cannot say: polled again)."""
+    try:
+        with session_scope() as s:
+            row = s.execute(
+                select(LedgerEntry.started_at, func.now().label("now")).where(
+                    LedgerEntry.message_id == message_id
+                )
+            ).one_or_none()
+    except Exception:  # noqa: BLE001  (polled again)
+        return None
+    if row is None or row.started_at is None:
+        return None
+    return time.monotonic() - (row.now - row.started_at).total_seconds()
 
 
 def node_lost(
@@ -128,8 +118,10 @@ def node_lost(
         with session_scope() as s:
             probe = outbox.enqueue(s, chaos_actors.probe, 1)
         shop_load.orders(load, h.rng, orders - half, products)
-        when(lambda: _started([probe]) > 0, 120, "a probe sent after the stop to start")
-        probe_started = _started_at(probe)
+        probe_started = when(
+            lambda: _started_at(probe), 120, "a probe sent after the stop to start"
+        )
+        assert probe_started is not None  # when() returns a truthy value
         resumed_in = round(probe_started - stopped_at, 1)
         resumed_after_down = round(probe_started - down_at, 1)
         leaders_during = cluster.queue_leaders(vhost)

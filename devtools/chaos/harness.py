@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
@@ -28,6 +28,7 @@ from jobcore.models import LedgerEntry
 from shop.models import Order
 
 WORKER_MODULES = ("actors", "devtools.chaos.actors")
+T = TypeVar("T")
 _pause = threading.Event()
 
 
@@ -168,13 +169,15 @@ def terminal_fraction(load: Load) -> float:
     return (done or 0) / max(1, len(load.order_ids))
 
 
-def when(predicate: Callable[[], bool], timeout: float = 120, what: str = "") -> None:
-    """Poll until ``predicate()``; raise with ``what`` after ``timeout`` seconds."""
+def when(predicate: Callable[[], T], timeout: float = 120, what: str = "") -> T:
+    """Poll until ``predicate()`` is truthy and return that value; raise with ``what`` after
+    ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not (value := predicate()):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
         _pause.wait(0.1)
+    return value
 
 
 def at_progress(load: Load, fraction: float, timeout: float = 120) -> None:

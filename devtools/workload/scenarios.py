@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from devtools.workload.seed import Seeded
 from devtools.workload.sent import Sent
-from jobcore import outbox
+from jobcore import amqp, outbox
 from jobcore.db import session_scope
 from shop.job_records import create_job
 
@@ -76,7 +76,7 @@ def malformed_input(rng: random.Random, seeded: Seeded) -> Sent:
             }
         ).encode(),
     ]
-    conn = pika.BlockingConnection(pika.URLParameters(os.environ["SHOPJOBS_AMQP_URL"]))
+    conn = amqp.connect(os.environ["SHOPJOBS_AMQP_URL"])
     try:
         channel = conn.channel()
         channel.confirm_delivery()

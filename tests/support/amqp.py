@@ -9,12 +9,13 @@ from contextlib import contextmanager
 import pika
 
 from devtools import devservices
+from jobcore import amqp
 from shop.queues import Queue
 
 
 @contextmanager
 def channel() -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
-    conn = pika.BlockingConnection(pika.URLParameters(os.environ["SHOPJOBS_AMQP_URL"]))
+    conn = amqp.connect(os.environ["SHOPJOBS_AMQP_URL"])
     try:
         yield conn.channel()
     finally:
@@ -23,7 +24,7 @@ def channel() -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
 
 def vhost() -> str:
     """The test run's vhost (its name in ``SHOPJOBS_AMQP_URL``)."""
-    return pika.URLParameters(os.environ["SHOPJOBS_AMQP_URL"]).virtual_host
+    return amqp.parameters(os.environ["SHOPJOBS_AMQP_URL"])[0].virtual_host
 
 
 def depth(queue: str) -> int:
