@@ -2,13 +2,12 @@
 
 Stock Dramatiq redelivers a message whose worker died (os._exit, SIGKILL, out of memory) again
 and again. A worker that dies takes down every job running beside the culprit, and the broker
-cannot say which one did it. So every message that comes back after a crash while the ledger
-shows it running (the broker's redelivered flag, minus the ones a worker handed back unstarted
-and the ones it had only prefetched or already finished) is a suspect and runs *alone* in its
-process: the other threads finish what they run and wait. Its lone start is committed before
-it runs; if the process dies during that lone run, nothing else was running. One such death
-could still be a kill from outside (an operator, the OOM killer, a deploy) that happened to
-land on an innocent's lone run, so the message is the culprit only when its process died
+cannot say which one did it. So every message that comes back after a crash (the broker's
+redelivered flag, minus the ones a worker handed back unstarted) is a suspect and runs *alone*
+in its process: the other threads finish what they run and wait. Its lone start is committed
+before it runs; if the process dies during that lone run, nothing else was running. One such
+death could still be a kill from outside (an operator, the OOM killer, a deploy) that happened
+to land on an innocent's lone run, so the message is the culprit only when its process died
 during two of its lone runs (``jobcore.ledger.store.LONE_DEATHS``); its next delivery is then
 failed and rejected to the dead letters with reason "crashed worker".
 

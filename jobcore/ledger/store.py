@@ -83,10 +83,7 @@ def claim(change: Change, attempt: int, redelivered: bool) -> bool:
 
 class Redelivery(enum.Enum):
     HANDED_BACK = "handed back"  # a worker returned it unstarted (shutdown, lost connection)
-    UNSTARTED = "unstarted"  # its worker died while it waited (prefetched) or after it finished
-    SUSPECT = (
-        "suspect"  # its worker died while it ran; it runs alone to tell culprit from bystander
-    )
+    SUSPECT = "suspect"  # its worker died; it must run alone to tell culprit from bystander
     CULPRIT = "culprit"  # its worker died during LONE_DEATHS of its lone runs: it kills workers
 
 
@@ -100,14 +97,13 @@ LONE_DEATHS = 2
 _UNFINISHED = sql_list(WAITING | {State.RUNNING})
 _WAITING = sql_list(WAITING)
 # One statement: consume a hand-back marker, record this delivery's start in the ledger (a
-# crash counts when the ledger shows the last delivery running), and read whether the dead
-# worker ran it (the ledger's state before this delivery) and how many of its lone runs died.
+# crash counts when the ledger shows the last delivery running), and read whether a lone run of
+# this message was under way when its worker died, and how many of its lone runs died.
 _REDELIVERED = f"""
 WITH marker AS (DELETE FROM requeued_messages WHERE message_id = %(id)s RETURNING 1),
 suspect AS (
   SELECT running_since, lone_runs FROM crash_suspects WHERE message_id = %(id)s FOR UPDATE
 ),
-previous AS (SELECT state FROM job_ledger WHERE message_id = %(id)s),
 ledger AS (
   INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, attempts,
       redeliveries)
@@ -121,24 +117,22 @@ ledger AS (
   RETURNING redeliveries
 )
 SELECT EXISTS (SELECT 1 FROM marker), (SELECT running_since IS NOT NULL FROM suspect),
-    COALESCE((SELECT lone_runs FROM suspect), 0),
-    COALESCE((SELECT state = '{State.RUNNING}' FROM previous), false),
-    (SELECT redeliveries FROM ledger)
+    COALESCE((SELECT lone_runs FROM suspect), 0), (SELECT redeliveries FROM ledger)
 """
 
 
 def classify_redelivery(message_id: str, actor: str, queue: str) -> Redelivery:
     """Why a message came back, decided in one transaction.
 
-    Only a message its dead worker was running is a suspect (the ledger records 'running'
-    before a job runs): one it had prefetched, or had finished but not yet acked, did nothing
-    to it. A suspect whose lone run died counts that death; at ``LONE_DEATHS`` it is the
-    culprit and its suspect row is removed.
+    Every redelivered message its worker did not hand back is a suspect (the ledger's 'running'
+    is batched for most actors, so it cannot tell which ones the dead worker had started). A
+    suspect whose lone run died counts that death; at ``LONE_DEATHS`` it is the culprit and its
+    suspect row is removed.
     """
     params = {"id": message_id, "actor": actor, "queue": queue.removesuffix(".DQ")}
     with _transaction() as cur:
         cur.execute(_REDELIVERED, params)
-        handed_back, lone_run_died, lone_deaths, was_running, _ = cur.fetchone()
+        handed_back, lone_run_died, lone_deaths, _ = cur.fetchone()
         if lone_run_died and lone_deaths >= LONE_DEATHS:
             cur.execute("DELETE FROM crash_suspects WHERE message_id = %s", (message_id,))
             return Redelivery.CULPRIT
@@ -149,9 +143,7 @@ def classify_redelivery(message_id: str, actor: str, queue: str) -> Redelivery:
                 (message_id,),
             )
             return Redelivery.SUSPECT
-    if handed_back:
-        return Redelivery.HANDED_BACK
-    return Redelivery.SUSPECT if was_running else Redelivery.UNSTARTED
+    return Redelivery.HANDED_BACK if handed_back else Redelivery.SUSPECT
 
 
 def start_lone_run(message_id: str, actor: str) -> None:
