@@ -106,6 +106,47 @@ class ClosingClosedConnection(logging.Filter):
         return True
 
 
+class BrokerConnectionLoss(logging.Filter):
+    """A lost or refused broker connection is one WARNING line, not six ERRORs and a CRITICAL.
+
+    While RabbitMQ is away, pika logs each failed connection attempt six times at ERROR (its
+    connection workflow's chain of reports, the socket's, ``Error in _create_connection()``)
+    and Dramatiq's consumer logs CRITICAL before it reconnects by itself: a broker restart of
+    22 s under the main job wrote 750 ERROR and 126 CRITICAL lines, and a connection that died
+    with the broker made ERROR lines at the next clean shutdown, when it was closed. Every
+    caller handles the loss (Dramatiq reconnects its consumers, the relay and the ledger writer
+    back off and retry), so one line per loss is kept at WARNING ("Connection workflow failed",
+    "Unexpected connection close detected", Dramatiq's "Consumer encountered a connection
+    error") and pika's repetitions show at DEBUG only. Alerts come from metrics (consumers per
+    queue, relay failures), not from log levels.
+    """
+
+    _REPEATS = ("pika.adapters.utils.connection_workflow", "pika.adapters.utils.io_services_utils")
+    _KEPT = ("Connection workflow failed", "Unexpected connection close detected")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR:
+            return True
+        name, text = record.name, str(record.msg)
+        if name.startswith("dramatiq.worker.ConsumerThread"):
+            if text.startswith("Consumer encountered a connection error"):
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
+        if not name.startswith("pika.adapters."):
+            return True
+        if name == "pika.adapters.blocking_connection" and text.startswith(self._KEPT):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
+        if (
+            name.startswith(self._REPEATS)
+            or (name == "pika.adapters.base_connection" and text.startswith("connection_lost"))
+            or (name == "pika.adapters.blocking_connection" and "_create_connection" in text)
+        ):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
 def _will_retry(message: Any, exception: BaseException) -> bool:
     """What ``Retries.after_process_message`` will decide for this failure (False if unsure)."""
     try:
@@ -174,6 +215,7 @@ def configure(fmt: str = "console", level: str = "INFO", *, settings: Any = None
     handler.setFormatter(formatter)
     handler.addFilter(TransientRetryLine())  # first: it reads the message before it is reduced
     handler.addFilter(SafeMessageArgs())
+    handler.addFilter(BrokerConnectionLoss())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

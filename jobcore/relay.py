@@ -56,11 +56,20 @@ FOR UPDATE SKIP LOCKED
 """
 
 
-# a held send's ledger row becomes 'enqueued' in the commit that deletes its outbox row; a row
-# a worker already marked running (the message outran this commit) is left as it is
+# A held send's ledger row becomes 'enqueued' in the commit that deletes its outbox row. Rows
+# are locked in message_id order, as every ledger writer locks them, and a row another
+# transaction holds is skipped, not waited for: it is a worker's writer recording the message's
+# run (the message outran this commit), a later state than 'enqueued'. Waiting for it in another
+# order than the writer's deadlocked, and a relay chosen as the victim rolled back a batch
+# RabbitMQ had already confirmed and published it again: CI saw 46 of 100 delayed jobs run twice.
 _PUBLISHED = """
 UPDATE job_ledger SET state = 'enqueued', state_changed_at = now()
-WHERE message_id = ANY(%s) AND state = 'scheduled'
+WHERE message_id IN (
+    SELECT message_id FROM job_ledger
+    WHERE message_id = ANY(%s) AND state = 'scheduled'
+    ORDER BY message_id
+    FOR UPDATE SKIP LOCKED
+)
 """
 
 
@@ -168,8 +177,24 @@ class Publisher:
                 RELAY_FAILURES.labels("timeout").inc()
                 self.close()  # late confirms would land on the next batch's tags
                 break
-            # short slices: confirms arrive as channel callbacks, which do not end a longer wait
-            self._connection.process_data_events(time_limit=0.002)
+            try:
+                # short slices: confirms arrive as channel callbacks, which do not end a longer
+                # wait
+                self._connection.process_data_events(time_limit=0.002)
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                # the connection died mid-batch: what RabbitMQ confirmed before is kept (its
+                # rows are deleted), the rest is published again next round
+                RELAY_FAILURES.labels("broker").inc()
+                logger.warning(
+                    "the relay's connection failed with %d of %d messages unconfirmed (%s)",
+                    len(self._unconfirmed),
+                    len(items),
+                    exc,
+                )
+                self.close()
+                if len(self._unconfirmed) == len(items):
+                    raise
+                break
         unconfirmed = set(self._unconfirmed.values())
         failed = unconfirmed | self._nacked | self._returned
         if self._nacked:
@@ -274,6 +299,7 @@ class Relay:
         if self._db is None:
             self._db = self._connect()
         conn = self._db
+        published: list[Any] = []
         try:
             with conn.cursor() as cur:
                 cur.execute(
@@ -284,20 +310,49 @@ class Relay:
                     conn.rollback()
                     return 0
                 confirmed = self.publisher.publish([(r[1], r[2], bytes(r[3]), r[4]) for r in rows])
-                ids = [r[0] for r in rows if r[1] in confirmed]
-                cur.execute("DELETE FROM outbox WHERE id = ANY(%s)", (ids,))
-                cur.execute(_PUBLISHED, ([r[1] for r in rows if r[1] in confirmed],))
+                published = [r for r in rows if r[1] in confirmed]
+                _forget(cur, published)
             conn.commit()
-        except Exception:
+        except Exception as exc:
             self._close_db()
-            raise
-        for row in rows:
-            if row[1] in confirmed:
-                RELAY_PUBLISHED.labels(row[2]).inc()
-                RELAY_LAG.observe(max(0.0, float(row[5])))
-                self._announce(bytes(row[3]), row[4])
-        self.published += len(confirmed)
-        return len(confirmed)
+            if not published:
+                raise
+            # RabbitMQ holds these messages now: their rows must go at once, before this relay's
+            # next round or another relay takes them again and publishes them twice
+            logger.warning(
+                "the relay's commit failed after RabbitMQ confirmed %d messages (%s);"
+                " deleting their rows again",
+                len(published),
+                exc,
+            )
+            self._forget_again(published)
+        for row in published:
+            RELAY_PUBLISHED.labels(row[2]).inc()
+            RELAY_LAG.observe(max(0.0, float(row[5])))
+            self._announce(bytes(row[3]), row[4])
+        self.published += len(published)
+        return len(published)
+
+    def _forget_again(self, published: list[Any], attempts: int = 5) -> None:
+        """Delete confirmed rows on fresh connections, a few times with backoff, then give up
+        (the rows are published again later: consumers dedupe)."""
+        delay = 0.05
+        for attempt in range(1, attempts + 1):
+            try:
+                conn = self._connect()
+                try:
+                    with conn.cursor() as cur:
+                        _forget(cur, published)
+                    conn.commit()
+                finally:
+                    conn.close()
+                return
+            except Exception:
+                if attempt == attempts:
+                    RELAY_FAILURES.labels("database").inc()
+                    raise
+                time.sleep(delay)  # a retry's backoff, not a wait for work
+                delay *= 2
 
     def _announce(self, body: bytes, delay_ms: int | None) -> None:
         if self.on_published is None:
@@ -314,6 +369,12 @@ class Relay:
                 conn.close()
             except Exception:
                 logger.debug("closing the relay's database connection failed", exc_info=True)
+
+
+def _forget(cur: Any, published: list[Any]) -> None:
+    """Delete published rows (``(id, message_id, ...)``) and mark held ones' jobs enqueued."""
+    cur.execute("DELETE FROM outbox WHERE id = ANY(%s)", ([r[0] for r in published],))
+    cur.execute(_PUBLISHED, ([r[1] for r in published],))
 
 
 def _reason(exc: BaseException) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dramatiq
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import make_url
 
 from devtools.chaos import actors as chaos_actors
@@ -63,7 +63,8 @@ def publishing_to(cluster: RabbitCluster, vhost: str) -> Iterator[None]:
 
 
 def _open_rows() -> list[tuple[str, str, str, int, int, str]]:
-    """What a run left unfinished: (message id, actor, state, attempts, redeliveries, worker)."""
+    """What a run left unfinished and due (a job held for later is not): (message id, actor,
+    state, attempts, redeliveries, worker)."""
     with session_scope() as s:
         rows = s.execute(
             select(
@@ -73,7 +74,10 @@ def _open_rows() -> list[tuple[str, str, str, int, int, str]]:
                 LedgerEntry.attempts,
                 LedgerEntry.redeliveries,
                 LedgerEntry.worker,
-            ).where(LedgerEntry.state.in_(OPEN_LEDGER))
+            ).where(
+                LedgerEntry.state.in_(OPEN_LEDGER),
+                or_(LedgerEntry.eta.is_(None), LedgerEntry.eta <= func.now()),
+            )
         ).all()
     return [tuple(row) for row in rows]  # type: ignore[misc]
 
@@ -235,8 +239,7 @@ def host_cut_off(
                 None,
             )
         evidence["cut_host_consumer_restarts"] = remote.log().count("Restarting consumer")
-        if outcome.error:
-            evidence["open_ledger_rows"] = _open_rows()
+        evidence["open_ledger_rows"] = _open_rows()
         evidence["steady_host_deaths"] = steady.deaths()
         evidence["redeliveries"] = outcome.evidence.get("redeliveries")
         return outcome

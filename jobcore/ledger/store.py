@@ -48,19 +48,20 @@ def already_finished(message_id: str) -> bool:
 
 _CLAIM = f"""
 INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, args, attempts,
-    enqueued_at, started_at, order_id, user_id, job_id, worker)
+    last_attempt, enqueued_at, started_at, order_id, user_id, job_id, worker)
 VALUES (%(message_id)s, %(actor)s, %(queue)s, '{State.RUNNING}', to_timestamp(%(state_ts)s),
-    %(args)s::jsonb, 1, to_timestamp(%(enqueued_at)s), to_timestamp(%(state_ts)s), %(order_id)s,
-    %(user_id)s, %(job_id)s, %(worker)s)
+    %(args)s::jsonb, 1, %(attempt)s, to_timestamp(%(enqueued_at)s), to_timestamp(%(state_ts)s),
+    %(order_id)s, %(user_id)s, %(job_id)s, %(worker)s)
 ON CONFLICT (message_id) DO UPDATE SET
   state = '{State.RUNNING}', state_changed_at = EXCLUDED.state_changed_at,
-  attempts = j.attempts + 1, started_at = EXCLUDED.started_at, worker = EXCLUDED.worker,
+  attempts = j.attempts + 1, last_attempt = EXCLUDED.last_attempt,
+  started_at = EXCLUDED.started_at, worker = EXCLUDED.worker,
   args = COALESCE(j.args, EXCLUDED.args), enqueued_at = LEAST(j.enqueued_at, EXCLUDED.enqueued_at),
   order_id = COALESCE(j.order_id, EXCLUDED.order_id),
   user_id = COALESCE(j.user_id, EXCLUDED.user_id),
   job_id = COALESCE(j.job_id, EXCLUDED.job_id)
-WHERE j.state <> '{State.CANCELLED}'
-  AND (j.attempts < %(attempt)s OR (%(redelivered)s AND j.state NOT IN {sql_list(FINAL)}))
+WHERE j.state NOT IN {sql_list(FINAL)}
+  AND (j.last_attempt < %(attempt)s OR (%(redelivered)s AND j.last_attempt = %(attempt)s))
 RETURNING 1
 """
 
@@ -68,10 +69,14 @@ RETURNING 1
 def claim(change: Change, attempt: int, redelivered: bool) -> bool:
     """Record 'running' synchronously, unless this delivery duplicates one already started.
 
-    A delivery may run when the ledger has seen fewer attempts than this one's number (a first
-    run, or a retry), or when the broker redelivered it after a crash before it finished. A
-    second copy of the same message (published twice) finds its attempt taken and is skipped,
-    as is a cancelled job.
+    ``attempt`` is the delivery's attempt number (its retries + 1). A delivery may run when no
+    worker has claimed that attempt yet (a first run, or a retry), or when the broker
+    redelivered it after the crash of the run that claimed it. A second copy of a claimed
+    attempt (published twice, or the retry both copies of a redelivered run sent), a copy of an
+    older attempt and any copy of a finished or cancelled job are skipped. The attempt is
+    compared, not ``attempts``: that counts runs, and after a crash's redelivery it is one
+    ahead of the attempt number, which made the job's next retry look like a duplicate (a lost
+    job: 'retrying' for ever, its retry skipped).
     """
     params = {name: getattr(change, name) for name in COLUMNS}
     params.update(attempt=attempt, redelivered=redelivered)

@@ -53,6 +53,9 @@ class LedgerEntry(Base):
     worker: Mapped[str | None] = mapped_column(String(120))
     duplicates: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     redeliveries: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # the highest attempt number (a retry's number + 1) a deduped job's workers claimed:
+    # ``attempts`` counts runs, and a crash's redelivery is one more run of the same attempt
+    last_attempt: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     result: Mapped[Any | None] = mapped_column(JSONB)  # the return value, redacted and capped
 
     __table_args__ = (

@@ -13,7 +13,7 @@ from jobcore.models import LedgerEntry
 from shop.models import Product
 from tests.support import amqp
 from tests.support.factories import make_product
-from tests.support.faulty_actors import always_fails, hang_first_time, noop
+from tests.support.faulty_actors import always_fails, hang_first_time, hang_then_fail_once, noop
 from tests.support.ledger import entry, state
 from tests.support.waiting import wait_until
 
@@ -69,6 +69,24 @@ def test_a_worker_killed_mid_job_leaves_it_to_be_redelivered_and_finished(start_
     start_worker(*TEST_ACTORS)
     wait_until(lambda: state(message_id) == "succeeded", what="succeeded after redelivery")
     assert entry(message_id).attempts == 2
+
+
+def test_a_deduped_job_redelivered_after_a_crash_still_gets_its_retry(start_worker, tmp_path):
+    # Given a deduped job (as money and stock are) whose first run hangs in a worker
+    worker = start_worker(*TEST_ACTORS)
+    runs = tmp_path / "runs"
+    message_id = hang_then_fail_once.send(str(runs)).message_id
+    wait_until(lambda: state(message_id) == "running" and runs.exists(), what="job running")
+
+    # When the worker is killed, and the redelivered run fails (a transient error)
+    worker.kill_hard()
+    start_worker(*TEST_ACTORS)
+
+    # Then its retry runs (it is not taken for a duplicate of the redelivered run) and succeeds
+    wait_until(lambda: state(message_id) == "succeeded", what="succeeded by its retry")
+    assert runs.read_text().split() == ["hang", "fail", "ok"]
+    row = entry(message_id)
+    assert row.redeliveries == 1 and row.duplicates == 0
 
 
 def test_unknown_actors_and_undecodable_bodies_go_to_the_dead_letter_queue(start_worker):

@@ -33,6 +33,31 @@ def hang_first_time(marker_path: str) -> None:
     threading.Event().wait(120)
 
 
+@dramatiq.actor(
+    actor_name="tests.hang_then_fail_once",
+    queue_name=QUEUE,
+    dedupe=True,
+    max_retries=2,
+    min_backoff=100,
+    max_backoff=200,
+)
+def hang_then_fail_once(runs_path: str) -> None:
+    """A deduped job (as money and stock are): the first delivery hangs (until the test kills
+    the worker), the redelivery fails, the retry succeeds; each run appends a line to
+    ``runs_path``."""
+    runs = []
+    if os.path.exists(runs_path):
+        with open(runs_path) as fh:
+            runs = fh.read().split()
+    step = ("hang", "fail", "ok")[min(len(runs), 2)]
+    with open(runs_path, "a") as fh:
+        fh.write(step + "\n")
+    if step == "hang":
+        threading.Event().wait(120)
+    elif step == "fail":
+        raise RuntimeError("a transient failure of the redelivered run")
+
+
 @dramatiq.actor(actor_name="tests.noop", queue_name=QUEUE, max_retries=0)
 def noop(order_id: int) -> None:
     """Does nothing: shows that a worker still consumes."""

@@ -129,3 +129,58 @@ def test_the_last_attempt_of_a_transient_error_keeps_its_traceback(captured):
     assert [f["level"] for f in failures] == ["warning", "warning"]
     assert "will be retried" in failures[0]["event"] and "exception" not in failures[0]
     assert "TransientError: SMTP 421" in failures[-1]["exception"]
+
+
+def test_a_refused_broker_connection_is_one_warning_not_six_errors_and_a_critical(captured):
+    # Given what pika and Dramatiq log for one connection attempt while RabbitMQ is away
+    out = captured("INFO")
+    refused = "ConnectionRefusedError(111, 'Connection refused')"
+    workflow = logging.getLogger("pika.adapters.utils.connection_workflow")
+    workflow.error("TCP Connection attempt failed: %s", refused)
+    workflow.error(
+        "AMQPConnector - reporting failure: AMQPConnectorSocketConnectError: %s", refused
+    )
+    workflow.error("AMQP connection workflow failed: AMQPConnectionWorkflowFailed: 1 exceptions")
+    logging.getLogger("pika.adapters.utils.io_services_utils").error("Socket failed to connect")
+    blocking = logging.getLogger("pika.adapters.blocking_connection")
+    blocking.error("Connection workflow failed: %r", "AMQPConnectionWorkflowFailed")
+    try:
+        raise ConnectionRefusedError(111, "Connection refused")
+    except ConnectionRefusedError:
+        blocking.exception("Error in _create_connection().")
+    logging.getLogger("dramatiq.worker.ConsumerThread(orders)").critical(
+        "Consumer encountered a connection error: %s", "AMQPConnectionError"
+    )
+    # and a real error of the same libraries, which stays as it is
+    logging.getLogger("dramatiq.worker.ConsumerThread(orders)").critical(
+        "Consumer encountered an unexpected error."
+    )
+
+    # Then two WARNING lines say it (pika's and the consumer's), the repetitions are gone, and
+    # the unexpected error is still CRITICAL
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(r["level"], r["event"].split(":")[0]) for r in lines] == [
+        ("warning", "Connection workflow failed"),
+        ("warning", "Consumer encountered a connection error"),
+        ("critical", "Consumer encountered an unexpected error."),
+    ]
+
+    # And at DEBUG the repetitions show, at DEBUG level
+    out = captured("DEBUG")
+    workflow.error("TCP Connection attempt failed: %s", refused)
+    assert json.loads(out.getvalue().splitlines()[-1])["level"] == "debug"
+
+
+def test_a_connection_that_died_with_the_broker_closes_at_shutdown_with_a_warning(captured):
+    out = captured("INFO")
+    lost = "StreamLostError: Stream connection lost: ConnectionResetError(104)"
+    logging.getLogger("pika.adapters.utils.io_services_utils").error(
+        "_AsyncBaseTransport._produce() failed, aborting connection: %s", lost
+    )
+    logging.getLogger("pika.adapters.base_connection").error("connection_lost: %s", lost)
+    logging.getLogger("pika.adapters.blocking_connection").error(
+        "Unexpected connection close detected: %s", lost
+    )
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["level"] for r in lines] == ["warning"]
+    assert lines[0]["event"].startswith("Unexpected connection close detected")
