@@ -1,7 +1,7 @@
 """campaigns settle through a job group: drop the private completion barrier
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018"
-down_revision: str | None = "0017"  # after the groups (0017), which replace this table
+revision: str = "0019"
+down_revision: str | None = "0018"  # after the ledger's last attempt (0018); groups are 0017
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
