@@ -199,7 +199,7 @@ def test_retried_children_count_once_with_their_last_attempts_outcome(start_work
 
     # When workers run them (each retry is the same message again, through the durable sends)
     start_worker(*ACTORS, processes=1, threads=8)
-    wait_until(lambda: _group(g.id)[3], timeout=120, interval=0.2, what="the group settled")
+    wait_until(lambda: _group(g.id)[3], timeout=240, interval=0.2, what="the group settled")
     wait_until(lambda: path.exists() and len(path.read_text().splitlines()) >= 2, timeout=60)
 
     # Then the group waited for the retries and counted each child once, by its final state
