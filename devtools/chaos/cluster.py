@@ -249,3 +249,22 @@ def host_cut_off(
                 with contextlib.suppress(Exception):
                     group.stop()
         host.close()
+
+
+def crash_poison(h: Harness, cluster: RabbitCluster, vhost: str, orders: int) -> Outcome:
+    """T8 on the cluster's quorum queues: a message that kills its worker process every time it
+    runs, among orders. The crash guard parks it (two runs, three deliveries) below RabbitMQ's
+    own delivery limit, which stays the backstop for consumers without our middleware."""
+    from devtools.chaos import scenarios
+
+    limit = 5  # the default, as the module's other runs declared the queues
+    env = {**cluster_env(cluster, vhost), "SHOPJOBS_QUEUE_DELIVERY_LIMIT": str(limit)}
+    with publishing_to(cluster, vhost):
+        outcome = scenarios.crash_poison(h, orders, poisons=1, env=env)
+    outcome.row = "C3"
+    outcome.scenario = "crash poison on a quorum queue of the cluster"
+    outcome.evidence["delivery_limit"] = limit
+    outcome.evidence["chaos_queue_leader"] = cluster.queue_leaders(vhost).get(
+        chaos_actors.QUEUE, ""
+    )
+    return outcome

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import dramatiq
 from sqlalchemy import func, select
 
 from devtools import faults
@@ -275,14 +276,20 @@ def poison_messages(h: Harness, orders: int, poisons: int = 5) -> Outcome:
     )
 
 
-def crash_poison(h: Harness, orders: int, poisons: int = 1) -> Outcome:
-    """T8: messages that kill their worker process every time they run."""
+def crash_poison(
+    h: Harness, orders: int, poisons: int = 1, env: dict[str, str] | None = None
+) -> Outcome:
+    """T8: messages that kill their worker process every time they run (``env``: the workers'
+    own, e.g. a cluster's quorum queues)."""
     from devtools.chaos.actors import crash_poison as culprit
 
-    load, worker, products = _start(h, "t8", orders)
+    load, worker, products = _start(h, "t8", orders, env=env)
     runs = [os.path.join(h.log_dir, f"t8-{uuid.uuid4().hex[:8]}.runs") for _ in range(poisons)]
     shop_load.orders(load, h.rng, orders // 2, products)
-    ids = [culprit.send(path).message_id for path in runs]
+    # through the process's current broker, not the one the actor was bound to at import: a
+    # cluster run publishes to the cluster (devtools.chaos.cluster.publishing_to)
+    broker = dramatiq.get_broker()
+    ids = [broker.enqueue(culprit.message(path)).message_id for path in runs]
     shop_load.orders(load, h.rng, orders - orders // 2, products)
     when(
         lambda: ledger_count(message_id=ids, state="dead") == poisons,

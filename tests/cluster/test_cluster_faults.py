@@ -6,6 +6,8 @@ import pytest
 
 from devtools.chaos import cluster as cluster_faults
 from tests.cluster.conftest import ORDERS
+
+POISON_ORDERS = 200  # the chaos suite's size: the poison, not the load, is the point
 from tests.support.chaos import assert_metrics_within, problems_but_metrics
 
 
@@ -56,3 +58,26 @@ def test_a_worker_host_cut_off_under_load_loses_and_duplicates_nothing(harness, 
     assert evidence["open_ledger_rows"] == [], evidence
     assert outcome.audit.duplicate_effects == 0
     assert outcome.problems() == []
+
+
+@pytest.mark.timeout(900)
+def test_a_crash_poison_on_a_quorum_queue_is_parked_and_nothing_beside_it(harness, cluster):
+    nodes, vhost = cluster
+    # Given a message that kills its worker process each time it runs, among 200 orders, on the
+    # cluster's quorum queues
+    outcome = cluster_faults.crash_poison(harness, nodes, vhost, POISON_ORDERS)
+    evidence = outcome.evidence
+    print(f"\n{outcome.scenario}: {evidence}, drained {outcome.drain_s}s")
+
+    # Then the fault bit: its queue is a quorum queue (its leader on a node of the cluster), it
+    # ran twice and killed its process twice, and the crash guard parked it below RabbitMQ's
+    # delivery limit (3 deliveries of 5), as a crashed worker; nothing beside it was parked
+    assert evidence["chaos_queue_leader"] in {node.node for node in nodes.nodes}, evidence
+    assert evidence["runs_per_poison"] == [2] and evidence["worker_deaths"] == 2, evidence
+    assert evidence["runs_per_poison"][0] + 1 <= evidence["delivery_limit"]
+    assert evidence["parked_culprits"] == 1 and evidence["bystanders_parked"] == 0, evidence
+    # and the invariant audit
+    assert outcome.lost == 0 and outcome.stranded == 0
+    assert outcome.audit.duplicate_effects == 0
+    assert problems_but_metrics(outcome) == []
+    assert_metrics_within(outcome, evidence["worker_deaths"] * harness.threads)
