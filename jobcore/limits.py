@@ -58,6 +58,7 @@ def _check_ms(value: int, what: str, minimum: int) -> None:
 _ENSURE_SLOTS = """
 INSERT INTO job_limit_slots (key, slot) SELECT %(key)s, generate_series(1, %(limit)s)
 ON CONFLICT DO NOTHING
+RETURNING slot
 """
 _ACQUIRE = """
 UPDATE job_limit_slots s
@@ -129,21 +130,28 @@ class ConcurrencyLimit:
     def acquire(self) -> tuple[int, str] | None:
         """Lease a free slot now: ``(slot, holder)``, or None when all are taken."""
         ensured = (os.getpid(), self.key, self.limit)
-        if ensured not in _ensured:
+        made_now = ensured not in _ensured
+        if made_now:
             _execute(_ENSURE_SLOTS, {"key": self.key, "limit": self.limit})
             _ensured.add(ensured)
         holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        row = _execute(
-            _ACQUIRE,
-            {
-                "key": self.key,
-                "limit": self.limit,
-                "holder": holder,
-                "lease_s": self.lease_ms / 1000,
-            },
-        )
+        params = {
+            "key": self.key,
+            "limit": self.limit,
+            "holder": holder,
+            "lease_s": self.lease_ms / 1000,
+        }
+        row = _execute(_ACQUIRE, params)
+        # Every slot taken, or the rows this process made are gone (a TRUNCATE, a restore):
+        # make the missing ones and, if there were any, look again at once. A vanished row
+        # never makes a taker wait out a lease it does not hold.
+        if (
+            row is None
+            and not made_now
+            and _execute(_ENSURE_SLOTS, {"key": self.key, "limit": self.limit}) is not None
+        ):
+            row = _execute(_ACQUIRE, params)
         if row is None:
-            _ensured.discard(ensured)  # the rows may be gone (a TRUNCATE): make them next time
             return None
         return int(row[0]), holder  # type: ignore[call-overload]
 

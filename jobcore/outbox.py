@@ -114,8 +114,13 @@ def enqueue(
                 uniqueness.ON_DUPLICATE_OPTION: on_duplicate,
             }
         )
-    unique = uniqueness.Unique.of(opts)  # bad options fail here, before anything is written
+    uniqueness.Unique.of(opts)  # bad options fail here, before anything is written
     message, declared = _message(actor, args, kwargs, opts)
+    # the send's own unique options, else its actor's (declared here, or its route's)
+    unique = uniqueness.Unique.for_message(
+        message,
+        declared.options if declared is not None else routing.actor_options(message.actor_name),
+    )
     if message_id is not None:
         message = message.copy(message_id=message_id)
     body = checked_body(message)  # before anything is written

@@ -82,7 +82,6 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_campaign(args: argparse.Namespace) -> int:
-    from shop.models import CampaignCompletion
     from shop.notifications import campaigns
 
     with session_scope() as s:
@@ -90,9 +89,6 @@ def run_campaign(args: argparse.Namespace) -> int:
             "campaign_id": args.campaign_id,
             **campaigns.progress(s, args.campaign_id),
         }
-        done = s.get(CampaignCompletion, args.campaign_id)
-        record["completion_fired_at"] = done.fired_at if done else None
-        record["callback_ran_at"] = done.callback_ran_at if done else None
     emit_record(record, as_json=args.json)
     return 0
 
