@@ -274,3 +274,25 @@ def progress(session: Session, group_id: str) -> dict[str, Any] | None:
         "callbacks": ", ".join(sorted(row.callbacks)) or "none",
         "fired": ", ".join(f"{k} {v}" for k, v in sorted((row.fired or {}).items())) or "none",
     }
+
+
+_CHILDREN = """
+SELECT message_id, actor, state, attempts, finished_at, error FROM job_ledger
+WHERE group_id = :id
+ORDER BY state IN ('failed', 'dead', 'cancelled') DESC, state, message_id
+LIMIT :limit
+"""
+
+
+def children(session: Session, group_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Up to ``limit`` of a group's children from the ledger: failed ones first, then by state."""
+    rows = session.execute(text(_CHILDREN), {"id": group_id, "limit": limit}).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def fired_jobs(session: Session, group_id: str) -> dict[str, str]:
+    """The callbacks a settled group sent: ``{kind: message_id}`` (empty while it is pending)."""
+    fired = session.execute(
+        text("SELECT fired FROM job_groups WHERE id = :id"), {"id": group_id}
+    ).scalar()
+    return dict(fired or {})

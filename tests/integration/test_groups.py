@@ -131,8 +131,12 @@ def test_a_group_of_1000_with_10_failures_fires_on_settled_and_on_failure_once(
         with _console() as client:
             page = client.get(f"/jobs/{child}.json").json()
             html = client.get(f"/jobs/{child}").text
+            group_page = client.get(f"/groups/{g.id}.json").json()
         assert page["group"]["succeeded"] == 990 and page["group"]["pending"] == 0
-        assert f"{g.id}: 990 succeeded, 10 failed, 0 pending of 1000" in html
+        assert f"{g.id}</a>: 990 succeeded, 10 failed, 0 pending of 1000" in html
+        # and the group's own page, failed children first
+        assert (group_page["group"]["succeeded"], group_page["shown"]) == (990, 200)
+        assert {c["state"] for c in group_page["children"][:FAILING]} == {"failed"}
     if fault == "every child published twice":
         # the fault bit: the second copies were delivered (recorded as duplicates or re-runs)
         dupes = _ledger(
