@@ -58,16 +58,18 @@ def kill_worker_processes(h: Harness, orders: int, kills: int = 4) -> Outcome:
 
 
 def _settled(worker: Any, quiet_s: float = 3.0, timeout: float = 120) -> None:
-    """Wait until the last kill's suspects ran alone: no lone run recorded, and no new suspect
-    logged for ``quiet_s``. A kill that lands on an innocent suspect's lone run makes CrashGuard
-    park it as the culprit (see the chaos section of the README)."""
+    """Wait until the last kill's suspects ran alone: no lone run under way, and no new suspect
+    logged for ``quiet_s``. Kills that land on two lone runs of the same innocent suspect make
+    CrashGuard park it as the culprit (see "Dead letters and replays" in the README)."""
     from sqlalchemy import text
 
     deadline = time.monotonic() + timeout
     seen, since = -1, time.monotonic()
     while time.monotonic() < deadline:
         with session_scope() as s:
-            lone = s.scalar(text("SELECT count(*) FROM crash_suspects"))
+            lone = s.scalar(
+                text("SELECT count(*) FROM crash_suspects WHERE running_since IS NOT NULL")
+            )
         suspects = worker.log().count("crash suspect")
         if suspects != seen or lone:
             seen, since = suspects, time.monotonic()

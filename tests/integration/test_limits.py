@@ -78,6 +78,31 @@ def test_a_killed_holders_slot_is_free_again_within_its_lease(start_worker, tmp_
         pass  # the second hold finds the one slot taken by the first
 
 
+def test_a_waiter_frees_the_slot_of_a_killed_holder_on_its_host_before_the_lease_ends(
+    start_worker, tmp_path
+):
+    # Given a job holding the only slot of a key for a 120 s lease, hanging in its worker
+    worker = start_worker(*ACTORS, processes=1, threads=2)
+    marker = tmp_path / "holding"
+    hold_slot_and_hang.send("tests.dead-holder", 120_000, str(marker))
+    wait_until(marker.exists, timeout=30)
+
+    # When its worker process is killed: the slot stays leased to the dead holder
+    worker.kill_worker_process()
+    limit = ConcurrencyLimit("tests.dead-holder", 1, lease_ms=120_000, wait_ms=20_000)
+    assert limit.acquire() is None
+
+    # Then a waiter on the same host finds the holder's process gone and gets the slot within
+    # its 20 s wait, long before the 120 s lease would have freed it
+    with limit.hold() as slot:
+        assert slot == 1
+    with session_scope() as s:
+        holders = s.scalar(
+            text("SELECT count(holder) FROM job_limit_slots WHERE key = 'tests.dead-holder'")
+        )
+    assert holders == 0
+
+
 def _sms_arrivals(start_worker, rate: int, jobs: int) -> tuple[float, list[float]]:
     """Send ``jobs`` SMS jobs through 2 x 8 worker threads limited to ``rate`` per second;
     the time the first was sent, and the gateway's arrival time of each SMS, sorted."""
