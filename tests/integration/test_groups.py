@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from jobcore.db import session_scope
 from jobcore.errors import InvalidSend
-from jobcore.groups import GROUP_OPTION, group
+from jobcore.groups import GROUP_OPTION, group, open_group
 from jobcore.sends import LEDGER_RECORDED_OPTION
 from programs.cli import main as cli
 from tests.support.group_actors import (
@@ -152,6 +152,10 @@ def test_an_empty_group_is_refused_and_nothing_is_written(clean, tmp_path):
     # and a group of things that are not messages too
     with pytest.raises(InvalidSend, match="takes messages"):
         group([group_child])  # type: ignore[list-item]
+    # and a group opened for children sent later needs at least one
+    for total in (0, -3):
+        with pytest.raises(InvalidSend, match="at least one message"), session_scope() as s:
+            open_group(s, total, on_settled=group_callback.message(str(tmp_path / "x"), "x"))
     # Then nothing was written
     assert _ledger("SELECT (SELECT count(*) FROM job_groups) + (SELECT count(*) FROM outbox)") == [
         (0,)

@@ -248,3 +248,19 @@ def test_an_actors_key_function_that_fails_refuses_the_send_and_writes_nothing(c
         outbox.enqueue(s, export, str(tmp_path / "x"), "gate")
     # Then nothing was written
     assert _counts() == (0, 0, 0)
+
+
+def test_a_scheduled_job_holds_its_key_until_it_has_run(start_worker, tmp_path):
+    # Given a unique job delayed a minute (held in the outbox: 'scheduled')
+    path = str(tmp_path / "later")
+    first = touch.send_with_options(args=(path,), unique_key="digest:1", delay=60_000).message_id
+    assert state(first) == "scheduled"
+    # When the same key is sent again, now or delayed, through the outbox or plainly
+    again = touch.send_with_options(args=(path,), unique_key="digest:1").message_id
+    with session_scope() as s:
+        queued = outbox.enqueue(s, touch, path, unique_key="digest:1", delay_ms=5_000)
+    # Then every send got the scheduled job's id, and there is one job
+    assert again == queued == first
+    assert [mid for mid, _, _ in _ledger_rows("tests.touch")] == [first]
+    with pytest.raises(DuplicateJob, match="digest:1"):
+        touch.send_with_options(args=(path,), unique_key="digest:1", on_duplicate="refuse")
