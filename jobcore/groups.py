@@ -72,30 +72,75 @@ class Group:
 
         The relay publishes the children once the transaction commits.
         """
-        broker = dramatiq.get_broker()
-        threshold = getattr(broker, "delay_in_db_after_ms", 30_000)
-        children = [
-            job_sends.make_send(broker, m.copy(options={GROUP_OPTION: self.id}), None, threshold)
-            for m in self.children
-        ]
-        callbacks = {
-            kind: job_sends.make_send(broker, m, None, threshold).as_json()
-            for kind, m in self.callbacks().items()
-        }
-        session.execute(
-            text("INSERT INTO job_groups (id, total, callbacks) VALUES (:id, :total, :cb)"),
-            {"id": self.id, "total": len(children), "cb": json.dumps(callbacks)},
-        )
-        cursor = session.connection().connection.cursor()
-        try:
-            job_sends.write(cursor, children)
-            cursor.execute(
-                "UPDATE job_ledger SET group_id = %(g)s WHERE message_id = ANY(%(ids)s)",
-                {"g": self.id, "ids": [c.message_id for c in children]},
-            )
-        finally:
-            cursor.close()
+        _open(session, self.id, len(self.children), self.callbacks())
+        add(session, self.id, self.children)
         return self.id
+
+
+def open_group(
+    session: Session,
+    total: int,
+    *,
+    group_id: str | None = None,
+    on_success: Callback | None = None,
+    on_failure: Callback | None = None,
+    on_settled: Callback | None = None,
+) -> str:
+    """Write the barrier of a group of ``total`` children sent later with ``add`` (a fan-out
+    in chunks, each chunk a job); returns its id. The group settles when ``total`` distinct
+    messages sent into it have reached a final state, so the sender must send exactly
+    ``total`` (derived ids make a chunk sent twice harmless: a message id counts once)."""
+    if isinstance(total, bool) or not isinstance(total, int) or total < 1:
+        raise InvalidSend(f"a group needs at least one message; got a total of {total!r}")
+    if total > MAX_CHILDREN:
+        raise InvalidSend(f"a group holds at most {MAX_CHILDREN} messages")
+    probe = Group([Message("q", "a", (), {}, {})], on_success, on_failure, on_settled)  # type: ignore[arg-type]
+    gid = group_id or probe.id
+    _open(session, gid, total, probe.callbacks())
+    return gid
+
+
+def _open(session: Session, group_id: str, total: int, callbacks: dict[str, Message[Any]]) -> None:
+    broker = dramatiq.get_broker()
+    threshold = getattr(broker, "delay_in_db_after_ms", 30_000)
+    rows = {
+        kind: job_sends.make_send(broker, m, None, threshold).as_json()
+        for kind, m in callbacks.items()
+    }
+    session.execute(
+        text("INSERT INTO job_groups (id, total, callbacks) VALUES (:id, :total, :cb)"),
+        {"id": group_id, "total": total, "cb": json.dumps(rows)},
+    )
+
+
+def child(message: Message[Any], group_id: str) -> Message[Any]:
+    """``message`` as a child of ``group_id`` (its final state counts there)."""
+    return message.copy(options={GROUP_OPTION: group_id})
+
+
+def add(session: Session, group_id: str, messages: list[Message[Any]]) -> list[str]:
+    """Send ``messages`` as children of ``group_id`` in ``session``'s transaction (durable: the
+    relay publishes them after commit); returns their ids. A message id already written (a
+    chunk fanned out twice) is not written again and still counts once."""
+    for message in messages:
+        if not isinstance(message, Message):
+            raise InvalidSend(f"a group takes messages (actor.message(...)), got {message!r}")
+    broker = dramatiq.get_broker()
+    threshold = getattr(broker, "delay_in_db_after_ms", 30_000)
+    children = [job_sends.make_send(broker, child(m, group_id), None, threshold) for m in messages]
+    if not children:
+        return []
+    cursor = session.connection().connection.cursor()
+    try:
+        job_sends.write(cursor, children)
+        cursor.execute(
+            "UPDATE job_ledger SET group_id = %(g)s WHERE message_id = ANY(%(ids)s)"
+            " AND group_id IS DISTINCT FROM %(g)s",
+            {"g": group_id, "ids": [c.message_id for c in children]},
+        )
+    finally:
+        cursor.close()
+    return [c.message_id for c in children]
 
 
 Callback = Message[Any] | dramatiq.pipeline
@@ -229,3 +274,25 @@ def progress(session: Session, group_id: str) -> dict[str, Any] | None:
         "callbacks": ", ".join(sorted(row.callbacks)) or "none",
         "fired": ", ".join(f"{k} {v}" for k, v in sorted((row.fired or {}).items())) or "none",
     }
+
+
+_CHILDREN = """
+SELECT message_id, actor, state, attempts, finished_at, error FROM job_ledger
+WHERE group_id = :id
+ORDER BY state IN ('failed', 'dead', 'cancelled') DESC, state, message_id
+LIMIT :limit
+"""
+
+
+def children(session: Session, group_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Up to ``limit`` of a group's children from the ledger: failed ones first, then by state."""
+    rows = session.execute(text(_CHILDREN), {"id": group_id, "limit": limit}).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def fired_jobs(session: Session, group_id: str) -> dict[str, str]:
+    """The callbacks a settled group sent: ``{kind: message_id}`` (empty while it is pending)."""
+    fired = session.execute(
+        text("SELECT fired FROM job_groups WHERE id = :id"), {"id": group_id}
+    ).scalar()
+    return dict(fired or {})

@@ -7,8 +7,11 @@ backoff, as Dramatiq's ``RateLimitExceeded`` is meant to be handled. ``wait_ms=0
 
 Concurrency: ``job_limit_slots`` holds ``limit`` rows per key; a holder leases a free one (one
 ``UPDATE`` over a ``FOR UPDATE SKIP LOCKED`` pick) until ``now + lease_ms`` and frees it when
-done. A holder that dies (SIGKILL, a lost host) never frees it: the lease running out does. The
-lease must outlast the work it guards (an HTTP call: the client's timeout plus a margin).
+done. A holder that dies (SIGKILL, a lost host) never frees it: the lease running out does, or
+sooner a waiter on the same host that finds the holder's process gone (a holder is named
+``host:pid:nonce``), so a killed worker process does not keep its replacement waiting for the
+slots it held. The lease must outlast the work it guards (an HTTP call: the client's timeout
+plus a margin).
 
 Rate: ``job_rate_buckets`` holds a token bucket per key (``rate`` per second, at most ``burst``,
 ``rate`` by default). A take is one upsert that refills by the database clock and reserves the
@@ -55,6 +58,7 @@ def _check_ms(value: int, what: str, minimum: int) -> None:
 _ENSURE_SLOTS = """
 INSERT INTO job_limit_slots (key, slot) SELECT %(key)s, generate_series(1, %(limit)s)
 ON CONFLICT DO NOTHING
+RETURNING slot
 """
 _ACQUIRE = """
 UPDATE job_limit_slots s
@@ -69,6 +73,15 @@ RETURNING s.slot
 _RELEASE = """
 UPDATE job_limit_slots SET holder = NULL, expires_at = NULL
 WHERE key = %(key)s AND slot = %(slot)s AND holder = %(holder)s
+"""
+# the holders of a key's leased slots on one host, to find those whose process is gone
+_HOLDERS_ON_HOST = """
+SELECT COALESCE(array_agg(holder), '{}') FROM job_limit_slots
+WHERE key = %(key)s AND starts_with(holder, %(prefix)s) AND expires_at > clock_timestamp()
+"""
+_FREE_HOLDERS = """
+UPDATE job_limit_slots SET holder = NULL, expires_at = NULL
+WHERE key = %(key)s AND holder = ANY(%(holders)s)
 """
 _ensured: set[tuple[int, str, int]] = set()
 
@@ -117,34 +130,57 @@ class ConcurrencyLimit:
     def acquire(self) -> tuple[int, str] | None:
         """Lease a free slot now: ``(slot, holder)``, or None when all are taken."""
         ensured = (os.getpid(), self.key, self.limit)
-        if ensured not in _ensured:
+        made_now = ensured not in _ensured
+        if made_now:
             _execute(_ENSURE_SLOTS, {"key": self.key, "limit": self.limit})
             _ensured.add(ensured)
         holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        row = _execute(
-            _ACQUIRE,
-            {
-                "key": self.key,
-                "limit": self.limit,
-                "holder": holder,
-                "lease_s": self.lease_ms / 1000,
-            },
-        )
+        params = {
+            "key": self.key,
+            "limit": self.limit,
+            "holder": holder,
+            "lease_s": self.lease_ms / 1000,
+        }
+        row = _execute(_ACQUIRE, params)
+        # Every slot taken, or the rows this process made are gone (a TRUNCATE, a restore):
+        # make the missing ones and, if there were any, look again at once. A vanished row
+        # never makes a taker wait out a lease it does not hold.
+        if (
+            row is None
+            and not made_now
+            and _execute(_ENSURE_SLOTS, {"key": self.key, "limit": self.limit}) is not None
+        ):
+            row = _execute(_ACQUIRE, params)
         if row is None:
-            _ensured.discard(ensured)  # the rows may be gone (a TRUNCATE): make them next time
             return None
         return int(row[0]), holder  # type: ignore[call-overload]
 
     def release(self, slot: int, holder: str) -> None:
         _execute(_RELEASE, {"key": self.key, "slot": slot, "holder": holder})
 
+    def free_dead_holders(self) -> int:
+        """Free the slots of holders on this host whose process is gone; how many were freed."""
+        prefix = f"{socket.gethostname()}:"
+        row = _execute(_HOLDERS_ON_HOST, {"key": self.key, "prefix": prefix})
+        holders = list(row[0]) if row else []  # type: ignore[call-overload]
+        dead = [h for h in holders if not _alive(h.removeprefix(prefix).split(":", 1)[0])]
+        if dead:
+            _execute(_FREE_HOLDERS, {"key": self.key, "holders": dead})
+        return len(dead)
+
     @contextlib.contextmanager
     def hold(self) -> Iterator[int]:
         """Hold a slot for the block (waiting up to ``wait_ms``); yields the slot number."""
         deadline = time.monotonic() + self.wait_ms / 1000
         pause = 0.005
+        look_for_dead = 0.0  # when to look for holders whose process is gone (once a second)
         while (leased := self.acquire()) is None:
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            if now >= look_for_dead:
+                look_for_dead = now + 1.0
+                if self.free_dead_holders():
+                    continue
+            left = deadline - now
             if left <= 0:
                 raise LimitExceeded(
                     f"all {self.limit} slots of {self.key!r} stayed taken for {self.wait_ms} ms;"
@@ -157,6 +193,17 @@ class ConcurrencyLimit:
             yield slot
         finally:
             self.release(slot, holder)
+
+
+def _alive(pid: str) -> bool:
+    """Whether process ``pid`` of this host exists (a malformed pid counts as alive)."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError, OverflowError):
+        return True
+    return True
 
 
 # A reservation (GCRA): a take always spends a token, and the level may go below zero down to

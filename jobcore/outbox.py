@@ -114,8 +114,13 @@ def enqueue(
                 uniqueness.ON_DUPLICATE_OPTION: on_duplicate,
             }
         )
-    unique = uniqueness.Unique.of(opts)  # bad options fail here, before anything is written
+    uniqueness.Unique.of(opts)  # bad options fail here, before anything is written
     message, declared = _message(actor, args, kwargs, opts)
+    # the send's own unique options, else its actor's (declared here, or its route's)
+    unique = uniqueness.Unique.for_message(
+        message,
+        declared.options if declared is not None else routing.actor_options(message.actor_name),
+    )
     if message_id is not None:
         message = message.copy(message_id=message_id)
     body = checked_body(message)  # before anything is written
@@ -273,17 +278,26 @@ def publish(pending: list[tuple[Message[Any], int | None]]) -> int:
     broker = dramatiq.get_broker()
     sent: list[str] = []
     failed: list[str] = []
-    for message, delay_ms in pending:
+    for position, (message, delay_ms) in enumerate(pending):
         try:
             with bypass():  # already durable: published now even inside a job
                 broker.enqueue(message, delay=delay_ms)
-        except Exception:
+        except Exception as exc:
+            # the broker away is one line, no traceback, and the transaction's other sends are
+            # not tried (each would wait for its own refused connection): the relays take them
+            away = isinstance(exc, dramatiq.errors.BrokerConnectionError)
             logger.warning(
-                "publish of message %r failed; the outbox relay will retry it",
+                "publish of message %r failed (%s: %s); the outbox relay will retry it%s",
                 message.message_id,
-                exc_info=True,
+                type(exc).__name__,
+                exc,
+                f", with the {len(pending) - position - 1} sends after it" if away else "",
+                exc_info=not away,
             )
             failed.append(message.message_id)
+            if away:
+                failed.extend(m.message_id for m, _ in pending[position + 1 :])
+                break
             continue
         sent.append(message.message_id)
     if failed:

@@ -34,6 +34,9 @@ class ActorOptions(TypedDict, total=False):
     compensate_with: str
     on_retry_exhausted: str
     priority: int
+    unique_key: str | Callable[..., str | None]
+    unique_for: int
+    on_duplicate: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,3 +141,18 @@ def declared_actor(name: str) -> dramatiq.Actor[Any, Any] | None:
         return dramatiq.get_broker().get_actor(name)
     except dramatiq.errors.ActorNotFound:
         return None
+
+
+def actor_options(name: str, broker: Any = None) -> Mapping[str, Any]:
+    """The options actor ``name`` is declared with: the broker's declared actor, else its route
+    in the installed table (a process that sends by name need not declare it), else none."""
+    declared = getattr(broker if broker is not None else _current_broker(), "actors", {}).get(name)
+    if declared is not None:
+        return declared.options
+    if _installed is not None and name in _installed:
+        return _installed[name].options
+    return {}
+
+
+def _current_broker() -> Any:
+    return dramatiq.broker.global_broker

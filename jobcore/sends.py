@@ -30,6 +30,7 @@ from dramatiq import Message
 from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
 
+from jobcore import routing
 from jobcore import unique as uniqueness
 from jobcore.db import get_engine
 from jobcore.errors import InvalidInput
@@ -147,7 +148,11 @@ def make_send(
         actor = broker.get_actor(message.actor_name)
     except ActorNotFound:
         actor = None
-    unique = uniqueness.Unique.of(message.options)  # bad options fail the send itself
+    # the message's own unique options, else its actor's; bad ones fail the send itself
+    options_of_actor = (
+        actor.options if actor is not None else routing.actor_options(message.actor_name)
+    )
+    unique = uniqueness.Unique.for_message(message, options_of_actor)
     delay = delay or 0
     held = delay > threshold_ms
     return Send(
@@ -223,11 +228,18 @@ class DurableSendsBroker:
     delay_in_db_after_ms: int = 30_000
     args_max_bytes: int = 2048
 
+    def declare_actor(self, actor: Any) -> None:
+        """Refuse an actor whose unique options are impossible, before it is declared."""
+        uniqueness.check_actor_options(actor.actor_name, actor.options)
+        super().declare_actor(actor)  # type: ignore[misc]
+
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
         if _local.bypass:
             return super().enqueue(message, delay=delay)  # type: ignore[misc]
         held = delay is not None and delay > self.delay_in_db_after_ms
-        keyed = any(message.options.get(o) is not None for o in uniqueness.OPTIONS)
+        keyed = any(message.options.get(o) is not None for o in uniqueness.OPTIONS) or (
+            routing.actor_options(message.actor_name, self).get(uniqueness.KEY_OPTION) is not None
+        )
         if _local.job is None and not held and not keyed:
             return super().enqueue(message, delay=delay)  # type: ignore[misc]
         send = make_send(self, message, delay, self.delay_in_db_after_ms, self.args_max_bytes)

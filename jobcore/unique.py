@@ -9,6 +9,11 @@ ledger row is final or its window (``unique_for``, ms) has passed. A send that l
 nothing and returns the holder's message id, or raises ``DuplicateJob`` with
 ``on_duplicate="refuse"``.
 
+The same options may be declared on the actor (``@dramatiq.actor(unique_key=..., unique_for=...)``
+or a route's options): every send of that actor is then unique, with ``unique_key`` a string
+or a callable of the message's args and kwargs that returns the key (or None: that message is
+not unique). A message's own ``unique_key`` wins over its actor's.
+
 Inside a job the send is buffered (``jobcore.sends``) and the claim runs in the commit of the
 job's outcome, so the id a job gets back is its own; a duplicate is dropped at that commit.
 """
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jobcore.errors import InvalidSend
@@ -76,12 +81,77 @@ class Unique:
             on_duplicate == "refuse",
         )
 
+    @classmethod
+    def for_message(
+        cls, message: Any, actor_options: Mapping[str, Any] | None = None
+    ) -> Unique | None:
+        """The uniqueness of ``message``: its own options, else its actor's ``actor_options``.
+
+        An actor's ``unique_key`` may be a callable of the message's args and kwargs; its
+        result is the key (None: this message is not unique). Bad values raise ``InvalidSend``.
+        """
+        own = message.options
+        if own.get(KEY_OPTION) is not None or own.get(FOR_OPTION) is not None:
+            return cls.of(own)
+        if not actor_options or actor_options.get(KEY_OPTION) is None:
+            return None
+        key = actor_key(actor_options[KEY_OPTION], message)
+        if key is None:
+            return None
+        return cls.of(
+            {
+                KEY_OPTION: key,
+                FOR_OPTION: actor_options.get(FOR_OPTION),
+                ON_DUPLICATE_OPTION: own.get(
+                    ON_DUPLICATE_OPTION, actor_options.get(ON_DUPLICATE_OPTION, "return")
+                ),
+            }
+        )
+
     def options(self) -> dict[str, Any]:
         """The message options that carry this uniqueness."""
         options: dict[str, Any] = {KEY_OPTION: self.key, FOR_OPTION: self.for_ms}
         if self.refuse:
             options[ON_DUPLICATE_OPTION] = "refuse"
         return options
+
+
+KeyOption = str | Callable[..., str | None]
+
+
+def actor_key(key: KeyOption, message: Any) -> str | None:
+    """An actor's ``unique_key`` for ``message``: the string, or the callable's result."""
+    if not callable(key):
+        return key
+    try:
+        derived = key(*message.args, **message.kwargs)
+    except Exception as exc:
+        raise InvalidSend(
+            f"the unique_key of {message.actor_name} failed on the message's args: {exc!r}"
+        ) from exc
+    if derived is not None and not isinstance(derived, str):
+        raise InvalidSend(
+            f"the unique_key of {message.actor_name} must return a string or None, got {derived!r}"
+        )
+    return derived
+
+
+def check_actor_options(actor_name: str, options: Mapping[str, Any]) -> None:
+    """Refuse bad unique options when an actor is declared (a callable key is checked per send)."""
+    key = options.get(KEY_OPTION)
+    if key is None:
+        if options.get(FOR_OPTION) is not None:
+            raise InvalidSend(f"actor {actor_name}: unique_for was given without unique_key")
+        return
+    probe = {
+        KEY_OPTION: "probe" if callable(key) else key,
+        FOR_OPTION: options.get(FOR_OPTION),
+        ON_DUPLICATE_OPTION: options.get(ON_DUPLICATE_OPTION, "return"),
+    }
+    try:
+        Unique.of(probe)
+    except InvalidSend as exc:
+        raise InvalidSend(f"actor {actor_name}: {exc}") from None
 
 
 # Sorted by key so two transactions claiming several keys lock them in one order (no deadlock).

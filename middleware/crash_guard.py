@@ -5,12 +5,15 @@ and again. A worker that dies takes down every job running beside the culprit, a
 cannot say which one did it. So every message that comes back after a crash (the broker's
 redelivered flag, minus the ones a worker handed back unstarted) is a suspect and runs *alone*
 in its process: the other threads finish what they run and wait. Its lone start is committed
-before it runs; if the process dies during that lone run, nothing else was running, so it is
-the culprit, and its next delivery is failed and rejected to the dead letters with reason
-"crashed worker".
+before it runs; if the process dies during that lone run, nothing else was running. One such
+death could still be a kill from outside (an operator, the OOM killer, a deploy) that happened
+to land on an innocent's lone run, so the message is the culprit only when its process died
+during two of its lone runs (``jobcore.ledger.store.LONE_DEATHS``); its next delivery is then
+failed and rejected to the dead letters with reason "crashed worker".
 
-Bounds: a culprit is delivered three times (its crash among others, its lone crash, the
-delivery that parks it) and runs twice; a bystander is never parked, whatever ran beside it.
+Bounds: a culprit is delivered four times (its crash among others, two lone crashes, the
+delivery that parks it) and runs three times; a bystander is never parked, whatever ran beside
+it, and an innocent only if outside kills land on two of its lone runs in a row.
 A suspect that cannot get its process alone within ``alone_within_s`` (a neighbour runs a long
 job) runs beside the others, unrecorded, and stays a suspect.
 """
@@ -35,7 +38,7 @@ _SHARED, _ALONE = "crash_guard_shared", "crash_guard_alone"
 
 
 class CrashLoop(SkipMessage):
-    """Parked: the message killed its worker while it ran alone."""
+    """Parked: its worker died during two of its lone runs (``LONE_DEATHS``)."""
 
 
 class _Solitude:
@@ -108,7 +111,7 @@ class CrashGuard(Middleware):
             verdict = self.classify(message.message_id, message.actor_name, message.queue_name)
             if verdict is Redelivery.CULPRIT:
                 message.fail()
-                raise CrashLoop("crashed worker: its worker died while it ran alone")
+                raise CrashLoop("crashed worker: its worker died during two of its lone runs")
             if verdict is Redelivery.SUSPECT and self._run_alone(message):
                 return
         self._solitude.share()

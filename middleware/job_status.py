@@ -22,6 +22,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import MiddlewareError, SkipMessage
 
+from jobcore import unique as uniqueness
 from jobcore.acks import TICKET_ATTRIBUTE
 from jobcore.groups import GROUP_OPTION
 from jobcore.ledger.args import ledger_fields, result_json
@@ -69,7 +70,10 @@ class JobStatus(Middleware):
 
     @property
     def actor_options(self) -> set[str]:
-        return {"dedupe"}
+        # unique_key / unique_for / on_duplicate: every send of the actor is unique (the ledger
+        # decides when a holder is final; jobcore.unique); checked when the actor is declared
+        # (DurableSendsBroker.declare_actor: a hook's error here would only be logged)
+        return {"dedupe", *uniqueness.OPTIONS}
 
     def __init__(
         self,

@@ -13,7 +13,8 @@ import uvicorn
 
 import actors  # noqa: F401  (declared actors name the ledger's args by parameter)
 import broker
-from jobcore import logs
+from jobcore import logs, outbox
+from middleware.outbox_relay import build_relay
 from shop.payments.webhooks import build_app
 
 
@@ -35,7 +36,15 @@ def main() -> None:
     app = build_app(settings.payment_webhook_secrets)
     # log_config=None: uvicorn keeps the handlers logs.configure installed (no plain lines)
     config = uvicorn.Config(app, log_level="warning", log_config=None, access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    # the endpoint's commits hand their sends to a relay of its own, as the workers and the
+    # scheduler do: a request never waits for RabbitMQ (an alarm blocks publishers, T21)
+    relay = build_relay(settings, broker.broker).start()
+    outbox.relay_sends_with(relay)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        outbox.relay_sends_with(None)
+        relay.stop()
 
 
 if __name__ == "__main__":

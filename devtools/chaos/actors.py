@@ -20,7 +20,6 @@ import functools
 import itertools
 import os
 import signal
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -120,24 +119,28 @@ def _install_crash_point(crash: CrashPoint) -> None:
 
         PaymentClient.charge = crash.after(PaymentClient.charge)  # type: ignore[method-assign]
     elif crash.point == "before_ack":
-        from dramatiq.brokers.rabbitmq import _RabbitmqConsumer
+        # the ledger writer committed the final states; the consumer's connection thread is
+        # about to send their (multiple) basic_ack
+        from jobcore.acks import LedgerAckedConsumer
 
-        _RabbitmqConsumer.ack = crash.before(_RabbitmqConsumer.ack)  # type: ignore[method-assign]
+        LedgerAckedConsumer._basic_acks = crash.before(LedgerAckedConsumer._basic_acks)  # type: ignore[method-assign]
     elif crash.point == "after_smtp_250":
         import smtplib
 
         smtplib.SMTP.send_message = crash.after(smtplib.SMTP.send_message)  # type: ignore[method-assign]
     elif crash.point == "before_outbox_delete":
-        from jobcore import outbox
+        # RabbitMQ confirmed the relay's batch; its rows are deleted next (the workers publish
+        # every send through their relay)
+        from jobcore import relay
 
-        engine = outbox.get_engine
+        forget = relay._forget
 
-        def get_engine() -> Any:
-            if sys._getframe(1).f_code.co_name == "publish":  # the delete after a publish
+        def forget_after_confirm(cur: Any, published: list[Any]) -> None:
+            if published:
                 crash.maybe_die()
-            return engine()
+            forget(cur, published)
 
-        outbox.get_engine = get_engine
+        relay._forget = forget_after_confirm
     else:
         raise ValueError(f"unknown crash point {crash.point!r}; expected one of {POINTS}")
 

@@ -256,7 +256,7 @@ def host_cut_off(
 
 def crash_poison(h: Harness, cluster: RabbitCluster, vhost: str, orders: int) -> Outcome:
     """T8 on the cluster's quorum queues: a message that kills its worker process every time it
-    runs, among orders. The crash guard parks it (two runs, three deliveries) below RabbitMQ's
+    runs, among orders. The crash guard parks it (three runs, four deliveries) below RabbitMQ's
     own delivery limit, which stays the backstop for consumers without our middleware."""
     from devtools.chaos import scenarios
 

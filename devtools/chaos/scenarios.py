@@ -7,11 +7,12 @@ processes it started; the machine's RabbitMQ and PostgreSQL come back before it 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dramatiq
@@ -58,16 +59,18 @@ def kill_worker_processes(h: Harness, orders: int, kills: int = 4) -> Outcome:
 
 
 def _settled(worker: Any, quiet_s: float = 3.0, timeout: float = 120) -> None:
-    """Wait until the last kill's suspects ran alone: no lone run recorded, and no new suspect
-    logged for ``quiet_s``. A kill that lands on an innocent suspect's lone run makes CrashGuard
-    park it as the culprit (see the chaos section of the README)."""
+    """Wait until the last kill's suspects ran alone: no lone run under way, and no new suspect
+    logged for ``quiet_s``. Kills that land on two lone runs of the same innocent suspect make
+    CrashGuard park it as the culprit (see "Dead letters and replays" in the README)."""
     from sqlalchemy import text
 
     deadline = time.monotonic() + timeout
     seen, since = -1, time.monotonic()
     while time.monotonic() < deadline:
         with session_scope() as s:
-            lone = s.scalar(text("SELECT count(*) FROM crash_suspects"))
+            lone = s.scalar(
+                text("SELECT count(*) FROM crash_suspects WHERE running_since IS NOT NULL")
+            )
         suspects = worker.log().count("crash suspect")
         if suspects != seen or lone:
             seen, since = suspects, time.monotonic()
@@ -520,28 +523,63 @@ def provider_faults(h: Harness, orders: int, phase_s: float = 4) -> Outcome:
 ROWS["T17"] = provider_faults
 
 
+@contextlib.contextmanager
+def selling_with_a_relay() -> Iterator[Any]:
+    """This process sells as the shop's service processes do (the workers, the scheduler, the
+    webhook endpoint): a commit hands its sends to a relay thread of the process instead of
+    publishing them on the committing thread, which a broker alarm would block."""
+    import broker
+    from jobcore import outbox
+    from middleware.outbox_relay import build_relay
+
+    relay = build_relay(broker.settings, broker.broker).start()
+    outbox.relay_sends_with(relay)
+    try:
+        yield relay
+    finally:
+        outbox.relay_sends_with(None)
+        relay.stop()
+
+
 def broker_alarm(h: Harness, orders: int, alarm_s: float = 8) -> Outcome:
     """T21: RabbitMQ's disk alarm blocks every publisher for ``alarm_s`` while the shop sells."""
+    from jobcore.relay import RELAY_FAILURES
+
     load, worker, products = _start(h, "t21", orders)
-    shop_load.orders(load, h.rng, orders // 2, products)
-    selling = threading.Thread(
-        target=shop_load.orders, args=(load, h.rng, 10, products), daemon=True
-    )
-    with faults.disk_alarm():
-        started = time.monotonic()
-        selling.start()
-        selling.join(alarm_s)
-        blocked = selling.is_alive()
-    selling.join(120)
-    services_s = round(time.monotonic() - started, 1)
-    shop_load.orders(load, h.rng, orders - len(load.order_ids), products)
+    with selling_with_a_relay():
+        shop_load.orders(load, h.rng, orders // 2, products)
+        failures_before = _relay_failures(RELAY_FAILURES)
+        selling = threading.Thread(
+            target=shop_load.orders, args=(load, h.rng, 10, products), daemon=True
+        )
+        with faults.disk_alarm():
+            started = time.monotonic()
+            selling.start()
+            selling.join(alarm_s)
+            blocked = selling.is_alive()
+            _pause.wait(max(0.0, alarm_s - (time.monotonic() - started)))  # the alarm's length
+            waiting = _outbox_rows()  # sold and committed, not published: the alarm bit
+        selling.join(120)
+        services_s = round(time.monotonic() - started, 1)
+        shop_load.orders(load, h.rng, orders - len(load.order_ids), products)
     evidence = {
         "alarm_s": alarm_s,
         "ten_orders_took_s": services_s,
         "sales_blocked_by_alarm": blocked,
+        "outbox_rows_during_alarm": waiting,
+        "relay_failed_rounds": _relay_failures(RELAY_FAILURES) - failures_before,
     }
     return h.finish(
         "T21", f"broker disk alarm {alarm_s:.0f}s", load, 1, evidence, time.monotonic(), worker
+    )
+
+
+def _relay_failures(counter: Any) -> float:
+    return sum(
+        sample.value
+        for metric in counter.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
     )
 
 

@@ -43,6 +43,8 @@ def routes() -> list[Route | Mount]:
         Route("/jobs/{message_id}.json", pages.job),
         Route("/jobs/{message_id}", pages.job),
         Route("/jobs/{message_id}/cancel", act.cancel_one, methods=["POST"]),
+        Route("/groups/{group_id}.json", pages.group),
+        Route("/groups/{group_id}", pages.group),
         Route("/orders/{order_id}.json", pages.order),
         Route("/orders/{order_id}", pages.order),
         Route("/failures", pages.failures),

@@ -89,17 +89,26 @@ def claim(change: Change, attempt: int, redelivered: bool) -> bool:
 class Redelivery(enum.Enum):
     HANDED_BACK = "handed back"  # a worker returned it unstarted (shutdown, lost connection)
     SUSPECT = "suspect"  # its worker died; it must run alone to tell culprit from bystander
-    CULPRIT = "culprit"  # its worker died while it ran alone: it is what kills workers
+    CULPRIT = "culprit"  # its worker died during LONE_DEATHS of its lone runs: it kills workers
 
+
+# A culprit died alone this many times. One lone death is not enough: a process killed from
+# outside (an operator's kill -9, the OOM killer choosing it for its neighbour's memory, a
+# deploy) while an innocent suspect ran alone looks the same, and parked innocents strand
+# orders (the soak's T23 parked 4 with 1). Two lone deaths in a row of the same message are
+# its own doing; it costs a real culprit one more run.
+LONE_DEATHS = 2
 
 _UNFINISHED = sql_list(WAITING | {State.RUNNING})
 _WAITING = sql_list(WAITING)
 # One statement: consume a hand-back marker, record this delivery's start in the ledger (a
 # crash counts when the ledger shows the last delivery running), and read whether a lone run of
-# this message was under way when its worker died.
+# this message was under way when its worker died, and how many of its lone runs died.
 _REDELIVERED = f"""
 WITH marker AS (DELETE FROM requeued_messages WHERE message_id = %(id)s RETURNING 1),
-suspect AS (SELECT running_since FROM crash_suspects WHERE message_id = %(id)s FOR UPDATE),
+suspect AS (
+  SELECT running_since, lone_runs FROM crash_suspects WHERE message_id = %(id)s FOR UPDATE
+),
 ledger AS (
   INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, attempts,
       redeliveries)
@@ -113,25 +122,38 @@ ledger AS (
   RETURNING redeliveries
 )
 SELECT EXISTS (SELECT 1 FROM marker), (SELECT running_since IS NOT NULL FROM suspect),
-    (SELECT redeliveries FROM ledger)
+    COALESCE((SELECT lone_runs FROM suspect), 0), (SELECT redeliveries FROM ledger)
 """
 
 
 def classify_redelivery(message_id: str, actor: str, queue: str) -> Redelivery:
-    """Why a message came back, decided in one transaction; a culprit's suspect row is removed."""
+    """Why a message came back, decided in one transaction.
+
+    Every redelivered message its worker did not hand back is a suspect (the ledger's 'running'
+    is batched for most actors, so it cannot tell which ones the dead worker had started). A
+    suspect whose lone run died counts that death; at ``LONE_DEATHS`` it is the culprit and its
+    suspect row is removed.
+    """
     params = {"id": message_id, "actor": actor, "queue": queue.removesuffix(".DQ")}
     with _transaction() as cur:
         cur.execute(_REDELIVERED, params)
-        handed_back, lone_run_died, _ = cur.fetchone()
-        if lone_run_died:
+        handed_back, lone_run_died, lone_deaths, _ = cur.fetchone()
+        if lone_run_died and lone_deaths >= LONE_DEATHS:
             cur.execute("DELETE FROM crash_suspects WHERE message_id = %s", (message_id,))
-    if lone_run_died:
-        return Redelivery.CULPRIT
+            return Redelivery.CULPRIT
+        if lone_run_died:
+            # the death is counted (lone_runs); the next lone run must die too
+            cur.execute(
+                "UPDATE crash_suspects SET running_since = NULL WHERE message_id = %s",
+                (message_id,),
+            )
+            return Redelivery.SUSPECT
     return Redelivery.HANDED_BACK if handed_back else Redelivery.SUSPECT
 
 
 def start_lone_run(message_id: str, actor: str) -> None:
-    """Record, before it runs, that this suspect runs alone now: if the process dies, it did it."""
+    """Record, before it runs, that this suspect runs alone now: if the process dies, the death
+    counts against it (``LONE_DEATHS``)."""
     with _transaction() as cur:
         cur.execute(
             """INSERT INTO crash_suspects AS c (message_id, actor, lone_runs, running_since, worker)

@@ -63,8 +63,9 @@ class RequeuedMessage(Base):
 
 
 class CrashSuspect(Base):
-    """A redelivered message whose worker died: it runs alone in its process, and if its worker
-    dies again during that lone run (``running_since`` still set), it is the culprit."""
+    """A redelivered message whose worker died while running it: it runs alone in its process;
+    ``lone_runs`` counts the lone runs its worker died in (``running_since`` set while one runs),
+    and at ``jobcore.ledger.store.LONE_DEATHS`` it is the culprit."""
 
     __tablename__ = "crash_suspects"
 

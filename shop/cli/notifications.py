@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from jobcore.cli.output import emit, emit_record
 from jobcore.db import session_scope
 from jobcore.errors import InvalidInput, NotFound
-from shop.models import Notification, NotificationCampaign
+from shop.models import Notification
 from shop.models.notifications import NOTIFICATION_STATES
 
 COLUMNS = (
@@ -82,7 +82,6 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_campaign(args: argparse.Namespace) -> int:
-    from shop.models import CampaignCompletion
     from shop.notifications import campaigns
 
     with session_scope() as s:
@@ -90,9 +89,6 @@ def run_campaign(args: argparse.Namespace) -> int:
             "campaign_id": args.campaign_id,
             **campaigns.progress(s, args.campaign_id),
         }
-        done = s.get(CampaignCompletion, args.campaign_id)
-        record["completion_fired_at"] = done.fired_at if done else None
-        record["callback_ran_at"] = done.callback_ran_at if done else None
     emit_record(record, as_json=args.json)
     return 0
 
@@ -113,12 +109,8 @@ def run_resend(args: argparse.Namespace) -> int:
             raise InvalidInput(
                 f"notification {args.notification_id} has not failed; only failed ones are resent"
             )
-        if row.campaign_id is not None:  # it will be counted again when it settles
-            s.execute(
-                update(NotificationCampaign)
-                .where(NotificationCampaign.id == row.campaign_id)
-                .values(failed=NotificationCampaign.failed - 1)
-            )
+        # a campaign's row is resent outside its group: the group counted the failure once
+        # and the campaign's figures are its run's; the row itself says how the resend went
         enqueue_delivery(s, args.notification_id, row.channel)
     print(f"notification {args.notification_id} queued again")
     return 0

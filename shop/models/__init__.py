@@ -18,7 +18,6 @@ from shop.models.catalog_jobs import (
 from shop.models.jobs import Job
 from shop.models.notifications import (
     CampaignChunk,
-    CampaignCompletion,
     EmailLog,
     Notification,
     NotificationCampaign,
@@ -33,7 +32,6 @@ __all__ = [
     "Backup",
     "Base",
     "CampaignChunk",
-    "CampaignCompletion",
     "Cart",
     "CartItem",
     "EmailLog",

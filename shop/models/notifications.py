@@ -140,23 +140,6 @@ class CampaignChunk(Base):
     done_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class CampaignCompletion(Base):
-    """The primary key is the campaign: the completion callback can be queued once, ever."""
-
-    __tablename__ = "campaign_completions"
-
-    campaign_id: Mapped[int] = mapped_column(
-        ForeignKey("notification_campaigns.id", ondelete="CASCADE"), primary_key=True
-    )
-    sent: Mapped[int] = mapped_column(Integer, nullable=False)
-    failed: Mapped[int] = mapped_column(Integer, nullable=False)
-    callback_message_id: Mapped[str] = mapped_column(String(64), nullable=False)
-    fired_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
-    callback_ran_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-
-
 class NotificationSchedule(Base):
     """A recurring notification: every ``every_s`` seconds, to one user or (no user) the admins."""
 

@@ -1,31 +1,35 @@
-"""Bulk campaigns: one notification per user, fanned out in chunks, one completion callback.
+"""Bulk campaigns: one notification per user, fanned out in chunks, settled by a job group.
 
 - ``create_campaign`` freezes the audience (one ``notifications`` row per user, keyed
-  ``campaign:<id>#<user>``) and queues one chunk message per ``chunk_size`` users.
-- ``fan_out_chunk`` queues the deliveries of one chunk, once: the ``campaign_chunks`` primary
-  key makes a redelivered chunk a no-op.
-- Each delivery that settles (sent or failed, once: ``delivery.settle`` is conditional) adds
-  to the campaign's counters; the one that makes ``sent + failed == total`` inserts the
-  ``campaign_completions`` row (primary key: the campaign) and queues the callback in the same
-  transaction. A duplicated final message cannot insert that row again, so the callback is
-  queued once, ever.
+  ``campaign:<id>#<user>``), opens the campaign's group (``jobcore.groups``: a barrier of
+  ``total`` children whose ``on_settled`` callback is ``notifications.campaign_completed``)
+  and queues one chunk message per ``chunk_size`` users.
+- ``fan_out_chunk`` sends the deliveries of one chunk into the group, once: the
+  ``campaign_chunks`` primary key makes a redelivered chunk a no-op, and each delivery's
+  message id is derived from its notification, so a delivery sent again (a chunk twice, the
+  sweep re-queueing a lost one) is the same child and counts once.
+- A delivery's final ledger state counts in the group in the commit that records it; its
+  retries keep its message id (Retries re-enqueues the same message through the durable send
+  path), and a duplicate or redelivered copy finishes only once the notification row has
+  settled, with the row's outcome (``delivery.deliver``). The commit that counts the last child
+  writes the callback's send: exactly once, ever. No counter or completion table of its own.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 import uuid
 
+from dramatiq import Message
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from jobcore import outbox
+from jobcore import groups, outbox, routing
 from jobcore.db import affected, session_scope
 from jobcore.errors import InvalidInput, NotFound
-from shop.models import CampaignChunk, CampaignCompletion, Notification, NotificationCampaign
+from shop.models import CampaignChunk, Notification, NotificationCampaign
 from shop.notifications.dispatch import DELIVERY_ACTORS
 
 logger = logging.getLogger(__name__)
@@ -85,10 +89,13 @@ def create_campaign(
         .where(NotificationCampaign.id == campaign_id)
         .values(total=total, chunks_total=chunks)
     )
+    callback = routing.routes().message(COMPLETED_ACTOR, (campaign_id,))
+    if total == 0:  # nothing to wait for (a group needs a child): the callback goes at once
+        outbox.enqueue(session, COMPLETED_ACTOR, campaign_id, message_id=callback.message_id)
+    else:
+        groups.open_group(session, total, group_id=group_id(campaign_id), on_settled=callback)
     for chunk in range(chunks):
         outbox.enqueue(session, CHUNK_ACTOR, campaign_id, chunk)
-    if total == 0:
-        _complete(session, campaign_id, 0, 0)
     logger.info("campaign %r created: %d recipients in %d chunks", campaign_id, total, chunks)
     return int(campaign_id)
 
@@ -117,8 +124,7 @@ def fan_out_chunk(campaign_id: int, chunk: int) -> int:
             .offset(chunk * campaign.chunk_size)
             .limit(campaign.chunk_size)
         ).all()
-        for row in rows:
-            outbox.enqueue(s, DELIVERY_ACTORS[row.channel], row.id)
+        groups.add(s, group_id(campaign_id), [delivery(r.id, r.channel) for r in rows])
         s.execute(
             update(Notification)
             .where(Notification.id.in_([r.id for r in rows]))
@@ -138,66 +144,54 @@ def fan_out_chunk(campaign_id: int, chunk: int) -> int:
     return len(rows)
 
 
-def count_settled(session: Session, campaign_id: int, status: str) -> None:
-    """Called once per settled notification, inside the transaction that settled it."""
-    column = "sent" if status == "sent" else "failed"
-    row = session.execute(
-        update(NotificationCampaign)
-        .where(NotificationCampaign.id == campaign_id)
-        .values({column: getattr(NotificationCampaign, column) + 1})
-        .returning(
-            NotificationCampaign.sent, NotificationCampaign.failed, NotificationCampaign.total
-        )
-    ).first()
-    if row is not None and row.sent + row.failed >= row.total:
-        _complete(session, campaign_id, row.sent, row.failed)
+def group_id(campaign_id: int) -> str:
+    """The campaign's job group (derived: no column to keep in step)."""
+    return str(uuid.uuid5(NAMESPACE, f"campaign:{campaign_id}"))
 
 
-def _complete(session: Session, campaign_id: int, sent: int, failed: int) -> None:
-    callback_id = str(uuid.uuid5(NAMESPACE, f"campaign-completed:{campaign_id}"))
-    inserted = session.execute(
-        insert(CampaignCompletion)
-        .values(campaign_id=campaign_id, sent=sent, failed=failed, callback_message_id=callback_id)
-        .on_conflict_do_nothing()
-        .returning(CampaignCompletion.campaign_id)
-    ).first()
-    if inserted is None:
-        return
+def delivery(notification_id: int, channel: str) -> Message[object]:
+    """The delivery message of a campaign's notification: its id is derived from the row, so
+    every send of it (the chunk, the sweep) is the same child of the campaign's group."""
+    message = routing.routes().message(DELIVERY_ACTORS[channel], (notification_id,))
+    return message.copy(message_id=str(uuid.uuid5(NAMESPACE, f"delivery:{notification_id}")))
+
+
+def requeue(session: Session, campaign_id: int, notification_id: int, channel: str) -> str:
+    """The sweep's re-queue of a campaign delivery: the same child again, never a new one."""
+    (message_id,) = groups.add(session, group_id(campaign_id), [delivery(notification_id, channel)])
     session.execute(
-        update(NotificationCampaign)
-        .where(NotificationCampaign.id == campaign_id)
-        .values(status="completed", completed_at=dt.datetime.now(dt.UTC))
+        update(Notification)
+        .where(Notification.id == notification_id)
+        .values(enqueued_at=func.now())
     )
-    outbox.enqueue(session, COMPLETED_ACTOR, campaign_id, message_id=callback_id)
-    logger.info(
-        "campaign %r settled: %d sent, %d failed; completion callback queued",
-        campaign_id,
-        sent,
-        failed,
-    )
+    return message_id
 
 
 def run_completion_callback(campaign_id: int) -> bool:
-    """The callback: stamp the completion (once) and report to the administrators."""
+    """The group's ``on_settled`` callback: mark the campaign completed with the group's counts
+    and report to the administrators (once: a redelivered callback finds it completed)."""
     from shop.notifications.notifications import request_notification
 
     with session_scope() as s:
+        counted = groups.progress(s, group_id(campaign_id))
+        sent, failed = (counted["succeeded"], counted["failed"]) if counted else (0, 0)
+        if counted is not None and counted["pending"]:
+            raise NotFound(f"campaign {campaign_id} has not settled yet")
         ran = s.execute(
-            update(CampaignCompletion)
+            update(NotificationCampaign)
             .where(
-                CampaignCompletion.campaign_id == campaign_id,
-                CampaignCompletion.callback_ran_at.is_(None),
+                NotificationCampaign.id == campaign_id,
+                NotificationCampaign.status != "completed",
             )
-            .values(callback_ran_at=func.now())
-            .returning(CampaignCompletion.campaign_id)
+            .values(status="completed", completed_at=func.now(), sent=sent, failed=failed)
+            .returning(NotificationCampaign.id)
         ).first()
         if ran is None:
-            exists = s.get(CampaignCompletion, campaign_id)
-            if exists is None:
-                raise NotFound(f"campaign {campaign_id} has not completed")
+            if s.get(NotificationCampaign, campaign_id) is None:
+                raise NotFound(f"campaign {campaign_id} does not exist")
             return False
         request_notification(s, template="campaign_report", entity_key=f"campaign:{campaign_id}")
-    logger.info("campaign %r completion callback ran", campaign_id)
+    logger.info("campaign %r settled: %d sent, %d failed; reported", campaign_id, sent, failed)
     return True
 
 
@@ -205,11 +199,15 @@ def progress(session: Session, campaign_id: int) -> dict[str, int | str]:
     c = session.get(NotificationCampaign, campaign_id)
     if c is None:
         raise NotFound(f"campaign {campaign_id} does not exist")
+    counted = groups.progress(session, group_id(campaign_id))
     return {
         "status": c.status,
         "total": c.total,
         "chunks_done": c.chunks_done,
         "chunks_total": c.chunks_total,
-        "sent": c.sent,
-        "failed": c.failed,
+        "sent": counted["succeeded"] if counted else c.sent,
+        "failed": counted["failed"] if counted else c.failed,
+        "pending": counted["pending"] if counted else 0,
+        "group_id": group_id(campaign_id),
+        "callback": counted["fired"] if counted else "none",
     }

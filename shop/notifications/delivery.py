@@ -20,6 +20,7 @@ import hashlib
 import logging
 from typing import Any
 
+import dramatiq
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 from jobcore.db import session_scope
 from jobcore.errors import NotFound, PermanentError, TransientError
 from shop.models import EmailLog, Notification, User
-from shop.notifications import campaigns, mailer, render
+from shop.notifications import mailer, render
 from shop.notifications import sms as sms_client
 from shop.notifications.context_lookup import load_context
 from shop.notifications.messages import build_email, dedupe_key, message_id
@@ -102,10 +103,40 @@ def claim(notification_id: int, lease_s: int) -> Claimed | str:
             except PermanentError as exc:  # the claim still commits; the caller records the failure
                 return dataclasses.replace(claimed, load_error=exc)
             return dataclasses.replace(claimed, to=to, context=context)
-        status = s.scalar(select(Notification.status).where(Notification.id == notification_id))
-    if status is None:
+        found = s.execute(
+            select(Notification.status, Notification.campaign_id, Notification.claimed_until).where(
+                Notification.id == notification_id
+            )
+        ).first()
+    if found is None:
         raise NotFound(f"notification {notification_id} does not exist")
-    return status
+    if found.campaign_id is not None:
+        _settled_or_retry(notification_id, found.status, found.claimed_until, now)
+    return str(found.status)
+
+
+def _settled_or_retry(
+    notification_id: int, status: str, claimed_until: dt.datetime | None, now: dt.datetime
+) -> None:
+    """A campaign delivery that finds its row taken: its message is a child of the campaign's
+    group, and counts there with its final state. So it ends only once the row has settled,
+    with the row's outcome: a failed row fails this copy too; a row another attempt is still
+    sending makes this copy retry once that attempt's lease has run out (by then it settled
+    the row, or it died and this copy takes the row over). A copy never counts a row as done
+    before it is, and waiting out the lease costs one retry, not the delivery's whole budget."""
+    if status in ACTIVE:
+        left_ms = (claimed_until - now).total_seconds() * 1000 if claimed_until else 0
+        raise DeliveryInFlight(
+            f"notification {notification_id} is being delivered by another attempt; retrying"
+            " once its lease has run out",
+            delay=max(200, int(left_ms) + 500),
+        )
+    if status == "failed":
+        raise PermanentError(f"notification {notification_id} failed already")
+
+
+class DeliveryInFlight(dramatiq.Retry):
+    """Another attempt holds the notification's row: retry after its lease (``delay``, ms)."""
 
 
 def _log_attempt(session: Session, claimed: Claimed) -> None:
@@ -269,7 +300,7 @@ def settle(
                 last_error=error[:1000] if error else Notification.last_error,
                 provider_message_id=provider_id or Notification.provider_message_id,
             )
-            .returning(Notification.campaign_id, Notification.channel)
+            .returning(Notification.channel)
         ).first()
         if row is None:
             return False
@@ -283,12 +314,11 @@ def settle(
                     error=error[:1000] if error else None,
                 )
             )
-        if row.campaign_id is not None:
-            campaigns.count_settled(s, row.campaign_id, status)
     return True
 
 
 def give_up(notification_id: int, error: str) -> bool:
-    """Retries are exhausted: the row says failed (and its campaign counts it)."""
+    """Retries are exhausted: the row says failed (its message's final state counts in its
+    campaign's group, if any)."""
     logger.warning("notification %r: retries exhausted", notification_id)
     return settle(notification_id, "failed", error=error)

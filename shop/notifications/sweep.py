@@ -15,6 +15,7 @@ from jobcore.db import session_scope
 from jobcore.errors import InvalidInput
 from shop.models import EmailLog, Notification, NotificationSchedule, Order, User
 from shop.models.notifications import SETTLED_STATES
+from shop.notifications import campaigns
 from shop.notifications.dispatch import CHANNELS, enqueue_delivery
 from shop.notifications.notifications import request_notification
 from shop.settings import current as current_settings
@@ -33,7 +34,7 @@ def enqueue_due(limit: int = 2000) -> int:
     now = _now()
     with session_scope() as s:
         rows = s.execute(
-            select(Notification.id, Notification.channel)
+            select(Notification.id, Notification.channel, Notification.campaign_id)
             .where(
                 or_(
                     and_(
@@ -55,7 +56,10 @@ def enqueue_due(limit: int = 2000) -> int:
             .with_for_update(skip_locked=True)
         ).all()
         for row in rows:
-            enqueue_delivery(s, row.id, row.channel)
+            if row.campaign_id is not None:  # the same child of the campaign's group again
+                campaigns.requeue(s, row.campaign_id, row.id, row.channel)
+            else:
+                enqueue_delivery(s, row.id, row.channel)
     if rows:
         logger.info("notification sweep queued %d deliveries", len(rows))
     return len(rows)

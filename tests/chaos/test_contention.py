@@ -19,11 +19,6 @@ def test_t7_a_poison_message_fails_after_exactly_max_retries_plus_one_attempts(h
     assert outcome.problems() == []  # the orders beside them were unaffected
 
 
-@pytest.mark.xfail(
-    reason="one effect each holds, but Metrics counts each skipped duplicate of a finished message "
-    "as a success: metrics exceed the ledger by the republished old ones (200 of 200 here)",
-    strict=False,
-)
 def test_t12_every_message_twice_and_old_ones_again_have_one_effect_each(harness):
     outcome = scenarios.duplicate_delivery(harness, ORDERS)
 

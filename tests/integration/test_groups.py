@@ -15,10 +15,15 @@ from sqlalchemy import text
 
 from jobcore.db import session_scope
 from jobcore.errors import InvalidSend
-from jobcore.groups import GROUP_OPTION, group
+from jobcore.groups import GROUP_OPTION, group, open_group
 from jobcore.sends import LEDGER_RECORDED_OPTION
 from programs.cli import main as cli
-from tests.support.group_actors import group_callback, group_child, start_group
+from tests.support.group_actors import (
+    group_callback,
+    group_child,
+    group_flaky_child,
+    start_group,
+)
 from tests.support.waiting import wait_until
 
 ACTORS = ("actors", "tests.support.group_actors")
@@ -126,8 +131,12 @@ def test_a_group_of_1000_with_10_failures_fires_on_settled_and_on_failure_once(
         with _console() as client:
             page = client.get(f"/jobs/{child}.json").json()
             html = client.get(f"/jobs/{child}").text
+            group_page = client.get(f"/groups/{g.id}.json").json()
         assert page["group"]["succeeded"] == 990 and page["group"]["pending"] == 0
-        assert f"{g.id}: 990 succeeded, 10 failed, 0 pending of 1000" in html
+        assert f"{g.id}</a>: 990 succeeded, 10 failed, 0 pending of 1000" in html
+        # and the group's own page, failed children first
+        assert (group_page["group"]["succeeded"], group_page["shown"]) == (990, 200)
+        assert {c["state"] for c in group_page["children"][:FAILING]} == {"failed"}
     if fault == "every child published twice":
         # the fault bit: the second copies were delivered (recorded as duplicates or re-runs)
         dupes = _ledger(
@@ -143,6 +152,10 @@ def test_an_empty_group_is_refused_and_nothing_is_written(clean, tmp_path):
     # and a group of things that are not messages too
     with pytest.raises(InvalidSend, match="takes messages"):
         group([group_child])  # type: ignore[list-item]
+    # and a group opened for children sent later needs at least one
+    for total in (0, -3):
+        with pytest.raises(InvalidSend, match="at least one message"), session_scope() as s:
+            open_group(s, total, on_settled=group_callback.message(str(tmp_path / "x"), "x"))
     # Then nothing was written
     assert _ledger("SELECT (SELECT count(*) FROM job_groups) + (SELECT count(*) FROM outbox)") == [
         (0,)
@@ -175,3 +188,37 @@ def test_a_group_as_a_pipeline_step_starts_the_next_steps_when_it_has_settled(
         g=group_id,
     )
     assert next_started >= children_done
+
+
+def test_retried_children_count_once_with_their_last_attempts_outcome(start_worker, tmp_path):
+    # Given a group of 100 children: 20 fail twice then succeed on a retry, 5 fail every one of
+    # their 4 attempts (their retries run out), the rest succeed at once
+    path = tmp_path / "callbacks"
+    failures = [2] * 20 + [9] * 5 + [0] * 75
+    children = [group_flaky_child.message(n, f) for n, f in enumerate(failures)]
+    g = group(
+        children,
+        on_success=group_callback.message(str(path), "on_success"),
+        on_failure=group_callback.message(str(path), "on_failure"),
+        on_settled=group_callback.message(str(path), "on_settled"),
+    )
+    with session_scope() as s:
+        g.enqueue(s)
+
+    # When workers run them (each retry is the same message again, through the durable sends)
+    start_worker(*ACTORS, processes=1, threads=8)
+    wait_until(lambda: _group(g.id)[3], timeout=240, interval=0.2, what="the group settled")
+    wait_until(lambda: path.exists() and len(path.read_text().splitlines()) >= 2, timeout=60)
+
+    # Then the group waited for the retries and counted each child once, by its final state
+    assert _group(g.id) == (100, 95, 5, True)
+    assert Counter(path.read_text().splitlines()) == {"on_settled": 1, "on_failure": 1}
+    # and the retries happened (the fault bit), under the same message ids as the group's
+    assert _ledger(
+        "SELECT attempts, state, count(*) FROM job_ledger WHERE group_id = :g"
+        " GROUP BY 1, 2 ORDER BY 1, 2",
+        g=g.id,
+    ) == [(1, "succeeded", 75), (3, "succeeded", 20), (4, "failed", 5)]
+    assert {
+        r[0] for r in _ledger("SELECT message_id FROM job_ledger WHERE group_id = :g", g=g.id)
+    } == {m.message_id for m in children}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
+import dramatiq
 import pytest
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from sqlalchemy import func, select
 
 from jobcore import outbox
@@ -114,3 +118,31 @@ def test_with_a_relay_in_the_process_the_commit_wakes_it_and_nothing_waits_for_a
     finally:
         outbox.relay_sends_with(None)
         relay.stop()
+
+
+def test_with_the_broker_away_a_transactions_sends_go_to_the_relays_after_one_try(clean, caplog):
+    # Given RabbitMQ refusing connections (a broker on a port nobody listens on)
+    app_broker = dramatiq.get_broker()
+    away = RabbitmqBroker(url="amqp://guest:guest@127.0.0.1:1/%2F")
+    dramatiq.set_broker(away)
+    try:
+        # When a transaction with three sends commits
+        with caplog.at_level(logging.WARNING, logger="jobcore.outbox"), session_scope() as s:
+            ids = [outbox.enqueue(s, noop, i) for i in range(3)]
+    finally:
+        dramatiq.set_broker(app_broker)
+        away.close()
+
+    # Then the first publish met the refused connection, and one line without a traceback says
+    # the three wait for the relays (the other two were not tried)
+    records = [r for r in caplog.records if r.name == "jobcore.outbox"]
+    assert len(records) == 1, [r.getMessage() for r in records]
+    assert "ConnectionClosed" in records[0].getMessage() and not records[0].exc_info
+    assert "with the 2 sends after it" in records[0].getMessage()
+
+    # And all three rows are due now, for the relays' next round
+    with session_scope() as s:
+        due = s.scalars(
+            select(OutboxMessage.message_id).where(OutboxMessage.due_at.is_not(None))
+        ).all()
+    assert sorted(due) == sorted(ids)

@@ -45,17 +45,6 @@ def _outbox_rows() -> int:
         return int(s.execute(text("SELECT count(*) FROM outbox")).scalar())
 
 
-def _published(queue: str) -> Counter[str]:
-    """How many times each message id sits in ``queue`` (drained)."""
-    seen: Counter[str] = Counter()
-    with amqp.channel() as ch:
-        while True:
-            method, properties, _ = ch.basic_get(queue, auto_ack=True)
-            if method is None:
-                return seen
-            seen[properties.message_id] += 1
-
-
 def _relay_waits_on_a_lock() -> bool:
     with session_scope() as s:
         return bool(
@@ -112,7 +101,7 @@ def test_a_relay_skips_ledger_rows_a_worker_holds_and_publishes_each_job_once(cl
 
     # And each job was published once, its outbox row gone; the writer's rows keep 'running',
     # the others are 'enqueued'
-    assert _published("tests") == Counter({i: 1 for i in ids})
+    assert amqp.drain_ids("tests") == Counter({i: 1 for i in ids})
     assert _outbox_rows() == 0
     assert {i: entry(i).state for i in ids} == {
         i: "running" if i in taken else "enqueued" for i in ids
@@ -164,5 +153,5 @@ def test_a_relay_whose_commit_fails_after_the_confirms_deletes_the_rows_at_once(
     assert "commit failed after RabbitMQ confirmed 20 messages" in caplog.text
     assert (first, second) == (20, 0)
     assert _outbox_rows() == 0
-    assert _published("tests") == Counter({i: 1 for i in ids})
+    assert amqp.drain_ids("tests") == Counter({i: 1 for i in ids})
     assert {entry(i).state for i in ids} == {"enqueued"}

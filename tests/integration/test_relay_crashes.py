@@ -53,18 +53,6 @@ def _reap(proc: subprocess.Popen[bytes]) -> None:
         proc.stdout.close()
 
 
-def _drain(queue: str) -> Counter[str]:
-    import json
-
-    seen: Counter[str] = Counter()
-    with amqp.channel() as ch:
-        while True:
-            method, _, body = ch.basic_get(queue, auto_ack=True)
-            if method is None:
-                return seen
-            seen[json.loads(body)["message_id"]] += 1
-
-
 def test_a_relay_killed_ten_times_while_publishing_loses_no_message(clean, tmp_path):
     # Given committed sends arriving while a relay publishes them
     amqp.declare("tests")
@@ -97,7 +85,7 @@ def test_a_relay_killed_ten_times_while_publishing_loses_no_message(clean, tmp_p
     # And every message reached the queue: none lost, a few at most twice (killed between a
     # confirm and its row's delete), which consumers dedupe
     wait_until(lambda: amqp.depth("tests") >= len(ids), what="every message in the queue")
-    seen = _drain("tests")
+    seen = amqp.drain_ids("tests")
     assert kills == 10 and set(seen) == set(ids)
     doubled = sum(n - 1 for n in seen.values())
     print(
@@ -123,4 +111,4 @@ def test_a_message_returned_because_its_queue_was_deleted_stays_until_the_queue_
     assert relay.run_once() == 1
     relay.stop()
     assert _outbox_rows() == 0
-    assert _drain("tests") == Counter({message_id: 1})
+    assert amqp.drain_ids("tests") == Counter({message_id: 1})

@@ -17,6 +17,7 @@ from jobcore.errors import InvalidSend
 from jobcore.unique import DuplicateJob
 from tests.support.faulty_actors import touch
 from tests.support.ledger import state
+from tests.support.unique_actors import export_once as export
 from tests.support.unique_actors import send_unique_twice
 from tests.support.unique_actors import touch_after_gate as gated
 from tests.support.waiting import wait_until
@@ -181,3 +182,85 @@ def test_bad_unique_options_fail_at_send_time_and_write_nothing(clean, tmp_path,
         touch.send_with_options(args=(str(tmp_path / "x"),), **options)
     # Then nothing was written
     assert _counts() == (0, 0, 0)
+
+
+def test_an_actors_unique_option_derives_the_key_from_the_args_for_every_send(
+    start_worker, tmp_path
+):
+    # Given an actor declared with unique_key=<a function of its args> and unique_for, and no
+    # worker consuming yet (its jobs stay enqueued, holding their keys)
+    gate = str(tmp_path / "gate")
+    one, two = str(tmp_path / "report-1"), str(tmp_path / "report-2")
+
+    # When report 1 is sent 6 times in every way there is (plain sends, the outbox by actor and
+    # by name) and report 2 once, none of them naming a key
+    ids = [export.send(one, gate, 1).message_id for _ in range(2)]
+    for target in (export, "tests.export_once"):
+        for _ in range(2):
+            with session_scope() as s:
+                ids.append(outbox.enqueue(s, target, one, gate, 1))
+    other = export.send(two, gate, 2).message_id
+
+    # Then there are two jobs, and every send of report 1 got its one job's id
+    rows = _ledger_rows("tests.export_once")
+    assert sorted(path for _, _, path in rows) == [one, two]
+    assert len(set(ids)) == 1 and other != ids[0]
+    with session_scope() as s:
+        keys = dict(s.execute(text("SELECT key, message_id FROM job_unique_keys")).all())
+    assert keys == {"export:1": ids[0], "export:2": other}
+
+    # and a send naming its own key is not held back by the actor's
+    own = export.send_with_options(args=(one, gate, 1), unique_key="export:1:again").message_id
+    assert own not in ids
+
+    # When the workers run them, each job runs once; after that the key is free again
+    start_worker(*ACTORS)
+    Path(gate).touch()
+    wait_until(lambda: state(ids[0]) == state(other) == state(own) == "succeeded", timeout=60)
+    assert (_lines(Path(one)), _lines(Path(two))) == (2, 1)
+    again = export.send(one, gate, 1).message_id
+    assert again != ids[0]
+    wait_until(lambda: state(again) == "succeeded", timeout=30)
+    assert _lines(Path(one)) == 3
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"unique_key": "k" * 201}, "at most 200"),
+        ({"unique_key": "k", "unique_for": 0}, "positive"),
+        ({"unique_for": 1000}, "without unique_key"),
+    ],
+)
+def test_bad_unique_options_on_an_actor_fail_when_it_is_declared(options, error):
+    import dramatiq
+
+    with pytest.raises(InvalidSend, match=error):
+        dramatiq.actor(actor_name="tests.badly_unique", queue_name="tests", **options)(print)
+    assert "tests.badly_unique" not in dramatiq.get_broker().actors
+
+
+def test_an_actors_key_function_that_fails_refuses_the_send_and_writes_nothing(clean, tmp_path):
+    # When the key cannot be derived from the args (report_id missing), the send fails at once
+    with pytest.raises(InvalidSend, match="unique_key of tests.export_once"):
+        export.send(str(tmp_path / "x"), "gate")
+    with pytest.raises(InvalidSend, match="unique_key of tests.export_once"), session_scope() as s:
+        outbox.enqueue(s, export, str(tmp_path / "x"), "gate")
+    # Then nothing was written
+    assert _counts() == (0, 0, 0)
+
+
+def test_a_scheduled_job_holds_its_key_until_it_has_run(start_worker, tmp_path):
+    # Given a unique job delayed a minute (held in the outbox: 'scheduled')
+    path = str(tmp_path / "later")
+    first = touch.send_with_options(args=(path,), unique_key="digest:1", delay=60_000).message_id
+    assert state(first) == "scheduled"
+    # When the same key is sent again, now or delayed, through the outbox or plainly
+    again = touch.send_with_options(args=(path,), unique_key="digest:1").message_id
+    with session_scope() as s:
+        queued = outbox.enqueue(s, touch, path, unique_key="digest:1", delay_ms=5_000)
+    # Then every send got the scheduled job's id, and there is one job
+    assert again == queued == first
+    assert [mid for mid, _, _ in _ledger_rows("tests.touch")] == [first]
+    with pytest.raises(DuplicateJob, match="digest:1"):
+        touch.send_with_options(args=(path,), unique_key="digest:1", on_duplicate="refuse")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -34,6 +36,17 @@ def depth(queue: str) -> int:
             return ch.queue_declare(queue, passive=True).method.message_count
         except pika.exceptions.ChannelClosedByBroker:
             return -1
+
+
+def drain_ids(queue: str) -> Counter[str]:
+    """Empty ``queue``; how many times each message id was in it (read from the bodies)."""
+    seen: Counter[str] = Counter()
+    with channel() as ch:
+        while True:
+            method, _, body = ch.basic_get(queue, auto_ack=True)
+            if method is None:
+                return seen
+            seen[json.loads(body)["message_id"]] += 1
 
 
 def publish_raw(queue: str, body: bytes) -> None:

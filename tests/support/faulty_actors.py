@@ -89,3 +89,15 @@ def touch(path: str, order_id: int | None = None) -> None:
     """Creates ``path``: the visible effect of a job that ran (or, when cancelled, did not)."""
     with open(path, "a") as fh:
         fh.write("ran\n")
+
+
+@dramatiq.actor(actor_name="tests.hangs_until_killed", queue_name=QUEUE, max_retries=0)
+def hangs_until_killed(runs_path: str, times: int) -> None:
+    """Its first ``times`` runs append their pid and hang until the test kills that process from
+    outside; the next run finishes: an innocent that happened to be running at each kill."""
+    with open(runs_path, "a+") as fh:
+        fh.seek(0)
+        runs = len(fh.read().splitlines())
+        fh.write(f"{os.getpid()}\n")
+    if runs < times:
+        threading.Event().wait(120)

@@ -40,3 +40,21 @@ def start_group(path: str, children: int) -> str:
     )
     with session_scope() as s:
         return g.enqueue(s)
+
+
+@dramatiq.actor(
+    actor_name="tests.group_flaky_child",
+    queue_name=QUEUE,
+    max_retries=3,
+    min_backoff=10,
+    max_backoff=50,
+)
+def group_flaky_child(n: int, failures: int) -> int:
+    """Fails its first ``failures`` attempts (a transient error, retried), then succeeds."""
+    from dramatiq.middleware import CurrentMessage
+
+    message = CurrentMessage.get_current_message()
+    attempt = (message.options.get("retries", 0) if message is not None else 0) + 1
+    if attempt <= failures:
+        raise ConnectionError(f"child {n} attempt {attempt} fails")
+    return n

@@ -30,3 +30,19 @@ def touch_after_gate(path: str, gate: str) -> None:
         opened.wait(0.05)
     with open(path, "a") as fh:
         fh.write("ran\n")
+
+
+def _export_key(path: str, gate: str, report_id: int) -> str:
+    return f"export:{report_id}"
+
+
+@dramatiq.actor(
+    actor_name="tests.export_once",
+    queue_name=QUEUE,
+    max_retries=0,
+    unique_key=_export_key,
+    unique_for=60_000,
+)
+def export_once(path: str, gate: str, report_id: int) -> None:
+    """Unique per report by its actor's options: the key is derived from the args."""
+    touch_after_gate(path, gate)

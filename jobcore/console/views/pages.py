@@ -198,6 +198,30 @@ def job(request: Request, who: Principal) -> Response:
 
 
 @page()
+def group(request: Request, who: Principal) -> Response:
+    group_id = request.path_params["group_id"]
+    if len(group_id) > 64:
+        raise InvalidInput("a group id has at most 64 characters")
+    with reading(request) as s:
+        progress = groups.progress(s, group_id)
+        if progress is None:
+            raise NotFound(f"no group with id {group_id!r}")
+        children = groups.children(s, group_id)
+        fired = groups.fired_jobs(s, group_id)
+    data = {"group": progress, "fired": fired, "children": children, "shown": len(children)}
+    return respond(
+        request,
+        "group.html",
+        data,
+        who=who,
+        nav="jobs",
+        group=progress,
+        children=children,
+        fired=sorted(fired.items()),
+    )
+
+
+@page()
 def order(request: Request, who: Principal) -> Response:
     raw = request.path_params["order_id"]
     if not raw.isdigit() or not 0 < int(raw) < filters.MAX_ID:

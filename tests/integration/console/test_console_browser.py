@@ -416,3 +416,42 @@ def test_keyboard_shortcuts_dark_mode_and_a_read_only_api_token(
         max_redirects=0,
     )
     assert refused.status == 401
+
+
+def test_an_operator_follows_a_child_to_its_groups_page_and_reads_its_progress(
+    start_worker, browse, tmp_path
+):
+    # Given a group of 20 jobs, 2 of which fail for good, with an on_settled callback, run by a
+    # real worker until it has settled
+    from jobcore.groups import group
+    from tests.support.group_actors import group_callback, group_child
+
+    children = [group_child.message(n, n in (3, 11)) for n in range(20)]
+    g = group(children, on_settled=group_callback.message(str(tmp_path / "cb"), "on_settled"))
+    with session_scope() as s:
+        g.enqueue(s)
+    start_worker("actors", "tests.support.group_actors")
+    wait_until(lambda: (tmp_path / "cb").exists(), timeout=60, what="the group settled")
+    b = browse("vera", "viewer")
+
+    # When the operator opens a failed child's page and follows its group link
+    failed = children[3].message_id
+    b.goto(f"/jobs/{failed}")
+    b.page.click(f"#job-group a[href='/groups/{g.id}']")
+    b.page.wait_for_url(f"{b.base}/groups/{g.id}")
+    b.shot("group")
+
+    # Then the group's page shows its progress, its callback and its children, failed first
+    assert b.page.inner_text("#group-counts") == "18 succeeded, 2 failed, 0 pending of 20"
+    assert "on_settled" in b.page.inner_text("#group-fired")
+    rows = b.page.locator("#group-children tbody tr")
+    assert rows.count() == 20
+    first_two = {rows.nth(i).get_attribute("data-href") for i in range(2)}
+    assert first_two == {f"/jobs/{children[3].message_id}", f"/jobs/{children[11].message_id}"}
+    # and its JSON twin says the same; an unknown group is a clear 404
+    data = json.loads(b.page.context.request.get(f"{b.base}/groups/{g.id}.json").text())
+    assert (data["group"]["succeeded"], data["group"]["failed"], data["shown"]) == (18, 2, 20)
+    assert set(data["fired"]) == {"on_settled"}
+    response = b.goto("/groups/no-such-group")
+    assert response.status == 404 and "no group with id" in b.page.inner_text("body")
+    assert not [e for e in b.errors if "status of 4" not in e], b.errors
