@@ -6,6 +6,9 @@ declared by the workers through the first node, which so holds their leaders. St
 under load takes away, at once, the node every consumer is connected to and the leader of every
 queue: consumers must fail over to a live node, a new leader must be elected, and nothing may
 be lost, stranded or done twice. The node is then started again on its data and rejoins.
+
+The faults are steps (``stop_node``, ``cut_host``) that a scenario strings together under one
+load; ``node_lost_and_host_cut`` runs both in one run of orders, one after the other.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import dramatiq
@@ -25,10 +28,18 @@ from sqlalchemy.engine import make_url
 from devtools.chaos import actors as chaos_actors
 from devtools.chaos import load as shop_load
 from devtools.chaos.audit import OPEN_LEDGER
-from devtools.chaos.harness import Harness, Outcome, at_progress, ledger_count, when
+from devtools.chaos.harness import (
+    Harness,
+    Outcome,
+    at_progress,
+    ledger_count,
+    redeliveries,
+    when,
+)
 from devtools.chaos.load import Load
 from devtools.chaos.scenarios import BACKOFF
 from devtools.private.cluster import RabbitCluster
+from devtools.processes import Worker
 from jobcore import outbox
 from jobcore.db import session_scope
 from jobcore.models import LedgerEntry
@@ -99,61 +110,48 @@ def _started_at(message_id: str) -> float | None:
     return time.monotonic() - (row.now - row.started_at).total_seconds()
 
 
-def node_lost(
-    h: Harness, cluster: RabbitCluster, vhost: str, orders: int, down_s: float = 10
-) -> Outcome:
-    """A node stopped under load (the one the consumers use and the queues' leaders live on),
-    then started again; orders keep arriving meanwhile."""
-    load = Load()
-    products = shop_load.catalogue(load, h.rng)
-    worker = h.workers("cluster", env={**BACKOFF, **cluster_env(cluster, vhost)})
+def stop_node(
+    cluster: RabbitCluster,
+    vhost: str,
+    sell: Callable[[], object],
+    groups: Sequence[Worker],
+    down_s: float = 10,
+) -> tuple[dict[str, Any], float]:
+    """Stop the node holding the orders queue's leader (the one the consumers use) for
+    ``down_s``, while ``sell()`` keeps the shop selling, then start it again on its data and
+    wait until it has rejoined: the fault's evidence and when the cluster was whole again."""
     leaders_before = cluster.queue_leaders(vhost)
     victim = cluster.node(leaders_before.get("orders") or cluster.nodes[0].node)
-    half = orders // 2
-    with publishing_to(cluster, vhost):
-        shop_load.orders(load, h.rng, half, products)
-        at_progress(load, 0.3, timeout=300)
-        stopped_at = time.monotonic()
-        victim.stop()  # returns once the node's VM has exited (its pid file's process)
-        down_at = time.monotonic()
-        # a probe on the idle chaos queue shows the consumers and the publishers back on a live
-        # node (jobs prefetched before the stop prove nothing, and an order's first step waits
-        # behind the orders queue's backlog); the shop keeps selling meanwhile
-        with session_scope() as s:
-            probe = outbox.enqueue(s, chaos_actors.probe, 1)
-        shop_load.orders(load, h.rng, orders - half, products)
-        probe_started = when(
-            lambda: _started_at(probe), 120, "a probe sent after the stop to start"
-        )
-        assert probe_started is not None  # when() returns a truthy value
-        resumed_in = round(probe_started - stopped_at, 1)
-        resumed_after_down = round(probe_started - down_at, 1)
-        leaders_during = cluster.queue_leaders(vhost)
-        threading.Event().wait(max(0.0, down_s - (time.monotonic() - stopped_at)))
-        victim.start(keep_data=True)
-        cluster.wait_running(len(cluster.nodes))
-        back_at = time.monotonic()
-        evidence: dict[str, Any] = {
-            "node_stopped": victim.node,
-            "orders_leader_before": leaders_before.get("orders"),
-            "orders_leader_during": leaders_during.get("orders"),
-            "stop_took_s": round(down_at - stopped_at, 1),
-            "consumers_resumed_in_s": resumed_in,
-            "resumed_after_node_down_s": resumed_after_down,
-            "consumer_restarts": worker.log().count("Restarting consumer"),
-            "rejoined_nodes": len(cluster.running_nodes()),
-        }
-        outcome = h.finish(
-            "C1",
-            f"cluster node holding the leaders stopped {down_s:.0f}s, then restarted",
-            load,
-            1,
-            evidence,
-            back_at,
-            worker,
-        )
-    evidence["jobs"] = ledger_count()  # ledger rows: every message the run sent
-    return outcome
+    stopped_at = time.monotonic()
+    victim.stop()  # returns once the node's VM has exited (its pid file's process)
+    down_at = time.monotonic()
+    # a probe on the idle chaos queue shows the consumers and the publishers back on a live
+    # node (jobs prefetched before the stop prove nothing, and an order's first step waits
+    # behind the orders queue's backlog); the shop keeps selling meanwhile
+    with session_scope() as s:
+        probe = outbox.enqueue(s, chaos_actors.probe, 1)
+    sell()
+    probe_started = when(lambda: _started_at(probe), 120, "a probe sent after the stop to start")
+    assert probe_started is not None  # when() returns a truthy value
+    leaders_during = cluster.queue_leaders(vhost)
+    threading.Event().wait(max(0.0, down_s - (time.monotonic() - stopped_at)))
+    victim.start(keep_data=True)
+    cluster.wait_running(len(cluster.nodes))
+    back_at = time.monotonic()
+    return {
+        "node_stopped": victim.node,
+        "orders_leader_before": leaders_before.get("orders"),
+        "orders_leader_during": leaders_during.get("orders"),
+        "stop_took_s": round(down_at - stopped_at, 1),
+        "consumers_resumed_in_s": round(probe_started - stopped_at, 1),
+        "resumed_after_node_down_s": round(probe_started - down_at, 1),
+        "consumer_restarts": sum(_restarts(group) for group in groups),
+        "rejoined_nodes": len(cluster.running_nodes()),
+    }, back_at
+
+
+def _restarts(group: Worker) -> int:
+    return group.log().count("Restarting consumer")
 
 
 class CutOffHost:
@@ -206,48 +204,80 @@ class CutOffHost:
         self.partition.close()
 
 
-def host_cut_off(
-    h: Harness, cluster: RabbitCluster, vhost: str, orders: int, cut_s: float = 30
+def cut_host(
+    host: CutOffHost, sell: Callable[[], object], cut_s: float = 30
+) -> tuple[dict[str, Any], float]:
+    """Cut ``host`` off the network for ``cut_s`` while ``sell()`` keeps the shop selling, then
+    bring its link back: the fault's evidence and when it was healed. Its unacked messages go
+    back to the queues when RabbitMQ finds its connections dead (heartbeats) and another host
+    finishes them; its in-flight jobs cannot commit, so nothing it did counts twice."""
+    redelivered_before = redeliveries()
+    host.cut()
+    cut_at = time.monotonic()
+    sell()
+    threading.Event().wait(max(0.0, cut_s - (time.monotonic() - cut_at)))
+    host.heal()
+    return {"cut_s": cut_s, "redeliveries_before_cut": redelivered_before}, time.monotonic()
+
+
+def node_lost_and_host_cut(
+    h: Harness,
+    cluster: RabbitCluster,
+    vhost: str,
+    orders: int,
+    down_s: float = 10,
+    cut_s: float = 30,
 ) -> Outcome:
-    """Two worker hosts on the cluster; one is cut off the network under load for ``cut_s``,
-    then comes back. Its unacked messages go back to the queues when RabbitMQ finds its
-    connections dead (heartbeats), the other host finishes them; its in-flight jobs cannot
-    commit, so nothing it did counts twice."""
+    """Both scale-out faults in one run under load, on two worker hosts (one on loopback, one
+    behind a veth link): the node holding the queues' leaders is stopped and restarted, and
+    once it has rejoined, the second host is cut off the network and comes back. Orders keep
+    arriving during each fault; the run ends with the invariant audit."""
     load = Load()
     products = shop_load.catalogue(load, h.rng)
     common = {**BACKOFF, **cluster_env(cluster, vhost)}
+    batches = [orders * 2 // 5, orders * 3 // 10]
+    batches.append(orders - sum(batches))
+
+    def sell(count: int) -> Callable[[], object]:
+        return lambda: shop_load.orders(load, h.rng, count, products)
+
+    # the loopback host starts first: it declares the queues through the first node, which so
+    # holds their leaders
     steady = h.workers("host-1", env=common)
     host = CutOffHost(cluster, vhost)
+    remote: Worker | None = None
     try:
         remote = h.workers("host-2", env={**common, **host.env})
         with publishing_to(cluster, vhost):
-            half = orders // 2
-            shop_load.orders(load, h.rng, half, products)
+            sell(batches[0])()
             at_progress(load, 0.3, timeout=300)
-            host.cut()
-            cut_at = time.monotonic()
-            shop_load.orders(load, h.rng, orders - half, products)  # the shop keeps selling
-            threading.Event().wait(max(0.0, cut_s - (time.monotonic() - cut_at)))
-            host.heal()
-            healed_at = time.monotonic()
-            evidence: dict[str, Any] = {"cut_s": cut_s}
+            node, _ = stop_node(cluster, vhost, sell(batches[1]), (steady, remote), down_s)
+            # the cut lands on a working host again, not on an idle one
+            at_progress(load, 0.5, timeout=300)
+            restarts_before_cut = _restarts(remote)
+            cut, healed_at = cut_host(host, sell(batches[2]), cut_s)
+            evidence: dict[str, Any] = {**node, **cut}
             outcome = h.finish(
-                "C2",
-                f"a worker host cut off the network for {cut_s:.0f}s under load",
+                "C1+C2",
+                f"a cluster node stopped {down_s:.0f}s and restarted, then a worker host cut "
+                f"off the network for {cut_s:.0f}s, under load",
                 load,
-                host.partition.cuts,
+                1 + host.partition.cuts,
                 evidence,
                 healed_at,
                 None,
             )
-        evidence["cut_host_consumer_restarts"] = remote.log().count("Restarting consumer")
+        evidence["cut_host_consumer_restarts"] = _restarts(remote) - restarts_before_cut
+        evidence["redeliveries_since_cut"] = (
+            evidence["redeliveries"] - evidence["redeliveries_before_cut"]
+        )
         evidence["open_ledger_rows"] = _open_rows()
-        evidence["jobs"] = ledger_count()
+        evidence["jobs"] = ledger_count()  # ledger rows: every message the run sent
         evidence["steady_host_deaths"] = steady.deaths()
-        evidence["redeliveries"] = outcome.evidence.get("redeliveries")
+        evidence["remote_host_deaths"] = remote.deaths()
         return outcome
     finally:
-        for group in (steady, locals().get("remote")):
+        for group in (steady, remote):
             if group is not None:
                 with contextlib.suppress(Exception):
                     group.stop()
