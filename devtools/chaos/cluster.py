@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from devtools.chaos import actors as chaos_actors
 from devtools.chaos import load as shop_load
 from devtools.chaos.audit import OPEN_LEDGER
-from devtools.chaos.harness import Harness, Outcome, at_progress, when
+from devtools.chaos.harness import Harness, Outcome, at_progress, ledger_count, when
 from devtools.chaos.load import Load
 from devtools.chaos.scenarios import BACKOFF
 from devtools.private.cluster import RabbitCluster
@@ -143,7 +143,7 @@ def node_lost(
             "consumer_restarts": worker.log().count("Restarting consumer"),
             "rejoined_nodes": len(cluster.running_nodes()),
         }
-        return h.finish(
+        outcome = h.finish(
             "C1",
             f"cluster node holding the leaders stopped {down_s:.0f}s, then restarted",
             load,
@@ -152,6 +152,8 @@ def node_lost(
             back_at,
             worker,
         )
+    evidence["jobs"] = ledger_count()  # ledger rows: every message the run sent
+    return outcome
 
 
 class CutOffHost:
@@ -240,6 +242,7 @@ def host_cut_off(
             )
         evidence["cut_host_consumer_restarts"] = remote.log().count("Restarting consumer")
         evidence["open_ledger_rows"] = _open_rows()
+        evidence["jobs"] = ledger_count()
         evidence["steady_host_deaths"] = steady.deaths()
         evidence["redeliveries"] = outcome.evidence.get("redeliveries")
         return outcome
@@ -264,6 +267,7 @@ def crash_poison(h: Harness, cluster: RabbitCluster, vhost: str, orders: int) ->
     outcome.row = "C3"
     outcome.scenario = "crash poison on a quorum queue of the cluster"
     outcome.evidence["delivery_limit"] = limit
+    outcome.evidence["jobs"] = ledger_count()
     outcome.evidence["chaos_queue_leader"] = cluster.queue_leaders(vhost).get(
         chaos_actors.QUEUE, ""
     )

@@ -2,7 +2,8 @@
 
 Changes reach a row out of order: a producer stamps ``enqueued`` after the broker's confirm,
 which can come after a fast worker finished the job; a duplicate delivery reports ``skipped``
-after the original succeeded; a run that began before an operator's cancel landed ends later.
+after the original succeeded; a run whose connection died reports ``retrying`` after its
+redelivered copy succeeded elsewhere; a run that began before an operator's cancel landed ends later.
 The writer merges changes in memory (``Change.absorb``) and in the upsert's ``CASE``; both are
 generated here from ``verdict``, so they cannot drift apart
 (tests/integration/test_ledger_precedence.py runs every pair of states through both).
@@ -39,6 +40,10 @@ def verdict(current: State, incoming: State) -> Verdict:
     if incoming is State.ENQUEUED:
         # the producer's late stamp never sends a job back; a held send's publish moves it on
         return Verdict.TAKE if current is State.SCHEDULED else Verdict.KEEP
+    if current is State.SUCCEEDED and incoming is State.RETRYING:
+        # a succeeded job is never retried: this is a copy that ran beside the one that
+        # succeeded (its connection died, the message was redelivered) committing late
+        return Verdict.KEEP
     if current is State.CANCELLED and incoming not in OUTCOMES_AFTER_CANCEL:
         return Verdict.KEEP
     if incoming is State.SKIPPED and current not in NOT_STARTED:

@@ -84,6 +84,10 @@ def test_every_ordered_pair_of_states_merges_alike_in_memory_and_in_sql(clean):
         # a duplicate's 'skipped' is counted but never hides the outcome
         (State.SUCCEEDED, State.SKIPPED, "later", State.SUCCEEDED),
         (State.ENQUEUED, State.SKIPPED, "earlier", State.SKIPPED),
+        # a copy that ran beside the redelivery that succeeded (its connection died) commits
+        # 'retrying' late: the success stays, so the retry it sent is skipped as a duplicate
+        (State.SUCCEEDED, State.RETRYING, "later", State.SUCCEEDED),
+        (State.RETRYING, State.SUCCEEDED, "later", State.SUCCEEDED),
         # a cancelled job stays cancelled unless a run that began before it reports an outcome
         (State.CANCELLED, State.RUNNING, "later", State.CANCELLED),
         (State.CANCELLED, State.SKIPPED, "later", State.CANCELLED),
