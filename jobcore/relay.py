@@ -253,6 +253,7 @@ class Relay:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._abandoned = False
         self.published = 0
 
     def wake(self) -> None:
@@ -269,6 +270,16 @@ class Relay:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            self._abandoned = True  # from now on the thread closes its connections itself
+            if self._thread.is_alive():
+                # still inside a round (a publish the broker holds back, a lock): its
+                # connections are not this thread's to use or close; the rows stay for the
+                # other relays, and the thread closes them when its round ends
+                logger.warning(
+                    "the relay's thread did not stop within %.0f s; other relays take its rows",
+                    timeout,
+                )
+                return
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline and self.run_once() > 0:
@@ -279,6 +290,14 @@ class Relay:
         self.publisher.close()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            if self._abandoned:  # stop() gave up waiting for this round and left them open
+                self._close_db()
+                self.publisher.close()
+
+    def _loop(self) -> None:
         backoff = 0.0
         while not self._stop.is_set():
             self._wake.wait(backoff or self.poll_s)

@@ -180,7 +180,12 @@ def when(predicate: Callable[[], T], timeout: float = 120, what: str = "") -> T:
     return value
 
 
-def at_progress(load: Load, fraction: float, timeout: float = 120) -> None:
+def at_progress(load: Load, fraction: float, timeout: float | None = None) -> None:
+    """Wait until ``fraction`` of the load's orders are terminal; the default deadline grows
+    with the load (120 s, or 0.1 s an order: the soak's 10,000 orders needed more than 120 s
+    to reach a step of T3 on a busy machine)."""
+    if timeout is None:
+        timeout = max(120.0, 0.1 * len(load.order_ids))
     when(lambda: terminal_fraction(load) >= fraction, timeout, f"{fraction:.0%} of orders terminal")
 
 

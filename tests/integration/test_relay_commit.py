@@ -155,3 +155,48 @@ def test_a_relay_whose_commit_fails_after_the_confirms_deletes_the_rows_at_once(
     assert _outbox_rows() == 0
     assert amqp.drain_ids("tests") == Counter({i: 1 for i in ids})
     assert {entry(i).state for i in ids} == {"enqueued"}
+
+
+class _HeldByTheBroker(Publisher):
+    """Publishes for real once ``release`` is set: a broker holding the relay's publish back
+    (a resource alarm blocks publishers)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def publish(self, items: list[tuple[str, str, bytes, int | None]]) -> set[str]:
+        self.calls += 1
+        self.entered.set()
+        self.release.wait(60)
+        return super().publish(items)
+
+
+def test_a_relay_whose_thread_is_held_in_a_round_stops_without_a_second_round_beside_it(
+    clean, caplog
+):
+    # Given a relay whose thread is inside a round the broker holds back
+    amqp.declare("tests")
+    ids = _held_and_due(3)
+    settings = shop_broker.settings
+    publisher = _HeldByTheBroker(settings.amqp_url_with_heartbeat, lambda _q: None)
+    relay = Relay(connect_psycopg(settings.psycopg_dsn), publisher, poll_s=0.05).start()
+    assert publisher.entered.wait(30), "the relay's thread began its round"
+
+    # When the process stops it
+    with caplog.at_level(logging.WARNING, logger="jobcore.relay"):
+        relay.stop(timeout=0.5)
+
+    # Then it returned without a last round of its own on the connections the thread uses
+    assert publisher.calls == 1
+    assert "did not stop within" in caplog.text
+
+    # And once the broker lets the thread's round go, that round publishes each job once
+    publisher.release.set()
+    assert relay._thread is not None
+    relay._thread.join(30)
+    assert not relay._thread.is_alive()
+    assert amqp.drain_ids("tests") == Counter({i: 1 for i in ids})
+    assert _outbox_rows() == 0
