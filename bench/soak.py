@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -116,6 +117,9 @@ def main() -> int:
         help="fault the machine's RabbitMQ and PostgreSQL instead of private instances",
     )
     args = ap.parse_args()
+    # SIGTERM unwinds like Ctrl-C: the finally blocks stop the row's worker group and the
+    # private services (a terminated soak left both running)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.machine_services:
         return _soak(args, "127.0.0.1:5672", DATABASE_URL)
     from devtools import private
