@@ -28,6 +28,8 @@ class Worker:
 
     Parameters:
       supervisor_args: extra options of the supervisor (``--restart-stable-s 5``, ...).
+      prefix: a command the supervisor runs under (``ip netns exec <ns>``, which execs it, so
+        the pid stays the supervisor's).
     """
 
     def __init__(
@@ -40,12 +42,14 @@ class Worker:
         log_path: str | None = None,
         supervisor_args: tuple[str, ...] = (),
         shutdown_timeout_ms: int = 10000,
+        prefix: tuple[str, ...] = (),
     ) -> None:
         self.log_path = (
             log_path
             or tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False).name  # noqa: SIM115  (only its name)
         )
         command = [
+            *prefix,  # e.g. ``ip netns exec <ns>``: the group runs as a host of its own
             SHOPJOBS,
             "worker",
             *modules,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -155,44 +156,80 @@ def _restarts(group: Worker) -> int:
 
 
 class CutOffHost:
-    """A worker "host" whose every connection to the cluster and to PostgreSQL crosses a veth
-    link of a network namespace of the test's own (fault proxies listen on the namespace's end);
-    ``cut()`` takes the link down, so the host vanishes from the network mid-conversation, as a
-    machine does when its switch port dies. HTTP to the stand-ins stays on loopback.
+    """A worker "host" of its own: a network namespace of the test's, reached over a veth link.
+
+    Its worker group runs inside the namespace (``prefix``, ``ip netns exec``), so every
+    connection it makes crosses the link: fault proxies on the link's host end forward to the
+    cluster's nodes, PostgreSQL and every stand-in the environment names on loopback (payments,
+    warehouse, carrier, SMTP, SMS). ``cut()`` takes the link's host end down: the host vanishes
+    from the network mid-conversation, as a machine does when its switch port dies, and what it
+    sends is lost rather than refused.
     """
 
     def __init__(self, cluster: RabbitCluster, vhost: str) -> None:
         from devtools.chaos.netns import Partition
-        from devtools.chaos.proxy import FaultProxy
 
         self.partition = Partition()
-        self.proxies = []
-        nodes = []
+        self.proxies: list[Any] = []
         try:
+            nodes = []
             for node in cluster.nodes:
-                proxy = FaultProxy(("127.0.0.1", node.port), listen=self.partition.listen()).start()
-                self.proxies.append(proxy)
-                host, port = proxy.address
+                host, port = self._through_link("127.0.0.1", node.port)
                 nodes.append(f"amqp://guest:guest@{host}:{port}/{vhost}")
             database = make_url(os.environ["SHOPJOBS_DATABASE_URL"])
-            proxy = FaultProxy(
-                (database.host or "127.0.0.1", database.port or 5432),
-                listen=self.partition.listen(),
-            ).start()
-            self.proxies.append(proxy)
-            host, port = proxy.address
+            host, port = self._through_link(database.host or "127.0.0.1", database.port or 5432)
+            self.env = {
+                **self._stand_ins(),
+                "SHOPJOBS_AMQP_URL": ";".join(nodes),
+                "SHOPJOBS_DATABASE_URL": database.set(host=host, port=port).render_as_string(
+                    hide_password=False
+                ),
+            }
         except BaseException:
             self.close()
             raise
-        self.env = {
-            "SHOPJOBS_AMQP_URL": ";".join(nodes),
-            "SHOPJOBS_DATABASE_URL": database.set(host=host, port=port).render_as_string(
-                hide_password=False
-            ),
-        }
+        self.prefix = self.partition.exec_prefix()
+
+    def _through_link(self, host: str, port: int) -> tuple[str, int]:
+        """A proxy on the link's host end forwarding to ``host:port``; its address."""
+        from devtools.chaos.proxy import FaultProxy
+
+        proxy = FaultProxy((host, port), listen=self.partition.listen_host()).start()
+        self.proxies.append(proxy)
+        return proxy.address
+
+    def _stand_ins(self) -> dict[str, str]:
+        """The environment's loopback services (``SHOPJOBS_*`` URLs on 127.0.0.1, the SMTP
+        host and port) rewritten to proxies on the link, and the link's address allowed to the
+        outbound guard."""
+        env: dict[str, str] = {}
+
+        def through(match: re.Match[str]) -> str:
+            host, port = self._through_link("127.0.0.1", int(match[1]))
+            return f"//{host}:{port}"
+
+        for name, value in list(os.environ.items()):
+            if name.startswith("SHOPJOBS_") and name not in (
+                "SHOPJOBS_AMQP_URL",
+                "SHOPJOBS_DATABASE_URL",
+            ):
+                rewritten = _LOOPBACK.sub(through, value)
+                if rewritten != value:
+                    env[name] = rewritten
+        if (
+            os.environ.get("SHOPJOBS_SMTP_HOST") == "127.0.0.1"
+            and "SHOPJOBS_SMTP_PORT" in os.environ
+        ):
+            host, port = self._through_link("127.0.0.1", int(os.environ["SHOPJOBS_SMTP_PORT"]))
+            env.update({"SHOPJOBS_SMTP_HOST": host, "SHOPJOBS_SMTP_PORT": str(port)})
+        allowed = os.environ.get("SHOPJOBS_OUTBOUND_ALLOWED_HOSTS", "")
+        env["SHOPJOBS_OUTBOUND_ALLOWED_HOSTS"] = ",".join(
+            h for h in (allowed, self.partition.host_ip) if h
+        )
+        return env
 
     def cut(self) -> None:
-        self.partition.cut()
+        self.partition.cut(far_end="host")
 
     def heal(self) -> None:
         self.partition.heal()
@@ -202,6 +239,9 @@ class CutOffHost:
             with contextlib.suppress(Exception):
                 proxy.stop()
         self.partition.close()
+
+
+_LOOPBACK = re.compile(r"//127\.0\.0\.1:(\d+)")
 
 
 def cut_host(
@@ -247,7 +287,13 @@ def node_lost_and_host_cut(
     host = CutOffHost(cluster, vhost)
     remote: Worker | None = None
     try:
-        remote = h.workers("host-2", env={**common, **host.env})
+        remote = h.workers("host-2", env={**common, **host.env}, prefix=host.prefix)
+        # the second host's supervisor and workers really live in the namespace
+        own = os.readlink("/proc/self/ns/net")
+        remote_in_namespace = [
+            os.readlink(f"/proc/{pid}/ns/net") != own
+            for pid in (remote.pid, *remote.worker_pids().values())
+        ]
         with publishing_to(cluster, vhost):
             sell(batches[0])()
             at_progress(load, 0.3, timeout=300)
@@ -273,6 +319,7 @@ def node_lost_and_host_cut(
         )
         evidence["open_ledger_rows"] = _open_rows()
         evidence["jobs"] = ledger_count()  # ledger rows: every message the run sent
+        evidence["remote_processes_in_namespace"] = remote_in_namespace
         evidence["steady_host_deaths"] = steady.deaths()
         evidence["remote_host_deaths"] = remote.deaths()
         return outcome

@@ -1,7 +1,9 @@
 """A network partition of the test's own: a namespace behind a veth link that can be cut.
 
-The fault proxy listens inside the namespace; the workers reach it over the veth pair and the
-proxy reaches PostgreSQL from the host's namespace. Cutting the link (its far end down) drops
+Either the fault proxy listens inside the namespace and workers on the host reach it over the
+veth pair (``listen``), or the workers themselves run inside the namespace (``exec_prefix``) and
+reach proxies on the link's host end (``listen_host``); the proxies reach the services from the
+host's namespace. Cutting the link (its far end down) drops
 every packet, TCP's ACKs and keepalive answers included, which is what a partition is: libpq
 can only notice it through its own timeouts. Needs root (CAP_NET_ADMIN) and ``ip``; nothing of
 the host changes but one veth interface with a private /30, removed with the namespace.
@@ -96,10 +98,49 @@ class Partition:
                 "nud",
                 "permanent",
             )
+            # the same inside, for processes that run in the namespace and reach the host
+            host_mac = (
+                subprocess.run(
+                    ["ip", "-o", "link", "show", self.host_if],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                .stdout.split("link/ether ")[1]
+                .split()[0]
+            )
+            _ip(
+                "-n",
+                self.name,
+                "neigh",
+                "replace",
+                self.host_ip,
+                "lladdr",
+                host_mac,
+                "dev",
+                self.ns_if,
+                "nud",
+                "permanent",
+            )
         except subprocess.CalledProcessError:
             self.close()
             raise
         self.cuts = 0
+        self._cut_side = ""
+
+    def exec_prefix(self) -> tuple[str, ...]:
+        """The argv prefix that runs a command inside the namespace (a "host" of its own)."""
+        return ("ip", "netns", "exec", self.name)
+
+    def listen_host(self, port: int = 0) -> socket.socket:
+        """A listening socket on the host's end (``host_ip``), which processes inside the
+        namespace reach over the link."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host_ip, port))
+        sock.listen(128)
+        sock.setblocking(False)
+        return sock
 
     def listen(self, port: int = 0) -> socket.socket:
         """A listening socket inside the namespace, on ``ns_ip`` (made on a thread of its own:
@@ -129,13 +170,23 @@ class Partition:
             raise result
         return result
 
-    def cut(self) -> None:
-        """Drop every packet between the host and the namespace (the far end goes down)."""
-        _ip("-n", self.name, "link", "set", self.ns_if, "down")
+    def cut(self, far_end: str = "namespace") -> None:
+        """Drop every packet between the host and the namespace: the far end of the link goes
+        down, as seen from where the cut-off processes run (``"namespace"`` when they run on
+        the host and talk to listeners inside; ``"host"`` when they run inside), so their own
+        interface stays up and what they send vanishes instead of failing at once."""
+        self._cut_side = far_end
+        if far_end == "host":
+            _ip("link", "set", self.host_if, "down")
+        else:
+            _ip("-n", self.name, "link", "set", self.ns_if, "down")
         self.cuts += 1
 
     def heal(self) -> None:
-        _ip("-n", self.name, "link", "set", self.ns_if, "up")
+        if self._cut_side == "host":
+            _ip("link", "set", self.host_if, "up")
+        else:
+            _ip("-n", self.name, "link", "set", self.ns_if, "up")
 
     def close(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
