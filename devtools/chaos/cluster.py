@@ -281,19 +281,24 @@ def node_lost_and_host_cut(
     def sell(count: int) -> Callable[[], object]:
         return lambda: shop_load.orders(load, h.rng, count, products)
 
-    # the loopback host starts first: it declares the queues through the first node, which so
-    # holds their leaders
-    steady = h.workers("host-1", env=common)
-    host = CutOffHost(cluster, vhost)
+    # two hosts, each in a namespace of its own behind its link; the first starts first: it
+    # declares the queues through the first node, which so holds their leaders. Only the
+    # second is ever cut off.
+    first, host = CutOffHost(cluster, vhost), None
+    steady: Worker | None = None
     remote: Worker | None = None
     try:
+        steady = h.workers("host-1", env={**common, **first.env}, prefix=first.prefix)
+        host = CutOffHost(cluster, vhost)
         remote = h.workers("host-2", env={**common, **host.env}, prefix=host.prefix)
-        # the second host's supervisor and workers really live in the namespace
-        own = os.readlink("/proc/self/ns/net")
-        remote_in_namespace = [
-            os.readlink(f"/proc/{pid}/ns/net") != own
-            for pid in (remote.pid, *remote.worker_pids().values())
-        ]
+        # each host's supervisor and workers really live in a namespace, each its own
+        namespaces = {
+            name: [
+                os.readlink(f"/proc/{pid}/ns/net")
+                for pid in (group.pid, *group.worker_pids().values())
+            ]
+            for name, group in (("host-1", steady), ("host-2", remote))
+        }
         with publishing_to(cluster, vhost):
             sell(batches[0])()
             at_progress(load, 0.3, timeout=300)
@@ -319,7 +324,14 @@ def node_lost_and_host_cut(
         )
         evidence["open_ledger_rows"] = _open_rows()
         evidence["jobs"] = ledger_count()  # ledger rows: every message the run sent
-        evidence["remote_processes_in_namespace"] = remote_in_namespace
+        own = os.readlink("/proc/self/ns/net")
+        evidence["hosts_namespaces"] = {
+            name: sorted(set(links)) for name, links in namespaces.items()
+        }
+        evidence["processes_per_host"] = {name: len(links) for name, links in namespaces.items()}
+        evidence["hosts_apart"] = own not in namespaces["host-1"] + namespaces[
+            "host-2"
+        ] and not set(namespaces["host-1"]) & set(namespaces["host-2"])
         evidence["steady_host_deaths"] = steady.deaths()
         evidence["remote_host_deaths"] = remote.deaths()
         return outcome
@@ -328,7 +340,9 @@ def node_lost_and_host_cut(
             if group is not None:
                 with contextlib.suppress(Exception):
                     group.stop()
-        host.close()
+        for made in (first, host):
+            if made is not None:
+                made.close()
 
 
 def crash_poison(h: Harness, cluster: RabbitCluster, vhost: str, orders: int) -> Outcome:

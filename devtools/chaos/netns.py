@@ -50,12 +50,18 @@ def sweep() -> None:
 class Partition:
     """``host_ip`` (the host's end) and ``ns_ip`` (the namespace's end, where the proxy listens)."""
 
+    _made = 0  # partitions this process made: each its own names and /30
+
     def __init__(self) -> None:
-        sweep()
+        k = Partition._made % 60
+        Partition._made += 1
+        if k == 0:
+            sweep()
         n = os.getpid() % 250 + 1
-        self.name = f"{PREFIX}{os.getpid()}"
-        self.host_if, self.ns_if = f"sjc{os.getpid() % 100000}h", f"sjc{os.getpid() % 100000}n"
-        self.host_ip, self.ns_ip = f"10.213.{n}.1", f"10.213.{n}.2"
+        self.name = f"{PREFIX}{os.getpid()}-{k}"
+        tag = f"sjc{os.getpid() % 100000}x{k}"
+        self.host_if, self.ns_if = f"{tag}h", f"{tag}n"
+        self.host_ip, self.ns_ip = f"10.213.{n}.{4 * k + 1}", f"10.213.{n}.{4 * k + 2}"
         _ip("netns", "add", self.name)
         try:
             _ip(
