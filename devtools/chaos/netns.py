@@ -36,6 +36,19 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
 
 
+def _mac(interface: str, namespace: str | None = None) -> str:
+    """The link-layer address of ``interface`` (in ``namespace``, or the host's)."""
+    where = ["-n", namespace] if namespace else []
+    shown = subprocess.run(
+        ["ip", *where, "-o", "link", "show", interface],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    return shown.split("link/ether ")[1].split()[0]
+
+
 def sweep() -> None:
     """Remove namespaces a killed test run left behind (their veth links go with them)."""
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
@@ -81,39 +94,18 @@ class Partition:
             _ip("-n", self.name, "addr", "add", f"{self.ns_ip}/30", "dev", self.ns_if)
             _ip("-n", self.name, "link", "set", self.ns_if, "up")
             _ip("-n", self.name, "link", "set", "lo", "up")
-            # a permanent neighbour entry: once cut, packets leave and vanish (no ARP failure
-            # answering "no route to host" at once), as they do on a partitioned network
-            mac = (
-                subprocess.run(
-                    ["ip", "-n", self.name, "-o", "link", "show", self.ns_if],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                .stdout.split("link/ether ")[1]
-                .split()[0]
-            )
+            # permanent neighbour entries, both ways: once cut, packets leave and vanish (no ARP
+            # failure answering "no route to host" at once), as they do on a partitioned network
             _ip(
                 "neigh",
                 "replace",
                 self.ns_ip,
                 "lladdr",
-                mac,
+                _mac(self.ns_if, self.name),
                 "dev",
                 self.host_if,
                 "nud",
                 "permanent",
-            )
-            # the same inside, for processes that run in the namespace and reach the host
-            host_mac = (
-                subprocess.run(
-                    ["ip", "-o", "link", "show", self.host_if],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                .stdout.split("link/ether ")[1]
-                .split()[0]
             )
             _ip(
                 "-n",
@@ -122,7 +114,7 @@ class Partition:
                 "replace",
                 self.host_ip,
                 "lladdr",
-                host_mac,
+                _mac(self.host_if),
                 "dev",
                 self.ns_if,
                 "nud",
