@@ -172,13 +172,24 @@ def make_send(
 # row is 'scheduled' until the relay publishes it, any other 'enqueued'. A retry's message
 # already has its ledger row (state 'retrying', which says the same and keeps its error): only
 # its ETA changes.
-_INSERT_OUTBOX = """
-INSERT INTO outbox (message_id, queue, body, delay_ms, due_at)
+# A message id can meet its own unpublished row: a copy of message X ran (a duplicate, or the
+# first publish of a relay that died before its commit) and its retry is written while X's
+# row still waits for a relay. The retry is a later attempt of the same message and replaces
+# the row: keeping the old body published attempt 1 again, which the dedupe claim skips, and
+# the retry was lost (the campaign test saw deliveries 'retrying' for ever). An older or equal
+# attempt (a chunk fanned out twice, the notification sweep's re-queue) never replaces a newer
+# one. Attempts are read from the bodies (Dramatiq's JSON: options.retries) only on a conflict.
+_RETRIES = "COALESCE((convert_from({}, 'UTF8')::jsonb #>> '{{options,retries}}')::int, 0)"
+_INSERT_OUTBOX = f"""
+INSERT INTO outbox AS o (message_id, queue, body, delay_ms, due_at)
 SELECT v.message_id, v.queue, decode(v.body, 'base64'), v.delay_ms,
     now() + make_interval(secs => v.hold_ms / 1000.0)
 FROM json_to_recordset(%(rows)s::json) AS v(message_id text, queue text, body text,
     delay_ms int, hold_ms bigint)
-ON CONFLICT (message_id) DO NOTHING
+ORDER BY v.message_id
+ON CONFLICT (message_id) DO UPDATE SET queue = EXCLUDED.queue, body = EXCLUDED.body,
+    delay_ms = EXCLUDED.delay_ms, due_at = EXCLUDED.due_at
+WHERE {_RETRIES.format("EXCLUDED.body")} > {_RETRIES.format("o.body")}
 """
 _INSERT_LEDGER = """
 INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, args, attempts,

@@ -60,6 +60,9 @@ def build_routes(settings: Settings) -> Routes:
                     "throws": PERMANENT,
                     "max_retries": settings.notify_max_retries,
                     "on_retry_exhausted": "notifications.delivery_gave_up",
+                    # a second copy of a delivery is skipped and counted, not run to find its
+                    # row settled (T12: metrics counted each such run as a success)
+                    "dedupe": True,
                 },
             ),
             Route(
@@ -212,6 +215,9 @@ def build_routes(settings: Settings) -> Routes:
                     "throws": PERMANENT,
                     "max_retries": settings.notify_max_retries,
                     "on_retry_exhausted": "notifications.delivery_gave_up",
+                    # a second copy of a delivery is skipped and counted, not run to find its
+                    # row settled (T12: metrics counted each such run as a success)
+                    "dedupe": True,
                 },
             ),
             Route(

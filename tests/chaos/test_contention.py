@@ -19,14 +19,6 @@ def test_t7_a_poison_message_fails_after_exactly_max_retries_plus_one_attempts(h
     assert outcome.problems() == []  # the orders beside them were unaffected
 
 
-@pytest.mark.xfail(
-    reason="one effect each holds, but the second copy of each e-mail delivery runs (and finds "
-    "its notification sent), which the metrics count as a success: metrics exceed the ledger. "
-    "Making email.send_email and notifications.send_sms dedupe fixed that (eaf5ebe) but broke "
-    "the campaign's group (tests/integration/notifications/test_campaign_group.py timed out: "
-    "skipped copies of a campaign delivery); it was reverted until the two are reconciled",
-    strict=False,
-)
 def test_t12_every_message_twice_and_old_ones_again_have_one_effect_each(harness):
     outcome = scenarios.duplicate_delivery(harness, ORDERS)
 

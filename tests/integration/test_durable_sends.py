@@ -287,13 +287,13 @@ def test_stranded_work_is_listed_by_kind_until_a_relay_publishes_it(start_worker
     assert path.exists()
 
 
-def _send(message_id: str, hold_ms: int = 0) -> Send:
+def _send(message_id: str, hold_ms: int = 0, retries: int | None = None) -> Send:
     body = Message(
         queue_name="tests",
         actor_name="tests.touch",
         args=("x",),
         kwargs={},
-        options={},
+        options={} if retries is None else {"retries": retries},
         message_id=message_id,
     ).encode()
     return Send(message_id, "tests.touch", "tests", body, None, hold_ms, {"args": '{"path": "x"}'})
@@ -329,6 +329,44 @@ def test_a_final_state_and_its_sends_commit_together_even_when_two_copies_send_t
     assert state(job) == "retrying" and state(follow_up) == "scheduled"
     assert entry(follow_up).eta == held[follow_up]
     writer.close()
+
+
+def test_a_retry_replaces_its_own_unpublished_first_send_and_an_older_attempt_never_does(clean):
+    # Given a message whose first send still waits in the outbox (a relay died between its
+    # confirm and its commit, or a copy of the message ran before the relay got to it)
+    writer = LedgerWriter(
+        connect_psycopg(os.environ["SHOPJOBS_DATABASE_URL"].replace("+psycopg2", ""))
+    )
+    job = str(uuid.uuid4())
+    writer.wait_durable(writer.record(_enqueued_with(job, _send(job)), urgent=True))
+
+    # When the copy that ran fails and its retry (attempt 2, held 60 s) is committed
+    writer.wait_durable(
+        writer.record(
+            Change(job, "tests.touch", "tests", "retrying", now(), sends=[_send(job, 60_000, 1)]),
+            urgent=True,
+        )
+    )
+
+    # Then the row is the retry: published, it runs as attempt 2, not as a copy of attempt 1
+    # that the dedupe claim would skip (the retry was lost that way)
+    assert _outbox_retries(job) == 1 and _outbox()[job] is not None
+    # and a later send of an older attempt (a sweep's re-queue, a chunk fanned out twice)
+    # leaves the newer attempt in place
+    writer.wait_durable(writer.record(_enqueued_with(job, _send(job)), urgent=True))
+    assert _outbox_retries(job) == 1
+    writer.close()
+
+
+def _enqueued_with(job: str, send: Send) -> Change:
+    """A change of another job that sends ``send`` (its final state commits it)."""
+    return Change(str(uuid.uuid4()), "tests.touch", "tests", "succeeded", now(), sends=[send])
+
+
+def _outbox_retries(message_id: str) -> int:
+    with session_scope() as s:
+        body = s.scalar(text("SELECT body FROM outbox WHERE message_id = :m"), {"m": message_id})
+    return int(json.loads(bytes(body))["options"].get("retries", 0))
 
 
 def test_a_hundred_held_jobs_each_run_once_within_two_seconds_of_their_due_time(
