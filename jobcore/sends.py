@@ -171,7 +171,8 @@ def make_send(
 # commit with its outcome) or a producer's own (a long delay sent outside a job). A held send's
 # row is 'scheduled' until the relay publishes it, any other 'enqueued'. A retry's message
 # already has its ledger row (state 'retrying', which says the same and keeps its error): only
-# its ETA changes.
+# its ETA changes. Rows are written in message_id order, the ledger writer's lock order.
+#
 # A message id can meet its own unpublished row: a copy of message X ran (a duplicate, or the
 # first publish of a relay that died before its commit) and its retry is written while X's
 # row still waits for a relay. The retry is a later attempt of the same message and replaces

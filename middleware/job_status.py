@@ -65,7 +65,7 @@ class JobStatus(Middleware):
         widens only Dramatiq's default, never a prefetch set in code or by
         ``dramatiq_queue_prefetch``.
       claim: records 'running' synchronously and says whether this delivery may run; used for
-        actors with ``dedupe=True`` (money and stock), whose duplicate copies are skipped.
+        actors with ``dedupe=True`` (money, stock, notification deliveries), whose duplicate copies are skipped.
     """
 
     @property

@@ -10,7 +10,7 @@ builds the table, never in a decorator at import time. ``time_limit`` is in mill
 from __future__ import annotations
 
 from jobcore.errors import PermanentError
-from jobcore.routing import Route, Routes
+from jobcore.routing import ActorOptions, Route, Routes
 from shop.queues import Queue
 from shop.settings import Settings
 
@@ -19,6 +19,14 @@ PERMANENT = (PermanentError,)
 
 def build_routes(settings: Settings) -> Routes:
     """The table for ``settings`` (retry limits of deliveries come from them)."""
+    # a notification's delivery, by e-mail or SMS: a second copy is skipped and counted, not
+    # run to find its row settled (T12: metrics counted each such run as a success)
+    delivery: ActorOptions = {
+        "throws": PERMANENT,
+        "max_retries": settings.notify_max_retries,
+        "on_retry_exhausted": "notifications.delivery_gave_up",
+        "dedupe": True,
+    }
     return Routes(
         [
             # backups
@@ -56,14 +64,7 @@ def build_routes(settings: Settings) -> Routes:
             Route(
                 "email.send_email",
                 Queue.NOTIFICATIONS,
-                {
-                    "throws": PERMANENT,
-                    "max_retries": settings.notify_max_retries,
-                    "on_retry_exhausted": "notifications.delivery_gave_up",
-                    # a second copy of a delivery is skipped and counted, not run to find its
-                    # row settled (T12: metrics counted each such run as a success)
-                    "dedupe": True,
-                },
+                ActorOptions(**delivery),
             ),
             Route(
                 "email.send_email_async",
@@ -211,14 +212,7 @@ def build_routes(settings: Settings) -> Routes:
             Route(
                 "notifications.send_sms",
                 Queue.NOTIFICATIONS,
-                {
-                    "throws": PERMANENT,
-                    "max_retries": settings.notify_max_retries,
-                    "on_retry_exhausted": "notifications.delivery_gave_up",
-                    # a second copy of a delivery is skipped and counted, not run to find its
-                    # row settled (T12: metrics counted each such run as a success)
-                    "dedupe": True,
-                },
+                ActorOptions(**delivery),
             ),
             Route(
                 "notifications.send_templated_sms",
