@@ -47,6 +47,7 @@ from middleware.metrics import Metrics
 from middleware.outbox_relay import OutboxRelay
 from middleware.queue_check import QueueCheck
 from middleware.queue_match import QueueMatch
+from middleware.time_limit_check import TimeLimitCheck
 from middleware.worker_registry import WorkerRegistry
 from shop import worker_metrics
 from shop.integrations import providers
@@ -73,7 +74,8 @@ def build_middleware(
       buffered when it records them with the job's final state. OutboxRelay publishes them,
       and due delays and stragglers (``relay``, by default when sends are durable).
     - QueueCheck: a worker declares every queue at boot; a queue RabbitMQ holds with other
-      arguments stops it at start with what differs.
+      arguments stops it at start with what differs. TimeLimitCheck: an actor whose time limit
+      does not end 5 s before RabbitMQ's consumer_timeout stops it at start, named.
     - Metrics next: its duration covers the other middleware, and its ``after_*`` hooks see
       Retries' decision (retried or failed for good).
     - QueueMatch beside AgeLimit: both fail and skip a message before anything claims or runs it.
@@ -90,7 +92,7 @@ def build_middleware(
         stack.append(DurableSends(ledger))
     if ledger is not None and (durable_sends if relay is None else relay):
         stack.append(OutboxRelay(settings, ledger))
-    stack.append(QueueCheck())
+    stack += [QueueCheck(), TimeLimitCheck(settings.consumer_timeout_s)]
     stack += [
         Metrics(settings, serve=worker_metrics.serve),
         AgeLimit(),

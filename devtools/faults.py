@@ -2,7 +2,7 @@
 
 Each one is what an operator (or bad luck) does to production: a PostgreSQL restart or crash,
 killed database sessions, RabbitMQ stopped and started, its connections closed, its disk alarm
-raised. Every function restores what it broke before it returns (or in its ``finally``) and
+raised, its consumer_timeout lowered. Every function restores what it broke before it returns (or in its ``finally``) and
 says how long the service was away.
 
 They act on the instances the environment names: private ones (``devtools.private``: the node
@@ -190,6 +190,36 @@ def close_connections(vhost: str, why: str = "chaos test") -> int:
 
 def delete_queue(vhost: str, queue: str) -> None:
     _rabbitmqctl("-p", vhost, "delete_queue", queue)
+
+
+def _rabbit_env(key: str) -> str:
+    return _rabbitmqctl("eval", f"application:get_env(rabbit, {key}).").strip()
+
+
+@contextlib.contextmanager
+def consumer_timeout(ms: int) -> Iterator[None]:
+    """RabbitMQ's ``consumer_timeout`` at ``ms`` for the block, the previous value (or none)
+    after. RabbitMQ 3.10 has it node-wide only, and a channel reads it when it opens: start the
+    consumers inside."""
+    before = _rabbit_env("consumer_timeout")
+    _rabbitmqctl("eval", f"application:set_env(rabbit, consumer_timeout, {int(ms)}).")
+    try:
+        yield
+    finally:
+        found = re.fullmatch(r"\{ok,(\d+)\}", before)
+        if found:
+            _rabbitmqctl("eval", f"application:set_env(rabbit, consumer_timeout, {found[1]}).")
+        else:
+            _rabbitmqctl("eval", "application:unset_env(rabbit, consumer_timeout).")
+
+
+def broker_log_path() -> str:
+    """The node's log file (where it says which channel it closed, and why)."""
+    listed = _rabbitmqctl("eval", "rabbit:log_locations().")
+    paths = [p for p in re.findall(r'"([^"]+\.log)"', listed) if not p.endswith("_upgrade.log")]
+    if len(paths) != 1:
+        raise FaultUnavailable(f"cannot tell the node's log file among {listed.strip()}")
+    return paths[0]
 
 
 def _disk_free_limit() -> str:

@@ -16,6 +16,10 @@ from urllib.parse import quote, unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PREFIX = "SHOPJOBS_"
+# how far below RabbitMQ's consumer_timeout a worker must let go of a delivery: a job's time
+# limit, a delay held on Dramatiq's .DQ path (the ack, the ledger commit and a loaded machine
+# take their share of the rest)
+CONSUMER_TIMEOUT_MARGIN_S = 5
 
 
 class SettingsError(ValueError):
@@ -201,6 +205,12 @@ class JobSettings:
     delay_in_db_after_s: int = _field(
         30, _int(0, 86400), "a send delayed longer than this waits in PostgreSQL, not in a worker"
     )
+    consumer_timeout_s: int = _field(
+        1800,
+        _int(CONSUMER_TIMEOUT_MARGIN_S, 30 * 86400),
+        "RabbitMQ's consumer_timeout in seconds (its default 1800): every actor's time limit and"
+        " DELAY_IN_DB_AFTER_S must end at least 5 s before it",
+    )
     relay_poll_ms: int = _field(
         500, _int(10, 60000), "how often the outbox relay looks for due rows"
     )
@@ -240,6 +250,14 @@ class JobSettings:
         settings = cls(**values)
         if settings.min_backoff_ms > settings.max_backoff_ms:
             raise SettingsError(f"{PREFIX}MIN_BACKOFF_MS must not exceed {PREFIX}MAX_BACKOFF_MS")
+        if settings.delay_in_db_after_s > settings.consumer_timeout_s - CONSUMER_TIMEOUT_MARGIN_S:
+            raise SettingsError(
+                f"{PREFIX}DELAY_IN_DB_AFTER_S={settings.delay_in_db_after_s} must be at least "
+                f"{CONSUMER_TIMEOUT_MARGIN_S} s below {PREFIX}CONSUMER_TIMEOUT_S="
+                f"{settings.consumer_timeout_s}: a worker holds a delay up to it unacked "
+                "(Dramatiq's .DQ path), and RabbitMQ closes the channel of a delivery unacked "
+                f"past consumer_timeout; lower {PREFIX}DELAY_IN_DB_AFTER_S"
+            )
         if settings.queue_type == "quorum" and settings.queue_max_priority:
             raise SettingsError(
                 f"{PREFIX}QUEUE_TYPE=quorum with {PREFIX}QUEUE_MAX_PRIORITY="

@@ -15,6 +15,9 @@ from shop.queues import Queue
 from shop.settings import Settings
 
 PERMANENT = (PermanentError,)
+# the longest a job may run: 25 min ends well before RabbitMQ's default consumer_timeout (30
+# min), past which the broker closes a running job's channel and redelivers it (TimeLimitCheck)
+LONG_JOB_MS = 25 * 60 * 1000
 
 
 def build_routes(settings: Settings) -> Routes:
@@ -33,32 +36,32 @@ def build_routes(settings: Settings) -> Routes:
             Route(
                 "backups.apply_retention",
                 Queue.MAINTENANCE,
-                {"throws": PERMANENT, "max_retries": 3, "time_limit": 3_600_000},
+                {"throws": PERMANENT, "max_retries": 3, "time_limit": LONG_JOB_MS},
             ),
             Route(
                 "backups.daily",
                 Queue.MAINTENANCE,
-                {"throws": PERMANENT, "max_retries": 3, "time_limit": 3_600_000},
+                {"throws": PERMANENT, "max_retries": 3, "time_limit": LONG_JOB_MS},
             ),
             Route(
                 "backups.export_customer_data",
                 Queue.MAINTENANCE,
-                {"throws": PERMANENT, "max_retries": 3, "time_limit": 3_600_000},
+                {"throws": PERMANENT, "max_retries": 3, "time_limit": LONG_JOB_MS},
             ),
             Route(
                 "backups.snapshot",
                 Queue.MAINTENANCE,
-                {"throws": PERMANENT, "max_retries": 3, "time_limit": 3_600_000},
+                {"throws": PERMANENT, "max_retries": 3, "time_limit": LONG_JOB_MS},
             ),
             Route(
                 "backups.verify",
                 Queue.MAINTENANCE,
-                {"throws": PERMANENT, "max_retries": 3, "time_limit": 3_600_000},
+                {"throws": PERMANENT, "max_retries": 3, "time_limit": LONG_JOB_MS},
             ),
             Route(
                 "backups.weekly",
                 Queue.MAINTENANCE,
-                {"throws": PERMANENT, "max_retries": 3, "time_limit": 3_600_000},
+                {"throws": PERMANENT, "max_retries": 3, "time_limit": LONG_JOB_MS},
             ),
             # email
             Route(
@@ -133,7 +136,7 @@ def build_routes(settings: Settings) -> Routes:
                     "throws": PERMANENT,
                     "max_retries": 3,
                     "on_retry_exhausted": "jobs.job_retries_exhausted",
-                    "time_limit": 1_800_000,
+                    "time_limit": LONG_JOB_MS,
                 },
             ),
             # maintenance
@@ -305,7 +308,7 @@ def build_routes(settings: Settings) -> Routes:
                     "throws": PERMANENT,
                     "max_retries": 3,
                     "on_retry_exhausted": "jobs.job_retries_exhausted",
-                    "time_limit": 3_600_000,
+                    "time_limit": LONG_JOB_MS,
                 },
             ),
             Route(

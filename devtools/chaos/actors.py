@@ -1,7 +1,9 @@
 """Misbehaviour a chaos run loads into its workers (``shopjobs worker actors devtools.chaos.actors``).
 
 Actors: ``chaos.poison`` always raises (T7), ``chaos.crash_poison`` kills its process every
-time it runs (T8), ``chaos.probe`` does nothing (a fault's resume probe). Switches, read from the environment of the worker group:
+time it runs (T8), ``chaos.probe`` does nothing (a fault's resume probe); ``chaos.long_job``
+runs for a given time and ``chaos.due``/``chaos.send_later`` are delayed jobs and their sender
+(T15). Switches, read from the environment of the worker group:
 
 - ``SHOPJOBS_CHAOS_DUPLICATE=1``: every message is published twice, with the same id (T12).
 - ``SHOPJOBS_CHAOS_CRASH_AT=<point>``: the process SIGKILLs itself at a named point (T2), at
@@ -10,6 +12,8 @@ time it runs (T8), ``chaos.probe`` does nothing (a fault's resume probe). Switch
   after the warehouse took the order, before the step commits; after the provider charged,
   before the payment is recorded; after the ledger committed, before the ack; after SMTP's
   250, before the e-mail is marked sent; after publishing, before the outbox row is deleted.
+- ``SHOPJOBS_CHAOS_TIME_LIMIT_MS=<ms>``: every actor's time limit (and TimeLimit's default) at
+  most this, so the group fits a broker whose ``consumer_timeout`` the run lowered (T15).
 
 The points wrap the real functions from outside (the code under test carries no switch).
 """
@@ -20,6 +24,7 @@ import functools
 import itertools
 import os
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -57,6 +62,43 @@ def crash_poison(deliveries_path: str) -> None:
     with open(deliveries_path, "a") as fh:
         fh.write(f"{os.getpid()}\n")
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+LONG_JOB_LIMIT_MS = 10_000
+
+
+@dramatiq.actor(
+    actor_name="chaos.long_job", queue_name=QUEUE, max_retries=0, time_limit=LONG_JOB_LIMIT_MS
+)
+def long_job(runs_path: str, seconds: float) -> None:
+    """Runs ``seconds`` in short sleeps (TimeLimit's exception lands between two) and writes
+    when each run started and ended: two runs at once would overlap."""
+    started = time.time()
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        _append(runs_path, f"{os.getpid()} {started:.3f} {time.time():.3f}")
+
+
+@dramatiq.actor(actor_name="chaos.due", queue_name=QUEUE)
+def due(effects_path: str, key: int) -> None:
+    """A delayed job's effect: one line per run, with the time it ran."""
+    _append(effects_path, f"{key} {time.time():.3f}")
+
+
+@dramatiq.actor(actor_name="chaos.send_later", queue_name=QUEUE, max_retries=3)
+def send_later(effects_path: str, first_key: int, delays_ms: list[int]) -> None:
+    """Sends a ``chaos.due`` per delay from inside a job (the worker's delay threshold decides
+    where each waits)."""
+    for n, delay in enumerate(delays_ms):
+        due.send_with_options(args=(effects_path, first_key + n), delay=delay)
+
+
+def _append(path: str, line: str) -> None:
+    with open(path, "a") as fh:  # one short write: lines of concurrent runs do not interleave
+        fh.write(line + "\n")
 
 
 class DuplicateEveryPublish(Middleware):
@@ -145,7 +187,22 @@ def _install_crash_point(crash: CrashPoint) -> None:
         raise ValueError(f"unknown crash point {crash.point!r}; expected one of {POINTS}")
 
 
+def _cap_time_limits(cap_ms: int) -> None:
+    from dramatiq.middleware import TimeLimit
+
+    broker = shop_broker.broker
+    for middleware in broker.middleware:
+        if isinstance(middleware, TimeLimit):
+            middleware.time_limit = min(middleware.time_limit, cap_ms)
+    for name in broker.get_declared_actors():
+        options = broker.get_actor(name).options
+        options["time_limit"] = min(options.get("time_limit", cap_ms), cap_ms)
+
+
 def _configure() -> None:
+    cap = os.environ.get("SHOPJOBS_CHAOS_TIME_LIMIT_MS")
+    if cap:
+        _cap_time_limits(int(cap))
     if os.environ.get("SHOPJOBS_CHAOS_DUPLICATE") == "1":
         shop_broker.broker.add_middleware(DuplicateEveryPublish())
     point = os.environ.get("SHOPJOBS_CHAOS_CRASH_AT")

@@ -24,10 +24,6 @@ NOT_HERE: dict[str, str] = {
     "T14": "needs the scheduler process's clock moved: time-machine moves only the test "
     "process's clock; the fire-time rules (DST, coalescing) are covered in-process by "
     "tests/unit/test_schedule.py",
-    "T15": "not a chaos test yet: RabbitMQ 3.10 sets consumer_timeout only node-wide, which the "
-    "private node of a chaos run now allows (rabbitmqctl eval 'application:set_env(rabbit, "
-    "consumer_timeout, 15000).'); the TimeLimit-below-consumer_timeout rule is [10]'s "
-    "integration test",
     "T16": ELSEWHERE.format(
         where="tests/integration/notifications/test_delivery_faults.py (550, 421/451, hang, drop "
         "after DATA) and test_campaign_and_outage.py (an SMTP outage during 150 orders)"

@@ -35,6 +35,7 @@ def test_the_stack_is_in_its_documented_order():
         "LogContext",
         "DbSessions",
         "QueueCheck",
+        "TimeLimitCheck",
         "Metrics",
         "AgeLimit",
         "QueueMatch",

@@ -1,0 +1,43 @@
+"""TimeLimitCheck: a worker whose actors may outlive RabbitMQ's consumer_timeout does not start.
+
+A job still running at ``consumer_timeout`` has its channel closed and is redelivered while it
+runs, so it runs twice at once (``jobcore.time_limits``). The check runs at worker boot, once
+every actor is declared, over the queues the worker consumes, and stops the process with
+Dramatiq's start-failure code, which the supervisor treats as fatal, not as a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from dramatiq import Broker, Middleware
+from dramatiq.cli import RET_IMPORT
+
+from jobcore.time_limits import TimeLimitTooLong, check
+
+logger = logging.getLogger(__name__)
+
+
+class TimeLimitCheck(Middleware):
+    """Parameters:
+    consumer_timeout_s: RabbitMQ's consumer_timeout (``SHOPJOBS_CONSUMER_TIMEOUT_S``).
+    """
+
+    def __init__(self, consumer_timeout_s: int) -> None:
+        self.consumer_timeout_s = consumer_timeout_s
+
+    def before_worker_boot(self, broker: Broker, worker: Any) -> None:
+        queues = getattr(worker, "consumer_whitelist", None) or None
+        try:
+            longest = check(broker, self.consumer_timeout_s, queues)
+        except TimeLimitTooLong as exc:
+            logger.critical("refusing to start: %s", exc)
+            sys.exit(RET_IMPORT)
+        logger.info(
+            "time limits end before consumer_timeout %d s: the longest is %s's, %.0f s",
+            self.consumer_timeout_s,
+            longest.actor,
+            (longest.limit_ms or 0) / 1000,
+        )
