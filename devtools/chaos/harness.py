@@ -129,15 +129,19 @@ class Harness:
         last_fault: float,
         worker: Worker | None = None,
         relay: bool = True,
+        while_draining: Callable[[], None] | None = None,
     ) -> Outcome:
         """Wait for the drain, audit, stop the group: the run's outcome.
 
         ``relay`` False: nothing but the system relays the outbox (the relay's own row).
+        ``while_draining``: called on each poll until drained (fires the scenario plays).
         """
         error = None
         drain_s: float | None = None
         try:
-            audit_mod.wait_drained(load, self.drain_timeout_s, 2.0 if relay else None)
+            audit_mod.wait_drained(
+                load, self.drain_timeout_s, 2.0 if relay else None, while_draining
+            )
             drain_s = time.monotonic() - last_fault
         except TimeoutError as exc:
             error = str(exc)
