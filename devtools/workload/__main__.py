@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Any
 
+from devtools.ports import free_port
 from devtools.workload import inject
 
 VHOST = os.environ.get("SHOPJOBS_MAIN_VHOST", "shopjobs_main")
@@ -145,7 +146,7 @@ def _run(args: argparse.Namespace, database_url: str, amqp_address: str) -> int:
     from shop.scheduling.process import start_scheduler
     from shop.scheduling.summary import fires_summary
 
-    metrics_port = metrics_check.free_port()
+    metrics_port = free_port()
     worker = Worker(
         ("actors",),
         processes=args.processes,
