@@ -1,4 +1,5 @@
-"""Housekeeping actors: the outbox relay, ledger pruning and the shop's cleanups.
+"""Housekeeping actors: the outbox relay, ledger pruning, re-driving stranded orders and the
+shop's cleanups.
 
 Each cleanup deletes in bounded batches and returns (and stores) its statistics; ages and
 batch sizes default to the settings, and a message may override the age.
@@ -12,6 +13,10 @@ from broker import routes, settings
 from jobcore import outbox
 from jobcore.validate import positive_id
 from shop.ops import cleanup, maintenance
+from shop.orders import redrive
+
+# orders re-driven per run at most: a queue deleted under a big backlog is worked off over runs
+REDRIVE_LIMIT = 500
 
 
 def _age(value: int | None, default: int, name: str) -> int:
@@ -22,6 +27,18 @@ def _age(value: int | None, default: int, name: str) -> int:
 def relay_outbox() -> None:
     """Publish outbox rows that their after-commit publish missed."""
     outbox.relay_pending(settings.outbox_relay_after_s)
+
+
+@routes.actor("maintenance.redrive_stranded_orders")
+def redrive_stranded_orders() -> dict[str, Any]:
+    """Send the next step of orders whose jobs were lost (``SHOPJOBS_ORDERS_REDRIVE_AFTER_S``)."""
+    done = redrive.redrive_stranded(
+        settings.orders_redrive_after_s, settings.amqp_url, limit=REDRIVE_LIMIT
+    )
+    return {
+        "redriven": {str(r.order_id): r.message_id for r in done if r.message_id},
+        "skipped": {str(r.order_id): r.skipped for r in done if r.skipped},
+    }
 
 
 @routes.actor("maintenance.prune_job_ledger")

@@ -188,8 +188,11 @@ def close_connections(vhost: str, why: str = "chaos test") -> int:
     return len(names)
 
 
-def delete_queue(vhost: str, queue: str) -> None:
-    _rabbitmqctl("-p", vhost, "delete_queue", queue)
+def delete_queue(vhost: str, queue: str) -> int | None:
+    """Delete ``queue``; how many ready messages it dropped (None when rabbitmqctl did not say)."""
+    said = _rabbitmqctl("-p", vhost, "delete_queue", queue)
+    found = re.search(r"deleted with (\d+) (ready )?messages?", said)
+    return int(found.group(1)) if found else None
 
 
 def _rabbit_env(key: str) -> str:

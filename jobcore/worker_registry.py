@@ -3,7 +3,9 @@
 Each process upserts its row at boot, refreshes ``heartbeat_at`` every ``HEARTBEAT_S`` and
 removes it at a clean shutdown. A process killed outright stops beating; readers call a row
 whose heartbeat is older than ``STALE_S`` gone. What a process runs right now is in the ledger
-(``job_ledger.worker`` = the same ``host:pid`` name, state ``running``).
+(``job_ledger.worker`` = the same ``host:pid`` name, state ``running``); what it holds (messages
+delivered to it, not yet acked) is counted per queue with each beat (``held``), so a job whose
+message waits in a worker's prefetch is not taken for lost (``jobcore.queue_depth``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
+from typing import Any
 
+from dramatiq.common import q_name
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -34,10 +39,13 @@ logger = logging.getLogger("shopjobs.workers")
 class Heartbeat:
     """This process's row: registered on ``start``, refreshed by a daemon thread, removed on ``stop``."""
 
-    def __init__(self, queues: list[str], threads: int) -> None:
+    def __init__(
+        self, queues: list[str], threads: int, held: Callable[[], dict[str, int]] | None = None
+    ) -> None:
         self.name = WORKER_NAME.format(pid=os.getpid())
         self.queues = sorted(queues)
         self.threads = threads
+        self.held = held
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="worker-heartbeat", daemon=True)
 
@@ -62,6 +70,7 @@ class Heartbeat:
             "pid": os.getpid(),
             "queues": self.queues,
             "threads": self.threads,
+            "held": self.held() if self.held is not None else {},
         }
         with db.session_scope() as s:
             s.execute(
@@ -80,6 +89,19 @@ class Heartbeat:
                 logger.warning(
                     "worker heartbeat not written; retrying in %.0f s", HEARTBEAT_S, exc_info=True
                 )
+
+
+def held_by(worker: Any) -> dict[str, int]:
+    """Messages ``worker``'s consumers hold (delivered, not yet acked), by queue; a delayed
+    message (``.DQ``) counts under its queue. Read from Dramatiq's consumer threads without a
+    lock: a count a moment old is what a heartbeat reports anyway."""
+    held: dict[str, int] = {}
+    for name, thread in list(getattr(worker, "consumers", {}).items()):
+        tags = getattr(getattr(thread, "consumer", None), "known_tags", None)
+        if tags:
+            queue = q_name(name)
+            held[queue] = held.get(queue, 0) + len(tags)
+    return held
 
 
 @dataclasses.dataclass

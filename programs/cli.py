@@ -2,7 +2,7 @@
 
 Exit codes: 0 done, 1 not found, 2 bad arguments, 3 a service could not be reached.
 The core's commands (jobs, dead letters, queues, workers) and the shop's (schedules,
-notifications, settings, health, backups) share one parser; this entry point builds the
+notifications, orders, settings, health, backups) share one parser; this entry point builds the
 process (by importing ``broker``) and hands each command a ``CliContext``.
 """
 
@@ -20,7 +20,7 @@ from jobcore import db
 from jobcore.cli import dlq, jobs, queues, worker, workers
 from jobcore.cli.context import CliContext
 from jobcore.errors import InvalidInput, NotFound
-from shop.cli import backups, console, health, notifications, schedules, settings_cmd
+from shop.cli import backups, console, health, notifications, orders, schedules, settings_cmd
 from shop.integrations import providers
 from shop.orders.stranded import stranded_orders
 from shop.queues import Queue
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     queues.register(groups, [queue.value for queue in Queue])
     schedules.register(groups)
     notifications.register(groups)
+    orders.register(groups)
     settings_cmd.register(groups)
     workers.register(groups)
     health.register(groups)

@@ -176,6 +176,11 @@ def build_routes(settings: Settings) -> Routes:
                 {"throws": PERMANENT, "max_retries": 3},
             ),
             Route("maintenance.relay_outbox", Queue.MAINTENANCE, {"max_retries": 3}),
+            Route(
+                "maintenance.redrive_stranded_orders",
+                Queue.MAINTENANCE,
+                {"throws": PERMANENT, "max_retries": 2},
+            ),
             # media
             Route(
                 "media.generate_image_variants",

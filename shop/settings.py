@@ -74,6 +74,11 @@ class Settings(JobSettings):
     delivery_check_delay_s: int = _field(
         21600, _int(1, 7 * 86400), "delay of the delivery check after shipping"
     )
+    orders_redrive_after_s: int = _field(
+        600,
+        _int(1, 7 * 86400),
+        "an order whose jobs were lost (in no queue) and untouched this long is re-driven",
+    )
     timezone: str = _field("Europe/Berlin", _zone, "the shop's time zone")
     scheduler_tick_s: float = _field(
         1.0, float, "seconds between the scheduler's leadership checks (0.05-60)"

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -128,12 +129,18 @@ def drained(load: Load) -> bool:
     return terminal == len(load.order_ids) and not _open_ledger_rows() and not _outbox_rows()
 
 
-def wait_drained(load: Load, timeout: float, relay_after_s: float | None = 2.0) -> float:
+def wait_drained(
+    load: Load,
+    timeout: float,
+    relay_after_s: float | None = 2.0,
+    tick: Callable[[], None] | None = None,
+) -> float:
     """Seconds until drained; raises ``TimeoutError`` with what is left.
 
     The harness plays the scheduler's ``relay-outbox`` fire: rows whose after-commit publish
     failed (the broker was down) are relayed here, as the relay actor would every 30 s
-    (``relay_after_s`` None: not, when the run tests the relay actor itself).
+    (``relay_after_s`` None: not, when the run tests the relay actor itself). ``tick`` is
+    called on every poll that finds the run not drained (a scenario's own fires: T22's re-drive).
     """
     started = time.monotonic()
     deadline = started + timeout
@@ -143,6 +150,8 @@ def wait_drained(load: Load, timeout: float, relay_after_s: float | None = 2.0) 
                 return time.monotonic() - started
             if relay_after_s is not None:
                 outbox.relay_pending(relay_after_s)
+            if tick is not None:
+                tick()
         except Exception as exc:  # noqa: BLE001  (a service is coming back: poll on)
             logger.debug("drain poll failed: %s", exc)
         if time.monotonic() > deadline:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from devtools.chaos import audit as audit_mod
 from devtools.chaos.audit import TERMINAL_ORDERS, Audit
 from devtools.chaos.load import Load
+from devtools.ports import free_port, wait_listening
 from devtools.processes import Worker
 from jobcore.db import session_scope
 from jobcore.models import LedgerEntry
@@ -55,12 +55,6 @@ class Outcome:
 
     def problems(self) -> list[str]:
         return ([self.error] if self.error else []) + self.audit.problems()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Harness:
@@ -109,7 +103,11 @@ class Harness:
             **kwargs,
         )
         self._started.append(worker)
-        return worker.wait_ready(90)
+        worker.wait_ready(90)
+        # its metrics fork starts after every worker booted and imports the shop first: a short
+        # scenario under load can drain before it listens, and the audit scrapes it
+        wait_listening(self.metrics_port, 90, worker.alive, "the group's metrics fork")
+        return worker
 
     def close(self) -> None:
         """Stop every group this harness started that still runs (a scenario that raised left
@@ -129,15 +127,19 @@ class Harness:
         last_fault: float,
         worker: Worker | None = None,
         relay: bool = True,
+        while_draining: Callable[[], None] | None = None,
     ) -> Outcome:
         """Wait for the drain, audit, stop the group: the run's outcome.
 
         ``relay`` False: nothing but the system relays the outbox (the relay's own row).
+        ``while_draining``: called on each poll until drained (fires the scenario plays).
         """
         error = None
         drain_s: float | None = None
         try:
-            audit_mod.wait_drained(load, self.drain_timeout_s, 2.0 if relay else None)
+            audit_mod.wait_drained(
+                load, self.drain_timeout_s, 2.0 if relay else None, while_draining
+            )
             drain_s = time.monotonic() - last_fault
         except TimeoutError as exc:
             error = str(exc)

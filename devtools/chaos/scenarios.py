@@ -584,16 +584,83 @@ def _relay_failures(counter: Any) -> float:
     )
 
 
-def queue_deleted(h: Harness, orders: int) -> Outcome:
-    """T22: a work queue deleted under load (RabbitMQ drops what it held; publishes to it vanish
-    unless they are mandatory)."""
-    load, worker, products = _start(h, "t22", orders)
+def queue_deleted(h: Harness, orders: int, redrive_after_s: float = 3.0) -> Outcome:
+    """T22: a work queue deleted under load. RabbitMQ drops what it held; sends after the delete
+    come back (mandatory) and wait in the outbox until the relay redeclared it. The dropped jobs
+    strand their orders: the scheduled re-drive, fired here every 2 s with a threshold of
+    ``redrive_after_s`` (production: every 5 min, 600 s), sends each one's next step again."""
+    # one prefetched message per thread: the queue keeps a backlog for the delete to drop
+    env = {
+        "SHOPJOBS_PREFETCH_PER_THREAD": "1",
+        "SHOPJOBS_ORDERS_REDRIVE_AFTER_S": f"{redrive_after_s:g}",
+    }
+    load, worker, products = _start(h, "t22", orders, env=env)
     shop_load.orders(load, h.rng, orders, products)
-    at_progress(load, 0.3)
-    faults.delete_queue(_vhost(), "orders")
-    last = time.monotonic()
-    evidence = {"deleted": "orders"}
-    return h.finish("T22", "a work queue deleted under load", load, 1, evidence, last, worker)
+    when(
+        lambda: _ready("orders") >= 10 and ledger_count(state="succeeded") >= 10,
+        120,
+        "jobs running and a backlog in the orders queue",
+    )
+    deleted = faults.delete_queue(_vhost(), "orders")
+    deleted_at, last = time.time(), time.monotonic()
+    evidence: dict[str, Any] = {"deleted": "orders", "messages_deleted": deleted}
+    outcome = h.finish(
+        "T22",
+        "a work queue deleted under load",
+        load,
+        1,
+        evidence,
+        last,
+        worker,
+        while_draining=_every(2.0, _fire_redrive),
+    )
+    evidence.update(_redriven(deleted_at))
+    return outcome
+
+
+def _ready(queue: str) -> int:
+    from jobcore.queue_depth import ready
+
+    return ready(os.environ["SHOPJOBS_AMQP_URL"], [queue])[queue]
+
+
+def _every(period_s: float, fire: Callable[[], None]) -> Callable[[], None]:
+    """``fire``, at most once per ``period_s`` however often the result is called."""
+    last = [-period_s]
+
+    def maybe() -> None:
+        if time.monotonic() - last[0] >= period_s:
+            last[0] = time.monotonic()
+            fire()
+
+    return maybe
+
+
+def _fire_redrive() -> None:
+    """What the scheduler's ``redrive-stranded-orders`` entry sends."""
+    from jobcore import outbox
+
+    with session_scope() as s:
+        outbox.enqueue(s, "maintenance.redrive_stranded_orders")
+
+
+def _redriven(deleted_at: float) -> dict[str, Any]:
+    """The lost jobs the re-drive accounted for, their orders, and when the last one was sent."""
+    from jobcore.ledger.lost import LOST
+
+    with session_scope() as s:
+        jobs, orders, last = s.execute(
+            select(
+                func.count(),
+                func.count(LedgerEntry.order_id.distinct()),
+                func.max(LedgerEntry.state_changed_at),
+            ).where(LedgerEntry.state == "dead", LedgerEntry.error.startswith(LOST))
+        ).one()
+    return {
+        "lost_jobs_redriven": jobs,
+        "orders_redriven": orders,
+        "last_redrive_after_s": round(last.timestamp() - deleted_at, 1) if last else None,
+    }
 
 
 ROWS.update({"T21": broker_alarm, "T22": queue_deleted})

@@ -20,7 +20,7 @@ import time
 
 import psycopg2
 
-from devtools.private.rabbitmq import free_port
+from devtools.ports import free_port
 
 _pause = threading.Event()
 SETTINGS = {

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
 import signal
 import socket
@@ -20,37 +19,10 @@ import subprocess
 import threading
 import time
 
+from devtools.ports import free_port
+
 BIN_DIR = os.environ.get("SHOPJOBS_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin")
 _pause = threading.Event()
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
-            low, high = (int(v) for v in fh.read().split())
-            return low, high
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def free_port() -> int:
-    """A free port below the ephemeral range.
-
-    A service restarted on an ephemeral port can find it taken: while it is down, a client
-    reconnecting to it may be given that very port as its source port and connect to itself
-    (TCP self-connect), and the listener then fails with eaddrinuse.
-    """
-    low, _ = _ephemeral_range()
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(max(1024, low - 12000), low)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below the ephemeral range")
 
 
 def available() -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections import Counter
 
@@ -13,12 +12,6 @@ from sqlalchemy import func, select
 from jobcore.db import session_scope
 from jobcore.metrics.batched import FLUSH_INTERVAL_S
 from jobcore.models import LedgerEntry
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape(port: int, settle_s: float = 3 * FLUSH_INTERVAL_S) -> str | None:

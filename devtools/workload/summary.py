@@ -153,7 +153,22 @@ def shop_outcomes() -> list[str]:
         "notifications queued: " + ", ".join(f"{t} {n}" for t, n in notes),
         "dead letters stored (shopjobs dlq list): "
         + (", ".join(f"{r} {n}" for r, n in dead) or "none"),
+        "orders re-driven after their jobs were lost (shopjobs orders redrive): "
+        + "{} ({} lost jobs)".format(*redriven()),
     ]
+
+
+def redriven() -> tuple[int, int]:
+    """Orders re-driven, and the lost jobs behind them (closed ``dead``, error ``lost: ...``)."""
+    from jobcore.ledger.lost import LOST
+
+    with session_scope() as s:
+        orders, jobs = s.execute(
+            select(func.count(LedgerEntry.order_id.distinct()), func.count()).where(
+                LedgerEntry.state == "dead", LedgerEntry.error.startswith(LOST)
+            )
+        ).one()
+    return int(orders), int(jobs)
 
 
 def workers_line() -> str:

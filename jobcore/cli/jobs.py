@@ -225,20 +225,13 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 def run_stranded(args: argparse.Namespace) -> int:
     """Exit 1 when anything is stranded (so a script or a check can act on it), else 0."""
-    from jobcore.cli.queues import _depths
     from jobcore.ledger import stranded
+    from jobcore.queue_depth import Depths
 
     context = args.context
-    depth_cache: dict[str, int | None] = {}
-
-    def depth(queue: str) -> int | None:
-        if queue not in depth_cache:
-            found = _depths(context.settings.amqp_url, [queue, queue + ".DQ"])
-            counts = [n for n in found.values() if n is not None]
-            depth_cache[queue] = sum(counts) if counts else None
-        return depth_cache[queue]
-
     with session_scope() as s:
+        # a job counts as lost when its queue holds nothing, ready or held by a worker
+        depth = Depths(s, context.settings.amqp_url)
         found = stranded.find(s, args.older_than_s, depth=depth, checks=context.stranded_checks)
     rows = [{"kind": kind, **row} for kind, kind_rows in found.kinds.items() for row in kind_rows]
     if args.json:

@@ -9,7 +9,8 @@ class State(enum.StrEnum):
     """A ledger row's state; the values are the strings stored in ``job_ledger.state``.
 
     ``enqueued -> running -> succeeded``, ``running -> retrying -> running``,
-    ``running -> failed``, plus ``dead`` (rejected or parked without running), ``skipped``
+    ``running -> failed``, plus ``dead`` (rejected or parked without running, or lost: its
+    message gone from RabbitMQ and its work re-driven, ``jobcore.ledger.lost``), ``skipped``
     (a duplicate delivery of a job already done) and ``cancelled`` (by an operator).
     ``scheduled -> enqueued``: a delayed send held in PostgreSQL until its due time (``eta``);
     the relay that publishes it makes it ``enqueued`` in the same commit.

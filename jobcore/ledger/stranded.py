@@ -6,8 +6,9 @@ when held in PostgreSQL), so "lost" is measurable:
 - *unpublished*: an outbox row due (or, without a due time, committed) more than N seconds
   ago and still there: no relay is publishing (all down, or the broker refuses).
 - *lost*: a ledger row ``scheduled``, ``enqueued`` or ``retrying`` whose due time passed more
-  than N seconds ago, with no outbox row and no message waiting in its queue (ready or
-  delayed): the message is gone, and nothing will run the job.
+  than N seconds ago, with no outbox row and no message in its queue (ready, delayed, or held
+  by a worker: ``jobcore.queue_depth``): the message is gone, and nothing will run the job.
+  The shop re-drives the orders such jobs strand (``shop.orders.redrive``).
 
 A ``scheduled`` row not yet due is neither: it waits in the outbox by design. Once overdue by
 N seconds it is *unpublished* (its outbox row is still there) or *lost* (it is not).
@@ -86,9 +87,10 @@ def find(
 ) -> Stranded:
     """Everything stranded for longer than ``older_than_s``.
 
-    ``depth(queue)`` says how many messages wait in a queue (ready plus delayed; None when it
-    cannot be read): a job whose queue still holds messages may be waiting behind them, so it
-    counts as lost only when its queue is empty. Without ``depth`` every such job counts.
+    ``depth(queue)`` says how many messages a queue has (``jobcore.queue_depth.Depths``: ready,
+    delayed and held by workers): a job whose queue still holds messages may be waiting behind
+    them, so it counts as lost only when its queue is empty. Without ``depth`` every such job
+    counts.
     """
     params = {"older_than_s": older_than_s, "limit": limit}
     unpublished = [dict(r._mapping) for r in session.execute(text(UNPUBLISHED_SQL), params)]

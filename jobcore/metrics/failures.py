@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from dramatiq.middleware import SkipMessage
 
+from jobcore.hooks import COUNTED
 from jobcore.metrics.definitions import MIDDLEWARE_ERRORS
 
 T = TypeVar("T", bound=type)
@@ -38,6 +39,8 @@ def _counted(middleware: str, hook: str, fn: Callable[..., Any]) -> Callable[...
             counter.inc()
             raise
 
+    # jobcore.hooks.HookDispatch calls ``fn`` itself and counts: one frame less per hook
+    setattr(hook_, COUNTED, (counter, fn))
     return hook_
 
 

@@ -16,9 +16,10 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from jobcore import amqp
+from jobcore import amqp, queue_depth
 from jobcore.ledger import stranded
 from jobcore.ledger.states import State
+from jobcore.worker_registry import STALE_S
 
 logger = logging.getLogger(__name__)
 TIMEOUT_S = 2
@@ -81,10 +82,13 @@ def _ledger(
             unpublished = int(cur.fetchone()[0])
             cur.execute(stranded.WAITING_BY_QUEUE_SQL, params)
             waiting = {q: int(n) for q, n in cur.fetchall()}
+            cur.execute(queue_depth.HELD_SQL, {"stale_s": STALE_S})
+            held = {q for q, n in cur.fetchall() if n}
         conn.rollback()
     finally:
         conn.close()
-    return oldest, stored, (unpublished, waiting)
+    # a job whose message a worker holds (prefetched, not acked) is waiting, not lost
+    return oldest, stored, (unpublished, {q: n for q, n in waiting.items() if q not in held})
 
 
 class QueueCollector(Collector):
@@ -147,7 +151,8 @@ class QueueCollector(Collector):
 def _stranded_family(
     unpublished: int, waiting: dict[str, int], depths: dict[tuple[str, str], int] | None
 ) -> GaugeMetricFamily:
-    """Stranded sends: unpublished past due; lost (due, not in the outbox, its queue empty)."""
+    """Stranded sends: unpublished past due; lost (due, not in the outbox, its queue empty and
+    held by no worker)."""
     family = GaugeMetricFamily(
         "shopjobs_stranded",
         "Committed sends stranded longer than SHOPJOBS_STRANDED_AFTER_S, by kind.",

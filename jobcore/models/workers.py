@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import DateTime, Integer, String, func
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jobcore.models.base import Base
@@ -26,6 +26,8 @@ class WorkerProcess(Base):
         ARRAY(String(120)), nullable=False, server_default="{}"
     )
     threads: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # messages delivered to the process and not yet acked, by queue, as of its last heartbeat
+    held: Mapped[dict[str, int]] = mapped_column(JSONB, nullable=False, server_default="{}")
     started_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

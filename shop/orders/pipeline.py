@@ -20,7 +20,19 @@ STEPS = (
 )
 
 
-def order_pipeline(order_id: int) -> pipeline:
-    """The order's pipeline; each step's result is ignored (steps share only the order id)."""
+#: the step that moves an order on from each status it can wait in (the status its previous
+#: step leaves: validate_payment makes it paid, reserve_inventory reserved, the warehouse fulfilling)
+NEXT_STEP = {
+    "pending": STEPS[0],
+    "paid": STEPS[1],
+    "reserved": STEPS[2],
+    "fulfilling": STEPS[3],
+}
+
+
+def order_pipeline(order_id: int, first: str = STEPS[0]) -> pipeline:
+    """The order's pipeline from step ``first`` on; each step's result is ignored (steps share
+    only the order id). A re-drive (``shop.orders.redrive``) starts it where the order stands."""
     table = routes()
-    return pipeline([table.message(step, (order_id,), pipe_ignore=True) for step in STEPS])
+    steps = STEPS[STEPS.index(first) :]
+    return pipeline([table.message(step, (order_id,), pipe_ignore=True) for step in steps])

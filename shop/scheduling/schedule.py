@@ -39,6 +39,14 @@ ENTRIES: list[Entry] = [
         grace_s=3 * 3600,
         description="delete succeeded ledger rows after 14 days, failed ones after 60 (settings)",
     ),
+    Entry(
+        name="redrive-stranded-orders",
+        actor="maintenance.redrive_stranded_orders",
+        every_s=300,
+        tz="Europe/Berlin",
+        misfire="skip",  # the next run, 5 min later, finds the same orders
+        description="send the next step of orders whose jobs were lost (a queue deleted or purged)",
+    ),
     # --- subscriptions, cleanup, backups and health ([08]) ---
     *(
         Entry(

@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import text
 
 import broker
+from devtools.ports import free_port
 from devtools.processes import Worker
 from jobcore.db import get_engine
 from tests.support.canary_actors import canary_signup, canary_smtp
 from tests.support.ledger import state
-from tests.support.metrics import free_port, try_scrape
+from tests.support.metrics import try_scrape
 from tests.support.waiting import wait_until
 
 PASSWORD = "Hunter2-Canary-Pw!"

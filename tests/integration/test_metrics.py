@@ -7,11 +7,11 @@ import os
 from sqlalchemy import func, select
 
 import broker
+from devtools.ports import free_port
 from jobcore.db import session_scope
 from jobcore.models import LedgerEntry
 from tests.support.faulty_actors import always_fails, noop
 from tests.support.metrics import (
-    free_port,
     instance_dir,
     per_process,
     promtool_check,

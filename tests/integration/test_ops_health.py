@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -14,6 +13,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from actors import health as health_actors
+from devtools.ports import free_port
 from devtools.processes import ROOT
 from devtools.stand_ins.process import start_stand_in
 from jobcore.db import session_scope
@@ -25,12 +25,6 @@ from shop.settings import Settings
 from tests.support import scheduled_actors
 from tests.support.smtp_listener import SmtpListener
 from tests.support.waiting import wait_until
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _latest() -> dict[str, HealthCheck]:
@@ -126,7 +120,7 @@ def _probe_up(env: dict[str, str], component: str) -> bool:
 
 def test_health_metrics_and_the_cli_say_what_is_down(stand_ins, clean):
     # Given SMTP pointing at a port where nothing listens
-    env = {"SHOPJOBS_SMTP_HOST": "127.0.0.1", "SHOPJOBS_SMTP_PORT": str(_free_port())}
+    env = {"SHOPJOBS_SMTP_HOST": "127.0.0.1", "SHOPJOBS_SMTP_PORT": str(free_port())}
     settings = dataclasses.replace(Settings.from_env(), smtp_port=int(env["SHOPJOBS_SMTP_PORT"]))
 
     # When the check runs in this process

@@ -19,6 +19,7 @@ import boto3
 import httpx
 import pytest
 
+from devtools.ports import free_port
 from shop.storage import Storage, StorageError, open_storage
 from tests.support.waiting import wait_until
 
@@ -27,12 +28,6 @@ CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "test-only",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _listening(port: int) -> bool:
@@ -47,7 +42,7 @@ def _listening(port: int) -> bool:
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A moto S3 server process, with credentials in this process's environment while it runs."""
     pytest.importorskip("moto")
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],

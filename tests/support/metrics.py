@@ -6,7 +6,6 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -16,12 +15,6 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobcore.metrics import multiproc
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape(port: int) -> str:

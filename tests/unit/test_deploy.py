@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from jobcore.metrics import definitions, scheduling  # noqa: F401  (registers the metric families)
+from shop.orders import metrics as order_metrics  # noqa: F401  (registers the order domain's)
 from tests.support.metrics import promtool, promtool_check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 import pytest
 from dramatiq import Middleware
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import MiddlewareError
+from dramatiq.middleware import MiddlewareError, SkipMessage
 
 from jobcore.hooks import HookDispatch, overrides
+from jobcore.metrics.definitions import MIDDLEWARE_ERRORS
+from jobcore.metrics.failures import counts_failures
 
 
 class DispatchingStub(HookDispatch, StubBroker):
@@ -52,7 +55,8 @@ def test_only_the_middleware_that_define_a_hook_are_called_in_dramatiqs_order():
 
     # Then before_* runs top to bottom and after_* bottom to top, skipping the silent one
     assert calls == ["before a", "before b", "after b", "after a"]
-    assert broker._hooked("before_enqueue", False) == (broker.middleware[0], broker.middleware[2])
+    hooked = [m for m, _, _ in broker._hooked("before_enqueue", False)]
+    assert hooked == [broker.middleware[0], broker.middleware[2]]
     assert not overrides(broker.middleware[1], "before_enqueue")
 
 
@@ -89,3 +93,63 @@ def test_the_shop_broker_dispatches_this_way():
     import broker
 
     assert issubclass(broker.ShopRabbitmqBroker, HookDispatch)
+
+
+@counts_failures
+class CountedBroken(Middleware):
+    """A middleware of ours: its failures are counted, with or without HookDispatch."""
+
+    def __init__(self, frames: list[int]) -> None:
+        self.frames = frames
+
+    def before_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
+        self.frames.append(len(traceback.extract_stack()))
+        raise RuntimeError("broken store")
+
+    def after_enqueue(self, broker: Any, message: Any, delay: Any) -> None:
+        raise MiddlewareError("refused after")
+
+    def before_consumer_thread_shutdown(self, broker: Any, thread: Any) -> None:
+        raise SkipMessage("control flow")
+
+    def before_worker_thread_shutdown(self, broker: Any, thread: Any) -> None:
+        raise MiddlewareError("refused before")
+
+
+def _failures(hook: str) -> float:
+    return MIDDLEWARE_ERRORS.labels("CountedBroken", hook)._value.get()
+
+
+@pytest.mark.parametrize("broker_class", [DispatchingStub, StubBroker])
+def test_a_counted_middlewares_failures_are_counted_once_by_either_broker(broker_class):
+    # Given one of our middleware whose hooks fail (logged, refused, or skipping the message)
+    frames: list[int] = []
+    broker = broker_class(middleware=[CountedBroken(frames)])
+    before = {h: _failures(h) for h in ("before_enqueue", "after_enqueue")}
+    before_refused = _failures("before_worker_thread_shutdown")
+    before_skip = _failures("before_consumer_thread_shutdown")
+
+    # When each hook is emitted
+    broker.emit_before("enqueue", None, None)
+    broker.emit_after("enqueue", None, None)
+    with pytest.raises(MiddlewareError):
+        broker.emit_before("worker_thread_shutdown", None)
+    with pytest.raises(SkipMessage):
+        broker.emit_before("consumer_thread_shutdown", None)
+
+    # Then every failure counts once, a MiddlewareError raised on; SkipMessage is not a failure
+    assert _failures("before_enqueue") == before["before_enqueue"] + 1
+    assert _failures("after_enqueue") == before["after_enqueue"] + 1
+    assert _failures("before_worker_thread_shutdown") == before_refused + 1
+    assert _failures("before_consumer_thread_shutdown") == before_skip
+
+
+def test_the_dispatch_calls_a_counted_hook_without_its_wrapper_frame():
+    frames: list[int] = []
+    DispatchingStub(middleware=[CountedBroken(frames)]).emit_before("enqueue", None, None)
+    StubBroker(middleware=[CountedBroken(frames)]).emit_before("enqueue", None, None)
+
+    # HookDispatch's own emit_before is one frame, Dramatiq's the other: the wrapper is the
+    # second frame Dramatiq's path has; ours calls the hook directly
+    dispatched, plain = frames
+    assert plain - dispatched == 1
