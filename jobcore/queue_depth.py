@@ -31,29 +31,37 @@ GROUP BY h.key
 """
 
 
-def ready(amqp_url: str, queues: Sequence[str]) -> dict[str, int]:
-    """Ready messages of each queue and its ``.DQ`` together (0 for queues not declared)."""
+def message_counts(
+    amqp_url: str, names: Sequence[str], timeout_s: float = TIMEOUT_S
+) -> dict[str, int]:
+    """Ready messages of each named queue that exists, by a passive declare on one connection
+    (a queue not declared, or deleted, is left out)."""
     import pika
 
-    out = dict.fromkeys(queues, 0)
+    out: dict[str, int] = {}
     conn = amqp.connect(
         amqp_url,
-        socket_timeout=TIMEOUT_S,
-        blocked_connection_timeout=TIMEOUT_S,
+        socket_timeout=timeout_s,
+        blocked_connection_timeout=timeout_s,
         connection_attempts=1,
     )
     try:
-        for queue in queues:
-            for name in (queue, queue + DELAYED):
-                channel = conn.channel()
-                try:
-                    out[queue] += channel.queue_declare(name, passive=True).method.message_count
-                    channel.close()
-                except pika.exceptions.ChannelClosedByBroker:
-                    pass  # 404: not declared (or deleted), so it holds nothing
+        for name in names:
+            channel = conn.channel()
+            try:
+                out[name] = channel.queue_declare(name, passive=True).method.message_count
+                channel.close()
+            except pika.exceptions.ChannelClosedByBroker:
+                pass  # 404: not declared
     finally:
         conn.close()
     return out
+
+
+def ready(amqp_url: str, queues: Sequence[str]) -> dict[str, int]:
+    """Ready messages of each queue and its ``.DQ`` together (0 for queues not declared)."""
+    counts = message_counts(amqp_url, [n for q in queues for n in (q, q + DELAYED)])
+    return {q: counts.get(q, 0) + counts.get(q + DELAYED, 0) for q in queues}
 
 
 def held(session: Session) -> dict[str, int]:

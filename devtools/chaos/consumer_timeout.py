@@ -12,7 +12,6 @@ consumer holding a delivery unacked shows the low timeout was in force: its chan
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import re
@@ -23,13 +22,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import pika
 from sqlalchemy import func, select
 
 from devtools import faults
 from devtools.chaos import load as shop_load
 from devtools.chaos.harness import Harness, Outcome, when
 from devtools.chaos.load import Load
+from devtools.held_delivery import HeldDelivery
 from devtools.processes import Worker
 from jobcore.db import session_scope
 from jobcore.models import LedgerEntry, OutboxMessage
@@ -57,51 +56,6 @@ def group_env(timeout_s: int = TIMEOUT_S) -> dict[str, str]:
         "SHOPJOBS_MIN_BACKOFF_MS": "1000",
         "SHOPJOBS_MAX_BACKOFF_MS": "8000",
     }
-
-
-class HeldDelivery:
-    """A raw consumer that takes one delivery and never acks it (the control)."""
-
-    def __init__(self, url: str) -> None:
-        params = pika.URLParameters(url)
-        params.heartbeat = 0  # nobody pumps this connection while the run waits
-        self.connection = pika.BlockingConnection(params)
-        self.port = int(self.connection._impl._transport._sock.getsockname()[1])
-        self.channel = self.connection.channel()
-        self.closed_with: int | None = None
-        self.channel._impl.add_on_close_callback(self._on_close)
-        self.delivered = 0
-        self.held_at: float | None = None
-        self.closed_at: float | None = None
-
-    def _on_close(self, _channel: object, reason: Exception) -> None:
-        self.closed_with = getattr(reason, "reply_code", None)
-        self.closed_at = time.monotonic()
-
-    def _on_message(self, *_: object) -> None:
-        self.delivered += 1
-        self.held_at = time.monotonic()
-
-    def hold_one(self) -> HeldDelivery:
-        self.channel.queue_declare(CONTROL_QUEUE, auto_delete=True)
-        self.channel.basic_publish("", CONTROL_QUEUE, b"held")
-        self.channel.basic_qos(prefetch_count=1)
-        self.channel.basic_consume(CONTROL_QUEUE, self._on_message)
-        when(self._taken, 10, "the control took its delivery")
-        return self
-
-    def _taken(self) -> bool:
-        self.connection.process_data_events(time_limit=0.1)
-        return self.delivered == 1
-
-    def closed(self) -> bool:
-        if self.channel.is_open:
-            self.connection.process_data_events(time_limit=0)
-        return self.channel.is_closed
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.connection.close()
 
 
 def closed_for_unacked(log_path: str, offset: int, vhost: str) -> list[int]:
@@ -229,7 +183,7 @@ def long_jobs_and_delays(
         load = Load()
         products = shop_load.catalogue(load, h.rng)
         worker = h.workers("t15", env=group_env(timeout_s))
-        control = HeldDelivery(os.environ["SHOPJOBS_AMQP_URL"]).hold_one()
+        control = HeldDelivery(os.environ["SHOPJOBS_AMQP_URL"], CONTROL_QUEUE).hold_one()
         try:
             shop_load.orders(load, h.rng, orders // 2, products)
             near = long_job.send(near_runs, min(LONG_JOB_LIMIT_MS / 1000, limit_s) - 1.5)

@@ -16,7 +16,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from jobcore import amqp, queue_depth
+from jobcore import queue_depth
 from jobcore.ledger import stranded
 from jobcore.ledger.states import State
 from jobcore.worker_registry import STALE_S
@@ -36,28 +36,10 @@ STORED_SQL = "SELECT queue, count(*) FROM dead_letters WHERE replayed_at IS NULL
 
 
 def _depths(amqp_url: str, queues: Sequence[str]) -> dict[tuple[str, str], int]:
-    import pika
-
-    out: dict[tuple[str, str], int] = {}
-    conn = amqp.connect(
-        amqp_url,
-        socket_timeout=TIMEOUT_S,
-        blocked_connection_timeout=TIMEOUT_S,
-        connection_attempts=1,
-    )
-    try:
-        for queue in queues:
-            for suffix, state in STATES.items():
-                channel = conn.channel()
-                try:
-                    declared = channel.queue_declare(queue + suffix, passive=True)
-                    out[(queue, state)] = declared.method.message_count
-                    channel.close()
-                except pika.exceptions.ChannelClosedByBroker:
-                    pass  # not declared yet: no series
-    finally:
-        conn.close()
-    return out
+    """Each existing queue's ready count by state (a queue not declared yet has no series)."""
+    names = {queue + suffix: (queue, state) for queue in queues for suffix, state in STATES.items()}
+    counts = queue_depth.message_counts(amqp_url, list(names), TIMEOUT_S)
+    return {names[name]: count for name, count in counts.items()}
 
 
 def _ledger(

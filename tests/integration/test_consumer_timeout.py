@@ -26,10 +26,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pika
 import pytest
 from sqlalchemy import text
 
+from devtools.held_delivery import HeldDelivery
 from jobcore.db import session_scope
 from tests import conftest
 from tests.support import amqp
@@ -106,46 +106,6 @@ def _consumers() -> dict[str, int]:
     return counts
 
 
-class _Control:
-    """A raw consumer that takes one delivery and never acks it."""
-
-    def __init__(self) -> None:
-        params = pika.URLParameters(os.environ["SHOPJOBS_AMQP_URL"])
-        params.heartbeat = 0  # nobody pumps this connection while the test waits
-        self.connection = pika.BlockingConnection(params)
-        self.port = self.connection._impl._transport._sock.getsockname()[1]
-        self.channel = self.connection.channel()
-        self.closed_with: int | None = None
-        self.channel._impl.add_on_close_callback(self._on_close)
-        self.delivered = 0
-
-    def _on_close(self, _channel: object, reason: Exception) -> None:
-        self.closed_with = getattr(reason, "reply_code", None)
-
-    def hold_one(self) -> None:
-        self.channel.queue_declare(CONTROL_QUEUE, auto_delete=True)
-        self.channel.basic_publish("", CONTROL_QUEUE, b"held")
-        self.channel.basic_qos(prefetch_count=1)
-        self.channel.basic_consume(CONTROL_QUEUE, self._on_message)
-        wait_until(self._taken, timeout=10, what="the control took its delivery")
-
-    def _taken(self) -> bool:
-        self.connection.process_data_events(time_limit=0.1)
-        return self.delivered == 1
-
-    def _on_message(self, *_: object) -> None:
-        self.delivered += 1
-
-    def closed(self) -> bool:
-        if self.channel.is_open:
-            self.connection.process_data_events(time_limit=0)
-        return self.channel.is_closed
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.connection.close()
-
-
 @pytest.mark.serial
 def test_jobs_delayed_90s_run_once_on_time_and_no_channel_times_out_at_a_15s_consumer_timeout(
     start_worker, tmp_path, capsys
@@ -160,7 +120,7 @@ def test_jobs_delayed_90s_run_once_on_time_and_no_channel_times_out_at_a_15s_con
         worker = start_worker(
             "actors", "tests.support.faulty_actors", processes=PROCESSES, threads=4
         )
-        control = _Control()
+        control = HeldDelivery(os.environ["SHOPJOBS_AMQP_URL"], CONTROL_QUEUE)
         wait_until(
             lambda: all(_consumers().get(q, 0) >= PROCESSES for q in ("tests", "tests.DQ")),
             timeout=30,
