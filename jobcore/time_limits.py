@@ -5,11 +5,17 @@ PRECONDITION_FAILED) and redelivers what it held: a job still running then runs 
 beside itself. Dramatiq's ``TimeLimit`` ends a job at its actor's ``time_limit`` (or the
 middleware's default), so each limit must end at least ``CONSUMER_TIMEOUT_MARGIN_S`` before the
 timeout. ``too_long`` finds the actors that do not, for the queues a worker consumes.
+
+A limit under the timeout is not the whole bound: a delivery the worker has prefetched stays
+unacked while it waits for a thread, and the jobs ahead of it may each run to their limit.
+``unacked_bound_s`` is that worst case, which the worker logs as a warning when it passes the
+timeout (jobs rarely run to their limit, so it does not refuse to start).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 
 from dramatiq import Broker
@@ -77,3 +83,28 @@ def check(broker: Broker, consumer_timeout_s: int, queues: Iterable[str] | None 
             f"{PREFIX}CONSUMER_TIMEOUT_S with it"
         )
     return max(found, key=lambda x: x.limit_ms or 0, default=Limit("", 0))
+
+
+def unacked_bound_s(longest_ms: float, prefetched: int, threads: int) -> float:
+    """The longest a delivery may stay unacked if every job runs to ``longest_ms``: the last of
+    ``prefetched`` deliveries waits ``ceil(prefetched / threads) - 1`` rounds of jobs on
+    ``threads`` threads, then runs one itself."""
+    rounds = max(1, math.ceil(prefetched / max(1, threads)))
+    return rounds * longest_ms / 1000
+
+
+def prefetch_warning(
+    longest: Limit, prefetched: int, threads: int, consumer_timeout_s: int
+) -> str | None:
+    """What to tell the operator when a prefetched delivery may outwait ``consumer_timeout``."""
+    bound = unacked_bound_s(longest.limit_ms or 0, prefetched, threads)
+    if bound <= consumer_timeout_s - CONSUMER_TIMEOUT_MARGIN_S:
+        return None
+    return (
+        f"a prefetched delivery may stay unacked up to {bound:.0f} s, past consumer_timeout "
+        f"{consumer_timeout_s} s, if the jobs ahead of it run to their limits ({prefetched} "
+        f"prefetched over {threads} threads; {longest.actor} may run "
+        f"{(longest.limit_ms or 0) / 1000:.0f} s): RabbitMQ would then close the channel and "
+        "redeliver what it holds. Run the actors with long limits in a worker group of their "
+        "own with a small prefetch (dramatiq_queue_prefetch), or raise consumer_timeout"
+    )

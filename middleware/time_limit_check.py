@@ -15,7 +15,7 @@ from typing import Any
 from dramatiq import Broker, Middleware
 from dramatiq.cli import RET_IMPORT
 
-from jobcore.time_limits import TimeLimitTooLong, check
+from jobcore.time_limits import Limit, TimeLimitTooLong, check, prefetch_warning
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ class TimeLimitCheck(Middleware):
 
     def __init__(self, consumer_timeout_s: int) -> None:
         self.consumer_timeout_s = consumer_timeout_s
+        self.longest: Limit | None = None
 
     def before_worker_boot(self, broker: Broker, worker: Any) -> None:
         queues = getattr(worker, "consumer_whitelist", None) or None
@@ -35,9 +36,25 @@ class TimeLimitCheck(Middleware):
         except TimeLimitTooLong as exc:
             logger.critical("refusing to start: %s", exc)
             sys.exit(RET_IMPORT)
+        self.longest = longest
         logger.info(
             "time limits end before consumer_timeout %d s: the longest is %s's, %.0f s",
             self.consumer_timeout_s,
             longest.actor,
             (longest.limit_ms or 0) / 1000,
         )
+
+    def after_worker_boot(self, broker: Broker, worker: Any) -> None:
+        """Warn when prefetched deliveries may wait past the timeout (the prefetch is chosen in
+        before_worker_boot, by JobStatus)."""
+        consumers = [q for q in getattr(worker, "consumers", {}) if not q.endswith(".DQ")]
+        if self.longest is None or not consumers:
+            return
+        warning = prefetch_warning(
+            self.longest,
+            worker.queue_prefetch * len(consumers),
+            worker.worker_threads,
+            self.consumer_timeout_s,
+        )
+        if warning:
+            logger.warning(warning)

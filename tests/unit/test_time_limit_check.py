@@ -120,3 +120,39 @@ def test_a_delay_threshold_5s_below_the_consumer_timeout_is_accepted():
         {"SHOPJOBS_DELAY_IN_DB_AFTER_S": "10", "SHOPJOBS_CONSUMER_TIMEOUT_S": "15"}
     )
     assert (settings.delay_in_db_after_s, settings.consumer_timeout_s) == (10, 15)
+
+
+def _prefetch_warnings(caplog) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "prefetched delivery" in r.getMessage()
+    ]
+
+
+@pytest.mark.parametrize(("limit_ms", "warned"), [(5_000, False), (6_000, True)])
+def test_a_prefetched_delivery_that_may_outwait_the_timeout_is_warned_of(caplog, limit_ms, warned):
+    # Given a 15 s timeout (10 s usable) and one thread with Dramatiq's prefetch of 2: the
+    # second delivery may wait for the first job's limit, then run its own
+    broker = _broker(15)
+    _declare(broker, "reports.export", "reports", time_limit=limit_ms)
+
+    with caplog.at_level(logging.INFO):
+        worker = _boot(broker)
+    worker.stop()
+
+    # Then 2 x 5 s fits and starts quietly; 2 x 6 s does not and says so, with the way out
+    found = _prefetch_warnings(caplog)
+    assert bool(found) is warned, found
+    if warned:
+        assert "up to 12 s" in found[0] and "reports.export" in found[0]
+        assert "dramatiq_queue_prefetch" in found[0]
+
+
+def test_the_unacked_bound_counts_rounds_of_jobs_on_the_threads():
+    from jobcore.time_limits import unacked_bound_s
+
+    assert unacked_bound_s(10_000, prefetched=8, threads=8) == 10
+    assert unacked_bound_s(10_000, prefetched=9, threads=8) == 20
+    assert unacked_bound_s(10_000, prefetched=32, threads=8) == 40
+    assert unacked_bound_s(10_000, prefetched=0, threads=8) == 10
