@@ -115,6 +115,7 @@ class WorkerView:
     running: int
     running_actors: list[str]
     oldest_running_s: float | None
+    held: dict[str, int]  # deliveries taken and not yet acked, by queue, at the last beat
 
 
 def workers(session: Session, *, include_gone: bool = False) -> list[WorkerView]:
@@ -144,6 +145,7 @@ def workers(session: Session, *, include_gone: bool = False) -> list[WorkerView]
                 running=len(mine),
                 running_actors=sorted({actor for actor, _ in mine}),
                 oldest_running_s=round((now - min(starts)).total_seconds(), 1) if starts else None,
+                held=dict(row.held or {}),
             )
         )
     return views

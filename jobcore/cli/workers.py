@@ -1,4 +1,4 @@
-"""``shopjobs workers``: live worker processes, their queues, and what each runs now."""
+"""``shopjobs workers``: live worker processes, their queues, what each runs and holds now."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
             row["state"] = "alive" if row.pop("alive") else "gone"
             row["queues"] = ",".join(row["queues"])
             row["running_actors"] = ",".join(row["running_actors"])
+            row["held"] = ",".join(f"{q}={n}" for q, n in sorted(row["held"].items()) if n)
             row["started_at"] = f"{row['started_at']:%Y-%m-%d %H:%M:%S}"
     emit(rows, as_json=args.json)
     return 0 if rows else 1

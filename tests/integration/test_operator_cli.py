@@ -104,9 +104,12 @@ def test_workers_lists_live_processes_and_what_they_run(start_worker, tmp_path, 
     def both_listed() -> list[dict] | None:
         cli(["workers", "--json"])
         rows = _json_out(capsys)
-        return rows if len(rows) == 2 and any(r["running"] for r in rows) else None
+        busy = [r for r in rows if r["running"] and r["held"].get("tests")]
+        return rows if len(rows) == 2 and busy else None
 
-    rows = wait_until(both_listed, what="both processes registered, one running the long job")
+    rows = wait_until(
+        both_listed, what="both processes registered, one running and holding the long job"
+    )
     assert all(r["alive"] and r["threads"] == 3 and "tests" in r["queues"] for r in rows)
     assert sorted(r["running"] for r in rows) == [0, 1]
     busy = next(r for r in rows if r["running"])
