@@ -8,21 +8,11 @@ control's closed channel that the low timeout was in force.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections.abc import Callable
 
 import pika
 
-_pause = threading.Event()
-
-
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not after {timeout}s")
-        _pause.wait(0.05)
+from devtools.waiting import wait_until
 
 
 class HeldDelivery:
@@ -54,7 +44,7 @@ class HeldDelivery:
         self.channel.basic_publish("", self.queue, b"held")
         self.channel.basic_qos(prefetch_count=1)
         self.channel.basic_consume(self.queue, self._on_message)
-        _wait(self._taken, 10, "the control took its delivery")
+        wait_until(self._taken, timeout=10, what="the control took its delivery")
         return self
 
     def _taken(self) -> bool:

@@ -15,18 +15,24 @@ from typing import Any
 from dramatiq import Broker, Middleware
 from dramatiq.cli import RET_IMPORT
 
+from jobcore.settings import CONSUMER_TIMEOUT_MARGIN_S
 from jobcore.time_limits import Limit, TimeLimitTooLong, check, prefetch_warning
 
 logger = logging.getLogger(__name__)
 
 
 class TimeLimitCheck(Middleware):
-    """Parameters:
-    consumer_timeout_s: RabbitMQ's consumer_timeout (``SHOPJOBS_CONSUMER_TIMEOUT_S``).
+    """Keeps every run inside consumer_timeout: refuses a worker whose actors' limits do not fit,
+    and caps a ``time_limit`` a sender put on one message (above TimeLimit in the stack, so
+    TimeLimit reads the capped value).
+
+    Parameters:
+      consumer_timeout_s: RabbitMQ's consumer_timeout (``SHOPJOBS_CONSUMER_TIMEOUT_S``).
     """
 
     def __init__(self, consumer_timeout_s: int) -> None:
         self.consumer_timeout_s = consumer_timeout_s
+        self.ceiling_ms = (consumer_timeout_s - CONSUMER_TIMEOUT_MARGIN_S) * 1000
         self.longest: Limit | None = None
 
     def before_worker_boot(self, broker: Broker, worker: Any) -> None:
@@ -58,3 +64,16 @@ class TimeLimitCheck(Middleware):
         )
         if warning:
             logger.warning(warning)
+
+    def before_process_message(self, broker: Broker, message: Any) -> None:
+        limit = message.options.get("time_limit")
+        if isinstance(limit, int | float) and limit > self.ceiling_ms:
+            logger.warning(
+                "message %s asks for a time limit of %.0f s, past consumer_timeout %d s: "
+                "capped at %.0f s",
+                message.message_id,
+                limit / 1000,
+                self.consumer_timeout_s,
+                self.ceiling_ms / 1000,
+            )
+            message.options["time_limit"] = self.ceiling_ms

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Collection, Sequence
 
 import dramatiq
+from pika.exceptions import AMQPConnectionError
 from sqlalchemy.exc import OperationalError
 
 from jobcore import db
@@ -96,6 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except OperationalError as exc:
         print(f"error: the database could not be reached: {exc.orig}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except AMQPConnectionError as exc:
+        # a traceback and exit 1 read as "not found"; the operator needs "the broker is down"
+        print(f"error: RabbitMQ could not be reached: {exc!r}", file=sys.stderr)
         return EXIT_UNREACHABLE
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from jobcore import amqp, queue_migration
+from jobcore import queue_depth, queue_migration
 from jobcore.cli.output import emit
 from jobcore.db import session_scope
 from jobcore.ledger.states import State
@@ -68,21 +68,9 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 
 def _depths(url: str, names: list[str]) -> dict[str, int | None]:
-    import pika
-
-    out: dict[str, int | None] = {}
-    conn = amqp.connect(url)
-    try:
-        for name in names:
-            channel = conn.channel()
-            try:
-                out[name] = channel.queue_declare(name, passive=True).method.message_count
-                channel.close()
-            except pika.exceptions.ChannelClosedByBroker:
-                out[name] = None
-    finally:
-        conn.close()
-    return out
+    """Each queue's ready count, None for a queue not declared."""
+    counts = queue_depth.message_counts(url, names)
+    return {name: counts.get(name) for name in names}
 
 
 def run(args: argparse.Namespace) -> int:

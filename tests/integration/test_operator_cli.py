@@ -156,3 +156,17 @@ def test_jobs_tail_follows_state_changes_as_they_happen(start_worker, capsys):
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert sorted(line["message_id"] for line in lines) == sorted(sent)
     assert {line["state"] for line in lines} == {"succeeded"}
+
+
+def test_a_command_that_needs_rabbitmq_says_it_is_unreachable_with_exit_3(monkeypatch, capsys):
+    # Given a broker URL where nothing listens
+    from devtools.ports import free_port
+
+    monkeypatch.setenv("SHOPJOBS_AMQP_URL", f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F")
+
+    # When the operator asks for the queues' depths
+    code = cli(["queues"])
+
+    # Then the exit code says "a service could not be reached", and stderr names RabbitMQ
+    assert code == 3
+    assert "RabbitMQ could not be reached" in capsys.readouterr().err

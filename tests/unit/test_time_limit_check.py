@@ -156,3 +156,29 @@ def test_the_unacked_bound_counts_rounds_of_jobs_on_the_threads():
     assert unacked_bound_s(10_000, prefetched=9, threads=8) == 20
     assert unacked_bound_s(10_000, prefetched=32, threads=8) == 40
     assert unacked_bound_s(10_000, prefetched=0, threads=8) == 10
+
+
+def test_a_time_limit_sent_with_one_message_is_capped_below_the_timeout(caplog):
+    # Given a 15 s timeout and a sender asking one message for 60 s
+    broker = _broker(15)
+    seen: list[int] = []
+
+    @dramatiq.actor(broker=broker, actor_name="reports.fits", queue_name="reports")
+    def job() -> None:
+        seen.append(1)
+
+    message = job.send_with_options(time_limit=60_000)
+    small = job.send_with_options(time_limit=2_000)
+
+    # When a worker runs them
+    with caplog.at_level(logging.WARNING):
+        worker = _boot(broker)
+        broker.join("reports")
+        worker.join()
+    worker.stop()
+
+    # Then the 60 s one ran under a 10 s limit (said in a warning), the 2 s one untouched
+    assert len(seen) == 2
+    capped = [r.getMessage() for r in caplog.records if "capped at 10 s" in r.getMessage()]
+    assert len(capped) == 1 and message.message_id in capped[0]
+    assert small.message_id not in " ".join(capped)
