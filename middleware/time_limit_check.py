@@ -51,8 +51,11 @@ class TimeLimitCheck(Middleware):
         )
 
     def after_worker_boot(self, broker: Broker, worker: Any) -> None:
-        """Warn when prefetched deliveries may wait past the timeout (the prefetch is chosen in
-        before_worker_boot, by JobStatus)."""
+        """Say when prefetched deliveries could wait past the timeout (the prefetch is chosen in
+        before_worker_boot, by JobStatus). An INFO line, not a warning: the bound assumes every
+        job ahead runs to its limit, so a group on every queue always passes it, and a warning
+        logged at every boot is soon ignored; README, "Time limits end before consumer_timeout",
+        says how to run long jobs apart."""
         consumers = [q for q in getattr(worker, "consumers", {}) if not q.endswith(".DQ")]
         if self.longest is None or not consumers:
             return
@@ -63,7 +66,7 @@ class TimeLimitCheck(Middleware):
             self.consumer_timeout_s,
         )
         if warning:
-            logger.warning(warning)
+            logger.info(warning)
 
     def before_process_message(self, broker: Broker, message: Any) -> None:
         limit = message.options.get("time_limit")
