@@ -131,7 +131,9 @@ def _prefetch_warnings(caplog) -> list[str]:
 
 
 @pytest.mark.parametrize(("limit_ms", "warned"), [(5_000, False), (6_000, True)])
-def test_a_prefetched_delivery_that_may_outwait_the_timeout_is_said_at_boot(caplog, limit_ms, warned):
+def test_a_prefetched_delivery_that_may_outwait_the_timeout_is_said_at_boot(
+    caplog, limit_ms, warned
+):
     # Given a 15 s timeout (10 s usable) and one thread with Dramatiq's prefetch of 2: the
     # second delivery may wait for the first job's limit, then run its own
     broker = _broker(15)
