@@ -33,11 +33,15 @@ def relay_outbox() -> None:
 def redrive_stranded_orders() -> dict[str, Any]:
     """Send the next step of orders whose jobs were lost (``SHOPJOBS_ORDERS_REDRIVE_AFTER_S``)."""
     done = redrive.redrive_stranded(
-        settings.orders_redrive_after_s, settings.amqp_url, limit=REDRIVE_LIMIT
+        settings.orders_redrive_after_s,
+        settings.amqp_url,
+        limit=REDRIVE_LIMIT,
+        fifo=not settings.queue_max_priority,
     )
     return {
         "redriven": {str(r.order_id): r.message_id for r in done if r.message_id},
         "skipped": {str(r.order_id): r.skipped for r in done if r.skipped},
+        "left_lost": {str(r.order_id): r.left for r in done if r.left},
     }
 
 

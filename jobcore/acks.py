@@ -87,10 +87,20 @@ class LedgerAckedConsumer(_RabbitmqConsumer):
         # connection: a multiple ack decided in between would settle a rejected message
         self._settling = threading.Lock()
         self._committed: list[int] = []  # tags whose final state is committed, not yet acked
+        # delivery tag -> message id, written by the consumer thread only; the heartbeat reports
+        # the ids of the tags still unsettled, so a job whose message a worker holds is not lost
+        self._message_ids: dict[int, str] = {}
 
     def __next__(self) -> Any:
         message = super().__next__()
-        if message is None or _well_formed(message):
+        if message is None:
+            return None
+        if len(self._message_ids) > 2 * len(self.known_tags) + 64:
+            self._message_ids = {
+                t: m for t, m in self._message_ids.copy().items() if t in self.known_tags
+            }
+        if _well_formed(message):
+            self._message_ids[message._tag] = message.message_id
             return message
         # decodable JSON with the wrong shape would crash the consumer thread inside Dramatiq
         # (and be redelivered forever): store it and reject it here instead
@@ -104,6 +114,12 @@ class LedgerAckedConsumer(_RabbitmqConsumer):
             self.known_tags.discard(message._tag)
             _RabbitmqConsumer._nack(self, message._tag)
         return None
+
+    def held_message_ids(self) -> list[str]:
+        """Ids of the messages delivered to this consumer and not settled yet (a moment old:
+        read from the heartbeat's thread; ``dict.copy`` and ``set.copy`` hold the GIL)."""
+        ids, tags = self._message_ids.copy(), self.known_tags.copy()
+        return [ids[tag] for tag in tags if tag in ids]
 
     def ack(self, message: Any) -> None:
         ticket = getattr(message, TICKET_ATTRIBUTE, None)

@@ -1,13 +1,12 @@
-"""How many messages of a queue exist anywhere, so a job is called lost only when none does.
+"""How many messages of a queue are ready in RabbitMQ, and how many the workers hold.
 
 A message is ready in RabbitMQ (in its queue, or in the queue's ``.DQ`` while delayed) or held
 by a consumer: delivered and not yet acked. A passive declare counts only the ready ones (the
-management API, which counts unacked ones too, is not enabled everywhere), and a worker holds
-up to its prefetch (16 a thread) while the jobs ahead of them run. So every worker process
-writes what it holds, per queue, into its registry row with each heartbeat
-(``worker_processes.held``), and a queue's depth is its ready messages plus those held by the
-live processes. A queue that does not exist holds nothing: deleted, what it held is gone.
-RabbitMQ that cannot be reached raises: nothing is called lost on a guess.
+management API, which counts unacked ones too, is not enabled everywhere); every worker process
+writes what it holds into its registry row with each heartbeat (``worker_processes.held`` by
+queue, ``held_ids`` by message: ``jobcore.ledger.lost``). A queue that does not exist (404)
+holds nothing: deleted, what it held is gone. Any other refusal (403 access refused, ...) and
+RabbitMQ that cannot be reached raise: nothing is called lost on a guess.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from jobcore import amqp
 from jobcore.worker_registry import STALE_S
 
 DELAYED = ".DQ"
+NOT_FOUND = 404
 TIMEOUT_S = 5
 
 # psycopg2 style: the scrape-time metric (jobcore.metrics.queues) runs it on its own cursor
@@ -51,8 +51,9 @@ def message_counts(
             try:
                 out[name] = channel.queue_declare(name, passive=True).method.message_count
                 channel.close()
-            except pika.exceptions.ChannelClosedByBroker:
-                pass  # 404: not declared
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code != NOT_FOUND:
+                    raise
     finally:
         conn.close()
     return out
@@ -68,27 +69,3 @@ def held(session: Session) -> dict[str, int]:
     """Messages the live worker processes hold, by queue (a delayed one under its queue)."""
     rows = session.connection().exec_driver_sql(HELD_SQL, {"stale_s": STALE_S})
     return {queue: int(count) for queue, count in rows}
-
-
-class Depths:
-    """``depths(queue)``: the messages of ``queue`` anywhere, ready or held; each queue is read
-    once per instance, so one pass over many jobs asks RabbitMQ once per queue.
-
-    Parameters:
-      session: reads the registry's held counts (once, at the first call).
-      amqp_url: the broker's URL (``SHOPJOBS_AMQP_URL``, one node or several).
-    """
-
-    def __init__(self, session: Session, amqp_url: str) -> None:
-        self.session = session
-        self.amqp_url = amqp_url
-        self._held: dict[str, int] | None = None
-        self._depths: dict[str, int] = {}
-
-    def __call__(self, queue: str) -> int:
-        if queue not in self._depths:
-            if self._held is None:
-                self._held = held(self.session)
-            found = ready(self.amqp_url, [queue])[queue]
-            self._depths[queue] = found + self._held.get(queue, 0)
-        return self._depths[queue]

@@ -4,8 +4,10 @@ Each process upserts its row at boot, refreshes ``heartbeat_at`` every ``HEARTBE
 removes it at a clean shutdown. A process killed outright stops beating; readers call a row
 whose heartbeat is older than ``STALE_S`` gone. What a process runs right now is in the ledger
 (``job_ledger.worker`` = the same ``host:pid`` name, state ``running``); what it holds (messages
-delivered to it, not yet acked) is counted per queue with each beat (``held``), so a job whose
-message waits in a worker's prefetch is not taken for lost (``jobcore.queue_depth``).
+delivered to it, not yet acked) is counted per queue with each beat (``held``) and listed by message id (``held_ids``), so a
+job whose message waits in a worker's prefetch is not taken for lost (``jobcore.ledger.lost``).
+A beat's list is at most ``HEARTBEAT_S`` old while the process lives: a message delivered
+before the last beat and not yet settled is in it.
 """
 
 from __future__ import annotations
@@ -40,12 +42,17 @@ class Heartbeat:
     """This process's row: registered on ``start``, refreshed by a daemon thread, removed on ``stop``."""
 
     def __init__(
-        self, queues: list[str], threads: int, held: Callable[[], dict[str, int]] | None = None
+        self,
+        queues: list[str],
+        threads: int,
+        held: Callable[[], dict[str, int]] | None = None,
+        held_ids: Callable[[], list[str]] | None = None,
     ) -> None:
         self.name = WORKER_NAME.format(pid=os.getpid())
         self.queues = sorted(queues)
         self.threads = threads
         self.held = held
+        self.held_ids = held_ids
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="worker-heartbeat", daemon=True)
 
@@ -71,6 +78,7 @@ class Heartbeat:
             "queues": self.queues,
             "threads": self.threads,
             "held": self.held() if self.held is not None else {},
+            "held_ids": self.held_ids() if self.held_ids is not None else [],
         }
         with db.session_scope() as s:
             s.execute(
@@ -102,6 +110,17 @@ def held_by(worker: Any) -> dict[str, int]:
             queue = q_name(name)
             held[queue] = held.get(queue, 0) + len(tags)
     return held
+
+
+def held_ids_by(worker: Any) -> list[str]:
+    """Ids of the messages ``worker``'s consumers hold (``.DQ`` ones too), sorted."""
+    ids: set[str] = set()
+    for thread in list(getattr(worker, "consumers", {}).values()):
+        consumer = getattr(thread, "consumer", None)
+        read = getattr(consumer, "held_message_ids", None)
+        if read is not None:
+            ids.update(read())
+    return sorted(ids)
 
 
 @dataclasses.dataclass

@@ -7,7 +7,7 @@ import logging
 from dramatiq import Broker, Middleware, Worker
 
 from jobcore.metrics.failures import counts_failures
-from jobcore.worker_registry import Heartbeat, held_by
+from jobcore.worker_registry import Heartbeat, held_by, held_ids_by
 
 logger = logging.getLogger("shopjobs.workers")
 
@@ -26,7 +26,12 @@ class WorkerRegistry(Middleware):
     def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
         queues = sorted(worker.consumer_whitelist or broker.get_declared_queues())
         queues = [q for q in queues if not q.endswith((".DQ", ".XQ"))]
-        heartbeat = Heartbeat(queues, worker.worker_threads, held=lambda: held_by(worker))
+        heartbeat = Heartbeat(
+            queues,
+            worker.worker_threads,
+            held=lambda: held_by(worker),
+            held_ids=lambda: held_ids_by(worker),
+        )
         try:
             heartbeat.start()
         except Exception:

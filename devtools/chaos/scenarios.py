@@ -584,11 +584,16 @@ def _relay_failures(counter: Any) -> float:
     )
 
 
-def queue_deleted(h: Harness, orders: int, redrive_after_s: float = 3.0) -> Outcome:
+def queue_deleted(
+    h: Harness, orders: int, redrive_after_s: float = 3.0, accounted_within_s: float = 120.0
+) -> Outcome:
     """T22: a work queue deleted under load. RabbitMQ drops what it held; sends after the delete
     come back (mandatory) and wait in the outbox until the relay redeclared it. The dropped jobs
     strand their orders: the scheduled re-drive, fired here every 2 s with a threshold of
-    ``redrive_after_s`` (production: every 5 min, 600 s), sends each one's next step again."""
+    ``redrive_after_s`` (production: every 5 min, 600 s), sends each one's next step again.
+    The shop keeps selling (5 orders every 0.5 s) until the re-drive has accounted for as many
+    lost jobs as the delete dropped, or ``accounted_within_s``: the losses are found while the
+    queue keeps flowing, not once the traffic stopped."""
     # one prefetched message per thread: the queue keeps a backlog for the delete to drop
     env = {
         "SHOPJOBS_PREFETCH_PER_THREAD": "1",
@@ -604,6 +609,7 @@ def queue_deleted(h: Harness, orders: int, redrive_after_s: float = 3.0) -> Outc
     deleted = faults.delete_queue(_vhost(), "orders")
     deleted_at, last = time.time(), time.monotonic()
     evidence: dict[str, Any] = {"deleted": "orders", "messages_deleted": deleted}
+    evidence.update(_sell_until_accounted(h, load, products, deleted or 0, accounted_within_s))
     outcome = h.finish(
         "T22",
         "a work queue deleted under load",
@@ -616,6 +622,63 @@ def queue_deleted(h: Harness, orders: int, redrive_after_s: float = 3.0) -> Outc
     )
     evidence.update(_redriven(deleted_at))
     return outcome
+
+
+def _sell_until_accounted(
+    h: Harness, load: Load, products: list[int], deleted: int, within_s: float, per_tick: int = 5
+) -> dict[str, Any]:
+    """New orders (``per_tick`` every 0.5 s, more than the workers keep up with: the orders
+    queue stays busy) and the scheduled re-drive, until it accounted for ``deleted`` lost jobs:
+    how long that took, the orders sold meanwhile, and the orders queue's messages (ready plus
+    held by workers, the count a check by queue depth reads) at each re-drive fired."""
+    from jobcore import outbox
+
+    started = time.monotonic()
+    sold_before = len(load.order_ids)
+    depths: list[int] = []
+
+    def fire() -> None:
+        depths.append(_ready("orders") + _held("orders"))
+        _fire_redrive()
+
+    redrive = _every(2.0, fire)
+    accounted = False
+    while time.monotonic() - started < within_s:
+        shop_load.orders(load, h.rng, per_tick, products)
+        with contextlib.suppress(Exception):  # the queue is redeclared meanwhile: poll on
+            outbox.relay_pending(2.0)
+            redrive()
+            if _lost_accounted() >= deleted:
+                accounted = True
+                break
+        _pause.wait(0.5)
+    return {
+        "accounted_under_load": accounted,
+        "accounted_after_s": round(time.monotonic() - started, 1) if accounted else None,
+        "orders_sold_while_redriving": len(load.order_ids) - sold_before,
+        "orders_queue_messages_at_redrives": depths,
+    }
+
+
+def _held(queue: str) -> int:
+    from jobcore.queue_depth import held
+
+    with session_scope() as s:
+        return held(s).get(queue, 0)
+
+
+def _lost_accounted() -> int:
+    from jobcore.ledger.lost import LOST
+
+    with session_scope() as s:
+        return (
+            s.scalar(
+                select(func.count()).where(
+                    LedgerEntry.state == "dead", LedgerEntry.error.startswith(LOST)
+                )
+            )
+            or 0
+        )
 
 
 def _ready(queue: str) -> int:

@@ -225,14 +225,16 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 def run_stranded(args: argparse.Namespace) -> int:
     """Exit 1 when anything is stranded (so a script or a check can act on it), else 0."""
-    from jobcore.ledger import stranded
-    from jobcore.queue_depth import Depths
+    from jobcore.ledger import lost, stranded
 
     context = args.context
+    settings = context.settings
     with session_scope() as s:
-        # a job counts as lost when its queue holds nothing, ready or held by a worker
-        depth = Depths(s, context.settings.amqp_url)
-        found = stranded.find(s, args.older_than_s, depth=depth, checks=context.stranded_checks)
+        # a job counts as lost when its message is in no queue and held by no worker
+        ids = lost.lost_ids(
+            s, settings.amqp_url, args.older_than_s, fifo=not settings.queue_max_priority
+        )
+        found = stranded.find(s, args.older_than_s, lost=ids, checks=context.stranded_checks)
     rows = [{"kind": kind, **row} for kind, kind_rows in found.kinds.items() for row in kind_rows]
     if args.json:
         emit_record({"counts": found.counts, "stranded": rows}, as_json=True)

@@ -30,6 +30,9 @@ class State(enum.StrEnum):
 #: States of a job that waits to run: not yet delivered to a worker (or due for another run).
 WAITING: frozenset[State] = frozenset({State.SCHEDULED, State.ENQUEUED, State.RETRYING})
 
+#: States of a job not finished: waiting, or running now.
+OPEN: frozenset[State] = WAITING | {State.RUNNING}
+
 #: States after which the job never runs again (a redelivery of such a job is a duplicate).
 FINAL: frozenset[State] = frozenset(
     {State.SUCCEEDED, State.FAILED, State.DEAD, State.SKIPPED, State.CANCELLED}

@@ -6,8 +6,8 @@ when held in PostgreSQL), so "lost" is measurable:
 - *unpublished*: an outbox row due (or, without a due time, committed) more than N seconds
   ago and still there: no relay is publishing (all down, or the broker refuses).
 - *lost*: a ledger row ``scheduled``, ``enqueued`` or ``retrying`` whose due time passed more
-  than N seconds ago, with no outbox row and no message in its queue (ready, delayed, or held
-  by a worker: ``jobcore.queue_depth``): the message is gone, and nothing will run the job.
+  than N seconds ago, with no outbox row, whose message is in no queue and held by no worker
+  (``jobcore.ledger.lost``): the message is gone, and nothing will run the job.
   The shop re-drives the orders such jobs strand (``shop.orders.redrive``).
 
 A ``scheduled`` row not yet due is neither: it waits in the outbox by design. Once overdue by
@@ -26,6 +26,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from jobcore.ledger.states import WAITING, sql_list
+
+_WAITING = sql_list(WAITING)
+
 UNPUBLISHED_SQL = """
 SELECT message_id, queue, EXTRACT(EPOCH FROM now() - COALESCE(due_at, created_at)) AS age_s
 FROM outbox
@@ -34,11 +38,11 @@ ORDER BY age_s DESC
 LIMIT :limit
 """
 # due = the retry's or the delay's ETA, else when it was enqueued or last changed
-WAITING_SQL = """
+WAITING_SQL = f"""
 SELECT j.message_id, j.actor, j.queue, j.state, j.order_id,
     EXTRACT(EPOCH FROM now() - COALESCE(j.eta, j.enqueued_at, j.state_changed_at)) AS age_s
 FROM job_ledger j
-WHERE j.state IN ('scheduled', 'enqueued', 'retrying')
+WHERE j.state IN {_WAITING}
   AND COALESCE(j.eta, j.enqueued_at, j.state_changed_at) < now() - make_interval(secs => :older_than_s)
   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = j.message_id)
 ORDER BY age_s DESC
@@ -49,13 +53,6 @@ LIMIT :limit
 UNPUBLISHED_COUNT_SQL = """
 SELECT count(*) FROM outbox
 WHERE COALESCE(due_at, created_at) < now() - make_interval(secs => %(older_than_s)s)
-"""
-WAITING_BY_QUEUE_SQL = """
-SELECT j.queue, count(*) FROM job_ledger j
-WHERE j.state IN ('scheduled', 'enqueued', 'retrying')
-  AND COALESCE(j.eta, j.enqueued_at, j.state_changed_at) < now() - make_interval(secs => %(older_than_s)s)
-  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = j.message_id)
-GROUP BY j.queue
 """
 
 # the application's own check: (session, older_than_s) -> rows (dicts) of stranded things
@@ -81,26 +78,20 @@ def find(
     session: Session,
     older_than_s: float,
     *,
-    depth: Callable[[str], int | None] | None = None,
+    lost: set[str] | None = None,
     checks: Mapping[str, CheckFn] | None = None,
     limit: int = 1000,
 ) -> Stranded:
     """Everything stranded for longer than ``older_than_s``.
 
-    ``depth(queue)`` says how many messages a queue has (``jobcore.queue_depth.Depths``: ready,
-    delayed and held by workers): a job whose queue still holds messages may be waiting behind
-    them, so it counts as lost only when its queue is empty. Without ``depth`` every such job
-    counts.
+    ``lost``: the ids ``jobcore.ledger.lost.lost_ids`` found; a waiting row past due and
+    published counts as lost only when its id is in it (without it, every such row counts).
     """
     params = {"older_than_s": older_than_s, "limit": limit}
     unpublished = [dict(r._mapping) for r in session.execute(text(UNPUBLISHED_SQL), params)]
     waiting = [dict(r._mapping) for r in session.execute(text(WAITING_SQL), params)]
-    if depth is not None:
-        depths: dict[str, int | None] = {}
-        for row in waiting:
-            if row["queue"] not in depths:
-                depths[row["queue"]] = depth(row["queue"])
-        waiting = [r for r in waiting if not depths[r["queue"]]]
+    if lost is not None:
+        waiting = [r for r in waiting if r["message_id"] in lost]
     kinds: dict[str, list[dict[str, Any]]] = {"unpublished": unpublished, "lost": waiting}
     for kind, check in (checks or {}).items():
         kinds[kind] = check(session, older_than_s)

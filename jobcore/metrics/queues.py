@@ -17,9 +17,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from jobcore import queue_depth
-from jobcore.ledger import stranded
+from jobcore.ledger import lost, stranded
 from jobcore.ledger.states import State
-from jobcore.worker_registry import STALE_S
 
 logger = logging.getLogger(__name__)
 TIMEOUT_S = 2
@@ -43,8 +42,13 @@ def _depths(amqp_url: str, queues: Sequence[str]) -> dict[tuple[str, str], int]:
 
 
 def _ledger(
-    dsn: str, stranded_after_s: float = 300.0
-) -> tuple[dict[str, float], dict[str, int], tuple[int, dict[str, int]]]:
+    dsn: str,
+    empty: list[str] | None,
+    stranded_after_s: float = 300.0,
+    fifo: bool = True,
+) -> tuple[dict[str, float], dict[str, int], tuple[int, int | None]]:
+    """``empty``: the queues with nothing ready, read before (None: RabbitMQ did not answer,
+    and lost jobs cannot be told from waiting ones)."""
     import psycopg2
 
     conn = psycopg2.connect(
@@ -62,15 +66,14 @@ def _ledger(
             params = {"older_than_s": stranded_after_s}
             cur.execute(stranded.UNPUBLISHED_COUNT_SQL, params)
             unpublished = int(cur.fetchone()[0])
-            cur.execute(stranded.WAITING_BY_QUEUE_SQL, params)
-            waiting = {q: int(n) for q, n in cur.fetchall()}
-            cur.execute(queue_depth.HELD_SQL, {"stale_s": STALE_S})
-            held = {q for q, n in cur.fetchall() if n}
+            found = None
+            if empty is not None:
+                cur.execute(lost.LOST_BY_QUEUE_SQL, lost.params(stranded_after_s, empty, fifo))
+                found = sum(int(n) for _, n in cur.fetchall())
         conn.rollback()
     finally:
         conn.close()
-    # a job whose message a worker holds (prefetched, not acked) is waiting, not lost
-    return oldest, stored, (unpublished, {q: n for q, n in waiting.items() if q not in held})
+    return oldest, stored, (unpublished, found)
 
 
 class QueueCollector(Collector):
@@ -103,8 +106,11 @@ class QueueCollector(Collector):
                 messages.add_metric([queue, state], count)
             yield messages
         try:
-            oldest, stored, (unpublished, waiting) = _ledger(
-                self.settings.psycopg_dsn, getattr(self.settings, "stranded_after_s", 300.0)
+            oldest, stored, (unpublished, lost_jobs) = _ledger(
+                self.settings.psycopg_dsn,
+                None if depths is None else _empty(self.queues, depths),
+                getattr(self.settings, "stranded_after_s", 300.0),
+                not getattr(self.settings, "queue_max_priority", 0),
             )
         except Exception as exc:  # noqa: BLE001  (any failure of a source: report it, keep scraping)
             logger.warning("ledger ages unavailable: %s", type(exc).__name__)
@@ -126,26 +132,26 @@ class QueueCollector(Collector):
                 dead.add_metric([queue], stored.get(queue, 0))
             yield age
             yield dead
-            yield _stranded_family(unpublished, waiting, depths)
+            yield _stranded_family(unpublished, lost_jobs)
         yield up
 
 
-def _stranded_family(
-    unpublished: int, waiting: dict[str, int], depths: dict[tuple[str, str], int] | None
-) -> GaugeMetricFamily:
-    """Stranded sends: unpublished past due; lost (due, not in the outbox, its queue empty and
-    held by no worker)."""
+def _empty(queues: Sequence[str], depths: dict[tuple[str, str], int]) -> list[str]:
+    """The queues with nothing ready or delayed (read before the ledger: jobcore.ledger.lost)."""
+    return [
+        q for q in queues if not depths.get((q, "ready"), 0) and not depths.get((q, "delayed"), 0)
+    ]
+
+
+def _stranded_family(unpublished: int, lost_jobs: int | None) -> GaugeMetricFamily:
+    """Stranded sends: unpublished past due; lost (due, published, in no queue and held by no
+    worker: ``jobcore.ledger.lost``)."""
     family = GaugeMetricFamily(
         "shopjobs_stranded",
         "Committed sends stranded longer than SHOPJOBS_STRANDED_AFTER_S, by kind.",
         labels=["kind"],
     )
     family.add_metric(["unpublished"], unpublished)
-    if depths is not None:  # without queue depths "lost" cannot be told from "waiting"
-        lost = sum(
-            n
-            for q, n in waiting.items()
-            if not depths.get((q, "ready"), 0) and not depths.get((q, "delayed"), 0)
-        )
-        family.add_metric(["lost"], lost)
+    if lost_jobs is not None:  # without queue depths "lost" cannot be told from "waiting"
+        family.add_metric(["lost"], lost_jobs)
     return family

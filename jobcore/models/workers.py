@@ -28,6 +28,8 @@ class WorkerProcess(Base):
     threads: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     # messages delivered to the process and not yet acked, by queue, as of its last heartbeat
     held: Mapped[dict[str, int]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    # the ids of those messages (jobcore.ledger.lost: a job whose id a live process holds waits)
+    held_ids: Mapped[list[str]] = mapped_column(JSONB, nullable=False, server_default="[]")
     started_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )

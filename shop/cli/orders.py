@@ -14,7 +14,16 @@ from typing import Any
 
 from jobcore.cli.output import emit, emit_record
 
-COLUMNS = ("order_id", "status", "age_s", "lost_actors", "step", "message_id", "skipped")
+COLUMNS = (
+    "order_id",
+    "status",
+    "age_s",
+    "lost_actors",
+    "step",
+    "message_id",
+    "left_actors",
+    "skipped",
+)
 
 
 def _seconds(value: str) -> float:
@@ -73,6 +82,7 @@ def run_redrive(args: argparse.Namespace) -> int:
         limit=args.limit,
         dry_run=args.dry_run,
         operator=None if args.dry_run else getpass.getuser(),
+        fifo=not settings.queue_max_priority,
     )
     rows = [r.as_dict() for r in done]
     sent = sum(1 for r in done if r.message_id)
@@ -96,5 +106,8 @@ def run_redrive(args: argparse.Namespace) -> int:
     if rows:
         for row in rows:
             row["lost_actors"] = ", ".join(row["lost_actors"])
+            row["left_actors"] = ", ".join(row["left_actors"])
         emit(rows, as_json=False, columns=COLUMNS)
+    if any(r.left for r in done):
+        print(f"left_actors: lost jobs left open, {redrive.NOT_DEDUPED}")
     return 0

@@ -86,11 +86,17 @@ def test_t21_a_broker_alarm_does_not_hold_up_the_shop_and_loses_nothing(harness)
 def test_t22_a_work_queue_deleted_under_load_loses_nothing_silently(harness):
     # Given orders flowing with a backlog in the orders queue
     # When the queue is deleted, and the scheduled re-drive runs (every 2 s here, threshold 3 s)
+    # while the shop keeps selling
     outcome = scenarios.queue_deleted(harness, ORDERS // 2)
 
     # Then the fault bit: RabbitMQ dropped messages the queue held
     deleted = outcome.evidence["messages_deleted"]
     assert deleted, outcome.evidence
+    # and the re-drive accounted for them while orders kept coming and the queue was busy (a
+    # check waiting for the queue to empty, ready and held, would have found none of them)
+    assert outcome.evidence["accounted_under_load"], outcome.evidence
+    assert outcome.evidence["orders_sold_while_redriving"] > 0, outcome.evidence
+    assert min(outcome.evidence["orders_queue_messages_at_redrives"]) > 0, outcome.evidence
     # and each dropped job was found lost and its order re-driven, once: at least the ready
     # messages rabbitmqctl counted (deliveries a consumer had not taken yet go with the queue)
     assert outcome.evidence["lost_jobs_redriven"] >= deleted, outcome.evidence

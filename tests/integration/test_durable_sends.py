@@ -17,7 +17,7 @@ import broker as shop_broker
 from actors.orders import process_order_async
 from jobcore import outbox
 from jobcore.db import session_scope
-from jobcore.ledger import stranded
+from jobcore.ledger import lost, stranded
 from jobcore.ledger.writer import Change, LedgerWriter, connect_psycopg, now
 from jobcore.sends import Send
 from programs.cli import main as cli
@@ -219,7 +219,8 @@ def test_a_publish_failure_right_after_each_commit_loses_no_step_and_no_retry(
     # that no queue holds, no order unsettled without a job
     def stranded_now() -> dict[str, int] | None:
         with session_scope() as s:
-            found = stranded.find(s, 0, depth=amqp.depth, checks={"orders": stranded_orders})
+            ids = lost.lost_ids(s, os.environ["SHOPJOBS_AMQP_URL"], 0, fifo=True)
+            found = stranded.find(s, 0, lost=ids, checks={"orders": stranded_orders})
         return None if found.total else found.counts
 
     assert wait_until(stranded_now, timeout=30, what="nothing stranded") == {
