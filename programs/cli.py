@@ -14,7 +14,7 @@ import sys
 from collections.abc import Collection, Sequence
 
 import dramatiq
-from pika.exceptions import AMQPConnectionError
+from pika.exceptions import AMQPConnectionError, ChannelClosedByBroker
 from sqlalchemy.exc import OperationalError
 
 from jobcore import db
@@ -101,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AMQPConnectionError as exc:
         # a traceback and exit 1 read as "not found"; the operator needs "the broker is down"
         print(f"error: RabbitMQ could not be reached: {exc!r}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except ChannelClosedByBroker as exc:
+        # e.g. 403: the login may not read a queue; nothing can be counted or judged lost
+        print(f"error: RabbitMQ refused: {exc.reply_code} {exc.reply_text}", file=sys.stderr)
         return EXIT_UNREACHABLE
 
 

@@ -170,3 +170,19 @@ def test_a_command_that_needs_rabbitmq_says_it_is_unreachable_with_exit_3(monkey
     # Then the exit code says "a service could not be reached", and stderr names RabbitMQ
     assert code == 3
     assert "RabbitMQ could not be reached" in capsys.readouterr().err
+
+
+def test_a_queue_rabbitmq_refuses_to_show_is_reported_with_exit_3(monkeypatch, capsys):
+    # Given a broker that refuses the passive declare (403: the login may not read the queue)
+    import pika
+
+    from jobcore import queue_depth
+
+    def refused(*args: object, **kwargs: object) -> dict[str, int]:
+        raise pika.exceptions.ChannelClosedByBroker(403, "ACCESS_REFUSED - no read access")
+
+    monkeypatch.setattr(queue_depth, "message_counts", refused)
+
+    # When the operator asks for the queues' depths, Then the refusal is said, with exit 3
+    assert cli(["queues"]) == 3
+    assert "RabbitMQ refused: 403 ACCESS_REFUSED" in capsys.readouterr().err
