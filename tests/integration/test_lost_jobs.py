@@ -14,8 +14,8 @@ import broker  # noqa: F401  (builds the process: settings, database, routing ta
 from jobcore.db import session_scope
 from jobcore.ledger import lost
 from jobcore.models import LedgerEntry
-from jobcore.models.workers import WorkerProcess
 from tests.support import amqp
+from tests.support.workers import register_elsewhere
 
 
 def _ago(seconds: float) -> dt.datetime:
@@ -40,18 +40,7 @@ def _job(state: str, enqueued_s: float, started_s: float | None = None) -> str:
 
 
 def _worker(beat_s: float, held_ids: list[str] | None = None) -> None:
-    with session_scope() as s:
-        s.add(
-            WorkerProcess(
-                name="elsewhere:1",
-                host="elsewhere",
-                pid=1,
-                queues=["orders"],
-                held={"orders": len(held_ids or [])},
-                held_ids=held_ids or [],
-                heartbeat_at=_ago(beat_s),
-            )
-        )
+    register_elsewhere("orders", held_ids, beat_s)
 
 
 def _lost(fifo: bool = True) -> set[str]:

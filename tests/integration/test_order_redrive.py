@@ -21,7 +21,6 @@ from jobcore.db import session_scope
 from jobcore.ledger import lost
 from jobcore.ledger.lost import LOST
 from jobcore.models import AuditLog, LedgerEntry, OutboxMessage
-from jobcore.models.workers import WorkerProcess
 from programs.cli import main as cli
 from shop.models import Order
 from shop.models.orders import InventoryReservation
@@ -31,6 +30,7 @@ from tests.support import amqp
 from tests.support.factories import make_order, make_product
 from tests.support.ledger import entry, state
 from tests.support.waiting import wait_until
+from tests.support.workers import register_elsewhere
 
 
 def _order() -> int:
@@ -385,17 +385,7 @@ def test_an_order_not_lost_is_not_redriven(clean, capsys):
 
     # Given its message is gone from the queue, but a live worker lists it as held
     _purge("payments")
-    with session_scope() as s:
-        s.add(
-            WorkerProcess(
-                name="elsewhere:1",
-                host="elsewhere",
-                pid=1,
-                queues=["payments"],
-                held={"payments": 1},
-                held_ids=[message_id],
-            )
-        )
+    register_elsewhere("payments", [message_id])
     # Then it is not stranded either: the worker holds it
     assert _redrive(capsys, "--older-than", "0")["stranded"] == 0
 
