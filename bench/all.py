@@ -3,7 +3,7 @@
 1. Drain: no-op jobs, 2 processes x 8 threads, N messages, ``--rounds`` alternating rounds of
    bare Dramatiq (../shared/anchor-bench/bench_dramatiq.py, confirms on, this interpreter),
    the shopjobs full stack (``bench.run_shopjobs``) and Celery prefork c2 (acks_late; the
-   anchors' own venv, ``ANCHOR_PYTHON``, default /tmp/anchors-venv/bin/python). Ratios of the
+   anchors' own venv, ``ANCHOR_PYTHON``, else /tmp/anchors-venv, made on first use). Ratios of the
    medians, and per round.
 2. Enqueue: a service's N sends through the outbox and the relay, first commit to last
    confirm, against Dramatiq's confirmed ``enqueue`` (``bench.relay_rate``, alternating).
@@ -28,7 +28,6 @@ import sys
 from bench import _anchor
 
 FIELD = re.compile(r"(\S+?)=(\S+)")
-ANCHOR_PYTHON = os.environ.get("ANCHOR_PYTHON", "/tmp/anchors-venv/bin/python")
 
 
 def run(cmd: list[str], cwd: str, timeout: int = 3600) -> str:
@@ -77,7 +76,7 @@ def drain(rounds: int, n: int) -> list[tuple[str, str, str, str, str]]:
         ours.append(float(fields(out, "RESULT")["msgs_per_s"]))
         out = run(
             [
-                ANCHOR_PYTHON,
+                _anchor.anchor_python(),
                 os.path.join(_anchor.ANCHOR_DIR, "bench_celery.py"),
                 str(n),
                 "--concurrency",
