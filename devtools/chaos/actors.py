@@ -121,14 +121,16 @@ class CrashPoint:
         self.point, self.budget, self.every, self.log = point, budget, every, log
         self.passes = itertools.count(1)
 
-    def maybe_die(self) -> None:
+    def maybe_die(self, republished: int = 0) -> None:
+        """``republished``: messages RabbitMQ already has that another relay will publish again
+        (their rows stay), written with the kill so the audit can allow for their second runs."""
         if next(self.passes) % self.every:
             return
         with open(self.log, "a+") as fh:
             fh.seek(0)
             if len(fh.read().splitlines()) >= self.budget:
                 return
-            fh.write(f"{self.point} {os.getpid()}\n")
+            fh.write(f"{self.point} {os.getpid()} {republished}\n")
             fh.flush()
             os.fsync(fh.fileno())
         os.kill(os.getpid(), signal.SIGKILL)
@@ -179,7 +181,7 @@ def _install_crash_point(crash: CrashPoint) -> None:
 
         def forget_after_confirm(cur: Any, published: list[Any]) -> None:
             if published:
-                crash.maybe_die()
+                crash.maybe_die(republished=len(published))
             forget(cur, published)
 
         relay._forget = forget_after_confirm
