@@ -3,8 +3,8 @@
 A message is ready in RabbitMQ (in its queue, or in the queue's ``.DQ`` while delayed) or held
 by a consumer: delivered and not yet acked. A passive declare counts only the ready ones (the
 management API, which counts unacked ones too, is not enabled everywhere); every worker process
-writes what it holds into its registry row with each heartbeat (``worker_processes.held`` by
-queue, ``held_ids`` by message: ``jobcore.ledger.lost``). A queue that does not exist (404)
+writes what it holds into its registry row with each heartbeat (``jobcore.worker_registry``:
+``held`` by queue, ``held_ids`` by message, which ``jobcore.ledger.lost`` reads). A queue that does not exist (404)
 holds nothing: deleted, what it held is gone. Any other refusal (403 access refused, ...) and
 RabbitMQ that cannot be reached raise: nothing is called lost on a guess.
 """
@@ -13,22 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy.orm import Session
-
 from jobcore import amqp
-from jobcore.worker_registry import STALE_S
 
 DELAYED = ".DQ"
 NOT_FOUND = 404
 TIMEOUT_S = 5
-
-# psycopg2 style: the scrape-time metric (jobcore.metrics.queues) runs it on its own cursor
-HELD_SQL = """
-SELECT h.key AS queue, sum(h.value::int) AS held
-FROM worker_processes w, jsonb_each_text(w.held) h
-WHERE w.heartbeat_at > now() - make_interval(secs => %(stale_s)s)
-GROUP BY h.key
-"""
 
 
 def message_counts(
@@ -63,9 +52,3 @@ def ready(amqp_url: str, queues: Sequence[str]) -> dict[str, int]:
     """Ready messages of each queue and its ``.DQ`` together (0 for queues not declared)."""
     counts = message_counts(amqp_url, [n for q in queues for n in (q, q + DELAYED)])
     return {q: counts.get(q, 0) + counts.get(q + DELAYED, 0) for q in queues}
-
-
-def held(session: Session) -> dict[str, int]:
-    """Messages the live worker processes hold, by queue (a delayed one under its queue)."""
-    rows = session.connection().exec_driver_sql(HELD_SQL, {"stale_s": STALE_S})
-    return {queue: int(count) for queue, count in rows}

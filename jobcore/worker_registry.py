@@ -168,3 +168,13 @@ def workers(session: Session, *, include_gone: bool = False) -> list[WorkerView]
             )
         )
     return views
+
+
+def held(session: Session) -> dict[str, int]:
+    """Messages the live worker processes hold, by queue, at their last beats (a delayed one
+    under its queue)."""
+    total: dict[str, int] = {}
+    for view in workers(session):
+        for queue, count in view.held.items():
+            total[queue] = total.get(queue, 0) + int(count)
+    return total

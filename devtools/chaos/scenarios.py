@@ -663,7 +663,7 @@ def _sell_until_accounted(
 
 
 def _held(queue: str) -> int:
-    from jobcore.queue_depth import held
+    from jobcore.worker_registry import held
 
     with session_scope() as s:
         return held(s).get(queue, 0)

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 
 import actors  # noqa: F401  (declares the actors: the ledger names each send's order)
 import broker  # noqa: F401  (builds the process: settings, database, routing table)
-from jobcore import outbox, queue_depth
+from jobcore import outbox, queue_depth, worker_registry
 from jobcore.db import session_scope
 from jobcore.ledger import lost
 from jobcore.ledger.lost import LOST
@@ -187,7 +187,7 @@ class _OrdersFlowing:
 def _old_depth(queue: str) -> int:
     """What the count-based check saw: ready messages plus those the workers hold."""
     with session_scope() as s:
-        held = queue_depth.held(s).get(queue, 0)
+        held = worker_registry.held(s).get(queue, 0)
     return queue_depth.ready(os.environ["SHOPJOBS_AMQP_URL"], [queue])[queue] + held
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import broker  # noqa: F401  (builds the process: settings, database, routing table)
-from jobcore import queue_depth
+from jobcore import queue_depth, worker_registry
 from jobcore.db import session_scope
 from jobcore.ledger import lost
 from jobcore.models.workers import WorkerProcess
@@ -25,7 +25,7 @@ def _held_ids() -> list[str]:
 
 def _held(queue: str) -> int:
     with session_scope() as s:
-        return queue_depth.held(s).get(queue, 0)
+        return worker_registry.held(s).get(queue, 0)
 
 
 def test_a_message_prefetched_by_a_busy_worker_is_held_by_its_id_not_lost(start_worker, tmp_path):
