@@ -95,9 +95,13 @@ class Redrive:
     left_actors: list[str] = dataclasses.field(default_factory=list)
     message_id: str | None = None  # the re-drive's message (None: a dry run, or skipped)
     skipped: str | None = None  # why a stranded order was left as it was
+    # the closed jobs' ledger args (a lost compensation's reason), read with them; not reported
+    lost_args: list[Any] = dataclasses.field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        del out["lost_args"]
+        return out
 
 
 def redrivable(actor: str) -> bool:
@@ -133,6 +137,7 @@ def find(session: Session, older_than_s: float, lost_ids: set[str], limit: int) 
             step=_next_step(candidate.status, [j.actor for j in closed]) if closed else None,
             left=[j.message_id for j in left],
             left_actors=[j.actor for j in left],
+            lost_args=[j.args for j in closed],
         )
         if left and not closed:
             item.skipped = NOT_DEDUPED
@@ -161,7 +166,6 @@ def redrive_stranded(
     with session_scope() as s:
         found = lost.lost_ids(s, amqp_url, older_than_s, fifo=fifo)
         plan = find(s, older_than_s, found, limit)
-        lost_args = {r.order_id: _args_of(s, r.lost) for r in plan if r.step == COMPENSATE}
     for item in plan:
         if item.left:
             logger.warning(
@@ -176,7 +180,7 @@ def redrive_stranded(
         if item.step is None:
             continue
         try:
-            _redrive(item, lost_args.get(item.order_id, []), operator)
+            _redrive(item, operator)
         except MovedOn as exc:
             item.skipped = str(exc)
             logger.info("order %r not re-driven: %s", item.order_id, exc)
@@ -189,12 +193,6 @@ def _next_step(status: str, lost_actors: list[str]) -> str:
     return NEXT_STEP[status]
 
 
-def _args_of(session: Session, message_ids: list[str]) -> list[Any]:
-    return list(
-        session.scalars(select(LedgerEntry.args).where(LedgerEntry.message_id.in_(message_ids)))
-    )
-
-
 def _compensation_args(order_id: int, lost_args: list[Any]) -> tuple[Any, ...]:
     """The lost compensation's reason and failed step when the ledger kept them whole."""
     for args in lost_args:
@@ -204,7 +202,7 @@ def _compensation_args(order_id: int, lost_args: list[Any]) -> tuple[Any, ...]:
     return order_id, "re-driven: its compensation was lost", ""
 
 
-def _redrive(item: Redrive, lost_args: list[Any], operator: str | None) -> None:
+def _redrive(item: Redrive, operator: str | None) -> None:
     assert item.step is not None
     with session_scope() as s:
         status = s.scalar(select(Order.status).where(Order.id == item.order_id).with_for_update())
@@ -216,7 +214,7 @@ def _redrive(item: Redrive, lost_args: list[Any], operator: str | None) -> None:
             raise MovedOn(f"{others} other jobs of the order are open now")
         if item.step == COMPENSATE:
             message_id = outbox.enqueue(
-                s, COMPENSATE, *_compensation_args(item.order_id, lost_args)
+                s, COMPENSATE, *_compensation_args(item.order_id, item.lost_args)
             )
         else:
             first = order_pipeline(item.order_id, item.step).messages[0]

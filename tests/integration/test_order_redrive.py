@@ -309,7 +309,7 @@ def test_a_job_claimed_between_the_plan_and_the_redrive_stops_it_and_nothing_is_
 
     # Then the re-drive backs off: its send rolled back with it, nothing published
     with pytest.raises(redrive.MovedOn, match="claimed by a worker"):
-        redrive._redrive(item, [], None)
+        redrive._redrive(item, None)
     assert item.message_id is None
     assert state(lost_id) == "running"
     assert _ledger_rows() == rows_before and _outbox_rows() == 0
@@ -330,7 +330,7 @@ def test_two_redrives_at_once_send_once(start_worker):
     def run(item: redrive.Redrive) -> None:
         barrier.wait()
         try:
-            redrive._redrive(item, [], None)
+            redrive._redrive(item, None)
             outcomes.append("sent")
         except redrive.MovedOn as exc:
             outcomes.append(f"moved on: {exc}")
