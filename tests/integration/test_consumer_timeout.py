@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from devtools.chaos.consumer_timeout import closed_for_unacked
 from devtools.held_delivery import HeldDelivery
 from jobcore.db import session_scope
 from tests import conftest
@@ -42,10 +43,6 @@ DELAY_MS = 90_000
 JOBS = 100
 PROCESSES = 2
 CONTROL_QUEUE = "tests.consumer-timeout-control"
-# "Channel error on connection <0.1.2> (127.0.0.1:46864 -> 127.0.0.1:5672, vhost: 'v', ..."
-_CHANNEL_ERROR = re.compile(
-    r"Channel error on connection \S+ \([\d.]+:(\d+) -> [^,]+, vhost: '([^']*)'"
-)
 
 
 def _eval(expression: str) -> str:
@@ -75,19 +72,6 @@ def _broker_log() -> Path:
     logs = [p for p in glob.glob("/var/log/rabbitmq/rabbit@*.log") if "_upgrade" not in p]
     assert len(logs) == 1, f"cannot tell the broker's log among {logs}"
     return Path(logs[0])
-
-
-def _closed_by_timeout(log: Path, offset: int) -> list[int]:
-    """Client ports of this run's channels closed for an unacked delivery since ``offset``."""
-    with log.open(errors="replace") as fh:
-        fh.seek(offset)
-        lines = fh.read().splitlines()
-    ports = []
-    for line, following in zip(lines, lines[1:] + [""], strict=True):
-        found = _CHANNEL_ERROR.search(line)
-        if found and found[2] == conftest.VHOST and "precondition_failed" in following:
-            ports.append(int(found[1]))
-    return ports
 
 
 def _consumers() -> dict[str, int]:
@@ -146,7 +130,7 @@ def test_jobs_delayed_90s_run_once_on_time_and_no_channel_times_out_at_a_15s_con
         wait_until(control.closed, timeout=60, interval=1.0, what="the control's channel closed")
         assert control.delivered == 1 and control.closed_with == 406
         closed = wait_until(
-            lambda: _closed_by_timeout(log, offset) or None,
+            lambda: closed_for_unacked(str(log), offset, conftest.VHOST) or None,
             timeout=10,
             what="the broker logged the control's close",
         )
