@@ -86,18 +86,32 @@ def _drain(queue: str = scheduled_actors.QUEUE) -> list[Message]:
             messages.append(Message.decode(body))
 
 
-def _published_exactly_once() -> Counter[str]:
-    """Every fire row's message is in the queue once, and nothing else is (waits for stragglers)."""
+def _published_exactly_once(killed_at: dt.datetime | None = None) -> Counter[str]:
+    """Every fire row's message is in the queue once, and nothing else is (waits for stragglers).
+
+    With ``killed_at``, a fire published by the killed leader just before its SIGKILL may be in
+    the queue twice: the outbox is at least once (published, confirmed, then killed before the
+    DELETE commits, so the next leader's relay publishes it again with the same message id, and
+    the worker's ledger skips the copy). Only fires of the last ticks before the kill may.
+    """
     with session_scope() as s:
-        expected = set(s.scalars(select(ScheduleFire.message_id)))
+        fires = {f.message_id: f.fire_time for f in s.scalars(select(ScheduleFire))}
     wait_until(
-        lambda: amqp.depth(scheduled_actors.QUEUE) >= len(expected),
+        lambda: amqp.depth(scheduled_actors.QUEUE) >= len(fires),
         timeout=15,
         what="every fire published",
     )
     seen = Counter(m.message_id for m in _drain())
-    assert [mid for mid, n in seen.items() if n > 1] == [], "a fire was published twice"
-    assert set(seen) == expected
+    twice = {mid: fires.get(mid) for mid, n in seen.items() if n > 1}
+    if killed_at is None:
+        assert twice == {}, "a fire was published twice"
+    else:
+        window = (killed_at - dt.timedelta(seconds=2 * TICK_S + 1), killed_at)
+        assert all(t is not None and window[0] <= t <= window[1] for t in twice.values()), (
+            f"a fire was published twice away from the kill at {killed_at}: {twice}"
+        )
+        assert all(seen[mid] == 2 for mid in twice)
+    assert set(seen) == set(fires)
     return seen
 
 
@@ -138,11 +152,11 @@ def test_two_schedulers_send_one_message_per_fire_when_the_leader_is_killed(sche
 
     # And every logical fire between the first and the last has exactly one message, except
     # those the misfire policy gave up during the takeover gap, which are counted as misfires
-    seen = _published_exactly_once()
+    seen = _published_exactly_once(killed_at=killed_wall)
     for name, spec in ((EVERY_SECOND, {"every_s": 1}), (EVEN_SECONDS, {"cron": "*/2 * * * * *"})):
         rows = _fires(name)
         assert all(
-            r.message_id == message_id(name, r.fire_time) and seen[r.message_id] == 1 for r in rows
+            r.message_id == message_id(name, r.fire_time) and seen[r.message_id] >= 1 for r in rows
         )
         logical = triggers.fires_between(
             triggers.build_trigger(spec, "Europe/Berlin"),
