@@ -1,7 +1,7 @@
 """Structured logs: JSON lines in production, readable lines in a terminal, secrets and PII redacted.
 
 Every line inside a job carries the job's bound context (message_id, actor, attempt, order_id,
-user_id), bound by ``middleware.log_context.LogContext`` through structlog's contextvars.
+user_id), which ``middleware.log_context.LogContext`` enters in ``jobcore.job_context``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import structlog
 from dramatiq.middleware import Retries
 from structlog.typing import Processor
 
+from jobcore import job_context
 from jobcore.errors import TransientError
 from jobcore.redaction import register_secrets, scrub_text, secrets_of
 
@@ -181,6 +182,7 @@ def configure(fmt: str = "console", level: str = "INFO", *, settings: Any = None
     if settings is not None:
         register_secrets(secrets_of(settings))
     stamp: list[Processor] = [
+        job_context.merge,
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

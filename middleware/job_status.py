@@ -205,7 +205,7 @@ class JobStatus(Middleware):
             and self.already_finished(message.message_id)
         ):
             raise SkipMessage("duplicate delivery of a finished job")
-        self.writer.record(running)
+        self.writer.start(running)  # written with the outcome, or on its own if the job runs on
 
     @staticmethod
     def _dedupe(broker: Broker, message: MessageProxy) -> bool:

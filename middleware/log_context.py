@@ -1,15 +1,14 @@
-"""LogContext: binds the job's identity to every log line written while it runs."""
+"""LogContext: the job's identity on every log line written while it runs (``jobcore.job_context``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 from dramatiq.errors import ActorNotFound
 
-from jobcore import logs
+from jobcore import job_context, logs
 from jobcore.ledger.args import named_args
 from jobcore.metrics.failures import counts_failures
 from jobcore.settings import JobSettings
@@ -40,19 +39,12 @@ class LogContext(Middleware):
         logs.configure(self.settings.log_format, self.settings.log_level, settings=self.settings)
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
-        try:
-            actor = broker.get_actor(message.actor_name)
-        except ActorNotFound:
-            actor = None
-        named = named_args(actor, message)
-        context: dict[str, Any] = {
+        eager = {
             "message_id": message.message_id,
             "actor": message.actor_name,
             "attempt": message.options.get("retries", 0) + 1,
         }
-        context.update({k: named[k] for k in BOUND_IDS if isinstance(named.get(k), int | str)})
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(**context)
+        job_context.enter(eager, lambda: _bound_ids(broker, message))
 
     def after_process_message(
         self,
@@ -62,6 +54,16 @@ class LogContext(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        structlog.contextvars.clear_contextvars()
+        job_context.leave()
 
     after_skip_message = after_process_message
+
+
+def _bound_ids(broker: Broker, message: MessageProxy) -> dict[str, Any]:
+    """The business ids among the job's arguments (read at its first log line, if any)."""
+    try:
+        actor = broker.get_actor(message.actor_name)
+    except ActorNotFound:
+        actor = None
+    named = named_args(actor, message)
+    return {k: named[k] for k in BOUND_IDS if isinstance(named.get(k), int | str)}

@@ -7,6 +7,11 @@ in memory, and one flusher thread per process writes the batch with a single
 at most ``flush_ms``; a final change asks for an immediate flush and its caller may block on
 ``wait_durable`` until the row is committed, which is how acks wait for the ledger: group
 commit, so many worker threads share one transaction.
+
+A job's 'running' change (``start``) is held back for ``flush_ms``: a job that ends sooner
+writes one row, its final state with its start folded in, instead of an upsert for each (most
+jobs of a shop take milliseconds); a longer one shows as running ``flush_ms`` after it started,
+as any non-final change.
 """
 
 from __future__ import annotations
@@ -166,6 +171,7 @@ class LedgerWriter:
         self._max_batch = max_batch
         self._cv = threading.Condition()
         self._pending: dict[str, Change] = {}
+        self._started: dict[str, Change] = {}  # 'running' changes held back, oldest first
         self._seq = 0
         self._durable_seq = 0
         self._settled_seq = 0  # committed and its callbacks (deferred acks) run
@@ -182,12 +188,30 @@ class LedgerWriter:
         self.sends_committed: Callable[[], None] | None = None
 
     # -- producers -------------------------------------------------------------------------
+    def start(self, change: Change) -> None:
+        """Hold a job's 'running' change: the job's next change takes it along, or the flusher
+        writes it on its own once it is ``flush_ms`` old (the job still runs)."""
+        with self._cv:
+            self._ensure_thread()
+            if change.worker is None:
+                change.worker = WORKER_NAME.format(pid=self._pid)
+            held = self._started.pop(change.message_id, None)
+            if held is not None:  # a second start of one message in this process: keep both
+                held.absorb(change)
+                change = held
+            self._started[change.message_id] = change
+
     def record(self, change: Change, *, urgent: bool = False) -> int:
         """Buffer a change; returns a ticket for ``wait_durable``."""
         with self._cv:
             self._ensure_thread()
             if change.worker is None:
                 change.worker = WORKER_NAME.format(pid=self._pid)
+            if self._started:
+                started = self._started.pop(change.message_id, None)
+                if started is not None:
+                    started.absorb(change)
+                    change = started
             current = self._pending.get(change.message_id)
             if current is None:
                 self._pending[change.message_id] = change
@@ -254,6 +278,8 @@ class LedgerWriter:
         with self._cv:
             if self._thread is None or self._pid != _pid:
                 return not self._pending
+            if self._promote_started(everything=True):
+                self._seq += 1  # held starts are buffered too: the ticket covers them
             ticket = self._seq
             self._urgent = True
             self._cv.notify_all()
@@ -273,20 +299,43 @@ class LedgerWriter:
         # a forked child inherits the parent's buffer but not its thread: start afresh
         self._pid = pid
         self._pending = {}
+        self._started = {}
         self._callbacks = []
         self._seq = self._durable_seq = self._settled_seq = 0
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="ledger-flusher", daemon=True)
         self._thread.start()
 
+    def _promote_started(self, *, everything: bool = False) -> int:
+        """Move held 'running' changes ``flush_ms`` old (or all) to the batch; under the lock."""
+        if not self._started:
+            return 0
+        cutoff = time.time() - self._interval
+        aged = []
+        for message_id, change in self._started.items():
+            if not everything and change.state_ts > cutoff:
+                break  # held in start order: the rest are younger
+            aged.append(message_id)
+        for message_id in aged:
+            change = self._started.pop(message_id)
+            current = self._pending.get(message_id)
+            if current is None:
+                self._pending[message_id] = change
+            else:
+                current.absorb(change)
+        return len(aged)
+
     def _take_batch(self) -> tuple[list[Change], int] | None:
         with self._cv:
             while not self._pending:
                 if self._stopping:
                     return None
-                self._cv.wait()
+                # held starts age into the batch: look again when the oldest is due
+                self._cv.wait(timeout=self._interval if self._started else None)
+                self._promote_started()
             if not self._urgent and not self._callbacks:
                 self._cv.wait_for(lambda: self._urgent or self._stopping, timeout=self._interval)
+            self._promote_started()
             if self._gather and not self._stopping:
                 # let more final states join this transaction: fewer, larger commits
                 self._cv.wait_for(

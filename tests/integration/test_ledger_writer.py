@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import uuid
 
+import broker  # noqa: F401  (configures jobcore.db, as every entry point does)
 from jobcore.ledger.writer import Change, LedgerWriter, connect_psycopg, now
 from tests.support.ledger import entry
+from tests.support.waiting import wait_until
 
 
 def _writer() -> LedgerWriter:
@@ -62,4 +64,49 @@ def test_a_row_the_database_refuses_does_not_block_the_others(clean):
     assert entry(good).state == "succeeded"
     assert entry(bad) is None
     assert writer.dropped == 1 and writer.failures >= 1
+    writer.close()
+
+
+def test_a_job_that_ends_soon_writes_its_start_and_outcome_as_one_row(clean):
+    dsn = os.environ["SHOPJOBS_DATABASE_URL"].replace("+psycopg2", "")
+    writer = LedgerWriter(connect_psycopg(dsn), flush_ms=5000)
+    mid, other, t = str(uuid.uuid4()), str(uuid.uuid4()), now()
+    writer.start(Change(mid, "a.b", "q", "running", t, started_at=t, attempts=1, args='{"x":1}'))
+    # another job's outcome commits while this one runs: the start is not written with it
+    writer.wait_durable(
+        writer.record(Change(other, "a.b", "q", "succeeded", t, finished_at=t), urgent=True)
+    )
+    assert entry(other).state == "succeeded" and entry(mid) is None
+    writer.wait_durable(
+        writer.record(
+            Change(mid, "a.b", "q", "succeeded", t + 0.01, finished_at=t + 0.01), urgent=True
+        )
+    )
+    row = entry(mid)
+    assert (row.state, row.attempts, row.args) == ("succeeded", 1, {"x": 1})
+    assert row.started_at is not None and row.finished_at is not None and row.worker
+    assert writer.rows_written == 2  # one upsert per job, not one per state
+    writer.close()
+
+
+def test_a_job_still_running_after_flush_ms_shows_as_running(clean):
+    writer = _writer()  # flush_ms=20
+    mid, t = str(uuid.uuid4()), now()
+    writer.start(Change(mid, "a.b", "q", "running", t, started_at=t, attempts=1))
+    assert wait_until(lambda: entry(mid), 5, what="the running row").state == "running"
+    writer.wait_durable(
+        writer.record(Change(mid, "a.b", "q", "failed", now(), finished_at=now()), urgent=True)
+    )
+    row = entry(mid)
+    assert (row.state, row.attempts) == ("failed", 1)
+    writer.close()
+
+
+def test_flush_writes_a_held_start(clean):
+    dsn = os.environ["SHOPJOBS_DATABASE_URL"].replace("+psycopg2", "")
+    writer = LedgerWriter(connect_psycopg(dsn), flush_ms=60_000)
+    mid, t = str(uuid.uuid4()), now()
+    writer.start(Change(mid, "a.b", "q", "running", t, started_at=t, attempts=1))
+    assert writer.flush(10)
+    assert entry(mid).state == "running"
     writer.close()

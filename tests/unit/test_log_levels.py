@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from jobcore import logs
+from jobcore import job_context, logs
 
 
 @pytest.fixture()
@@ -51,9 +51,8 @@ def test_extra_fields_of_a_log_call_are_json_fields(captured):
     assert (line["queue"], line["message_id"], line["actor"]) == ("orders", "m-1", "a.b")
 
 
-def test_a_notification_job_binds_its_notification_id_to_its_log_lines():
+def test_a_notification_job_binds_its_notification_id_to_its_log_lines(captured):
     import dramatiq
-    import structlog
     from dramatiq.broker import MessageProxy
     from dramatiq.brokers.stub import StubBroker
 
@@ -65,13 +64,24 @@ def test_a_notification_job_binds_its_notification_id_to_its_log_lines():
     @dramatiq.actor(broker=broker, actor_name="notifications.send_sms")
     def send_sms(notification_id: int) -> None: ...
 
+    out = captured("INFO")
     message = MessageProxy(send_sms.message(42))
-    LogContext(Settings.from_env({})).before_process_message(broker, message)
-    try:
-        bound = structlog.contextvars.get_contextvars()
-        assert bound["notification_id"] == 42 and bound["message_id"] == message.message_id
-    finally:
-        structlog.contextvars.clear_contextvars()
+    middleware = LogContext(Settings.from_env({}))
+    middleware.before_process_message(broker, message)
+    message.options["retries"] = 1  # Retries counting the next attempt: the line keeps this one
+    logging.getLogger("dramatiq.anything").warning("inside the job")
+    logs.get_logger("shop.anything").info("structlog inside the job", notification_id=7)
+    middleware.after_process_message(broker, message)
+    logging.getLogger("dramatiq.anything").warning("after the job")
+
+    inside, own, after = (json.loads(line) for line in out.getvalue().splitlines()[-3:])
+    assert (inside["notification_id"], inside["message_id"], inside["attempt"]) == (
+        42,
+        message.message_id,
+        1,
+    )
+    assert (own["notification_id"], own["actor"]) == (7, "notifications.send_sms")
+    assert "message_id" not in after and job_context.current() == {}
 
 
 def _run(captured, actor_options: dict, raises: int) -> list[dict]:
