@@ -134,13 +134,14 @@ class JobStatus(Middleware):
 
     @staticmethod
     def _change(message: Any, state: State, at: float, **extra: Any) -> Change:
+        raw = getattr(message, "_message", message)  # past MessageProxy's __getattr__ (per job)
         return Change(
-            message_id=message.message_id,
-            actor=message.actor_name,
-            queue=message.queue_name.removesuffix(".DQ"),
+            message_id=raw.message_id,
+            actor=raw.actor_name,
+            queue=raw.queue_name.removesuffix(".DQ"),
             state=state,
             state_ts=at,
-            group_id=message.options.get(GROUP_OPTION),
+            group_id=raw.options.get(GROUP_OPTION),
             **extra,
         )
 

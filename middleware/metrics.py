@@ -1,7 +1,8 @@
 """Metrics: counts, times and gauges every delivery, in Prometheus' multiprocess files.
 
-The values add up in process memory and reach the files once a second
-(``jobcore.metrics.batched``); this middleware writes the last ones at worker shutdown.
+A job's updates are queued (``jobcore.metrics.batched.defer``: an append per hook) and applied
+to the values by the flusher, which writes them to the files once a second; this middleware
+writes the last ones at worker shutdown.
 
 Sits high in the stack (below LogContext and DbSessions): its ``before_process_message`` runs
 before the other middleware, so the duration includes theirs, and its ``after_*`` hooks run
@@ -71,14 +72,11 @@ class Metrics(Middleware):
         return [self.serve] if self.serve is not None and self.settings.metrics_port else []
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
-        now = time.time()
-        queue = _queue(message)
+        raw = message._message  # past MessageProxy's __getattr__: this runs per job
         setattr(message, _STARTED, time.perf_counter())
-        in_progress, _, queue_wait = _series(message.actor_name, queue)
-        in_progress.inc()
-        due_ms = max(message.message_timestamp or 0, message.options.get("eta") or 0)
-        if due_ms:
-            queue_wait.observe(max(0.0, now - due_ms / 1000))
+        due_ms = max(raw.message_timestamp or 0, raw.options.get("eta") or 0)
+        wait_s = max(0.0, time.time() - due_ms / 1000) if due_ms else None
+        batched.defer(_started, raw.actor_name, _queue(raw), wait_s)
 
     def after_process_message(
         self,
@@ -88,23 +86,20 @@ class Metrics(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        queue = _queue(message)
         if exception is None:
             outcome = "succeeded"
         elif message.failed:
             outcome = "failed"
         else:
             outcome = "retried"
-            RETRIES.labels(message.actor_name, queue).inc()
-        self._finish(message, queue, outcome)
+        self._finish(message, outcome)
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
-        queue = _queue(message)
         if getattr(message, CANCELLED_ATTRIBUTE, False):
             outcome = "cancelled"
         else:
             outcome = "dead" if message.failed else "skipped"
-        self._finish(message, queue, outcome)
+        self._finish(message, outcome)
 
     def before_nack(self, broker: Broker, message: MessageProxy) -> None:
         reason = reason_for(broker, message, getattr(message, "_exception", None))
@@ -114,13 +109,31 @@ class Metrics(Middleware):
         batched.flush()  # the last jobs' counts, before the instance's endpoint goes away
 
     @staticmethod
-    def _finish(message: MessageProxy, queue: str, outcome: str) -> None:
+    def _finish(message: MessageProxy, outcome: str) -> None:
+        raw = message._message
         started = getattr(message, _STARTED, None)
+        duration_s = None
         if started is not None:
             setattr(message, _STARTED, None)
-            in_progress, duration, _ = _series(message.actor_name, queue)
-            in_progress.dec()
-            duration.observe(time.perf_counter() - started)
-        # counted last: a batch written between these lines may show a duration without its
-        # count, never a counted job still in progress
-        _counted(message.actor_name, queue, outcome).inc()
+            duration_s = time.perf_counter() - started
+        batched.defer(_ended, raw.actor_name, _queue(raw), outcome, duration_s)
+
+
+def _started(actor: str, queue: str, wait_s: float | None) -> None:
+    in_progress, _, queue_wait = _series(actor, queue)
+    in_progress.inc()
+    if wait_s is not None:
+        queue_wait.observe(wait_s)
+
+
+def _ended(actor: str, queue: str, outcome: str, duration_s: float | None) -> None:
+    """A job's end: applied after its start (one queue, in order), so in-progress never dips."""
+    if duration_s is not None:
+        in_progress, duration, _ = _series(actor, queue)
+        in_progress.dec()
+        duration.observe(duration_s)
+    if outcome == "retried":
+        RETRIES.labels(actor, queue).inc()
+    # counted last: a batch written between these lines may show a duration without its
+    # count, never a counted job still in progress
+    _counted(actor, queue, outcome).inc()

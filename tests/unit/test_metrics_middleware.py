@@ -13,6 +13,7 @@ from dramatiq.middleware import Retries
 from prometheus_client import REGISTRY
 
 from jobcore import logs
+from jobcore.metrics import batched
 from jobcore.metrics.failures import counts_failures
 from jobcore.redaction import register_secrets, scrub_text
 from middleware.metrics import Metrics
@@ -20,6 +21,7 @@ from shop.settings import Settings
 
 
 def _value(name: str, **labels: str) -> float:
+    batched.flush()  # what the next flush (once a second) would write: the queued job updates
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
