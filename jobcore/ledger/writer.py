@@ -200,6 +200,8 @@ class LedgerWriter:
                 held.absorb(change)
                 change = held
             self._started[change.message_id] = change
+            if len(self._started) == 1 and not self._pending:
+                self._cv.notify_all()  # an idle flusher waits untimed: it must age this one
 
     def record(self, change: Change, *, urgent: bool = False) -> int:
         """Buffer a change; returns a ticket for ``wait_durable``."""
@@ -220,6 +222,11 @@ class LedgerWriter:
             self._seq += 1
             if urgent or len(self._pending) >= self._max_batch:
                 self._urgent = True
+                self._cv.notify_all()
+            elif len(self._pending) == 1:
+                # the first change after an idle spell: the flusher waits untimed on an empty
+                # buffer, so it is woken to write this one within flush_ms (a process that only
+                # sends, a service, wrote its 'enqueued' rows at exit before this)
                 self._cv.notify_all()
             return self._seq
 

@@ -110,3 +110,21 @@ def test_flush_writes_a_held_start(clean):
     assert writer.flush(10)
     assert entry(mid).state == "running"
     writer.close()
+
+
+def test_an_idle_writer_writes_a_lone_enqueued_or_running_change_within_flush_ms(clean):
+    # Given a writer whose flusher has written everything and waits (a service between sends)
+    writer = _writer()  # flush_ms=20
+    t = now()
+    warm = str(uuid.uuid4())
+    writer.wait_durable(writer.record(Change(warm, "a.b", "q", "succeeded", t), urgent=True))
+
+    # When one non-final change comes, and later one job starts and runs on
+    sent, started = str(uuid.uuid4()), str(uuid.uuid4())
+    writer.record(Change(sent, "a.b", "q", "enqueued", now(), enqueued_at=now(), args='{"a":1}'))
+
+    # Then each is written on its own, without an urgent change or a flush to carry it
+    assert wait_until(lambda: entry(sent), 5, what="the enqueued row").args == {"a": 1}
+    writer.start(Change(started, "a.b", "q", "running", now(), started_at=now(), attempts=1))
+    assert wait_until(lambda: entry(started), 5, what="the running row").state == "running"
+    writer.close()

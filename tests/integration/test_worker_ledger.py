@@ -29,9 +29,12 @@ def test_a_message_sent_from_another_process_is_run_and_recorded(start_worker):
     # When this process sends the message
     message_id = update_product_availability.send(product_id).message_id
 
-    # Then the worker ran it, and the ledger says so with its attempts and timings
-    wait_until(lambda: state(message_id) == "succeeded", what="succeeded")
-    row = entry(message_id)
+    # Then the worker ran it, and the ledger says so with its attempts and timings, and the
+    # arguments this process recorded at the send (its writer adds them within flush_ms)
+    row = wait_until(
+        lambda: (r := entry(message_id)) and r.state == "succeeded" and r.args is not None and r,
+        what="succeeded, with its args",
+    )
     assert row.actor == "inventory.update_product_availability" and row.queue == "inventory"
     assert row.attempts == 1
     assert row.enqueued_at <= row.started_at <= row.finished_at
