@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from jobcore import groups
 from jobcore import sends as job_sends
 from jobcore.ledger import precedence
@@ -63,8 +65,9 @@ _TAKES = precedence.sql_takes("j", "EXCLUDED")
 # locks the rows it shares with another in the same order, so two batches never deadlock (a
 # producer's 'enqueued' and a worker's 'running' for the same messages did, retried after
 # PostgreSQL's deadlock_timeout of 1 s: an 850 ms p99 in bench.latency).
-# One JSON document per batch: json.dumps runs in C, and PostgreSQL parses the rows, which costs
-# the worker far less than adapting 19 Python arrays. Times travel as epoch seconds.
+# One JSON document per batch: orjson encodes it (a tenth of json.dumps' time: the flusher runs
+# in the worker process, beside its jobs), and PostgreSQL parses the rows, which costs the
+# worker far less than adapting 19 Python arrays. Times travel as epoch seconds.
 _UPSERT = f"""
 INSERT INTO job_ledger AS j (message_id, actor, queue, state, state_changed_at, args, attempts,
     enqueued_at, eta, started_at, finished_at, error, traceback, order_id, user_id, job_id, worker,
@@ -438,10 +441,17 @@ class LedgerWriter:
             row = change.__dict__
             rows.append({k: row[k] for k in COLUMNS if row[k] is not None})
         with conn.cursor() as cur:
-            cur.execute(_UPSERT, (json.dumps(rows, separators=(",", ":")),))
+            cur.execute(_UPSERT, (_document(rows),))
             _write_sends(cur, batch)
             _settle_groups(cur, batch)
         conn.commit()
+
+
+def _document(rows: list[dict[str, Any]]) -> str:
+    try:
+        return orjson.dumps(rows).decode()
+    except TypeError:  # text orjson refuses (a lone surrogate in an error): as before, stdlib
+        return json.dumps(rows, separators=(",", ":"))
 
 
 def _call(callback: Callable[[], None]) -> None:

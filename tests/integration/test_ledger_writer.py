@@ -128,3 +128,17 @@ def test_an_idle_writer_writes_a_lone_enqueued_or_running_change_within_flush_ms
     writer.start(Change(started, "a.b", "q", "running", now(), started_at=now(), attempts=1))
     assert wait_until(lambda: entry(started), 5, what="the running row").state == "running"
     writer.close()
+
+
+def test_text_the_fast_encoder_refuses_still_reaches_the_database_or_is_dropped_alone(clean):
+    # Given an error text with a lone surrogate (orjson refuses it) beside an ordinary outcome
+    writer = _writer()
+    odd, good, t = str(uuid.uuid4()), str(uuid.uuid4()), now()
+    writer.record(Change(odd, "a.b", "q", "failed", t, error="bad byte \udc80 in a path"))
+    ticket = writer.record(Change(good, "a.b", "q", "succeeded", t, finished_at=t), urgent=True)
+
+    # Then the batch is written: the ordinary row lands, the odd one is dropped and counted
+    writer.wait_durable(ticket)
+    assert entry(good).state == "succeeded"
+    assert entry(odd) is None and writer.dropped == 1
+    writer.close()
