@@ -87,6 +87,7 @@ def smtp(notify_parties: Any, clean: None) -> Any:  # noqa: F811  (the fixture a
 
 
 @pytest.mark.serial
+@pytest.mark.long_fault  # its catalogue row T3 (tests/chaos, in CI) covers it in CI's budget
 @pytest.mark.timeout(600)  # 500 orders on a shared 2-core machine, two outages
 def test_orders_run_through_two_broker_outages_with_none_stranded(
     stand_ins, smtp, start_worker, outage

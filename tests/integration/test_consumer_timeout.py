@@ -91,6 +91,7 @@ def _consumers() -> dict[str, int]:
 
 
 @pytest.mark.serial
+@pytest.mark.long_fault  # its catalogue row T15 (tests/chaos, the full fault suite) covers it in CI's budget
 def test_jobs_delayed_90s_run_once_on_time_and_no_channel_times_out_at_a_15s_consumer_timeout(
     start_worker, tmp_path, capsys
 ):
