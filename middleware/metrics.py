@@ -1,8 +1,8 @@
 """Metrics: counts, times and gauges every delivery, in Prometheus' multiprocess files.
 
-A job's updates are queued (``jobcore.metrics.batched.defer``: an append per hook) and applied
-to the values by the flusher, which writes them to the files once a second; this middleware
-writes the last ones at worker shutdown.
+A job's start and end are queued (``jobcore.metrics.job_events``: an append per hook) and
+applied in aggregate by the flusher, which writes them to the files once a second; this
+middleware writes the last ones at worker shutdown.
 
 Sits high in the stack (below LogContext and DbSessions): its ``before_process_message`` runs
 before the other middleware, so the duration includes theirs, and its ``after_*`` hooks run
@@ -12,7 +12,6 @@ Its fork serves the whole instance's metrics (``jobcore.metrics.exposition``).
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,33 +19,14 @@ from typing import Any
 from dramatiq import Broker, Middleware
 from dramatiq.broker import MessageProxy
 
-from jobcore.metrics import batched
-from jobcore.metrics.definitions import (
-    DEAD_LETTERS,
-    DURATION,
-    IN_PROGRESS,
-    JOBS,
-    QUEUE_WAIT,
-    RETRIES,
-)
+from jobcore.metrics import batched, job_events
+from jobcore.metrics.definitions import DEAD_LETTERS
 from jobcore.metrics.failures import counts_failures
 from jobcore.settings import JobSettings
 from middleware.cancellations import CANCELLED_ATTRIBUTE
 from middleware.dead_letters import reason_for
 
 _STARTED = "shopjobs_metrics_started"
-
-
-@functools.lru_cache(maxsize=1024)
-def _series(actor: str, queue: str) -> tuple[Any, Any, Any]:
-    """The (in-progress, duration, queue-wait) children of an actor: ``labels()`` costs a lock each."""
-    return IN_PROGRESS.labels(actor, queue), DURATION.labels(actor, queue), QUEUE_WAIT.labels(queue)
-
-
-@functools.lru_cache(maxsize=4096)
-def _counted(actor: str, queue: str, outcome: str) -> Any:
-    """The outcome counter's child for one actor, queue and outcome (cached as ``_series``)."""
-    return JOBS.labels(actor, queue, outcome)
 
 
 def _queue(message: Any) -> str:
@@ -76,7 +56,7 @@ class Metrics(Middleware):
         setattr(message, _STARTED, time.perf_counter())
         due_ms = max(raw.message_timestamp or 0, raw.options.get("eta") or 0)
         wait_s = max(0.0, time.time() - due_ms / 1000) if due_ms else None
-        batched.defer(_started, raw.actor_name, _queue(raw), wait_s)
+        job_events.started(raw.actor_name, _queue(raw), wait_s)
 
     def after_process_message(
         self,
@@ -116,24 +96,4 @@ class Metrics(Middleware):
         if started is not None:
             setattr(message, _STARTED, None)
             duration_s = time.perf_counter() - started
-        batched.defer(_ended, raw.actor_name, _queue(raw), outcome, duration_s)
-
-
-def _started(actor: str, queue: str, wait_s: float | None) -> None:
-    in_progress, _, queue_wait = _series(actor, queue)
-    in_progress.inc()
-    if wait_s is not None:
-        queue_wait.observe(wait_s)
-
-
-def _ended(actor: str, queue: str, outcome: str, duration_s: float | None) -> None:
-    """A job's end: applied after its start (one queue, in order), so in-progress never dips."""
-    if duration_s is not None:
-        in_progress, duration, _ = _series(actor, queue)
-        in_progress.dec()
-        duration.observe(duration_s)
-    if outcome == "retried":
-        RETRIES.labels(actor, queue).inc()
-    # counted last: a batch written between these lines may show a duration without its
-    # count, never a counted job still in progress
-    _counted(actor, queue, outcome).inc()
+        job_events.ended(raw.actor_name, _queue(raw), outcome, duration_s)

@@ -8,11 +8,8 @@ themselves dirty; one flusher thread per process writes the dirty ones every
 worker shutdown, and process exit does). A scrape therefore lags a process by at most one
 interval, never by a count: every increment reaches the file.
 
-Per-job updates can go one step further (``defer``): the caller queues the update itself, and
-the flusher applies the queued ones to the metrics just before it writes. A job then pays an
-append, not prometheus-client's label lookup, histogram bucket search and locks (the Metrics
-middleware's 7 updates per job were its largest cost). With batching off (``flush_ms`` 0,
-prometheus-client's own values) a deferred update is applied at once.
+Per-job updates go one step further: ``jobcore.metrics.job_events`` queues a job's start and
+end and applies them in aggregate when a flush begins (``before_flush``).
 
 The files and their format are prometheus-client's own (``MmapedDict``), so its
 ``MultiProcessCollector`` reads them unchanged.
@@ -21,7 +18,6 @@ The files and their format are prometheus-client's own (``MmapedDict``), so its
 from __future__ import annotations
 
 import atexit
-import collections
 import logging
 import multiprocessing.util
 import os
@@ -70,7 +66,7 @@ class _Store:
 
     def flush(self) -> int:
         """Write every value changed since the last flush; returns how many."""
-        _apply_deferred()
+        _run_before_flush()
         with self.lock:
             dirty = [(v, v._value, v._timestamp) for v in self.values if v._dirty]
             for value, _, _ in dirty:
@@ -97,28 +93,27 @@ class _Store:
 
 
 _stores: list[_Store] = []
-# (update, args) queued by ``defer``: deque appends and pops are atomic, so no lock is taken
-_deferred: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = collections.deque()
+# called by every flush before it writes: queued updates reach the values first
+_before_flush: list[Callable[[], None]] = []
 
 
-def defer(update: Callable[..., None], *args: Any) -> None:
-    """Apply ``update(*args)`` to the metrics at the next flush (at once when not batching)."""
-    if _stores:
-        _deferred.append((update, args))
-    else:
-        update(*args)
+def batching() -> bool:
+    """Whether this process's values are batched (else every update is written at once)."""
+    return bool(_stores)
 
 
-def _apply_deferred() -> None:
-    while True:
+def before_flush(callback: Callable[[], None]) -> None:
+    """Run ``callback`` at the start of every flush (``jobcore.metrics.job_events``)."""
+    if callback not in _before_flush:
+        _before_flush.append(callback)
+
+
+def _run_before_flush() -> None:
+    for callback in _before_flush:
         try:
-            update, args = _deferred.popleft()
-        except IndexError:
-            return
-        try:
-            update(*args)
-        except Exception:  # one bad update must not hold back the others
-            logger.exception("deferred metrics update %r failed", update)
+            callback()
+        except Exception:  # one bad source must not hold back the others' values
+            logger.exception("metrics update before the flush failed: %r", callback)
 
 
 def flush() -> int:
@@ -135,7 +130,6 @@ def _flush_at_exit() -> None:
 
 
 def _after_fork() -> None:
-    _deferred.clear()  # the parent's updates: its own flusher applies them
     for store in _stores:
         store.after_fork()
 
