@@ -95,7 +95,7 @@ class LedgerAckedConsumer(_RabbitmqConsumer):
         message = super().__next__()
         if message is None:
             return None
-        if len(self._message_ids) > 2 * len(self.known_tags) + 64:
+        if len(self._message_ids) > 2 * len(self.known_tags) + 1024:  # pruned every ~1,000
             self._message_ids = {
                 t: m for t, m in self._message_ids.copy().items() if t in self.known_tags
             }
