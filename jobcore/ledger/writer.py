@@ -223,15 +223,24 @@ class LedgerWriter:
             else:
                 current.absorb(change)
             self._seq += 1
-            if urgent or len(self._pending) >= self._max_batch:
+            # Wake the flusher only when it waits for this: the first change into an empty
+            # buffer (it waits untimed then; a process that only sends, a service, wrote its
+            # 'enqueued' rows at exit before this), the first urgent one since it took a batch,
+            # or a full batch. Waking it for every job's final change cost a thread switch each.
+            full = len(self._pending) >= self._max_batch
+            wake = current is None and len(self._pending) == 1
+            if urgent or full:
+                wake = wake or full or not self._urgent
                 self._urgent = True
-                self._cv.notify_all()
-            elif len(self._pending) == 1:
-                # the first change after an idle spell: the flusher waits untimed on an empty
-                # buffer, so it is woken to write this one within flush_ms (a process that only
-                # sends, a service, wrote its 'enqueued' rows at exit before this)
+            if wake:
                 self._cv.notify_all()
             return self._seq
+
+    def _request_flush(self) -> None:
+        """Ask the flusher for a batch now (caller holds the lock). Once asked, it stays asked
+        until the flusher takes the batch, so later final changes need not wake it again."""
+        self._urgent = True
+        self._cv.notify_all()
 
     def wait_durable(self, ticket: int, warn_every: float = 10.0) -> None:
         """Block until the change behind ``ticket`` is committed; never gives up on its own."""
@@ -260,8 +269,8 @@ class LedgerWriter:
         with self._cv:
             if self._durable_seq < ticket:
                 self._callbacks.append((ticket, callback, then))
-                self._urgent = True
-                self._cv.notify_all()
+                if not self._urgent:
+                    self._request_flush()
                 return
         _call(callback)
         if then is not None:

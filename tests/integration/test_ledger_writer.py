@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 import uuid
 
 import broker  # noqa: F401  (configures jobcore.db, as every entry point does)
@@ -142,3 +144,40 @@ def test_text_the_fast_encoder_refuses_still_reaches_the_database_or_is_dropped_
     assert entry(good).state == "succeeded"
     assert entry(odd) is None and writer.dropped == 1
     writer.close()
+
+
+def test_an_urgent_change_after_a_flush_of_nothing_is_written_at_once(clean):
+    # Given an idle writer asked to flush with nothing buffered (a consumer closing, a producer
+    # exiting): a flush is marked as asked for, and no batch is there to take it
+    writer = _writer()
+    t = now()
+    writer.wait_durable(
+        writer.record(Change(str(uuid.uuid4()), "a.b", "q", "succeeded", t), urgent=True)
+    )
+    assert writer.flush(5)
+    wait_until(lambda: _parked(writer), 5, what="the flusher waiting for changes")
+
+    # When a job's final change comes, with its ack deferred until the commit
+    committed = threading.Event()
+    mid = str(uuid.uuid4())
+    ticket = writer.record(Change(mid, "a.b", "q", "succeeded", now()), urgent=True)
+    writer.when_durable(ticket, committed.set)
+
+    # Then the flusher is woken for it: the ack is not held until some other change comes
+    assert committed.wait(5), "the final change waited for another change to wake the flusher"
+    assert entry(mid).state == "succeeded"
+    writer.close()
+
+
+def _parked(writer: LedgerWriter) -> bool:
+    """Whether the writer's flusher thread waits in ``_take_batch`` for something to write, and
+    has not been notified yet (a waiter of the condition: a notify takes it off the list)."""
+    if not writer._cv._waiters:  # type: ignore[attr-defined]
+        return False
+    thread = writer._thread
+    frame = sys._current_frames().get(thread.ident) if thread is not None else None
+    names = set()
+    while frame is not None:
+        names.add(frame.f_code.co_name)
+        frame = frame.f_back
+    return {"_take_batch", "wait"} <= names
