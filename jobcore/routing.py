@@ -76,6 +76,13 @@ class Routes(Mapping[str, Route]):
                 f"no route for actor {name!r}; add it to the routing table"
             ) from None
 
+    # Mapping's own ``in`` and ``get`` ask __getitem__ and catch KeyError; UnknownActor is not one
+    def __contains__(self, name: object) -> bool:
+        return name in self._routes
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._routes.get(name, default)
+
     def __iter__(self) -> Any:
         return iter(self._routes)
 
