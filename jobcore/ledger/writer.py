@@ -212,23 +212,18 @@ class LedgerWriter:
             self._ensure_thread()
             if change.worker is None:
                 change.worker = WORKER_NAME.format(pid=self._pid)
-            if self._started:
-                started = self._started.pop(change.message_id, None)
-                if started is not None:
-                    started.absorb(change)
-                    change = started
-            current = self._pending.get(change.message_id)
-            if current is None:
-                self._pending[change.message_id] = change
-            else:
-                current.absorb(change)
+            started = self._started.pop(change.message_id, None) if self._started else None
+            if started is not None:
+                started.absorb(change)
+                change = started
+            first = self._fold(change) and len(self._pending) == 1
             self._seq += 1
             # Wake the flusher only when it waits for this: the first change into an empty
             # buffer (it waits untimed then; a process that only sends, a service, wrote its
             # 'enqueued' rows at exit before this), the first urgent one since it took a batch,
             # or a full batch. Waking it for every job's final change cost a thread switch each.
             full = len(self._pending) >= self._max_batch
-            wake = current is None and len(self._pending) == 1
+            wake = first
             if urgent or full:
                 wake = wake or full or not self._urgent
                 self._urgent = True
@@ -246,8 +241,7 @@ class LedgerWriter:
         """Block until the change behind ``ticket`` is committed; never gives up on its own."""
         started = time.monotonic()
         with self._cv:
-            self._urgent = True
-            self._cv.notify_all()
+            self._request_flush()
             while not self._cv.wait_for(lambda: self._durable_seq >= ticket, timeout=warn_every):
                 logger.warning(
                     "ledger not writable for %.0fs; holding the ack", time.monotonic() - started
@@ -300,8 +294,7 @@ class LedgerWriter:
             if self._promote_started(everything=True):
                 self._seq += 1  # held starts are buffered too: the ticket covers them
             ticket = self._seq
-            self._urgent = True
-            self._cv.notify_all()
+            self._request_flush()
             return self._cv.wait_for(lambda: self._settled_seq >= ticket, timeout=timeout)
 
     def close(self, timeout: float = 30.0) -> None:
@@ -336,13 +329,18 @@ class LedgerWriter:
                 break  # held in start order: the rest are younger
             aged.append(message_id)
         for message_id in aged:
-            change = self._started.pop(message_id)
-            current = self._pending.get(message_id)
-            if current is None:
-                self._pending[message_id] = change
-            else:
-                current.absorb(change)
+            self._fold(self._started.pop(message_id))
         return len(aged)
+
+    def _fold(self, change: Change) -> bool:
+        """Add ``change`` to the next batch, merged with the message's change there; True when
+        it is the message's first (under the lock)."""
+        current = self._pending.get(change.message_id)
+        if current is None:
+            self._pending[change.message_id] = change
+            return True
+        current.absorb(change)
+        return False
 
     def _take_batch(self) -> tuple[list[Change], int] | None:
         with self._cv:

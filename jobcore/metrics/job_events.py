@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import bisect
 import collections
-import functools
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -73,28 +72,18 @@ def _apply(events: list[tuple[Any, ...]]) -> None:
     # never a count for a job still running), and the outcome counters last
     for (actor, queue), net in running.items():
         if net > 0:
-            _in_progress(actor, queue).inc(net)
+            IN_PROGRESS.labels(actor, queue).inc(net)
     for queue, amounts in waits.items():
         _observe_all(QUEUE_WAIT.labels(queue), amounts)
     for (actor, queue), amounts in durations.items():
         _observe_all(DURATION.labels(actor, queue), amounts)
     for (actor, queue), net in running.items():
         if net < 0:
-            _in_progress(actor, queue).dec(-net)
+            IN_PROGRESS.labels(actor, queue).dec(-net)
     for (actor, queue, outcome), count in outcomes.items():
         if outcome == "retried":
             RETRIES.labels(actor, queue).inc(count)
-        _counted(actor, queue, outcome).inc(count)
-
-
-@functools.lru_cache(maxsize=1024)
-def _in_progress(actor: str, queue: str) -> Any:
-    return IN_PROGRESS.labels(actor, queue)
-
-
-@functools.lru_cache(maxsize=4096)
-def _counted(actor: str, queue: str, outcome: str) -> Any:
-    return JOBS.labels(actor, queue, outcome)
+        JOBS.labels(actor, queue, outcome).inc(count)
 
 
 def _observe_all(histogram: Any, amounts: Iterable[float]) -> None:

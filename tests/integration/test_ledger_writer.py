@@ -13,9 +13,9 @@ from tests.support.ledger import entry
 from tests.support.waiting import wait_until
 
 
-def _writer() -> LedgerWriter:
+def _writer(flush_ms: int = 20) -> LedgerWriter:
     dsn = os.environ["SHOPJOBS_DATABASE_URL"].replace("+psycopg2", "")
-    return LedgerWriter(connect_psycopg(dsn), flush_ms=20)
+    return LedgerWriter(connect_psycopg(dsn), flush_ms=flush_ms)
 
 
 def test_a_late_enqueued_event_never_overrides_a_later_state(clean):
@@ -70,8 +70,7 @@ def test_a_row_the_database_refuses_does_not_block_the_others(clean):
 
 
 def test_a_job_that_ends_soon_writes_its_start_and_outcome_as_one_row(clean):
-    dsn = os.environ["SHOPJOBS_DATABASE_URL"].replace("+psycopg2", "")
-    writer = LedgerWriter(connect_psycopg(dsn), flush_ms=5000)
+    writer = _writer(flush_ms=5000)
     mid, other, t = str(uuid.uuid4()), str(uuid.uuid4()), now()
     writer.start(Change(mid, "a.b", "q", "running", t, started_at=t, attempts=1, args='{"x":1}'))
     # another job's outcome commits while this one runs: the start is not written with it
@@ -92,7 +91,7 @@ def test_a_job_that_ends_soon_writes_its_start_and_outcome_as_one_row(clean):
 
 
 def test_a_job_still_running_after_flush_ms_shows_as_running(clean):
-    writer = _writer()  # flush_ms=20
+    writer = _writer()
     mid, t = str(uuid.uuid4()), now()
     writer.start(Change(mid, "a.b", "q", "running", t, started_at=t, attempts=1))
     assert wait_until(lambda: entry(mid), 5, what="the running row").state == "running"
@@ -105,8 +104,7 @@ def test_a_job_still_running_after_flush_ms_shows_as_running(clean):
 
 
 def test_flush_writes_a_held_start(clean):
-    dsn = os.environ["SHOPJOBS_DATABASE_URL"].replace("+psycopg2", "")
-    writer = LedgerWriter(connect_psycopg(dsn), flush_ms=60_000)
+    writer = _writer(flush_ms=60_000)
     mid, t = str(uuid.uuid4()), now()
     writer.start(Change(mid, "a.b", "q", "running", t, started_at=t, attempts=1))
     assert writer.flush(10)
@@ -116,7 +114,7 @@ def test_flush_writes_a_held_start(clean):
 
 def test_an_idle_writer_writes_a_lone_enqueued_or_running_change_within_flush_ms(clean):
     # Given a writer whose flusher has written everything and waits (a service between sends)
-    writer = _writer()  # flush_ms=20
+    writer = _writer()
     t = now()
     warm = str(uuid.uuid4())
     writer.wait_durable(writer.record(Change(warm, "a.b", "q", "succeeded", t), urgent=True))
