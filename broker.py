@@ -23,14 +23,12 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
-from dramatiq.results import Results
 
 import jobcore.metrics  # noqa: F401  (first: a worker process's metrics go to its instance's files)
 from jobcore import db, outbox, routing
 from jobcore.acks import LedgerAckedRabbitmqBroker
 from jobcore.hooks import HookDispatch
 from jobcore.ledger import store as ledger_store
-from jobcore.ledger.results import LedgerResults
 from jobcore.ledger.writer import LedgerWriter, connect_psycopg
 from jobcore.metrics.publishing import PublishMetrics
 from jobcore.queue_types import QueueType, TypedQueuesBroker
@@ -42,6 +40,7 @@ from middleware.db_sessions import DbSessions
 from middleware.dead_letters import DeadLetters
 from middleware.durable_sends import DurableSends
 from middleware.job_status import JobStatus
+from middleware.ledger_results import ledger_results
 from middleware.log_context import LogContext
 from middleware.metrics import Metrics
 from middleware.outbox_relay import OutboxRelay
@@ -85,7 +84,8 @@ def build_middleware(
     - JobStatus above Retries: its ``after_process_message`` runs after Retries has decided
       between retrying and failing, so the ledger records that decision.
     - Results after JobStatus: it tells Dramatiq that return values are kept (JobStatus writes
-      them to the ledger with the final state; ``LedgerResults`` reads them back).
+      them to the ledger with the final state; ``LedgerResults`` reads them back), with no
+      per-job hooks (``middleware.ledger_results``).
     """
     stack: list[Middleware] = [LogContext(settings), DbSessions(settings)]
     if ledger is not None and durable_sends:
@@ -124,7 +124,7 @@ def build_middleware(
                 claim=ledger_store.claim,
             )
         )
-        stack.append(Results(backend=LedgerResults(), store_results=True))
+        stack.append(ledger_results())
     stack += [
         Retries(
             max_retries=settings.default_max_retries,

@@ -27,10 +27,13 @@ Hooked = tuple[Middleware, Callable[..., Any], Any]
 
 
 def overrides(middleware: Middleware, hook: str) -> bool:
-    """True when ``middleware`` does something on ``hook`` (its class or the instance defines it)."""
-    if hook in vars(middleware):
-        return True
-    return getattr(type(middleware), hook, None) is not getattr(Middleware, hook, None)
+    """True when ``middleware`` does something on ``hook``: its class or the instance defines it,
+    other than as Middleware's empty default (set on an instance to switch a hook off)."""
+    default = getattr(Middleware, hook, None)
+    own = vars(middleware).get(hook)
+    if own is not None:
+        return getattr(own, "__func__", own) is not default
+    return getattr(type(middleware), hook, None) is not default
 
 
 def resolve(middleware: Middleware, hook: str) -> Hooked:
@@ -46,8 +49,13 @@ def resolve(middleware: Middleware, hook: str) -> Hooked:
 class HookDispatch:
     """Put before the broker class: ``class B(HookDispatch, RabbitmqBroker)``.
 
-    The per-signal lists are keyed by the middleware list's identity and length, so
-    ``add_middleware`` (and a list replaced or grown in place) rebuilds them.
+    The per-hook lists are rebuilt when the middleware list is replaced or changes length
+    (``add_middleware``, or a list grown in place).
+
+    The per-message signals (one argument, the message; ``after_process_message`` with its
+    ``result``/``exception``) call each hook with fixed arguments: ``call(self, *args,
+    **kwargs)`` builds a tuple and a dict per hook, 3-4 times the cost of the call itself (about
+    5 us of a job's ~200 us on the benchmark's no-op jobs, with 12 hooks on either side).
     """
 
     middleware: list[Middleware]
@@ -55,45 +63,78 @@ class HookDispatch:
 
     def _hooked(self, hook: str, reverse: bool) -> tuple[Hooked, ...]:
         stack = self.middleware
-        key = (id(stack), len(stack))
-        cache: dict[tuple[str, bool], tuple[Hooked, ...]]
-        cached_key, cache = self.__dict__.get("_hook_cache", (None, {}))
-        if cached_key != key:
-            cache = {}
-            self.__dict__["_hook_cache"] = (key, cache)
-        found = cache.get((hook, reverse))
+        cached = self.__dict__.get("_hook_cache")
+        if cached is None or cached[0] is not stack or cached[1] != len(stack):
+            cached = (stack, len(stack), {})
+            self.__dict__["_hook_cache"] = cached
+        found = cached[2].get(hook)
         if found is None:
             ordered = reversed(stack) if reverse else stack
             found = tuple(resolve(m, hook) for m in ordered if overrides(m, hook))
-            cache[(hook, reverse)] = found
+            cached[2][hook] = found
         return found
 
     def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
         hook = "before_" + signal
-        for middleware, call, counter in self._hooked(hook, False):
+        hooked = self._hooked(hook, False)
+        if len(args) == 1 and not kwargs:
+            (subject,) = args
+            for middleware, call, counter in hooked:
+                try:
+                    call(self, subject)
+                except Exception as exc:
+                    self._before_failed(hook, middleware, counter, exc)
+            return
+        for middleware, call, counter in hooked:
             try:
                 call(self, *args, **kwargs)
-            except SkipMessage:
-                raise  # control flow (a duplicate, a crash suspect), not a failure
-            except MiddlewareError:
-                if counter is not None:
-                    counter.inc()
-                raise
-            except Exception:
-                if counter is not None:
-                    counter.inc()
-                self.logger.critical(
-                    "Unexpected failure in %s of %r.", hook, middleware, exc_info=True
-                )
+            except Exception as exc:
+                self._before_failed(hook, middleware, counter, exc)
 
     def emit_after(self, signal: str, *args: Any, **kwargs: Any) -> None:
         hook = "after_" + signal
-        for middleware, call, counter in self._hooked(hook, True):
+        hooked = self._hooked(hook, True)
+        if len(args) == 1 and not kwargs:
+            (subject,) = args
+            for middleware, call, counter in hooked:
+                try:
+                    call(self, subject)
+                except Exception:
+                    self._after_failed(hook, middleware, counter)
+            return
+        if signal == "process_message" and len(args) == 1 and kwargs.keys() <= _OUTCOME:
+            (message,) = args
+            result, exception = kwargs.get("result"), kwargs.get("exception")
+            for middleware, call, counter in hooked:
+                try:
+                    call(self, message, result=result, exception=exception)
+                except Exception:
+                    self._after_failed(hook, middleware, counter)
+            return
+        for middleware, call, counter in hooked:
             try:
                 call(self, *args, **kwargs)
             except Exception:
-                if counter is not None:
-                    counter.inc()
-                self.logger.critical(
-                    "Unexpected failure in %s of %r.", hook, middleware, exc_info=True
-                )
+                self._after_failed(hook, middleware, counter)
+
+    def _before_failed(
+        self, hook: str, middleware: Middleware, counter: Any, exc: Exception
+    ) -> None:
+        """A ``before_*`` hook raised: SkipMessage (control flow: a duplicate, a crash suspect)
+        and MiddlewareError go on to Dramatiq; any other error is counted and logged."""
+        if isinstance(exc, SkipMessage):
+            raise exc
+        if counter is not None:
+            counter.inc()
+        if isinstance(exc, MiddlewareError):
+            raise exc
+        self.logger.critical("Unexpected failure in %s of %r.", hook, middleware, exc_info=exc)
+
+    def _after_failed(self, hook: str, middleware: Middleware, counter: Any) -> None:
+        if counter is not None:
+            counter.inc()
+        self.logger.critical("Unexpected failure in %s of %r.", hook, middleware, exc_info=True)
+
+
+# the keyword arguments of after_process_message (Middleware's signature, Dramatiq's call)
+_OUTCOME = frozenset({"result", "exception"})

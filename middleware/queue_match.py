@@ -27,8 +27,8 @@ class QueueMatch(Middleware):
             actor = broker.get_actor(message.actor_name)
         except ActorNotFound:
             return  # the worker rejects it as an unknown actor
-        queue = q_name(message.queue_name)
-        if queue != actor.queue_name:
+        queue = message.queue_name
+        if queue != actor.queue_name and (queue := q_name(queue)) != actor.queue_name:
             message.fail()
             raise WrongQueue(
                 f"{message.actor_name} runs on queue {actor.queue_name!r}, not {queue!r}: not run"

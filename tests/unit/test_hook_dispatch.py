@@ -153,3 +153,93 @@ def test_the_dispatch_calls_a_counted_hook_without_its_wrapper_frame():
     # second frame Dramatiq's path has; ours calls the hook directly
     dispatched, plain = frames
     assert plain - dispatched == 1
+
+
+class JobHooks(Middleware):
+    """Per-message hooks, the dispatch's fixed-argument paths."""
+
+    def __init__(self, name: str, calls: list[Any], fail: BaseException | None = None) -> None:
+        self.name, self.calls, self.fail = name, calls, fail
+
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        self.calls.append(("before", self.name, message))
+        if self.fail is not None:
+            raise self.fail
+
+    def after_process_message(
+        self, broker: Any, message: Any, *, result: Any = None, exception: Any = None
+    ) -> None:
+        self.calls.append(("after", self.name, message, result, exception))
+        if self.fail is not None:
+            raise self.fail
+
+    def after_skip_message(self, broker: Any, message: Any) -> None:
+        self.calls.append(("skip", self.name, message))
+        if self.fail is not None:
+            raise self.fail
+
+
+def test_per_message_hooks_get_the_message_and_the_outcome_as_dramatiq_passes_them():
+    calls: list[Any] = []
+    broker = DispatchingStub(middleware=[JobHooks("a", calls), JobHooks("b", calls)])
+    error = ValueError("boom")
+
+    broker.emit_before("process_message", "m1")
+    broker.emit_after("process_message", "m1", result=42)
+    broker.emit_after("process_message", "m2", exception=error)
+    broker.emit_after("skip_message", "m3")
+
+    assert calls == [
+        ("before", "a", "m1"),
+        ("before", "b", "m1"),
+        ("after", "b", "m1", 42, None),
+        ("after", "a", "m1", 42, None),
+        ("after", "b", "m2", None, error),
+        ("after", "a", "m2", None, error),
+        ("skip", "b", "m3"),
+        ("skip", "a", "m3"),
+    ]
+
+
+def test_per_message_hook_failures_are_handled_as_on_every_other_signal():
+    calls: list[Any] = []
+    # a failing after-hook is logged and the others still run
+    broker = DispatchingStub(middleware=[JobHooks("a", calls), JobHooks("x", [], RuntimeError())])
+    broker.emit_after("process_message", "m", result=None)
+    broker.emit_after("skip_message", "m")
+    broker.emit_before("process_message", "m")  # logged; the next hook (none here) would run
+    assert [c[0] for c in calls] == ["after", "skip", "before"]
+
+    # SkipMessage and MiddlewareError before a job stop the hooks below and reach Dramatiq
+    for stop in (SkipMessage("duplicate"), MiddlewareError("refused")):
+        below: list[Any] = []
+        stopping = DispatchingStub(middleware=[JobHooks("s", [], stop), JobHooks("b", below)])
+        with pytest.raises(type(stop)):
+            stopping.emit_before("process_message", "m")
+        assert below == []
+
+
+def test_a_hook_switched_off_on_the_instance_is_not_dispatched():
+    import types
+
+    calls: list[Any] = []
+    off = JobHooks("off", calls)
+    off.after_process_message = types.MethodType(  # type: ignore[method-assign]
+        Middleware.after_process_message, off
+    )
+    broker = DispatchingStub(middleware=[off])
+    broker.emit_after("process_message", "m", result=1)
+
+    assert not overrides(off, "after_process_message") and calls == []
+    assert overrides(off, "before_process_message")
+
+
+def test_the_shop_brokers_results_middleware_has_no_per_job_hooks():
+    from dramatiq.results import Results
+
+    from middleware.ledger_results import ledger_results
+
+    results = ledger_results()
+    assert type(results) is Results  # Dramatiq's worker looks for this exact type
+    for hook in ("after_process_message", "after_skip_message", "after_nack"):
+        assert not overrides(results, hook)
