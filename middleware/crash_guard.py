@@ -48,22 +48,25 @@ class _Solitude:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        # every job shares and unshares: those take the lock itself (a C call), not through the
+        # Condition's Python methods, and wake waiters only when a suspect waits
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._running = 0
         self._alone = False
         self._waiting = 0
 
     def share(self) -> None:
-        with self._cond:
+        with self._lock:
             while self._alone or self._waiting:
                 self._cond.wait()
             self._running += 1
 
     def unshare(self) -> None:
-        with self._cond:
+        with self._lock:
             self._running -= 1
-            if self._running == 0:
-                self._cond.notify_all()
+            if self._running == 0 and self._waiting:
+                self._cond.notify_all()  # a suspect waits for the process to empty
 
     def be_alone(self, timeout: float) -> bool:
         with self._cond:
