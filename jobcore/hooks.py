@@ -76,64 +76,48 @@ class HookDispatch:
 
     def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
         hook = "before_" + signal
-        hooked = self._hooked(hook, False)
-        if len(args) == 1 and not kwargs:
-            (subject,) = args
-            for middleware, call, counter in hooked:
-                try:
-                    call(self, subject)
-                except Exception as exc:
-                    self._before_failed(hook, middleware, counter, exc)
-            return
-        for middleware, call, counter in hooked:
+        single = len(args) == 1 and not kwargs  # a per-message signal: the message alone
+        subject = args[0] if args else None
+        for middleware, call, counter in self._hooked(hook, False):
             try:
-                call(self, *args, **kwargs)
-            except Exception as exc:
-                self._before_failed(hook, middleware, counter, exc)
+                if single:
+                    call(self, subject)
+                else:
+                    call(self, *args, **kwargs)
+            except SkipMessage:
+                raise  # control flow (a duplicate, a crash suspect), not a failure
+            except MiddlewareError:
+                if counter is not None:
+                    counter.inc()
+                raise
+            except Exception:
+                if counter is not None:
+                    counter.inc()
+                self.logger.critical(
+                    "Unexpected failure in %s of %r.", hook, middleware, exc_info=True
+                )
 
     def emit_after(self, signal: str, *args: Any, **kwargs: Any) -> None:
         hook = "after_" + signal
-        hooked = self._hooked(hook, True)
-        if len(args) == 1 and not kwargs:
-            (subject,) = args
-            for middleware, call, counter in hooked:
-                try:
-                    call(self, subject)
-                except Exception:
-                    self._after_failed(hook, middleware, counter)
-            return
-        if signal == "process_message" and len(args) == 1 and kwargs.keys() <= _OUTCOME:
-            (message,) = args
-            result, exception = kwargs.get("result"), kwargs.get("exception")
-            for middleware, call, counter in hooked:
-                try:
-                    call(self, message, result=result, exception=exception)
-                except Exception:
-                    self._after_failed(hook, middleware, counter)
-            return
-        for middleware, call, counter in hooked:
+        single = len(args) == 1 and not kwargs
+        # after_process_message: the message, and the job's result or exception by keyword
+        outcome = signal == "process_message" and len(args) == 1 and kwargs.keys() <= _OUTCOME
+        subject = args[0] if args else None
+        result, exception = kwargs.get("result"), kwargs.get("exception")
+        for middleware, call, counter in self._hooked(hook, True):
             try:
-                call(self, *args, **kwargs)
+                if single:
+                    call(self, subject)
+                elif outcome:
+                    call(self, subject, result=result, exception=exception)
+                else:
+                    call(self, *args, **kwargs)
             except Exception:
-                self._after_failed(hook, middleware, counter)
-
-    def _before_failed(
-        self, hook: str, middleware: Middleware, counter: Any, exc: Exception
-    ) -> None:
-        """A ``before_*`` hook raised: SkipMessage (control flow: a duplicate, a crash suspect)
-        and MiddlewareError go on to Dramatiq; any other error is counted and logged."""
-        if isinstance(exc, SkipMessage):
-            raise exc
-        if counter is not None:
-            counter.inc()
-        if isinstance(exc, MiddlewareError):
-            raise exc
-        self.logger.critical("Unexpected failure in %s of %r.", hook, middleware, exc_info=exc)
-
-    def _after_failed(self, hook: str, middleware: Middleware, counter: Any) -> None:
-        if counter is not None:
-            counter.inc()
-        self.logger.critical("Unexpected failure in %s of %r.", hook, middleware, exc_info=True)
+                if counter is not None:
+                    counter.inc()
+                self.logger.critical(
+                    "Unexpected failure in %s of %r.", hook, middleware, exc_info=True
+                )
 
 
 # the keyword arguments of after_process_message (Middleware's signature, Dramatiq's call)
