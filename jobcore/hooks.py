@@ -24,6 +24,8 @@ from dramatiq.middleware import MiddlewareError, SkipMessage
 COUNTED = "__shopjobs_counted__"
 # (the middleware, what to call, the failure counter or None)
 Hooked = tuple[Middleware, Callable[..., Any], Any]
+# (the middleware list it was built from, its length then, hook name -> what to call)
+_HookCache = tuple[list[Middleware], int, dict[str, tuple[Hooked, ...]]]
 
 
 def overrides(middleware: Middleware, hook: str) -> bool:
@@ -63,15 +65,16 @@ class HookDispatch:
 
     def _hooked(self, hook: str, reverse: bool) -> tuple[Hooked, ...]:
         stack = self.middleware
-        cached = self.__dict__.get("_hook_cache")
+        cached: _HookCache | None = self.__dict__.get("_hook_cache")
         if cached is None or cached[0] is not stack or cached[1] != len(stack):
             cached = (stack, len(stack), {})
             self.__dict__["_hook_cache"] = cached
-        found = cached[2].get(hook)
+        by_hook = cached[2]
+        found = by_hook.get(hook)
         if found is None:
             ordered = reversed(stack) if reverse else stack
             found = tuple(resolve(m, hook) for m in ordered if overrides(m, hook))
-            cached[2][hook] = found
+            by_hook[hook] = found
         return found
 
     def emit_before(self, signal: str, *args: Any, **kwargs: Any) -> None:
