@@ -26,7 +26,6 @@ from dramatiq.middleware import (
 import jobcore.metrics  # noqa: F401  (first: a worker process's metrics go to its instance's files)
 from jobcore import db, outbox, routing
 from jobcore.acks import LedgerAckedRabbitmqBroker
-from jobcore.encoding import OrjsonDecodingEncoder
 from jobcore.hooks import HookDispatch
 from jobcore.ledger import store as ledger_store
 from jobcore.ledger.writer import LedgerWriter, connect_psycopg
@@ -202,5 +201,4 @@ routes = build_routes(settings)
 routing.install(routes)
 broker = build_broker(settings)
 dramatiq.set_broker(broker)
-dramatiq.set_encoder(OrjsonDecodingEncoder())  # the same JSON, decoded faster (jobcore.encoding)
 atexit.register(flush_ledger)
