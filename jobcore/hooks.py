@@ -24,6 +24,8 @@ from dramatiq.middleware import MiddlewareError, SkipMessage
 COUNTED = "__shopjobs_counted__"
 # (the middleware, what to call, the failure counter or None)
 Hooked = tuple[Middleware, Callable[..., Any], Any]
+# the keyword arguments of after_process_message (Middleware's signature, Dramatiq's call)
+_OUTCOME = frozenset({"result", "exception"})
 # (the middleware list it was built from, its length then, hook name -> what to call)
 _HookCache = tuple[list[Middleware], int, dict[str, tuple[Hooked, ...]]]
 
@@ -63,7 +65,9 @@ class HookDispatch:
     middleware: list[Middleware]
     logger: Any
 
-    def _hooked(self, hook: str, reverse: bool) -> tuple[Hooked, ...]:
+    def _hooked(self, hook: str) -> tuple[Hooked, ...]:
+        """What ``hook`` calls, in Dramatiq's order: ``after_*`` hooks bottom to top. The order
+        follows from the name, so the cache is keyed by the name alone."""
         stack = self.middleware
         cached: _HookCache | None = self.__dict__.get("_hook_cache")
         if cached is None or cached[0] is not stack or cached[1] != len(stack):
@@ -72,7 +76,7 @@ class HookDispatch:
         by_hook = cached[2]
         found = by_hook.get(hook)
         if found is None:
-            ordered = reversed(stack) if reverse else stack
+            ordered = reversed(stack) if hook.startswith("after_") else stack
             found = tuple(resolve(m, hook) for m in ordered if overrides(m, hook))
             by_hook[hook] = found
         return found
@@ -81,7 +85,7 @@ class HookDispatch:
         hook = "before_" + signal
         single = len(args) == 1 and not kwargs  # a per-message signal: the message alone
         subject = args[0] if args else None
-        for middleware, call, counter in self._hooked(hook, False):
+        for middleware, call, counter in self._hooked(hook):
             try:
                 if single:
                     call(self, subject)
@@ -107,7 +111,7 @@ class HookDispatch:
         outcome = signal == "process_message" and len(args) == 1 and kwargs.keys() <= _OUTCOME
         subject = args[0] if args else None
         result, exception = kwargs.get("result"), kwargs.get("exception")
-        for middleware, call, counter in self._hooked(hook, True):
+        for middleware, call, counter in self._hooked(hook):
             try:
                 if single:
                     call(self, subject)
@@ -121,7 +125,3 @@ class HookDispatch:
                 self.logger.critical(
                     "Unexpected failure in %s of %r.", hook, middleware, exc_info=True
                 )
-
-
-# the keyword arguments of after_process_message (Middleware's signature, Dramatiq's call)
-_OUTCOME = frozenset({"result", "exception"})

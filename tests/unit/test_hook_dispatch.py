@@ -55,7 +55,7 @@ def test_only_the_middleware_that_define_a_hook_are_called_in_dramatiqs_order():
 
     # Then before_* runs top to bottom and after_* bottom to top, skipping the silent one
     assert calls == ["before a", "before b", "after b", "after a"]
-    hooked = [m for m, _, _ in broker._hooked("before_enqueue", False)]
+    hooked = [m for m, _, _ in broker._hooked("before_enqueue")]
     assert hooked == [broker.middleware[0], broker.middleware[2]]
     assert not overrides(broker.middleware[1], "before_enqueue")
 
